@@ -1,0 +1,5 @@
+import sys
+
+from anionmotion.cli import main
+
+sys.exit(main())

@@ -1,0 +1,69 @@
+"""Pieces shared by every subcommand: the reader options, output checks, plotting import."""
+
+from __future__ import annotations
+
+import argparse
+
+from .._validate import parse_types
+from ..errors import OptionError
+
+__all__ = ["add_reader_options", "open_from_args", "add_output_options", "reader_kwargs", "need_matplotlib"]
+
+
+def add_reader_options(p: argparse.ArgumentParser):
+    """Add the reader options shared by every subcommand (same names as :func:`anionmotion.open` keywords)."""
+    g = p.add_argument_group("reader options")
+    g.add_argument("--format", help="force a format: lammps, netcdf, cp2k, xdatcar, extxyz, mdtraj (default: detect)")
+    g.add_argument("--timestep", type=float, help="MD time step in ps (LAMMPS: time = TIMESTEP × this)")
+    g.add_argument("--frame-interval", type=float, help="time between stored frames in ps (XDATCAR: POTIM×NBLOCK/1000)")
+    g.add_argument("--lammps-units", default="metal", help="LAMMPS unit style: metal (default) or real")
+    g.add_argument("--types", help="LAMMPS type → element map, e.g. 1=Li,2=P,3=S")
+    g.add_argument("--cell", type=float, nargs="+", metavar="A",
+                   help="cell for files without one: 3 lengths or 9 numbers (rows a, b, c), Å")
+    g.add_argument("--vel", help="CP2K velocity file when not found next to the positions")
+    g.add_argument("--cell-file", help="CP2K .cell file when not found next to the positions")
+    g.add_argument("--topology", help="topology for MDTraj formats (PDB, PSF, prmtop …)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def reader_kwargs(args) -> dict:
+    """Keyword arguments for :func:`anionmotion.open` from parsed CLI options."""
+    cell = None
+    if args.cell is not None:
+        if len(args.cell) not in (3, 9):
+            raise OptionError(f"--cell takes 3 lengths or 9 numbers; got {len(args.cell)}")
+        cell = args.cell
+    return dict(format=args.format, timestep=args.timestep, frame_interval=args.frame_interval,
+                lammps_units=args.lammps_units, types=parse_types(args.types), cell=cell, vel=args.vel,
+                cell_file=args.cell_file, topology=args.topology,
+                progress=False if args.no_progress else None)
+
+
+def open_from_args(args, path=None):
+    """Open ``args.traj`` (or ``path``) with the reader options."""
+    from .. import open as am_open
+
+    return am_open(path or args.traj, **reader_kwargs(args))
+
+
+def add_output_options(p: argparse.ArgumentParser, *, json=True, csv=False, plot=False):
+    """Add ``--json/--csv/--plot`` and ``--overwrite``."""
+    if json:
+        p.add_argument("--json", metavar="FILE", help="write the result as JSON")
+    if csv:
+        p.add_argument("--csv", metavar="FILE", help="write the main table as CSV")
+    if plot:
+        p.add_argument("--plot", metavar="FILE", help="write a figure (PNG/PDF/SVG; needs matplotlib)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def need_matplotlib():
+    """Import matplotlib with the Agg backend, or raise ImportError with the install command."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError("plots need matplotlib: pip install 'anionmotion[plot]'") from err
+    return plt

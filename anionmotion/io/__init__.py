@@ -1,0 +1,153 @@
+"""Trajectory readers and format detection.
+
+``open(path, **options)`` picks a reader from the ``format`` option, the file
+name, or the file's first bytes, and wraps it in a
+:class:`~anionmotion.trajectory.Trajectory`.  Readers are registered in
+:data:`FORMATS` and imported only when used.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import os
+
+import numpy as np
+
+from ..errors import FormatError, OptionError
+from .base import BaseReader, RawFrames, ReaderOptions, compression_of, open_binary
+
+__all__ = ["open", "FORMATS", "detect_format", "ReaderOptions", "BaseReader", "RawFrames", "open_binary"]
+
+#: format name -> (module, class, file-name patterns (case-insensitive, compression suffix stripped), description)
+FORMATS = {
+    "lammps": ("anionmotion.io.lammps", "LammpsDumpReader",
+               ("*.lammpstrj", "*.dump", "*.lammpsdump", "dump.*", "*.dump.*", "*.lammps"),
+               "LAMMPS dump text (custom/atom style), gzip/bz2 allowed"),
+    "netcdf": ("anionmotion.io.netcdf", "NetCDFReader", ("*.nc", "*.ncdf", "*.netcdf"),
+               "AMBER-convention NetCDF (LAMMPS dump netcdf incl. CDF-5, AMBER, OpenMM, anionmotion md)"),
+    "cp2k": ("anionmotion.io.cp2k", "CP2KReader", ("*-pos-*.xyz",),
+             "CP2K XMOL *-pos-*.xyz with sibling *-vel-*.xyz and *.cell"),
+    "xdatcar": ("anionmotion.io.xdatcar", "XDATCARReader", ("xdatcar*", "*xdatcar*"),
+                "VASP XDATCAR (VASP 5, constant or variable cell)"),
+    "extxyz": ("anionmotion.io.xyz", "XYZReader", ("*.xyz", "*.extxyz"),
+               "extended XYZ (Lattice=, Properties=) and plain XYZ"),
+    "mdtraj": ("anionmotion.io.mdtraj_formats", "MDTrajReader",
+               ("*.dcd", "*.xtc", "*.trr", "*.h5", "*.binpos", "*.arc", "*.lh5", "*.mdcrd", "*.crd", "*.trj"),
+               "formats read through MDTraj (DCD, XTC, TRR, HDF5, …), nm converted to Å"),
+}
+
+_COMPRESSION_SUFFIXES = (".gz", ".bz2")
+
+
+def _reader_class(name):
+    module, cls, _, _ = FORMATS[name]
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name == module:
+            raise FormatError(f"the {name} reader is not available in this build") from err
+        raise
+    return getattr(mod, cls)
+
+
+def detect_format(path) -> str:
+    """Name of the reader for ``path`` (from its name, then its first bytes).
+
+    Raises
+    ------
+    FormatError
+        Listing the supported formats when nothing matches.
+    """
+    path = os.fspath(path)
+    base = os.path.basename(path).lower()
+    for suf in _COMPRESSION_SUFFIXES:
+        if base.endswith(suf):
+            base = base[: -len(suf)]
+    for name, (_, _, patterns, _) in FORMATS.items():
+        if any(fnmatch.fnmatch(base, p) for p in patterns):
+            if name == "extxyz" and fnmatch.fnmatch(base, "*-pos-*.xyz"):
+                return "cp2k"
+            return name
+    # sniff the content
+    with open_binary(path) as fh:
+        head = fh.read(4096)
+    if head[:4] in (b"CDF\x01", b"CDF\x02", b"CDF\x05") or head[:8] == b"\x89HDF\r\n\x1a\n":
+        return "netcdf"
+    text = head.decode("latin-1", errors="replace")
+    if "ITEM: TIMESTEP" in text[:200]:
+        return "lammps"
+    lines = text.splitlines()
+    if len(lines) > 7 and ("configuration" in text.lower() or lines[7].strip().lower().startswith(("direct", "cart"))):
+        return "xdatcar"
+    if lines and lines[0].strip().isdigit():
+        return "extxyz"
+    raise FormatError(f"unknown trajectory format; supported formats: {supported_formats()} "
+                      "(give one with format= / --format)", path=path)
+
+
+def supported_formats() -> str:
+    return "; ".join(f"{n} ({d})" for n, (_, _, _, d) in FORMATS.items())
+
+
+def open(path, *, format=None, timestep=None, frame_interval=None, lammps_units="metal", types=None, cell=None,
+         vel=None, cell_file=None, topology=None, progress=None, unwrap=True):
+    """Open a trajectory file.
+
+    Parameters
+    ----------
+    path : str or path-like
+    format : str, optional
+        One of ``lammps``, ``netcdf``, ``cp2k``, ``xdatcar``, ``extxyz``, ``mdtraj``; detected when None.
+    timestep : float, optional
+        MD time step, ps (LAMMPS: times = TIMESTEP × timestep).
+    frame_interval : float, optional
+        Time between stored frames, ps (files without times: XDATCAR, plain xyz, DCD).
+    lammps_units : {"metal", "real"}
+        Unit style of a LAMMPS dump.
+    types : dict or str, optional
+        LAMMPS type → element, e.g. ``{1: "Li", 2: "P"}`` or ``"1=Li,2=P"``.
+    cell : array_like (3, 3) or (3,), optional
+        Cell (Å) for files without one.
+    vel, cell_file : str, optional
+        CP2K velocity / cell file when not found next to the positions.
+    topology : str, optional
+        Topology for MDTraj formats.
+    progress : bool, optional
+        Progress bars (None = only on a terminal).
+    unwrap : bool
+        Unwrap positions (SPEC §1); default True.
+
+    Returns
+    -------
+    Trajectory
+    """
+    from .._validate import parse_types
+    from ..trajectory import Trajectory
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if lammps_units not in ("metal", "real"):
+        raise OptionError(f"invalid lammps_units {lammps_units!r}; choose one of metal, real")
+    if timestep is not None and not (np.isfinite(timestep) and timestep > 0):
+        raise OptionError(f"timestep must be a positive time in ps; got {timestep}")
+    if cell is not None:
+        c = np.asarray(cell, dtype=np.float64)
+        if c.shape == (3,):
+            c = np.diag(c)
+        elif c.shape == (9,):
+            c = c.reshape(3, 3)
+        if c.shape != (3, 3):
+            raise OptionError(f"cell must be 3 lengths or a 3×3 matrix (Å); got shape {np.shape(cell)}")
+        cell = c
+    opts = ReaderOptions(format=format, timestep=timestep, frame_interval=frame_interval, lammps_units=lammps_units,
+                         types=parse_types(types), cell=cell, vel=vel, cell_file=cell_file, topology=topology)
+    if format is None:
+        name = detect_format(path)
+    else:
+        name = str(format).lower()
+        if name not in FORMATS:
+            raise FormatError(f"unknown format {format!r}; supported formats: {', '.join(FORMATS)}", path=path)
+    reader = _reader_class(name)(path, opts)
+    return Trajectory(reader, frame_interval=frame_interval, progress=progress, unwrap=unwrap)

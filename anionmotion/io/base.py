@@ -1,0 +1,196 @@
+"""Reader protocol shared by every trajectory format.
+
+A format reader knows one file format and nothing about unwrapping or
+analyses.  It converts units on the way in (SPEC §0) and returns
+:class:`RawFrames` for any contiguous frame range without re-parsing the file
+from its start (readers keep a frame-offset index built by a fast scan).
+:class:`anionmotion.trajectory.Trajectory` wraps a reader and does the
+unwrapping, validation, selections and chunking.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..errors import FormatError, OptionError
+
+__all__ = ["ReaderOptions", "RawFrames", "BaseReader", "open_binary", "compression_of", "check_text_head"]
+
+COORD_STYLES = ("wrapped", "fractional", "unwrapped")
+
+
+@dataclass
+class ReaderOptions:
+    """Options shared by every reader (the CLI's reader options, same names).
+
+    Attributes
+    ----------
+    format : str or None
+        Force a format instead of detecting it.
+    timestep : float or None
+        MD time step in ps; turns LAMMPS TIMESTEP values into times.
+    frame_interval : float or None
+        Time between stored frames, ps (XDATCAR, plain xyz, DCD, or any file).
+    lammps_units : str
+        ``"metal"`` (Å, ps, Å/ps) or ``"real"`` (Å, fs, Å/fs).
+    types : dict or None
+        LAMMPS type → element symbol.
+    cell : ndarray (3, 3) or None
+        Cell (rows a, b, c, Å) for files that carry none.
+    vel : str or None
+        Velocity file (CP2K ``*-vel-*.xyz``) when not found next to the positions.
+    cell_file : str or None
+        CP2K ``*.cell`` file when not found next to the positions.
+    topology : str or None
+        Topology for MDTraj formats that carry no element names (PDB, PSF, prmtop…).
+    """
+
+    format: Optional[str] = None
+    timestep: Optional[float] = None
+    frame_interval: Optional[float] = None
+    lammps_units: str = "metal"
+    types: Optional[dict] = None
+    cell: Optional[np.ndarray] = None
+    vel: Optional[str] = None
+    cell_file: Optional[str] = None
+    topology: Optional[str] = None
+
+
+@dataclass
+class RawFrames:
+    """A contiguous block of frames as a format reader returns it.
+
+    Attributes
+    ----------
+    coords : ndarray, shape (n_frames, n_sel, 3), float64
+        Å Cartesian for ``style`` ``"wrapped"``/``"unwrapped"``, fractional for
+        ``"fractional"``.  ``"wrapped"`` means "Cartesian, possibly wrapped".
+    style : str
+        One of ``wrapped``, ``fractional``, ``unwrapped``.
+    cells : ndarray, shape (n_frames, 3, 3), float64, Å
+        Rows are the lattice vectors a, b, c.
+    times : ndarray, shape (n_frames,), float64, ps, or None
+        None when the file carries no time information.
+    velocities : ndarray, shape (n_frames, n_sel, 3), float64, Å/ps, or None
+    images : ndarray, shape (n_frames, n_sel, 3), int, or None
+        Periodic image flags when the file has them.
+    origins : ndarray, shape (n_frames, 3), float64, Å, or None
+        Cell origin (LAMMPS box lo); zeros when None.
+    steps : ndarray, shape (n_frames,), int64, or None
+        MD step numbers when the file has them.
+    """
+
+    coords: np.ndarray
+    style: str
+    cells: np.ndarray
+    times: Optional[np.ndarray] = None
+    velocities: Optional[np.ndarray] = None
+    images: Optional[np.ndarray] = None
+    origins: Optional[np.ndarray] = None
+    steps: Optional[np.ndarray] = None
+
+
+class BaseReader:
+    """Base class of format readers.
+
+    Subclasses set, in ``__init__`` (after a fast scan of the file):
+
+    ``n_atoms``, ``n_frames``, ``species`` (ndarray of str, one per atom in id
+    order), ``masses`` (ndarray amu or None → from the element table),
+    ``charges`` (ndarray e or None), ``has_velocities``, ``coord_style``,
+    ``times`` (ndarray ps or None when the file has none), ``steps`` (ndarray
+    or None), ``units`` (dict describing the conversions applied), and
+    ``metadata`` (dict of file-level attributes, e.g. a NetCDF file's
+    ``constraint_mode``).
+
+    and implement :meth:`read`.
+    """
+
+    format_name = "base"
+    #: human description used by ``anionmotion info`` and ``docs/formats.md``
+    description = ""
+
+    def __init__(self, path, options: ReaderOptions):
+        self.path = os.fspath(path)
+        self.options = options
+        self.n_atoms = 0
+        self.n_frames = 0
+        self.species = np.zeros(0, dtype=object)
+        self.masses = None
+        self.charges = None
+        self.has_velocities = False
+        self.coord_style = "wrapped"
+        self.times = None
+        self.steps = None
+        self.units = {}
+        self.metadata = {}
+
+    # -- to implement -------------------------------------------------------
+    def read(self, start: int, stop: int, atoms: Optional[np.ndarray] = None) -> RawFrames:
+        """Read frames ``start:stop`` (0-based, stop exclusive) of atoms ``atoms`` (indices in id order, None = all)."""
+        raise NotImplementedError
+
+    def read_cells(self, start: int, stop: int) -> np.ndarray:
+        """Cells (n, 3, 3) Å of frames ``start:stop``; override when cheaper than :meth:`read`."""
+        return self.read(start, stop, np.zeros(0, dtype=np.int64)).cells
+
+    def close(self):
+        pass
+
+    # -- helpers -------------------------------------------------------------
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.path!r})"
+
+
+def compression_of(path) -> Optional[str]:
+    """``"gzip"``, ``"bz2"`` or None, from the magic bytes of ``path``."""
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:3] == b"BZh":
+        return "bz2"
+    return None
+
+
+def open_binary(path):
+    """Open ``path`` for binary reading, transparently decompressing gzip and bz2.
+
+    Raises
+    ------
+    FileNotFoundError
+        With the path in the message.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise FormatError("is a directory, expected a trajectory file", path=path)
+    comp = compression_of(path)
+    if comp == "gzip":
+        return gzip.open(path, "rb")
+    if comp == "bz2":
+        return bz2.open(path, "rb")
+    return io.open(path, "rb", buffering=1 << 20)
+
+
+def check_text_head(head: bytes, path, expected="a text trajectory"):
+    """Raise FormatError when ``head`` (the first bytes of a file) is empty or binary."""
+    if len(head) == 0:
+        raise FormatError(f"empty file; expected {expected}", path=path)
+    if b"\x00" in head[:65536]:
+        raise FormatError(f"binary data in a file read as text (a NUL byte in the first 64 KiB); expected {expected}."
+                          " Is the format right? Use --format to choose it", path=path)

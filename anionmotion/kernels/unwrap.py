@@ -1,0 +1,96 @@
+"""Unwrapping kernels (SPEC §1): façade over ``ext/_unwrap.pyx`` with numpy twins."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import as_array
+from ._loader import load_ext
+
+__all__ = [
+    "unwrap_fractional", "unwrap_fractional_ref",
+    "cart_to_frac", "cart_to_frac_ref", "frac_to_cart", "frac_to_cart_ref",
+    "inverse_cells",
+]
+
+_unwrap = load_ext("_unwrap")
+
+
+def unwrap_fractional_ref(frac, prev_wrapped, prev_unwrapped, out, max_jump):
+    """Numpy twin of the compiled kernel (same IN/OUT contract)."""
+    d = np.diff(np.concatenate([prev_wrapped[None], frac]), axis=0)
+    d -= np.rint(d)
+    out[...] = prev_unwrapped[None] + np.cumsum(d, axis=0)
+    max_jump[...] = np.abs(d).max(axis=2) if d.size else 0.0
+    if len(frac):
+        prev_wrapped[...] = frac[-1]
+        prev_unwrapped[...] = out[-1]
+
+
+def unwrap_fractional(frac, prev_wrapped=None, prev_unwrapped=None, *, use_ext=True):
+    """Unwrap fractional coordinates frame to frame.
+
+    Parameters
+    ----------
+    frac : ndarray, shape (n_frames, n_atoms, 3), float64
+        Wrapped fractional coordinates.
+    prev_wrapped, prev_unwrapped : ndarray, shape (n_atoms, 3), float64, optional
+        State after the previous chunk (updated in place); None starts at
+        ``frac[0]`` (the first frame is taken as it is).
+    use_ext : bool
+        Use the compiled kernel (True) or the numpy twin.
+
+    Returns
+    -------
+    out : ndarray, shape (n_frames, n_atoms, 3)
+        Unwrapped fractional coordinates.
+    max_jump : ndarray, shape (n_frames, n_atoms)
+        max_k |Δs_k − round(Δs_k)| for each frame and atom.
+
+    Notes
+    -----
+    s(t) = s(t−1) + (Δs − round(Δs)) (SPEC §1).
+    """
+    frac = as_array(frac, "frac", shape=(None, None, 3))
+    n_atoms = frac.shape[1]
+    if prev_wrapped is None:
+        prev_wrapped = frac[0].copy() if len(frac) else np.zeros((n_atoms, 3))
+        prev_unwrapped = prev_wrapped.copy()
+    else:
+        prev_wrapped = as_array(prev_wrapped, "prev_wrapped", shape=(n_atoms, 3))
+        prev_unwrapped = as_array(prev_unwrapped, "prev_unwrapped", shape=(n_atoms, 3))
+    out = np.empty_like(frac)
+    jump = np.zeros(frac.shape[:2])
+    (_unwrap.unwrap_fractional if use_ext else unwrap_fractional_ref)(frac, prev_wrapped, prev_unwrapped, out, jump)
+    return out, jump
+
+
+def inverse_cells(cells):
+    """Inverses of a stack of row-vector cells, shape (n, 3, 3)."""
+    return np.ascontiguousarray(np.linalg.inv(cells))
+
+
+def cart_to_frac_ref(pos, inv_cells, out):
+    np.einsum("tik,tkl->til", pos, inv_cells, out=out)
+
+
+def frac_to_cart_ref(frac, cells, out):
+    np.einsum("tik,tkl->til", frac, cells, out=out)
+
+
+def cart_to_frac(pos, cells, *, use_ext=True):
+    """Fractional coordinates s = r·H⁻¹ of Cartesian positions (Å) in cells (n_frames, 3, 3)."""
+    pos = as_array(pos, "positions", shape=(None, None, 3))
+    cells = as_array(cells, "cells", shape=(pos.shape[0], 3, 3))
+    out = np.empty_like(pos)
+    (_unwrap.cart_to_frac if use_ext else cart_to_frac_ref)(pos, inverse_cells(cells), out)
+    return out
+
+
+def frac_to_cart(frac, cells, *, use_ext=True):
+    """Cartesian positions r = s·H (Å) of fractional coordinates in cells (n_frames, 3, 3)."""
+    frac = as_array(frac, "frac", shape=(None, None, 3))
+    cells = as_array(cells, "cells", shape=(frac.shape[0], 3, 3))
+    out = np.empty_like(frac)
+    (_unwrap.frac_to_cart if use_ext else frac_to_cart_ref)(frac, cells, out)
+    return out

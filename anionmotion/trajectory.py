@@ -1,0 +1,565 @@
+"""The trajectory model (SPEC §0–1): one object over every file format.
+
+:func:`anionmotion.open` returns a :class:`Trajectory`.  It knows the number
+of atoms and frames, the species, masses, charges and times without parsing
+every number (format readers keep a frame-offset index), reads any frame range
+into memory (:meth:`Trajectory.read`) or streams it in bounded memory
+(:meth:`Trajectory.iter_chunks`), and always hands out **unwrapped** Cartesian
+positions in Å, velocities in Å/ps, cells in Å (rows a, b, c) and times in ps.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Iterator, Optional
+
+import numpy as np
+
+from ._validate import as_array
+from .elements import masses_of, normalize_symbol
+from .errors import OptionError, TrajectoryError, UnwrapWarning
+from .io.base import BaseReader, RawFrames, ReaderOptions
+from .kernels.unwrap import cart_to_frac, frac_to_cart, unwrap_fractional
+
+__all__ = ["Chunk", "Trajectory", "from_arrays", "UNWRAP_JUMP_LIMIT"]
+
+UNWRAP_JUMP_LIMIT = 0.35
+"""Fractional frame-to-frame jump above which unwrapping is ambiguous (SPEC §1)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A block of frames in memory.
+
+    Attributes
+    ----------
+    positions : ndarray, shape (n_frames, n_atoms, 3), float64, Å
+        Unwrapped Cartesian positions.
+    velocities : ndarray, shape (n_frames, n_atoms, 3), float64, Å/ps, or None
+    cells : ndarray, shape (n_frames, 3, 3), float64, Å
+        Rows are the lattice vectors a, b, c.
+    times : ndarray, shape (n_frames,), float64, ps
+    frame_indices : ndarray, shape (n_frames,), int64
+        Index of each frame in the trajectory.
+    atom_indices : ndarray, shape (n_atoms,), int64
+        Index (in id order) of each atom in the trajectory.
+    species : ndarray, shape (n_atoms,), str
+        Element symbol of each atom.
+    masses : ndarray, shape (n_atoms,), float64, amu
+    origins : ndarray, shape (n_frames, 3), float64, Å
+        Cell origin (LAMMPS box lo; zero for most formats).
+    """
+
+    positions: np.ndarray
+    velocities: Optional[np.ndarray]
+    cells: np.ndarray
+    times: np.ndarray
+    frame_indices: np.ndarray
+    atom_indices: np.ndarray
+    species: np.ndarray
+    masses: np.ndarray
+    origins: np.ndarray
+
+    @property
+    def n_frames(self) -> int:
+        return self.positions.shape[0]
+
+    @property
+    def n_atoms(self) -> int:
+        return self.positions.shape[1]
+
+    @property
+    def frame_offset(self) -> int:
+        """Index of the first frame of the chunk in the trajectory."""
+        return int(self.frame_indices[0]) if len(self.frame_indices) else 0
+
+    @property
+    def volumes(self) -> np.ndarray:
+        """Cell volume of every frame, Å³."""
+        return np.abs(np.linalg.det(self.cells))
+
+    def fractional(self, wrap: bool = True) -> np.ndarray:
+        """Fractional coordinates relative to the cell origin, in [0, 1) when ``wrap``."""
+        pos = self.positions - self.origins[:, None, :]
+        s = cart_to_frac(pos, self.cells)
+        if wrap:
+            s -= np.floor(s)
+        return s
+
+    def __repr__(self):
+        return (f"Chunk(n_frames={self.n_frames}, n_atoms={self.n_atoms}, frames {self.frame_offset}.."
+                f"{self.frame_offset + self.n_frames - 1}, velocities={'yes' if self.velocities is not None else 'no'})")
+
+
+class Trajectory:
+    """A trajectory file (or in-memory arrays) behind one interface.
+
+    Do not construct directly: use :func:`anionmotion.open` or
+    :func:`anionmotion.from_arrays`.
+
+    Attributes
+    ----------
+    path : str
+    format : str
+        Name of the reader (``lammps``, ``netcdf``, ``cp2k``, ``xdatcar``, ``extxyz``, ``mdtraj``, ``memory``).
+    n_atoms, n_frames : int
+    species : ndarray of str, shape (n_atoms,)
+    masses : ndarray, shape (n_atoms,), amu
+    charges : ndarray, shape (n_atoms,), e, or None
+    has_velocities : bool
+    coord_style : str
+        How the file stores positions: ``wrapped``, ``fractional``, ``unwrapped`` or ``image`` (wrapped + image flags).
+    metadata : dict
+        File-level attributes (e.g. ``constraint_mode`` written by ``anionmotion md``).
+    """
+
+    def __init__(self, reader: BaseReader, *, frame_interval: Optional[float] = None, progress: Optional[bool] = None,
+                 unwrap: bool = True):
+        self._reader = reader
+        self.path = reader.path
+        self.format = reader.format_name
+        self.n_atoms = int(reader.n_atoms)
+        self.n_frames = int(reader.n_frames)
+        self.species = np.asarray([normalize_symbol(s) for s in reader.species], dtype=object)
+        m = reader.masses
+        if m is None:
+            m = masses_of(self.species)
+        self.masses = np.asarray(m, dtype=np.float64)
+        self.charges = None if reader.charges is None else np.asarray(reader.charges, dtype=np.float64)
+        self.has_velocities = bool(reader.has_velocities)
+        self.coord_style = reader.coord_style
+        self.metadata = dict(reader.metadata)
+        self.units = dict(reader.units)
+        self.progress = progress
+        self.unwrap = unwrap
+        if frame_interval is not None:
+            if not np.isfinite(frame_interval) or frame_interval <= 0:
+                raise OptionError(f"frame_interval must be a positive time in ps; got {frame_interval}")
+        self._frame_interval = frame_interval
+        self._times = None
+        self._cells = None
+
+    # ------------------------------------------------------------------ time
+    @property
+    def times(self) -> np.ndarray:
+        """Time of every frame, ps (non-uniform spacing is kept)."""
+        if self._times is None:
+            t = self._reader.times
+            if t is None:
+                if self._frame_interval is None:
+                    raise OptionError(self._missing_time_message())
+                t = self._frame_interval * np.arange(self.n_frames, dtype=np.float64)
+            t = np.asarray(t, dtype=np.float64)
+            if len(t) != self.n_frames:
+                raise TrajectoryError(f"{len(t)} times for {self.n_frames} frames", path=self.path)
+            bad = np.nonzero(np.diff(t) <= 0)[0]
+            if len(bad):
+                i = int(bad[0]) + 1
+                raise TrajectoryError(f"time does not increase: {t[i]:g} ps after {t[i - 1]:g} ps "
+                                      f"(frames {i - 1} and {i}); times must be strictly increasing",
+                                      path=self.path, frame=i)
+            if not np.all(np.isfinite(t)):
+                i = int(np.nonzero(~np.isfinite(t))[0][0])
+                raise TrajectoryError("time is NaN or inf", path=self.path, frame=i)
+            self._times = t
+        return self._times
+
+    @property
+    def has_times(self) -> bool:
+        """True when times are known (from the file or from ``frame_interval``)."""
+        return self._reader.times is not None or self._frame_interval is not None
+
+    def _missing_time_message(self):
+        if self.format == "lammps":
+            return (f"{self.path}: the dump has TIMESTEP values but the MD time step is unknown; give "
+                    "timestep= (ps) / --timestep, e.g. --timestep 0.001 for 1 fs in units metal, "
+                    "or frame_interval= / --frame-interval (ps between stored frames)")
+        return (f"{self.path}: the file carries no time information; give the time between stored frames "
+                "with frame_interval= / --frame-interval (ps; for VASP, POTIM × NBLOCK / 1000)")
+
+    @property
+    def steps(self):
+        """MD step numbers of the frames when the file has them, else None."""
+        return self._reader.steps
+
+    @property
+    def dt(self) -> float:
+        """Median time between stored frames, ps."""
+        t = self.times
+        return float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+
+    @property
+    def is_uniform(self) -> bool:
+        """Whether the frames are evenly spaced in time (to 1e-6 relative)."""
+        t = self.times
+        if len(t) < 3:
+            return True
+        d = np.diff(t)
+        return bool(np.all(np.abs(d - d[0]) <= 1e-6 * abs(d[0])))
+
+    # ---------------------------------------------------------------- cells
+    @property
+    def cells(self) -> np.ndarray:
+        """Cell of every frame, shape (n_frames, 3, 3), Å, rows a, b, c."""
+        if self._cells is None:
+            c = np.asarray(self._reader.read_cells(0, self.n_frames), dtype=np.float64)
+            self._check_cells(c, 0)
+            self._cells = c
+        return self._cells
+
+    @property
+    def volume(self) -> float:
+        """Time-averaged cell volume, Å³."""
+        return float(np.mean(np.abs(np.linalg.det(self.cells))))
+
+    def _check_cells(self, cells, frame0):
+        vol = np.linalg.det(cells)
+        bad = np.nonzero(~(vol > 1e-12))[0]
+        if len(bad):
+            i = int(bad[0])
+            raise TrajectoryError(f"cell volume is {vol[i]:g} Å³ (cell {np.array2string(cells[i], precision=4)}); "
+                                  "expected a positive volume (right-handed a, b, c)",
+                                  path=self.path, frame=frame0 + i)
+
+    # ------------------------------------------------------------ selection
+    def select(self, atoms=None, *, species=None, indices=None) -> np.ndarray:
+        """Indices (in id order) of a selection.
+
+        Parameters
+        ----------
+        atoms : str, sequence of str, sequence of int, slice or None
+            ``"Li"``, ``"Li P"``, ``["Li", "Na"]``, ``[0, 5, 7]``, ``slice(0, 10)``; None = all atoms.
+        species : str or sequence of str, optional
+            Select by element symbol.
+        indices : sequence of int, optional
+            Select by index.
+
+        Returns
+        -------
+        ndarray of int64, sorted.
+        """
+        if species is not None:
+            return self._select_species(species)
+        if indices is not None:
+            return self._select_indices(indices)
+        if atoms is None:
+            return np.arange(self.n_atoms, dtype=np.int64)
+        if isinstance(atoms, slice):
+            return np.arange(self.n_atoms, dtype=np.int64)[atoms]
+        if isinstance(atoms, str):
+            return self._select_species(atoms)
+        arr = np.asarray(atoms)
+        if arr.dtype.kind in "US" or arr.dtype == object:
+            return self._select_species(list(arr))
+        return self._select_indices(arr)
+
+    def _select_species(self, species):
+        if isinstance(species, str):
+            species = species.replace(",", " ").split()
+        wanted = [normalize_symbol(s) for s in species]
+        present = sorted(set(self.species))
+        missing = [s for s in wanted if s not in present]
+        if missing:
+            raise OptionError(f"{self.path}: no atoms of species {', '.join(missing)}; "
+                              f"the trajectory has {', '.join(present)}")
+        return np.nonzero(np.isin(self.species, wanted))[0].astype(np.int64)
+
+    def _select_indices(self, indices):
+        idx = np.asarray(indices)
+        if idx.dtype == bool:
+            if idx.shape != (self.n_atoms,):
+                raise OptionError(f"a boolean atom mask must have length {self.n_atoms}; got {idx.shape}")
+            return np.nonzero(idx)[0].astype(np.int64)
+        if idx.dtype.kind not in "iu":
+            raise TypeError(f"atom indices must be integers; got {idx.dtype}")
+        idx = idx.astype(np.int64).ravel()
+        if len(idx) and (idx.min() < 0 or idx.max() >= self.n_atoms):
+            bad = idx[(idx < 0) | (idx >= self.n_atoms)][0]
+            raise OptionError(f"atom index {bad} out of range for {self.n_atoms} atoms")
+        if len(np.unique(idx)) != len(idx):
+            raise OptionError("atom indices contain duplicates")
+        return np.sort(idx)
+
+    def species_counts(self) -> dict:
+        """Number of atoms of each species, in order of first appearance."""
+        out = {}
+        for s in self.species:
+            out[s] = out.get(s, 0) + 1
+        return out
+
+    # ----------------------------------------------------------------- read
+    def _frame_range(self, frames=None, start=None, stop=None, step=None):
+        if frames is not None:
+            if isinstance(frames, slice):
+                start, stop, step = frames.start, frames.stop, frames.step
+            else:
+                raise TypeError("frames must be a slice (e.g. slice(0, 100, 2)); got "
+                                f"{type(frames).__name__}")
+        start, stop, step = slice(start, stop, step).indices(self.n_frames)
+        if step <= 0:
+            raise OptionError(f"frame step must be positive; got {step}")
+        return start, max(stop, start), step
+
+    def read(self, atoms=None, frames=None, *, start=None, stop=None, step=None, progress=None) -> Chunk:
+        """Read a frame range into memory.
+
+        Parameters
+        ----------
+        atoms : selection, optional
+            See :meth:`select`; None = all atoms.
+        frames : slice, optional
+            Frame range, e.g. ``slice(100, 200)``; alternatively ``start``/``stop``/``step``.
+
+        Returns
+        -------
+        Chunk
+            Unwrapped positions (continuous from the first frame read, which
+            is taken as stored), velocities, cells and times.
+        """
+        chunks = list(self.iter_chunks(frames_per_chunk=4096, atoms=atoms, frames=frames, start=start, stop=stop,
+                                       step=step, progress=progress))
+        idx = self.select(atoms)
+        if not chunks:
+            return Chunk(np.zeros((0, len(idx), 3)), None, np.zeros((0, 3, 3)), np.zeros(0), np.zeros(0, np.int64),
+                         idx, self.species[idx], self.masses[idx], np.zeros((0, 3)))
+        if len(chunks) == 1:
+            return chunks[0]
+        vel = None if chunks[0].velocities is None else np.concatenate([c.velocities for c in chunks])
+        return Chunk(np.concatenate([c.positions for c in chunks]), vel, np.concatenate([c.cells for c in chunks]),
+                     np.concatenate([c.times for c in chunks]), np.concatenate([c.frame_indices for c in chunks]),
+                     chunks[0].atom_indices, chunks[0].species, chunks[0].masses,
+                     np.concatenate([c.origins for c in chunks]))
+
+    def iter_chunks(self, frames_per_chunk: int = 1000, atoms=None, *, frames=None, start=None, stop=None, step=None,
+                    progress=None, desc=None) -> Iterator[Chunk]:
+        """Stream unwrapped positions (and velocities, cells, times) with bounded memory.
+
+        Parameters
+        ----------
+        frames_per_chunk : int
+            Frames per chunk (after striding).
+        atoms : selection, optional
+            See :meth:`select`.
+        frames, start, stop, step :
+            Frame range (as :meth:`read`).  With ``step > 1`` every frame in
+            between is still read, so that unwrapping stays exact.
+        progress : bool or None
+            Show a tqdm progress bar; None = only on a terminal.
+
+        Yields
+        ------
+        Chunk
+            Unwrapping is continuous across chunk boundaries.
+        """
+        if frames_per_chunk is None or int(frames_per_chunk) < 1:
+            raise OptionError(f"frames_per_chunk must be a positive integer; got {frames_per_chunk}")
+        frames_per_chunk = int(frames_per_chunk)
+        start, stop, step = self._frame_range(frames, start, stop, step)
+        idx = self.select(atoms)
+        times = self.times
+        species = self.species[idx]
+        masses = self.masses[idx]
+        state = None  # (prev_wrapped_frac, prev_unwrapped_frac)
+        n_out = len(range(start, stop, step))
+        pbar = _progress(n_out, progress if progress is not None else self.progress, desc or f"reading {self.path}")
+        raw_per_read = frames_per_chunk * step
+        try:
+            pos = start
+            while pos < stop:
+                hi = min(stop, pos + raw_per_read)
+                raw = self._reader.read(pos, hi, idx)
+                chunk, state = self._process(raw, pos, idx, state, times, species, masses)
+                keep = np.arange((start - pos) % step, hi - pos, step)
+                if step > 1:
+                    chunk = _take_frames(chunk, keep)
+                if pbar is not None:
+                    pbar.update(chunk.n_frames)
+                if chunk.n_frames:
+                    yield chunk
+                pos = hi
+        finally:
+            if pbar is not None:
+                pbar.close()
+
+    # ------------------------------------------------------------ internals
+    def _process(self, raw: RawFrames, frame0, idx, state, times, species, masses):
+        n = raw.coords.shape[0]
+        cells = np.ascontiguousarray(raw.cells, dtype=np.float64)
+        self._check_cells(cells, frame0)
+        coords = np.ascontiguousarray(raw.coords, dtype=np.float64)
+        _check_finite(coords, "coordinates", self.path, frame0, idx)
+        vel = raw.velocities
+        if vel is not None:
+            vel = np.ascontiguousarray(vel, dtype=np.float64)
+            _check_finite(vel, "velocities", self.path, frame0, idx)
+        origins = np.zeros((n, 3)) if raw.origins is None else np.asarray(raw.origins, dtype=np.float64)
+        if raw.style == "unwrapped" or not self.unwrap:
+            pos = coords if raw.style != "fractional" else frac_to_cart(coords, cells)
+        elif raw.images is not None:
+            img = np.asarray(raw.images, dtype=np.float64)
+            if raw.style == "fractional":
+                pos = frac_to_cart(coords + img, cells)
+            else:
+                pos = coords + np.einsum("tik,tkl->til", img, cells)
+        else:
+            frac = coords if raw.style == "fractional" else cart_to_frac(coords - origins[:, None, :], cells)
+            if state is None:
+                if n == 0:
+                    return self._chunk(coords, vel, cells, frame0, idx, times, species, masses, origins), state
+                state = (frac[0].copy(), frac[0].copy())
+            unwrapped, jump = unwrap_fractional(frac, state[0], state[1])
+            self._warn_jumps(jump, frame0, idx)
+            pos = frac_to_cart(unwrapped, cells)
+            if raw.style != "fractional":
+                pos += origins[:, None, :]
+        return self._chunk(pos, vel, cells, frame0, idx, times, species, masses, origins), state
+
+    def _chunk(self, pos, vel, cells, frame0, idx, times, species, masses, origins):
+        n = pos.shape[0]
+        fi = np.arange(frame0, frame0 + n, dtype=np.int64)
+        return Chunk(pos, vel, cells, times[frame0:frame0 + n], fi, idx, species, masses, origins)
+
+    def _warn_jumps(self, jump, frame0, idx):
+        if jump.size == 0:
+            return
+        over = jump > UNWRAP_JUMP_LIMIT
+        if not over.any():
+            return
+        t, i = np.unravel_index(int(np.argmax(jump)), jump.shape)
+        warnings.warn(
+            f"{self.path}: {int(over.sum())} frame-to-frame jump(s) larger than {UNWRAP_JUMP_LIMIT} of a cell vector "
+            f"in frames {frame0}..{frame0 + jump.shape[0] - 1}; largest: atom {int(idx[i])} ({self.species[idx[i]]}) "
+            f"moved {jump[t, i]:.3f} of a cell vector into frame {frame0 + t}. The trajectory is too coarsely "
+            "sampled for unambiguous unwrapping (SPEC §1)",
+            UnwrapWarning, stacklevel=4)
+
+    # ------------------------------------------------------------- protocol
+    def close(self):
+        self._reader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __len__(self):
+        return self.n_frames
+
+    def __repr__(self):
+        counts = " ".join(f"{k}{v}" for k, v in self.species_counts().items())
+        return (f"<anionmotion.Trajectory {self.path!r} format={self.format} n_atoms={self.n_atoms} "
+                f"({counts}) n_frames={self.n_frames}>")
+
+
+def _check_finite(arr, what, path, frame0, idx):
+    if arr.size == 0:
+        return
+    ok = np.isfinite(arr)
+    if ok.all():
+        return
+    t, i, k = np.argwhere(~ok)[0]
+    raise TrajectoryError(f"{what} contain {arr[t, i, k]} (component {'xyz'[k]}); expected finite numbers",
+                          path=path, frame=frame0 + int(t), atom=int(idx[i]) if len(idx) else int(i))
+
+
+def _take_frames(chunk: Chunk, keep) -> Chunk:
+    return Chunk(chunk.positions[keep], None if chunk.velocities is None else chunk.velocities[keep],
+                 chunk.cells[keep], chunk.times[keep], chunk.frame_indices[keep], chunk.atom_indices,
+                 chunk.species, chunk.masses, chunk.origins[keep])
+
+
+def _progress(total, enabled, desc):
+    if enabled is False:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    disable = None if enabled is None else (not enabled)
+    return tqdm(total=total, desc=desc, unit="frame", disable=disable, file=sys.stderr, leave=False,
+                dynamic_ncols=True)
+
+
+# ------------------------------------------------------------------------ memory
+class MemoryReader(BaseReader):
+    """Reader over arrays already in memory (used by :func:`from_arrays`)."""
+
+    format_name = "memory"
+    description = "arrays in memory"
+
+    def __init__(self, positions, cells, times, species, *, velocities=None, masses=None, charges=None,
+                 style="unwrapped", images=None, origins=None, path="<memory>", metadata=None):
+        super().__init__(path, ReaderOptions())
+        self._pos = as_array(positions, "positions", shape=(None, None, 3))
+        n_frames, n_atoms = self._pos.shape[:2]
+        cells = np.asarray(cells, dtype=np.float64)
+        if cells.shape == (3, 3):
+            cells = np.broadcast_to(cells, (n_frames, 3, 3))
+        self._cells = as_array(cells, "cells", shape=(n_frames, 3, 3))
+        self._vel = None if velocities is None else as_array(velocities, "velocities", shape=(n_frames, n_atoms, 3))
+        self._img = None if images is None else np.asarray(images).reshape(n_frames, n_atoms, 3)
+        self._origins = None if origins is None else as_array(origins, "origins", shape=(n_frames, 3))
+        if style not in ("wrapped", "fractional", "unwrapped"):
+            raise OptionError(f"invalid style {style!r}; choose one of wrapped, fractional, unwrapped")
+        self._style = style
+        self.n_atoms, self.n_frames = n_atoms, n_frames
+        species = np.asarray(species, dtype=object).ravel()
+        if len(species) != n_atoms:
+            raise ValueError(f"species must have length n_atoms = {n_atoms}; got {len(species)}")
+        self.species = species
+        self.masses = None if masses is None else as_array(masses, "masses", shape=(n_atoms,))
+        self.charges = None if charges is None else as_array(charges, "charges", shape=(n_atoms,))
+        self.has_velocities = self._vel is not None
+        self.coord_style = "image" if self._img is not None else style
+        self.times = None if times is None else as_array(times, "times", shape=(n_frames,))
+        self.units = {"length": "Å", "time": "ps", "velocity": "Å/ps"}
+        self.metadata = dict(metadata or {})
+
+    def read(self, start, stop, atoms=None):
+        sel = slice(None) if atoms is None else atoms
+        p = self._pos[start:stop][:, sel]
+        return RawFrames(
+            coords=p, style=self._style, cells=self._cells[start:stop],
+            times=None if self.times is None else self.times[start:stop],
+            velocities=None if self._vel is None else self._vel[start:stop][:, sel],
+            images=None if self._img is None else self._img[start:stop][:, sel],
+            origins=None if self._origins is None else self._origins[start:stop])
+
+    def read_cells(self, start, stop):
+        return np.array(self._cells[start:stop])
+
+
+def from_arrays(positions, cells, times=None, species=None, *, velocities=None, masses=None, charges=None,
+                style="unwrapped", images=None, frame_interval=None, metadata=None, path="<memory>") -> Trajectory:
+    """Make a :class:`Trajectory` from arrays in memory.
+
+    Parameters
+    ----------
+    positions : array_like, shape (n_frames, n_atoms, 3), Å (fractional if ``style="fractional"``)
+    cells : array_like, shape (3, 3) or (n_frames, 3, 3), Å, rows a, b, c
+    times : array_like, shape (n_frames,), ps, optional
+        Or give ``frame_interval``.
+    species : sequence of str, length n_atoms
+    velocities : array_like, shape (n_frames, n_atoms, 3), Å/ps, optional
+    masses, charges : array_like, shape (n_atoms,), optional
+        Default masses come from the element table.
+    style : {"unwrapped", "wrapped", "fractional"}
+        How ``positions`` are given; wrapped input is unwrapped (SPEC §1).
+    images : array_like of int, shape (n_frames, n_atoms, 3), optional
+
+    Examples
+    --------
+    >>> import numpy as np, anionmotion
+    >>> pos = np.zeros((5, 2, 3)); pos[:, 1, 0] = np.arange(5)
+    >>> traj = anionmotion.from_arrays(pos, np.eye(3) * 10, species=["Li", "Li"], frame_interval=0.1)
+    >>> traj.n_frames, traj.times[-1]
+    (5, 0.4)
+    """
+    if species is None:
+        raise TypeError("species is required (one element symbol per atom)")
+    reader = MemoryReader(positions, cells, times, species, velocities=velocities, masses=masses, charges=charges,
+                          style=style, images=images, path=path, metadata=metadata)
+    return Trajectory(reader, frame_interval=frame_interval, progress=False)
