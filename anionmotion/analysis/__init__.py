@@ -1,0 +1,1 @@
+"""Analyses: each module turns a Trajectory into a Result (see SPEC §2–7)."""
