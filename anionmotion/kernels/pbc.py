@@ -62,4 +62,5 @@ def minimum_image_bruteforce(d, cell, n=2):
     shifts = np.array(list(itertools.product(range(-n, n + 1), repeat=3)), dtype=np.float64) @ cell
     cand = d[..., None, :] + shifts
     r2 = np.einsum("...sk,...sk->...s", cand, cand)
-    return np.take_along_axis(cand, np.argmin(r2, axis=-1)[..., None, None], axis=-2)[..., 0, :]
+    idx = np.argmin(r2, axis=-1)
+    return np.take_along_axis(cand, np.broadcast_to(idx[..., None, None], idx.shape + (1, 3)), axis=-2)[..., 0, :]
