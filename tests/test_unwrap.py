@@ -1,0 +1,84 @@
+"""Unwrapping kernels (SPEC §1): compiled vs numpy twin, analytic cases, hypothesis properties."""
+
+import numpy as np
+import numpy.testing as npt
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from anionmotion.kernels.unwrap import cart_to_frac, frac_to_cart, unwrap_fractional
+
+
+@settings(deadline=None, max_examples=50)
+@given(steps=arrays(np.float64, (20, 5, 3), elements=st.floats(-0.3, 0.3)),
+       shift=arrays(np.int64, (20, 5, 3), elements=st.integers(-3, 3)))
+def test_unwrap_removes_any_integer_shift(steps, shift):
+    walk = np.cumsum(steps, axis=0)
+    out, jump = unwrap_fractional(walk + shift)
+    npt.assert_allclose(out - out[0], walk - walk[0], atol=1e-12)
+    assert np.all(jump <= 0.3 + 1e-12)
+
+
+@settings(deadline=None, max_examples=30)
+@given(steps=arrays(np.float64, (15, 4, 3), elements=st.floats(-0.45, 0.45)))
+def test_compiled_equals_numpy_twin(steps):
+    walk = np.cumsum(steps, axis=0)
+    wrapped = walk - np.floor(walk)
+    a, ja = unwrap_fractional(wrapped)
+    b, jb = unwrap_fractional(wrapped, use_ext=False)
+    npt.assert_allclose(a, b, atol=1e-13)
+    npt.assert_allclose(ja, jb, atol=1e-13)
+
+
+def test_continuity_across_chunks():
+    rng = np.random.default_rng(3)
+    walk = np.cumsum(rng.uniform(-0.2, 0.2, (50, 6, 3)), axis=0)
+    wrapped = walk - np.floor(walk)
+    whole, _ = unwrap_fractional(wrapped)
+    prev_w = wrapped[0].copy()
+    prev_u = wrapped[0].copy()
+    parts = []
+    for lo in range(0, 50, 7):
+        out, _ = unwrap_fractional(wrapped[lo:lo + 7], prev_w, prev_u)
+        parts.append(out)
+    npt.assert_allclose(np.concatenate(parts), whole, atol=1e-13)
+
+
+def test_jump_reports_the_ambiguous_displacement():
+    frac = np.zeros((3, 1, 3))
+    frac[1, 0, 0] = 0.4
+    out, jump = unwrap_fractional(frac)
+    assert jump[1, 0] == pytest.approx(0.4)
+    assert jump[2, 0] == pytest.approx(0.4)
+
+
+def test_edge_cases_zero_and_one_frame():
+    out, jump = unwrap_fractional(np.zeros((0, 3, 3)))
+    assert out.shape == (0, 3, 3) and jump.shape == (0, 3)
+    one = np.full((1, 2, 3), 0.7)
+    out, jump = unwrap_fractional(one)
+    npt.assert_array_equal(out, one)
+
+
+def test_bad_shape_message():
+    with pytest.raises(ValueError, match=r"frac must have shape \(n, n, 3\); got \(4, 2\)"):
+        unwrap_fractional(np.zeros((4, 2)))
+
+
+@settings(deadline=None, max_examples=30)
+@given(tilt=arrays(np.float64, (3,), elements=st.floats(-0.5, 0.5)),
+       lengths=arrays(np.float64, (3,), elements=st.floats(3.0, 20.0)))
+def test_frac_cart_round_trip_triclinic(tilt, lengths):
+    cell = np.diag(lengths)
+    cell[1, 0] = tilt[0] * lengths[0]
+    cell[2, 0] = tilt[1] * lengths[0]
+    cell[2, 1] = tilt[2] * lengths[1]
+    rng = np.random.default_rng(0)
+    pos = rng.uniform(-30, 30, (4, 7, 3))
+    cells = np.broadcast_to(cell, (4, 3, 3)).copy()
+    s = cart_to_frac(pos, cells)
+    npt.assert_allclose(s, pos @ np.linalg.inv(cell), atol=1e-10)
+    npt.assert_allclose(frac_to_cart(s, cells), pos, atol=1e-10)
+    npt.assert_allclose(cart_to_frac(pos, cells, use_ext=False), s, atol=1e-12)
+    npt.assert_allclose(frac_to_cart(s, cells, use_ext=False), pos, atol=1e-10)
