@@ -24,7 +24,7 @@ _LAZY = {
     "msd": "anionmotion.analysis.msd", "MSD": "anionmotion.analysis.msd", "MSDResult": "anionmotion.analysis.msd",
     "fit_diffusion": "anionmotion.analysis.diffusion", "DiffusionResult": "anionmotion.analysis.diffusion",
     "conductivity": "anionmotion.analysis.diffusion",
-    "hops": "anionmotion.analysis.hops", "HopsResult": "anionmotion.analysis.hops",
+    "hops": "anionmotion.analysis.hops", "Hops": "anionmotion.analysis.hops", "HopsResult": "anionmotion.analysis.hops",
     "arrhenius": "anionmotion.analysis.arrhenius", "ArrheniusResult": "anionmotion.analysis.arrhenius",
     # polyanions (SPEC §4-5)
     "find_polyanions": "anionmotion.analysis.polyanions", "Polyanions": "anionmotion.analysis.polyanions",
