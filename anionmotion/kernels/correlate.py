@@ -46,12 +46,14 @@ def acf_sum(x, *, n_lags=None, weights=None):
         velocity) are dotted together.
     n_lags : int, optional
         Number of lags returned (default ``n_frames``).
-    weights : ndarray, shape (n_series,), optional
-        Weight of each series (e.g. the atomic masses); default 1.
+    weights : ndarray, shape (n_series,) or (n_series, n_w), optional
+        Weight of each series (e.g. the atomic masses); default 1.  With
+        several weight columns, one sum per column is returned from the same
+        forward transforms.
 
     Returns
     -------
-    ndarray, shape (n_lags,), float64, u²
+    ndarray, shape (n_lags,) or (n_lags, n_w), float64, u²
         S(m) = Σ_i w_i Σ_{t=0}^{T−1−m} x_i(t)·x_i(t+m).  Divide by (T − m) for
         the all-origin average.
 
@@ -68,24 +70,28 @@ def acf_sum(x, *, n_lags=None, weights=None):
         raise ValueError(f"x must have shape (n_frames, n_series) or (n_frames, n_series, n_comp); got {x.shape}")
     T, n_series, n_comp = x.shape
     L = _n_lags(T, n_lags)
+    one_d = weights is None or np.ndim(weights) == 1
+    if weights is None:
+        weights = np.ones((n_series, 1))
+    else:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.ndim == 1:
+            weights = weights[:, None]
+        weights = as_array(weights, "weights", shape=(n_series, None))
+    n_w = weights.shape[1]
     if T == 0 or L == 0 or n_series == 0:
-        return np.zeros(L)
-    if weights is not None:
-        weights = as_array(weights, "weights", shape=(n_series,))
+        return np.zeros(L) if one_d else np.zeros((L, n_w))
     nfft = scipy.fft.next_fast_len(2 * T, real=True)
-    power = np.zeros(nfft // 2 + 1)
+    power = np.zeros((nfft // 2 + 1, n_w))
     # blocks of series keep the complex work array near 32 MB
     block = max(1, int(32e6 // (16 * (nfft // 2 + 1) * n_comp)))
     for i0 in range(0, n_series, block):
         xb = x[:, i0:i0 + block]
         f = scipy.fft.rfft(xb, n=nfft, axis=0, workers=_WORKERS)
         p = f.real ** 2 + f.imag ** 2  # (nfreq, nb, n_comp)
-        p = p.sum(axis=2)
-        if weights is None:
-            power += p.sum(axis=1)
-        else:
-            power += p @ weights[i0:i0 + block]
-    return scipy.fft.irfft(power, n=nfft, workers=_WORKERS)[:L]
+        power += p.sum(axis=2) @ weights[i0:i0 + block]
+    out = scipy.fft.irfft(power, n=nfft, axis=0, workers=_WORKERS)[:L]
+    return out[:, 0] if one_d else out
 
 
 def acf_sum_ref(x, *, n_lags=None, weights=None):
@@ -96,7 +102,7 @@ def acf_sum_ref(x, *, n_lags=None, weights=None):
     T, n_series = x.shape[:2]
     L = _n_lags(T, n_lags)
     w = np.ones(n_series) if weights is None else np.asarray(weights, dtype=np.float64)
-    out = np.zeros(L)
+    out = np.zeros((L,) + w.shape[1:])
     for m in range(L):
         prod = np.einsum("tic,tic->i", x[:T - m], x[m:])
         out[m] = prod @ w
