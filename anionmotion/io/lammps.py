@@ -1,0 +1,653 @@
+"""LAMMPS dump text reader (``dump atom`` / ``dump custom``; gzip and bz2 allowed).
+
+Opening a dump runs one fast scan over the file in 32 MiB blocks (compiled,
+``anionmotion.kernels.lammps.scan_frames``): it records the byte offset, step,
+atom count and box of every frame without parsing atom lines.  The index is
+kept in memory (keyed by path, size and modification time), so reopening the
+same file, or reading any frame range, never rescans it.  Frame ranges are read
+by seeking to the recorded offsets and parsing the atom lines in C
+(``parse_frames``), with every atom put at its place in id order.
+
+Conventions (SPEC §0, docs/formats.md "LAMMPS dump (text)"):
+
+* coordinates: ``xu yu zu`` > ``xsu ysu zsu`` (unwrapped) > ``x y z`` / ``xs
+  ys zs`` with ``ix iy iz`` > ``x y z`` > ``xs ys zs`` (wrapped).  Scaled
+  coordinates are converted to Cartesian with the frame's box.
+* boxes: orthogonal, triclinic (bounding-box bounds converted as the LAMMPS
+  manual describes) and ``abc origin`` general boxes.
+* units ``metal`` (Å, ps, Å/ps) and ``real`` (Å, fs, Å/fs → ×1000 to Å/ps).
+  Times are TIMESTEP × ``timestep`` (ps, whatever the unit style).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from ..elements import MASSES, normalize_symbol
+from ..errors import OptionError, TrajectoryError, TruncatedFileWarning
+from ..kernels import lammps as _k
+from .base import BaseReader, RawFrames, ReaderOptions, check_text_head, compression_of, open_binary
+
+__all__ = ["LammpsDumpReader", "clear_index_cache", "BLOCK_BYTES", "PARSE_BYTES"]
+
+BLOCK_BYTES = 32 << 20
+"""Bytes read per block by the index scan."""
+PARSE_BYTES = 32 << 20
+"""Largest byte span of frames parsed at once by :meth:`LammpsDumpReader.read` (at least one frame)."""
+
+_MASS_TOLERANCE = 0.3
+"""Largest difference (amu) between a ``mass`` column value and the element it is mapped to."""
+
+_INDEX_CACHE: dict = {}
+_INDEX_CACHE_MAX = 32
+
+_COORD_SETS = (
+    # (names, style, scaled)
+    (("xu", "yu", "zu"), "unwrapped", False),
+    (("xsu", "ysu", "zsu"), "unwrapped", True),
+    (("x", "y", "z"), "wrapped", False),
+    (("xs", "ys", "zs"), "wrapped", True),
+)
+
+
+def clear_index_cache():
+    """Forget the frame indexes kept in memory (the next open rescans)."""
+    _INDEX_CACHE.clear()
+
+
+class _Index:
+    """Frame index of one dump: offsets, steps, atom counts, boxes (all arrays of length n_frames)."""
+
+    def __init__(self, ints, box, truncated, trunc_line, compression):
+        self.offsets = ints[:, 0].copy()
+        self.atoms_offsets = ints[:, 1].copy()
+        self.ends = ints[:, 2].copy()
+        self.steps = ints[:, 3].copy()
+        self.natoms = ints[:, 4].copy()
+        self.lines = ints[:, 5].copy()
+        self.hashes = ints[:, 6].copy()
+        self.header_offsets = ints[:, 7].copy()
+        self.atom_lines = ints[:, 8].copy()
+        self.box = box.copy()
+        self.truncated = truncated
+        self.trunc_line = trunc_line
+        self.compression = compression
+
+    @property
+    def n_frames(self):
+        return len(self.offsets)
+
+
+def _line_text(buf, pos, limit=120):
+    end = buf.find(b"\n", pos)
+    end = len(buf) if end < 0 else end
+    return bytes(buf[pos:min(end, pos + limit)]).decode("latin-1").rstrip("\r")
+
+
+def _scan_error(code, path, buf, pos, errline):
+    """TrajectoryError for a scan status code; ``pos`` is the start of the frame being scanned in ``buf``."""
+    # find the offending line: walk from the frame start to errline
+    text = bytes(buf[pos:pos + 1 << 16]).split(b"\n")
+    line_in = ""
+    if code == 1:
+        line_in = text[0].decode("latin-1").rstrip("\r")[:120]
+        return TrajectoryError(f"expected an 'ITEM:' line, got {line_in!r}. A frame starts with 'ITEM: TIMESTEP'; "
+                               "if this is an atom line, the previous frame has more atom lines than its "
+                               "NUMBER OF ATOMS", path=path, line=errline)
+    # errline is the line after the problem for codes 2-4: show the lines of the header
+    header = [t.decode("latin-1").rstrip("\r")[:120] for t in text[:12]]
+    if code == 2:
+        bad = next((h for h in header if h.startswith("ITEM:") and not any(
+            h[5:].strip().startswith(k) for k in ("TIMESTEP", "NUMBER OF ATOMS", "BOX BOUNDS", "ATOMS", "TIME",
+                                                  "UNITS"))), header[0])
+        return TrajectoryError(f"unknown header {bad!r}; expected ITEM: TIMESTEP, NUMBER OF ATOMS, BOX BOUNDS, "
+                               "ATOMS (or UNITS, TIME)", path=path, line=errline)
+    if code == 3:
+        return TrajectoryError("a header value is not a number (TIMESTEP and NUMBER OF ATOMS need an integer, "
+                               "BOX BOUNDS 2 numbers per line, 3 with tilt factors); header: "
+                               + " | ".join(header[:9]), path=path, line=errline)
+    if code == 4:
+        return TrajectoryError("'ITEM: ATOMS' comes before TIMESTEP, NUMBER OF ATOMS and BOX BOUNDS; header: "
+                               + " | ".join(header[:9]), path=path, line=errline)
+    return TrajectoryError(f"cannot index the dump (status {code}: {_k.STATUS.get(code, '?')})", path=path,
+                           line=errline)
+
+
+def _scan_index(path) -> _Index:
+    """Scan ``path`` once and return its frame index (compiled scan over 32 MiB blocks)."""
+    cap = 8192
+    ints = np.empty((cap, _k.INTS_WIDTH), dtype=np.int64)
+    box = np.empty((cap, _k.BOX_WIDTH), dtype=np.float64)
+    status = np.zeros(5, dtype=np.int64)
+    parts_i, parts_b = [], []
+    truncated = False
+    trunc_line = 0
+    base = 0
+    line = 1
+    pending = b""
+    eof = False
+    first = True
+    comp = compression_of(path)
+    try:
+        fh = open_binary(path)
+    except (OSError, EOFError) as err:
+        raise TrajectoryError(f"cannot read the file: {err}", path=path) from err
+    with fh:
+        while True:
+            try:
+                block = fh.read(BLOCK_BYTES) if not eof else b""
+            except (OSError, EOFError) as err:   # corrupt or truncated gzip/bz2 stream
+                if first:
+                    raise TrajectoryError(f"cannot decompress the file ({comp}): {err}", path=path) from err
+                warnings.warn(f"{path}: the {comp} stream is cut or corrupt after byte {base + len(pending)} of the "
+                              f"decompressed data ({err}); the complete frames before that point are kept",
+                              TruncatedFileWarning, stacklevel=4)
+                block = b""
+            if first:
+                check_text_head(block, path, "a LAMMPS dump (ITEM: TIMESTEP ...)")
+                first = False
+            if not block:
+                eof = True
+            buf = pending + block if pending else block
+            pos = 0
+            mv = memoryview(buf)
+            while True:
+                _k.scan_frames(mv[pos:], base, line, eof, ints, box, status)
+                code, nf, consumed, nlines, errline = (int(v) for v in status)
+                if nf:
+                    parts_i.append(ints[:nf].copy())
+                    parts_b.append(box[:nf].copy())
+                if code not in (0, 5, 6):
+                    raise _scan_error(code, path, buf, pos + consumed, errline)
+                pos += consumed
+                base += consumed
+                line += nlines
+                if code == 6:
+                    continue
+                break
+            mv.release()
+            if code == 5:
+                truncated = True
+                trunc_line = errline
+                break
+            pending = buf[pos:]
+            if eof:
+                break
+    if parts_i:
+        ints_all = np.concatenate(parts_i)
+        box_all = np.concatenate(parts_b)
+    else:
+        ints_all = np.zeros((0, _k.INTS_WIDTH), dtype=np.int64)
+        box_all = np.zeros((0, _k.BOX_WIDTH))
+    return _Index(ints_all, box_all, truncated, trunc_line, comp)
+
+
+def _get_index(path) -> _Index:
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    idx = _INDEX_CACHE.get(key)
+    if idx is None:
+        idx = _scan_index(path)
+        if len(_INDEX_CACHE) >= _INDEX_CACHE_MAX:
+            _INDEX_CACHE.pop(next(iter(_INDEX_CACHE)))
+        _INDEX_CACHE[key] = idx
+    return idx
+
+
+def boxes_to_cells(box):
+    """Cells and origins from the raw box lines of the index.
+
+    Parameters
+    ----------
+    box : ndarray, shape (n, 16), float64
+        Columns 0–8: (lo, hi, tilt) for x, y, z as written (bounding-box bounds
+        for triclinic boxes; a, b, c vectors for ``abc origin`` boxes), 9: kind
+        (0 orthogonal, 1 triclinic, 2 abc origin), 13–15: origin (kind 2).
+
+    Returns
+    -------
+    cells : ndarray, shape (n, 3, 3), float64, Å
+        Rows a, b, c.
+    origins : ndarray, shape (n, 3), float64, Å
+        Box lo corner (xlo, ylo, zlo).
+
+    Notes
+    -----
+    LAMMPS writes the bounding box of a triclinic cell (manual, "Triclinic
+    (non-orthogonal) simulation boxes")::
+
+        xlo = xlo_bound − min(0, xy, xz, xy + xz)    xhi = xhi_bound − max(0, xy, xz, xy + xz)
+        ylo = ylo_bound − min(0, yz)                 yhi = yhi_bound − max(0, yz)
+
+    and then a = (xhi − xlo, 0, 0), b = (xy, yhi − ylo, 0), c = (xz, yz, zhi − zlo).
+    """
+    box = np.asarray(box, dtype=np.float64)
+    n = len(box)
+    cells = np.zeros((n, 3, 3))
+    origins = np.zeros((n, 3))
+    kind = box[:, 9]
+    xlo_b, xhi_b, xy = box[:, 0], box[:, 1], box[:, 2]
+    ylo_b, yhi_b, xz = box[:, 3], box[:, 4], box[:, 5]
+    zlo, zhi, yz = box[:, 6], box[:, 7], box[:, 8]
+    tri = kind == 1
+    xy = np.where(tri, xy, 0.0)
+    xz = np.where(tri, xz, 0.0)
+    yz = np.where(tri, yz, 0.0)
+    zero = np.zeros(n)
+    xlo = xlo_b - np.minimum.reduce([zero, xy, xz, xy + xz])
+    xhi = xhi_b - np.maximum.reduce([zero, xy, xz, xy + xz])
+    ylo = ylo_b - np.minimum(zero, yz)
+    yhi = yhi_b - np.maximum(zero, yz)
+    cells[:, 0, 0] = xhi - xlo
+    cells[:, 1, 0] = xy
+    cells[:, 1, 1] = yhi - ylo
+    cells[:, 2, 0] = xz
+    cells[:, 2, 1] = yz
+    cells[:, 2, 2] = zhi - zlo
+    origins[:, 0], origins[:, 1], origins[:, 2] = xlo, ylo, zlo
+    gen = kind == 2
+    if gen.any():
+        cells[gen] = box[gen, :9].reshape(-1, 3, 3)
+        origins[gen] = box[gen, 13:16]
+    return cells, origins
+
+
+class LammpsDumpReader(BaseReader):
+    """Reader of LAMMPS text dumps (``dump atom``/``dump custom``), plain, gzip or bz2.
+
+    Parameters
+    ----------
+    path : str
+    options : ReaderOptions
+        Uses ``timestep`` (ps), ``lammps_units`` (``metal``/``real``) and
+        ``types`` (type → element).
+
+    Attributes
+    ----------
+    columns : list of str
+        The ``ITEM: ATOMS`` column names.
+    atom_ids : ndarray, shape (n_atoms,), int64
+        LAMMPS ids in the order atoms are handed out (sorted).
+    types : ndarray, shape (n_atoms,), int64, or None
+        LAMMPS type of every atom (id order).
+
+    Notes
+    -----
+    Coordinates preferred when several are present: ``xu`` > ``xsu`` > wrapped
+    + ``ix`` > ``x`` > ``xs``.  Velocities in units real (Å/fs) are multiplied
+    by 1000 to Å/ps; positions are Å in both unit styles.  Times are
+    TIMESTEP × ``timestep``, with ``timestep`` in ps for every unit style.
+    """
+
+    format_name = "lammps"
+    description = "LAMMPS dump text (custom/atom style), gzip/bz2 allowed"
+
+    def __init__(self, path, options: ReaderOptions):
+        super().__init__(path, options)
+        self._fh = None
+        self._fh_pos = 0
+        self._stamp = 1
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"{self.path}: no such file")
+        index = _get_index(self.path)
+        self._index = index
+        if index.truncated:
+            warnings.warn(f"{self.path}: the last frame is incomplete (the file ends inside the frame that starts "
+                          f"at line {index.trunc_line}); the {index.n_frames} complete frame(s) are kept",
+                          TruncatedFileWarning, stacklevel=3)
+        if index.n_frames == 0:
+            raise TrajectoryError("no complete frame in the file; expected 'ITEM: TIMESTEP', 'ITEM: NUMBER OF "
+                                  "ATOMS', 'ITEM: BOX BOUNDS' and 'ITEM: ATOMS ...' followed by one line per atom",
+                                  path=self.path)
+        self._check_index()
+        first = self._read_bytes(int(index.offsets[0]), int(index.ends[0]))
+        hdr_rel = int(index.header_offsets[0] - index.offsets[0])
+        hdr_end = first.find(b"\n", hdr_rel)
+        self.columns = first[hdr_rel:hdr_end if hdr_end >= 0 else len(first)].decode("latin-1").split()
+        self._setup_units(first)
+        self._setup_columns()
+        self._setup_atoms(first[int(index.atoms_offsets[0] - index.offsets[0]):])
+        self._setup_times()
+        self.steps = index.steps.copy()
+        cells, origins = boxes_to_cells(index.box)
+        self._cells, self._origins = cells, origins
+        self.metadata = {"lammps_columns": " ".join(self.columns), "lammps_units": self._unit_style,
+                         "box": {0: "orthogonal", 1: "triclinic", 2: "general (abc origin)"}[int(index.box[0, 9])]}
+
+    # ------------------------------------------------------------------ setup
+    def _check_index(self):
+        ix = self._index
+        n0 = int(ix.natoms[0])
+        if n0 == 0:
+            raise TrajectoryError("the first frame has 0 atoms", path=self.path, line=int(ix.lines[0]), frame=0)
+        bad = np.nonzero(ix.natoms != n0)[0]
+        if len(bad):
+            i = int(bad[0])
+            raise TrajectoryError(f"the number of atoms changes from {n0} to {int(ix.natoms[i])} (step "
+                                  f"{int(ix.steps[i])}); anionmotion needs the same atoms in every frame "
+                                  "(dump all atoms, not a dynamic group)", path=self.path, line=int(ix.lines[i]),
+                                  frame=i)
+        bad = np.nonzero(ix.hashes != ix.hashes[0])[0]
+        if len(bad):
+            i = int(bad[0])
+            raise TrajectoryError("the ITEM: ATOMS columns differ from those of the first frame; every frame must "
+                                  "have the same columns", path=self.path, line=int(ix.atom_lines[i]) - 1, frame=i)
+        d = np.diff(ix.steps)
+        bad = np.nonzero(d <= 0)[0]
+        if len(bad):
+            i = int(bad[0]) + 1
+            raise TrajectoryError(f"TIMESTEP does not increase: {int(ix.steps[i])} after {int(ix.steps[i - 1])} "
+                                  f"(frames {i - 1} and {i}); a dump must have strictly increasing steps (a restarted "
+                                  "run appended to the same file? split it or remove the repeated frames)",
+                                  path=self.path, line=int(ix.lines[i]) + 1, frame=i)
+        kinds = np.unique(ix.box[:, 9])
+        if len(kinds) > 1:
+            i = int(np.nonzero(ix.box[:, 9] != ix.box[0, 9])[0][0])
+            raise TrajectoryError("the box style (orthogonal / triclinic) changes", path=self.path,
+                                  line=int(ix.lines[i]), frame=i)
+
+    def _setup_units(self, first):
+        style = self.options.lammps_units
+        off = self._index.box[0, 11]
+        declared = None
+        if off >= 0:
+            rel = int(off - self._index.offsets[0])
+            declared = first[rel:first.index(b"\n", rel)].decode("latin-1").strip()
+        if declared is not None and declared != style:
+            if declared not in ("metal", "real"):
+                raise TrajectoryError(f"the dump declares 'ITEM: UNITS {declared}'; anionmotion reads units metal and "
+                                      "real only", path=self.path, frame=0)
+            style = declared
+        if style not in ("metal", "real"):
+            raise OptionError(f"invalid lammps_units {style!r}; choose one of metal, real")
+        self._unit_style = style
+        self._declared_units = declared
+        self._vel_factor = 1000.0 if style == "real" else 1.0
+
+    def _setup_columns(self):
+        cols = self.columns
+        where = {c: i for i, c in enumerate(cols)}
+        if len(where) != len(cols):
+            dup = sorted({c for c in cols if cols.count(c) > 1})
+            raise TrajectoryError(f"column(s) {', '.join(dup)} appear twice in ITEM: ATOMS {' '.join(cols)}",
+                                  path=self.path, line=int(self._index.atom_lines[0]) - 1)
+        if "id" not in where:
+            raise TrajectoryError(f"no 'id' column in ITEM: ATOMS {' '.join(cols)}; anionmotion needs atom ids to "
+                                  "follow atoms between frames (dump custom ... id type x y z)", path=self.path,
+                                  line=int(self._index.atom_lines[0]) - 1)
+        self._idcol = where["id"]
+        chosen = next(((names, style, scaled) for names, style, scaled in _COORD_SETS
+                       if all(n in where for n in names)), None)
+        if chosen is None:
+            raise TrajectoryError("No coordinate information: no coordinate columns in ITEM: ATOMS "
+                                  f"{' '.join(cols)}; expected one of x y z, xs ys zs, xu yu zu, xsu ysu zsu",
+                                  path=self.path, line=int(self._index.atom_lines[0]) - 1)
+        names, style, scaled = chosen
+        self._coord_names, self._style, self._scaled = names, style, scaled
+        self._images = style == "wrapped" and all(n in where for n in ("ix", "iy", "iz"))
+        self.has_velocities = all(n in where for n in ("vx", "vy", "vz"))
+        roles = np.full(len(cols), _k.ROLE_SKIP, dtype=np.int32)
+        roles[self._idcol] = _k.ROLE_ID
+        slot = 0
+        for n in names:
+            roles[where[n]] = slot
+            slot += 1
+        self._vel_slot = self._img_slot = None
+        if self.has_velocities:
+            self._vel_slot = slot
+            for n in ("vx", "vy", "vz"):
+                roles[where[n]] = slot
+                slot += 1
+        if self._images:
+            self._img_slot = slot
+            for n in ("ix", "iy", "iz"):
+                roles[where[n]] = slot
+                slot += 1
+        self._roles = roles
+        self._nvals = slot
+        self.coord_style = "unwrapped" if style == "unwrapped" else ("image" if self._images else "wrapped")
+        self.units = {
+            "length": "Å",
+            "coordinates": " ".join(names) + (" + ix iy iz" if self._images else "")
+            + (" (scaled → Cartesian with the frame's box)" if scaled else ""),
+            "time": "ps (TIMESTEP × timestep)",
+            "velocity": ("Å/ps (from Å/fs × 1000, units real)" if self._unit_style == "real" else
+                         "Å/ps (units metal)") if self.has_velocities else "none",
+            "lammps_units": self._unit_style + (" (declared by ITEM: UNITS)" if self._declared_units else ""),
+        }
+
+    def _setup_atoms(self, atoms_bytes):
+        ix = self._index
+        n = int(ix.natoms[0])
+        cols = self.columns
+        where = {c: i for i, c in enumerate(cols)}
+        want = ["id"] + [c for c in ("type", "mass") if c in where]
+        roles = np.full(len(cols), _k.ROLE_SKIP, dtype=np.int32)
+        for s, c in enumerate(want):
+            roles[where[c]] = s
+        vals = np.empty((n, len(want)))
+        err = np.zeros(4, dtype=np.int64)
+        code = _k.parse_columns(atoms_bytes, n, roles, vals, err)
+        if code:
+            raise self._parse_error(code, err, 0, atoms_bytes, 0)
+        ids_f = vals[:, 0]
+        ids = ids_f.astype(np.int64)
+        bad = np.nonzero((ids_f != ids) | (ids <= 0))[0]
+        if len(bad):
+            k = int(bad[0])
+            raise TrajectoryError(f"atom id {ids_f[k]:g} is not a positive integer", path=self.path, frame=0,
+                                  line=int(ix.atom_lines[0]) + k)
+        order = np.argsort(ids, kind="stable")
+        sids = ids[order]
+        dup = np.nonzero(np.diff(sids) == 0)[0]
+        if len(dup):
+            d = int(sids[dup[0]])
+            lines = np.nonzero(ids == d)[0]
+            raise TrajectoryError(f"atom id {d} appears twice (lines {int(ix.atom_lines[0]) + int(lines[0])} and "
+                                  f"{int(ix.atom_lines[0]) + int(lines[1])}); ids must be unique", path=self.path,
+                                  frame=0, atom=d)
+        max_id = int(sids[-1])
+        if max_id > max(16 * n, 1 << 22):
+            raise TrajectoryError(f"atom ids are too sparse ({n} atoms with ids up to {max_id}); renumber them "
+                                  "(LAMMPS reset_atoms id) before dumping", path=self.path, frame=0)
+        id2idx = np.full(max_id + 1, -1, dtype=np.int64)
+        id2idx[sids] = np.arange(n, dtype=np.int64)
+        self._id2idx = id2idx
+        self._seen = np.zeros(n, dtype=np.int64)
+        self.atom_ids = sids
+        self.n_atoms = n
+        self.n_frames = ix.n_frames
+        types = None
+        if "type" in where:
+            t = vals[:, want.index("type")][order]
+            types = t.astype(np.int64)
+        self.types = types
+        mass_col = vals[:, want.index("mass")][order] if "mass" in where else None
+        elements = None
+        if "element" in where:
+            tok = np.zeros((n, 8), dtype=np.uint8)
+            code = _k.column_tokens(atoms_bytes, n, where["element"], tok)
+            if code:
+                raise self._parse_error(10, np.array([0, 0, where["element"], 0]), 0, atoms_bytes, 0)
+            elements = tok.view("S8").ravel()[order]
+        self.species = self._species(types, elements, mass_col)
+        self.masses = None if mass_col is None else mass_col
+        if "q" in where:
+            roles = np.full(len(cols), _k.ROLE_SKIP, dtype=np.int32)
+            roles[where["q"]] = 0
+            q = np.empty((n, 1))
+            code = _k.parse_columns(atoms_bytes, n, roles, q, err)
+            if code:
+                raise self._parse_error(code, err, 0, atoms_bytes, 0)
+            self.charges = q[order, 0]
+
+    def _species(self, types, elements, mass_col):
+        tmap = self.options.types
+        if tmap:
+            if types is None:
+                raise OptionError(f"{self.path}: types= / --types was given but the dump has no 'type' column "
+                                  f"(columns: {' '.join(self.columns)})")
+            present = np.unique(types)
+            missing = [int(t) for t in present if int(t) not in tmap]
+            if missing:
+                have = ", ".join(f"{k}={v}" for k, v in sorted(tmap.items()))
+                raise OptionError(f"{self.path}: atom type(s) {', '.join(map(str, missing))} have no element in "
+                                  f"types= / --types ({have}); give every type present "
+                                  f"({', '.join(str(int(t)) for t in present)}), e.g. --types "
+                                  + ",".join(f"{int(t)}={tmap.get(int(t), 'X')}" for t in present))
+            lut = {int(t): normalize_symbol(tmap[int(t)]) for t in present}
+            uniq, inv = np.unique(types, return_inverse=True)
+            return np.array([lut[int(t)] for t in uniq], dtype=object)[inv]
+        if elements is not None:
+            uniq, inv = np.unique(elements, return_inverse=True)
+            names = [normalize_symbol(u.decode("latin-1")) for u in uniq]
+            return np.array(names, dtype=object)[inv]
+        if mass_col is not None:
+            uniq, inv = np.unique(mass_col, return_inverse=True)
+            syms = list(MASSES)
+            table = np.array([MASSES[s] for s in syms])
+            names = []
+            for m in uniq:
+                j = int(np.argmin(np.abs(table - m)))
+                if abs(table[j] - m) > _MASS_TOLERANCE:
+                    which = "" if types is None else " (type " + ", ".join(
+                        str(int(t)) for t in np.unique(types[mass_col == m])) + ")"
+                    raise OptionError(f"{self.path}: mass {m:g}{which} matches no element (nearest {syms[j]}, "
+                                      f"{table[j]:g} amu); give the elements with types= / --types, e.g. "
+                                      "--types 1=Li,2=P,3=S")
+                names.append(syms[j])
+            return np.array(names, dtype=object)[inv]
+        if types is not None:
+            present = ", ".join(str(int(t)) for t in np.unique(types))
+            raise OptionError(f"{self.path}: the dump has atom types {present} but no element or mass column; give "
+                              "the element of each type with types={1: 'Li', 2: 'P'} / --types 1=Li,2=P,...")
+        raise OptionError(f"{self.path}: the dump has no type, element or mass column (columns: "
+                          f"{' '.join(self.columns)}); anionmotion cannot tell the species")
+
+    def _setup_times(self):
+        ix = self._index
+        dt = self.options.timestep
+        if dt is not None:
+            self.times = ix.steps.astype(np.float64) * float(dt)
+            self.units["time_source"] = f"TIMESTEP × timestep ({dt:g} ps)"
+        elif np.all(np.isfinite(ix.box[:, 10])):
+            f = 1e-3 if self._unit_style == "real" else 1.0
+            self.times = ix.box[:, 10] * f
+            self.units["time"] = "ps (ITEM: TIME" + (", fs → ps)" if f != 1.0 else ")")
+            self.units["time_source"] = "ITEM: TIME"
+        else:
+            self.times = None
+            self.units["time_source"] = "none in the file: give timestep (ps) or frame_interval"
+
+    # ------------------------------------------------------------------- I/O
+    def _open(self):
+        if self._fh is None:
+            self._fh = open_binary(self.path)
+            self._fh_pos = 0
+        return self._fh
+
+    def _read_bytes(self, a, b):
+        fh = self._open()
+        if self._index.compression is not None and a < self._fh_pos:
+            fh.close()
+            self._fh = None
+            fh = self._open()
+        if a != self._fh_pos:
+            fh.seek(a)
+        data = fh.read(b - a)
+        self._fh_pos = a + len(data)
+        if len(data) != b - a:
+            raise TrajectoryError(f"the file changed since it was indexed (expected {b - a} bytes at offset {a}, "
+                                  f"got {len(data)})", path=self.path)
+        return data
+
+    def close(self):
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # pragma: no cover
+            pass
+
+    # ------------------------------------------------------------------ read
+    def read_cells(self, start, stop):
+        return self._cells[start:stop].copy()
+
+    def read(self, start, stop, atoms=None):
+        ix = self._index
+        start, stop = int(start), int(max(start, stop))
+        n = stop - start
+        if atoms is None:
+            idx2out = np.arange(self.n_atoms, dtype=np.int64)
+            n_out = self.n_atoms
+        else:
+            atoms = np.asarray(atoms, dtype=np.int64)
+            idx2out = np.full(self.n_atoms, -1, dtype=np.int64)
+            idx2out[atoms] = np.arange(len(atoms), dtype=np.int64)
+            n_out = len(atoms)
+        out = np.empty((n, n_out, self._nvals), dtype=np.float64)
+        err = np.zeros(4, dtype=np.int64)
+        f = start
+        while f < stop:
+            a = int(ix.offsets[f])
+            g = int(np.searchsorted(ix.ends, a + PARSE_BYTES, side="right"))
+            g = min(max(g, f + 1), stop)
+            b = int(ix.ends[g - 1])
+            data = self._read_bytes(a, b)
+            starts = ix.atoms_offsets[f:g] - a
+            code = _k.parse_frames(data, starts, self.n_atoms, self._roles, self._id2idx, idx2out,
+                                   out[f - start:g - start], self._seen, self._stamp, err)
+            self._stamp += g - f
+            if code:
+                raise self._parse_error(code, err, f, data, int(starts[err[0]]))
+            f = g
+        cells = self._cells[start:stop]
+        origins = self._origins[start:stop]
+        coords = out[:, :, :3] if self._nvals > 3 else out
+        if self._scaled:
+            coords = np.einsum("tik,tkl->til", coords, cells) + origins[:, None, :]
+        vel = None
+        if self.has_velocities:
+            vel = out[:, :, self._vel_slot:self._vel_slot + 3]
+            vel = vel * self._vel_factor if self._vel_factor != 1.0 else np.ascontiguousarray(vel)
+        images = None
+        if self._images:
+            images = out[:, :, self._img_slot:self._img_slot + 3].astype(np.int64)
+        return RawFrames(coords=np.ascontiguousarray(coords), style=self._style, cells=cells.copy(),
+                         times=None if self.times is None else self.times[start:stop].copy(), velocities=vel,
+                         images=images, origins=origins.copy(), steps=ix.steps[start:stop].copy())
+
+    def _parse_error(self, code, err, frame0, data, frame_start):
+        """TrajectoryError for a parse status code (err = frame in the block, atom line, column, id)."""
+        ix = self._index
+        fb, k, c, ident = (int(v) for v in err)
+        frame = frame0 + fb
+        line = int(ix.atom_lines[frame]) + k
+        lines = bytes(data[frame_start:]).split(b"\n", k + 1)
+        text = lines[k].decode("latin-1").rstrip("\r") if k < len(lines) else ""
+        cols = self.columns
+        if code == 10:
+            ntok = len(text.split())
+            msg = (f"atom line has {ntok} values, the ITEM: ATOMS header names {len(cols)} ({' '.join(cols)}): "
+                   f"{text[:120]!r}")
+        elif code == 11:
+            toks = text.split()
+            tok = toks[c] if c < len(toks) else ""
+            msg = f"column '{cols[c]}' is not a number: {tok!r} in {text[:120]!r}"
+        elif code == 12:
+            msg = f"atom id is not a positive integer: {text[:120]!r}"
+        elif code == 13:
+            msg = (f"atom id {ident} is not in the first frame (missing or unknown id: every frame must hold the same "
+                   f"atoms, ids {int(self.atom_ids[0])}..{int(self.atom_ids[-1])})")
+        elif code == 14:
+            msg = f"atom id {ident} appears twice in the frame (so another id is missing); ids must be unique"
+        else:
+            msg = f"cannot parse the atom line (status {code}): {text[:120]!r}"
+        return TrajectoryError(msg, path=self.path, line=line, frame=frame,
+                               atom=ident if code in (13, 14) else None)

@@ -1,0 +1,157 @@
+"""LAMMPS dump text kernels: façade over ``ext/_lammps.pyx`` with numpy twins.
+
+The compiled module scans a byte buffer for frames (:func:`scan_frames`) and
+parses atom lines into preallocated arrays (:func:`parse_frames`,
+:func:`parse_columns`, :func:`column_tokens`).  The ``*_ref`` twins are plain
+numpy/Python implementations of the same contracts, used as test oracles.
+Status codes are listed in :data:`STATUS`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._loader import load_ext
+
+__all__ = ["STATUS", "ROLE_ID", "ROLE_SKIP", "scan_frames", "parse_frames", "parse_frames_ref", "parse_columns",
+           "column_tokens", "parse_floats", "parse_floats_ref", "INTS_WIDTH", "BOX_WIDTH"]
+
+_lammps = load_ext("_lammps")
+
+ROLE_ID = -2
+ROLE_SKIP = -1
+INTS_WIDTH = 9
+BOX_WIDTH = 16
+
+STATUS = {
+    0: "ok",
+    1: "expected an 'ITEM:' line",
+    2: "unknown ITEM header",
+    3: "bad number in a header",
+    4: "ITEM: ATOMS before TIMESTEP, NUMBER OF ATOMS and BOX BOUNDS",
+    5: "truncated",
+    6: "capacity reached",
+    10: "wrong number of columns",
+    11: "bad number",
+    12: "bad atom id",
+    13: "unknown atom id",
+    14: "duplicate atom id",
+}
+
+
+def scan_frames(buf, base, line0, at_eof, ints, box, status):
+    """Index the complete frames in ``buf`` (see ``ext/_lammps.pyx``).
+
+    Parameters
+    ----------
+    buf : bytes-like
+        Decompressed file bytes starting at a frame start.
+    base : int
+        Absolute byte offset of ``buf[0]``.
+    line0 : int
+        1-based line number of ``buf[0]``.
+    at_eof : bool
+        ``buf`` reaches the end of the file.
+    ints : ndarray, shape (cap, 9), int64, OUT
+        offset, first-atom-line offset, end offset, step, n_atoms, line,
+        column-header hash, column-header offset, first atom line number.
+    box : ndarray, shape (cap, 16), float64, OUT
+        Box lines (lo, hi, tilt) × 3, box kind, TIME value, UNITS offset,
+        number of columns, origin (``abc origin`` boxes).
+    status : ndarray, shape (5,), int64, OUT
+        code, frames found, bytes consumed, lines consumed, error line.
+    """
+    _lammps.scan_frames(buf, int(base), int(line0), bool(at_eof), ints, box, status)
+
+
+def parse_frames(buf, starts, natoms, roles, id2idx, idx2out, out, seen, stamp0, err):
+    """Parse atom lines of several frames into ``out`` (rows in id order); returns a status code.
+
+    Parameters
+    ----------
+    buf : bytes-like
+    starts : ndarray, shape (n_frames,), int64
+        Offset in ``buf`` of each frame's first atom line.
+    natoms : int
+    roles : ndarray, shape (n_columns,), int32
+        ``ROLE_ID``, ``ROLE_SKIP`` or the value slot of each column.
+    id2idx : ndarray, shape (max_id + 1,), int64
+        Index in id order of every id, -1 for ids not in the trajectory.
+    idx2out : ndarray, shape (n_atoms,), int64
+        Output row of every atom index, -1 for atoms not wanted.
+    out : ndarray, shape (n_frames, n_out, n_vals), float64, OUT
+    seen : ndarray, shape (n_atoms,), int64, IN/OUT scratch
+    stamp0 : int
+        Larger than every value in ``seen``; frames use ``stamp0 + f``.
+    err : ndarray, shape (4,), int64, OUT
+        frame, atom line, column, id of the first problem.
+    """
+    return int(_lammps.parse_frames(buf, starts, int(natoms), roles, id2idx, idx2out, out, seen, int(stamp0), err))
+
+
+def parse_frames_ref(buf, starts, natoms, roles, id2idx, idx2out, out, seen, stamp0, err):
+    """Numpy twin of :func:`parse_frames` (same contract; ``seen`` is not used)."""
+    data = bytes(buf)
+    roles = np.asarray(roles)
+    ncol = len(roles)
+    idcol = int(np.nonzero(roles == ROLE_ID)[0][0])
+    for f, s in enumerate(starts):
+        lines = data[int(s):].split(b"\n", int(natoms))[: int(natoms)]
+        rows = [ln.split() for ln in lines]
+        for k, r in enumerate(rows):
+            if len(r) != ncol:
+                err[:] = (f, k, len(r), 0)
+                return 10
+        tok = np.array(rows, dtype=object).reshape(int(natoms), ncol)
+        ids = np.array([int(t) for t in tok[:, idcol]], dtype=np.int64)
+        if len(ids) and ids.min() <= 0:
+            err[:] = (f, int(np.argmin(ids)), idcol, 0)
+            return 12
+        unknown = (ids >= len(id2idx)) | (id2idx[np.minimum(ids, len(id2idx) - 1)] < 0)
+        if unknown.any():
+            k = int(np.nonzero(unknown)[0][0])
+            err[:] = (f, k, idcol + 1, ids[k])
+            return 13
+        idx = id2idx[ids]
+        uniq, first = np.unique(idx, return_index=True)
+        if len(uniq) != len(idx):
+            dup = np.setdiff1d(np.arange(len(idx)), first)[0]
+            err[:] = (f, int(dup), idcol + 1, ids[dup])
+            return 14
+        o = idx2out[idx]
+        keep = o >= 0
+        for c in np.nonzero(roles >= 0)[0]:
+            vals = np.array([float(t) for t in tok[keep, c]], dtype=np.float64)
+            out[f, o[keep], roles[c]] = vals
+    return 0
+
+
+def parse_columns(buf, natoms, roles, out, err):
+    """Parse numeric columns of one frame in file order; returns a status code."""
+    return int(_lammps.parse_columns(buf, int(natoms), roles, out, err))
+
+
+def column_tokens(buf, natoms, col, out):
+    """Copy the text of column ``col`` of ``natoms`` lines into ``out`` (uint8, natoms × width)."""
+    return int(_lammps.column_tokens(buf, int(natoms), int(col), out))
+
+
+def parse_floats(text: bytes) -> np.ndarray:
+    """Parse whitespace-separated floats with the compiled parser (fast path + strtod fallback).
+
+    Raises
+    ------
+    ValueError
+        Naming the first token that is not a number.
+    """
+    toks = text.split()
+    out = np.empty(len(toks), dtype=np.float64)
+    n = _lammps.parse_float_tokens(text, out)
+    if n < 0:
+        raise ValueError(f"not a number: {toks[-n - 1]!r}")
+    return out[:n]
+
+
+def parse_floats_ref(text: bytes) -> np.ndarray:
+    """Numpy twin of :func:`parse_floats` (Python's correctly rounded ``float``)."""
+    return np.array([float(t) for t in text.split()], dtype=np.float64)
