@@ -1,0 +1,194 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Periodic-boundary kernels: triclinic minimum image and cell-list pair histograms (SPEC §7).
+
+No validation here: the façade ``anionmotion/kernels/pbc.py`` checks shapes,
+cells and ranges first.  Every loop runs without the GIL so the façade can
+process frames on several threads.
+"""
+
+from libc.math cimport floor, nearbyint, sqrt
+from libc.stdlib cimport free, malloc
+
+ctypedef long long int64
+
+
+cdef inline void _frac_shortest(double s0, double s1, double s2, const double[:, ::1] cell,
+                                double* out) noexcept nogil:
+    """Shortest image of fractional vector s (already reduced to [-0.5, 0.5]) among its 27 neighbours."""
+    cdef int i, j, k
+    cdef double a, b, c, x, y, z, r2
+    cdef double best = 1e300
+    for i in range(-1, 2):
+        a = s0 + i
+        for j in range(-1, 2):
+            b = s1 + j
+            for k in range(-1, 2):
+                c = s2 + k
+                x = a * cell[0, 0] + b * cell[1, 0] + c * cell[2, 0]
+                y = a * cell[0, 1] + b * cell[1, 1] + c * cell[2, 1]
+                z = a * cell[0, 2] + b * cell[1, 2] + c * cell[2, 2]
+                r2 = x * x + y * y + z * z
+                if r2 < best:
+                    best = r2
+                    out[0] = x
+                    out[1] = y
+                    out[2] = z
+
+
+def min_image_triclinic(const double[:, :, ::1] d,        # IN  (n_frames, n, 3) displacements, Å
+                        const double[:, :, ::1] cells,    # IN  (n_frames, 3, 3) rows a, b, c, Å
+                        const double[:, :, ::1] inv,      # IN  (n_frames, 3, 3) inverses of cells
+                        double[:, :, ::1] out):           # OUT (n_frames, n, 3) shortest images, Å
+    """Shortest periodic image of every vector: reduce s = d·H⁻¹ to [-½, ½], then search the 27 neighbours."""
+    cdef Py_ssize_t T = d.shape[0], n = d.shape[1], t, i
+    cdef double s0, s1, s2, x, y, z
+    cdef double res[3]
+    res[0] = 0.0; res[1] = 0.0; res[2] = 0.0
+    with nogil:
+        for t in range(T):
+            for i in range(n):
+                x = d[t, i, 0]; y = d[t, i, 1]; z = d[t, i, 2]
+                s0 = x * inv[t, 0, 0] + y * inv[t, 1, 0] + z * inv[t, 2, 0]
+                s1 = x * inv[t, 0, 1] + y * inv[t, 1, 1] + z * inv[t, 2, 1]
+                s2 = x * inv[t, 0, 2] + y * inv[t, 1, 2] + z * inv[t, 2, 2]
+                s0 = s0 - nearbyint(s0)
+                s1 = s1 - nearbyint(s1)
+                s2 = s2 - nearbyint(s2)
+                _frac_shortest(s0, s1, s2, cells[t], res)
+                out[t, i, 0] = res[0]
+                out[t, i, 1] = res[1]
+                out[t, i, 2] = res[2]
+
+
+def distances_min_image(const double[:, ::1] frac_a,      # IN  (na, 3) fractional
+                        const double[:, ::1] frac_b,      # IN  (nb, 3) fractional
+                        const double[:, ::1] cell,        # IN  (3, 3) rows a, b, c, Å
+                        double[:, ::1] out):              # OUT (na, nb) shortest-image distances, Å
+    """All-pairs minimum-image distance matrix in one (triclinic) cell (27-neighbour search)."""
+    cdef Py_ssize_t na = frac_a.shape[0], nb = frac_b.shape[0], i, j
+    cdef double s0, s1, s2
+    cdef double res[3]
+    res[0] = 0.0; res[1] = 0.0; res[2] = 0.0
+    with nogil:
+        for i in range(na):
+            for j in range(nb):
+                s0 = frac_b[j, 0] - frac_a[i, 0]
+                s1 = frac_b[j, 1] - frac_a[i, 1]
+                s2 = frac_b[j, 2] - frac_a[i, 2]
+                s0 = s0 - nearbyint(s0)
+                s1 = s1 - nearbyint(s1)
+                s2 = s2 - nearbyint(s2)
+                _frac_shortest(s0, s1, s2, cell, res)
+                out[i, j] = sqrt(res[0] * res[0] + res[1] * res[1] + res[2] * res[2])
+
+
+cdef inline Py_ssize_t _bin_of(double s, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t b
+    s = s - floor(s)
+    b = <Py_ssize_t>(s * n)
+    if b >= n:
+        b = n - 1
+    if b < 0:
+        b = 0
+    return b
+
+
+def histogram_pairs(const double[:, ::1] frac_a,     # IN  (na, 3) fractional (any range; wrapped here)
+                    const double[:, ::1] frac_b,     # IN  (nb, 3) fractional
+                    const double[:, ::1] cell,       # IN  (3, 3) rows a, b, c, Å
+                    const int64[::1] self_idx,       # IN  (na,) index in b of the same atom as a[i], or -1
+                    const int64[::1] n_cells,        # IN  (3,) cell-list bins per axis (each ≥ 1; width ≥ rmax)
+                    double rmax,                     # IN  histogram range, Å (≤ half the smallest cell width)
+                    bint half,                       # IN  a is b: count each unordered pair once (j > i)
+                    int64[::1] hist):                # IN/OUT (n_bins,) pair counts, incremented
+    """Histogram of minimum-image distances < rmax between the atoms of a and b, using cell lists.
+
+    Pairs are found in fractional space: the cell is cut into n_cells[k] bins
+    along each axis, each at least rmax wide perpendicular to its faces, so
+    every pair closer than rmax lies in the same or an adjacent bin.  The
+    minimum image is fractional rounding, exact when rmax ≤ half the smallest
+    perpendicular width (the façade guarantees it).
+    """
+    cdef Py_ssize_t na = frac_a.shape[0], nb = frac_b.shape[0], n_bins = hist.shape[0]
+    cdef Py_ssize_t n0 = n_cells[0], n1 = n_cells[1], n2 = n_cells[2], n_tot = n0 * n1 * n2
+    cdef Py_ssize_t i, j, c, p, q, b0, b1, b2, o0, o1, o2, cb, k, jj, start, stop
+    cdef Py_ssize_t off0[3]
+    cdef Py_ssize_t off1[3]
+    cdef Py_ssize_t off2[3]
+    cdef Py_ssize_t m0, m1, m2
+    cdef double rmax2 = rmax * rmax, scale = n_bins / rmax
+    cdef double s0, s1, s2, x, y, z, r2, a0, a1, a2
+    cdef Py_ssize_t* head = <Py_ssize_t*>malloc((n_tot + 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* order = <Py_ssize_t*>malloc((nb + 1) * sizeof(Py_ssize_t))
+    cdef Py_ssize_t* binb = <Py_ssize_t*>malloc((nb + 1) * sizeof(Py_ssize_t))
+    cdef double* sb = <double*>malloc((3 * nb + 3) * sizeof(double))
+    if head == NULL or order == NULL or binb == NULL or sb == NULL:
+        free(head); free(order); free(binb); free(sb)
+        raise MemoryError("cell list allocation failed")
+    # neighbour offsets per axis: {-1, 0, 1} modulo n without repeats
+    m0 = 3 if n0 >= 3 else n0
+    m1 = 3 if n1 >= 3 else n1
+    m2 = 3 if n2 >= 3 else n2
+    off0[0] = 0; off0[1] = 1; off0[2] = n0 - 1
+    off1[0] = 0; off1[1] = 1; off1[2] = n1 - 1
+    off2[0] = 0; off2[1] = 1; off2[2] = n2 - 1
+    with nogil:
+        # counting sort of b by bin
+        for c in range(n_tot + 1):
+            head[c] = 0
+        for j in range(nb):
+            s0 = frac_b[j, 0] - floor(frac_b[j, 0])
+            s1 = frac_b[j, 1] - floor(frac_b[j, 1])
+            s2 = frac_b[j, 2] - floor(frac_b[j, 2])
+            cb = (_bin_of(s0, n0) * n1 + _bin_of(s1, n1)) * n2 + _bin_of(s2, n2)
+            binb[j] = cb
+            head[cb + 1] += 1
+        for c in range(n_tot):
+            head[c + 1] += head[c]
+        for j in range(nb):
+            cb = binb[j]
+            k = head[cb]
+            order[k] = j
+            head[cb] = k + 1
+        for c in range(n_tot - 1, -1, -1):
+            head[c + 1] = head[c]
+        head[0] = 0
+        # bin-sorted copy of b's coordinates (contiguous inner loop)
+        for k in range(nb):
+            j = order[k]
+            sb[3 * k] = frac_b[j, 0] - floor(frac_b[j, 0])
+            sb[3 * k + 1] = frac_b[j, 1] - floor(frac_b[j, 1])
+            sb[3 * k + 2] = frac_b[j, 2] - floor(frac_b[j, 2])
+        for i in range(na):
+            a0 = frac_a[i, 0] - floor(frac_a[i, 0])
+            a1 = frac_a[i, 1] - floor(frac_a[i, 1])
+            a2 = frac_a[i, 2] - floor(frac_a[i, 2])
+            b0 = _bin_of(a0, n0); b1 = _bin_of(a1, n1); b2 = _bin_of(a2, n2)
+            for o0 in range(m0):
+                for o1 in range(m1):
+                    for o2 in range(m2):
+                        cb = (((b0 + off0[o0]) % n0) * n1 + (b1 + off1[o1]) % n1) * n2 + (b2 + off2[o2]) % n2
+                        start = head[cb]
+                        stop = head[cb + 1]
+                        for k in range(start, stop):
+                            jj = order[k]
+                            if half:
+                                if jj <= i:
+                                    continue
+                            elif jj == self_idx[i]:
+                                continue
+                            s0 = sb[3 * k] - a0
+                            s1 = sb[3 * k + 1] - a1
+                            s2 = sb[3 * k + 2] - a2
+                            s0 = s0 - nearbyint(s0)
+                            s1 = s1 - nearbyint(s1)
+                            s2 = s2 - nearbyint(s2)
+                            x = s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
+                            y = s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
+                            z = s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]
+                            r2 = x * x + y * y + z * z
+                            if r2 < rmax2:
+                                p = <Py_ssize_t>(sqrt(r2) * scale)
+                                if p < n_bins:
+                                    hist[p] += 1
+    free(head); free(order); free(binb); free(sb)
