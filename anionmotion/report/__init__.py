@@ -1,0 +1,36 @@
+"""Reports: one command that runs every applicable analysis, series comparisons, batch runs.
+
+- :func:`run_report` (``anionmotion report``): all analyses of one trajectory into one folder
+  (``report.html``, ``report.md``, ``report.json``, CSVs, figures, density grid).
+- :func:`anionmotion.report.compare.compare` (``anionmotion compare``): Arrhenius analysis over
+  a temperature series and the constraint-mode decomposition (SPEC §8) over UC/RC/RTC/RTVC runs.
+- :mod:`anionmotion.report.batch` (``anionmotion batch``): many reports on dask.distributed,
+  resumable through completion markers.
+"""
+
+from __future__ import annotations
+
+from .core import MARKER, OPTION_DEFAULTS, comparable, file_sha256, report_status, run_report
+from .detect import detect_cation, detect_polyanions
+from .stages import STAGES, stage_names
+
+__all__ = ["run_report", "report_status", "comparable", "file_sha256", "MARKER", "OPTION_DEFAULTS",
+           "detect_cation", "detect_polyanions", "STAGES", "stage_names", "example_path"]
+
+
+def example_path() -> str:
+    """Path of the example trajectory shipped with the package (``anionmotion report --example``).
+
+    Raises
+    ------
+    FileNotFoundError
+        When this installation carries no example trajectory.
+    """
+    import glob
+    import os
+
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
+    found = sorted(glob.glob(os.path.join(here, "*.nc")))
+    if not found:
+        raise FileNotFoundError(f"no example trajectory (*.nc) in {here}; this installation does not ship one")
+    return found[0]

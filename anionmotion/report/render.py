@@ -1,0 +1,152 @@
+"""Render a report dictionary as self-contained HTML and as Markdown.
+
+The HTML embeds every figure as a base64 PNG ``data:`` URI and carries its own
+CSS, so the file opens offline and can be mailed as one file.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+
+__all__ = ["render_html", "render_markdown"]
+
+_STATUS_TEXT = {"ok": "ran", "skipped": "not applicable", "unavailable": "not available", "failed": "FAILED"}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:980px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left;
+vertical-align:top}th{background:#f4f4f4}code{background:#f4f4f4;padding:0 .2em}
+.st{display:inline-block;padding:0 .5em;border-radius:.6em;font-size:.85em;color:#fff}
+.ok{background:#2a7}.skipped{background:#888}.unavailable{background:#b80}.failed{background:#c33}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #eee}figcaption{font-size:.9em;color:#555}
+.note{color:#555;font-size:.92em}.warn{color:#a60;font-size:.92em}
+details{margin:.5em 0}summary{cursor:pointer;color:#555}
+"""
+
+
+def _esc(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _params_rows(params: dict) -> str:
+    return "".join(f"<tr><td><code>{_esc(k)}</code></td><td>{_esc(_short(v))}</td></tr>" for k, v in params.items())
+
+
+def _short(v, limit=200):
+    s = v if isinstance(v, str) else json.dumps(v, default=str)
+    return s if len(s) <= limit else s[:limit] + " …"
+
+
+def render_html(report: dict, figures: dict) -> str:
+    """HTML text of ``report``.
+
+    Parameters
+    ----------
+    report : dict
+        The report dictionary (what ``report.json`` holds).
+    figures : dict
+        ``{relative file name: PNG bytes}`` of every figure named in the report.
+    """
+    inp, tr, det = report["input"], report["trajectory"], report["detected"]
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>anionmotion report: {_esc(inp['name'])}</title><style>{_CSS}</style></head><body>",
+             f"<h1>anionmotion report: {_esc(inp['name'])}</h1>",
+             f"<p class='note'>anionmotion {_esc(report['anionmotion_version'])} · created "
+             f"{_esc(report['created_utc'])} · input sha256 <code>{_esc(inp.get('sha256') or '–')}</code></p>",
+             "<h2>Trajectory</h2><table>"]
+    rows = [("file", inp["path"]), ("format", tr["format"]),
+            ("atoms", f"{tr['n_atoms']} (" + ", ".join(f"{k} {v}" for k, v in tr["species"].items()) + ")"),
+            ("frames", tr["n_frames"]), ("time span", f"{tr['span_ps']:.6g} ps (Δt {tr['dt_ps']:.6g} ps)"),
+            ("velocities", "yes" if tr["velocities"] else "no"), ("mean volume", f"{tr['volume_A3']:.6g} Å³"),
+            ("temperature", f"{report['temperature_K']} K ({report['temperature_source']})"
+             if report["temperature_K"] is not None else "not given")]
+    if tr.get("metadata"):
+        rows.append(("metadata", ", ".join(f"{k}={v}" for k, v in tr["metadata"].items())))
+    parts += [f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows]
+    parts.append("</table><h2>Detected</h2><ul>")
+    parts.append(f"<li><b>mobile cation</b> ({_esc(det['cation']['source'])}): {_esc(det['cation']['reason'])}</li>")
+    parts.append(f"<li><b>polyanions</b> ({_esc(det['polyanions']['source'])}): "
+                 f"{_esc(det['polyanions']['reason'])}</li></ul>")
+    parts.append("<h2>Analyses</h2><table><tr><th>analysis</th><th>status</th><th>reason / time</th></tr>")
+    for st in report["stages"]:
+        a = report["analyses"][st]
+        why = a["reason"] if a["status"] != "ok" else f"{a['seconds']:.2f} s"
+        parts.append(f"<tr><td><a href='#{_esc(st)}'>{_esc(a['title'])}</a></td><td><span class='st {a['status']}'>"
+                     f"{_STATUS_TEXT.get(a['status'], a['status'])}</span></td><td>{_esc(why)}</td></tr>")
+    parts.append("</table>")
+    for st in report["stages"]:
+        a = report["analyses"][st]
+        parts.append(f"<h2 id='{_esc(st)}'>{_esc(a['title'])} <span class='st {a['status']}'>"
+                     f"{_STATUS_TEXT.get(a['status'], a['status'])}</span></h2>")
+        if a["status"] != "ok":
+            parts.append(f"<p><b>Reason:</b> {_esc(a['reason'])}</p>")
+        if a["summary"]:
+            parts.append("<table>" + "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>"
+                                             for k, v in a["summary"].items()) + "</table>")
+        for fig in a["figures"]:
+            png = figures.get(fig["file"])
+            if png is None:
+                continue
+            b64 = base64.b64encode(png).decode("ascii")
+            parts.append(f"<figure><img alt='{_esc(fig['caption'])}' src='data:image/png;base64,{b64}'>"
+                         f"<figcaption>{_esc(fig['caption'])}</figcaption></figure>")
+        if a["tables"]:
+            parts.append("<p class='note'>Data: " + ", ".join(f"<code>{_esc(t)}</code>" for t in a["tables"])
+                         + "</p>")
+        if a.get("files"):
+            parts.append("<p class='note'>Files: " + ", ".join(f"<code>{_esc(t)}</code>" for t in a["files"])
+                         + "</p>")
+        for n in a["notes"]:
+            parts.append(f"<p class='note'>{_esc(n)}</p>")
+        for w in a["warnings"]:
+            parts.append(f"<p class='warn'>warning: {_esc(w)}</p>")
+        if a["parameters"] or a.get("meta"):
+            parts.append("<details><summary>parameters and defaults</summary><table>"
+                         + _params_rows(a["parameters"]) + _params_rows(a.get("meta") or {}) + "</table></details>")
+    parts.append("<h2>Report parameters</h2><table>" + _params_rows(report["parameters"]) + "</table>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def render_markdown(report: dict) -> str:
+    """Markdown text of ``report`` (figures referenced as files under ``figures/``)."""
+    inp, tr, det = report["input"], report["trajectory"], report["detected"]
+    lines = [f"# anionmotion report: {inp['name']}", "",
+             f"anionmotion {report['anionmotion_version']}, created {report['created_utc']}, "
+             f"input sha256 `{inp.get('sha256') or '–'}`", "", "## Trajectory", "",
+             "| | |", "|---|---|", f"| file | `{inp['path']}` |", f"| format | {tr['format']} |",
+             f"| atoms | {tr['n_atoms']} (" + ", ".join(f"{k} {v}" for k, v in tr["species"].items()) + ") |",
+             f"| frames | {tr['n_frames']} |", f"| time span | {tr['span_ps']:.6g} ps (Δt {tr['dt_ps']:.6g} ps) |",
+             f"| velocities | {'yes' if tr['velocities'] else 'no'} |",
+             f"| temperature | " + (f"{report['temperature_K']} K ({report['temperature_source']})"
+                                    if report["temperature_K"] is not None else "not given") + " |", "",
+             "## Detected", "", f"- **mobile cation** ({det['cation']['source']}): {det['cation']['reason']}",
+             f"- **polyanions** ({det['polyanions']['source']}): {det['polyanions']['reason']}", "",
+             "## Analyses", "", "| analysis | status | reason / time |", "|---|---|---|"]
+    for st in report["stages"]:
+        a = report["analyses"][st]
+        why = a["reason"] if a["status"] != "ok" else f"{a['seconds']:.2f} s"
+        lines.append(f"| {a['title']} | {_STATUS_TEXT.get(a['status'], a['status'])} | {why} |")
+    for st in report["stages"]:
+        a = report["analyses"][st]
+        lines += ["", f"## {a['title']}", ""]
+        if a["status"] != "ok":
+            lines += [f"**{_STATUS_TEXT.get(a['status'], a['status'])}:** {a['reason']}", ""]
+        if a["summary"]:
+            lines += ["| quantity | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in a["summary"].items()] + [""]
+        for fig in a["figures"]:
+            lines += [f"![{fig['caption']}]({fig['file']})", "", f"*{fig['caption']}*", ""]
+        if a["tables"]:
+            lines.append("Data: " + ", ".join(f"`{t}`" for t in a["tables"]))
+        if a.get("files"):
+            lines.append("Files: " + ", ".join(f"`{t}`" for t in a["files"]))
+        lines += [f"> {n}" for n in a["notes"]]
+        lines += [f"> warning: {w}" for w in a["warnings"]]
+        if a["parameters"]:
+            lines.append("Parameters: " + ", ".join(f"`{k}={_short(v, 60)}`" for k, v in a["parameters"].items()))
+    lines += ["", "## Report parameters", ""] + [f"- `{k}` = `{_short(v)}`" for k, v in report["parameters"].items()]
+    return "\n".join(lines) + "\n"

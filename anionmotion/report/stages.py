@@ -1,0 +1,688 @@
+"""The stages of ``anionmotion report``: one per analysis, each calling the public API.
+
+A stage has a name, a title, the analysis modules it needs and a function
+``run(ctx, out)`` that calls the public analysis functions, stores the result
+dictionary (the analysis ``Result.to_dict()``) and adds figures and CSV tables.
+A stage whose module is not importable in this build, or that does not apply to
+the trajectory (no velocities, no polyanions, no temperature), is recorded with
+the reason — it is never silently skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..units import A2_PS_TO_CM2_S, KB_EV
+
+__all__ = ["Stage", "StageOutput", "ReportContext", "STAGES", "stage_names", "run_stage"]
+
+OK, SKIPPED, UNAVAILABLE, FAILED = "ok", "skipped", "unavailable", "failed"
+
+
+@dataclass
+class ReportContext:
+    """Everything a stage may use.
+
+    Attributes
+    ----------
+    traj : Trajectory
+    cation : CationChoice
+    polyanions : PolyanionChoice
+    temperature_K : float or None
+    options : dict
+        Report options (lag windows, hop distance, grid spacing …); None = analysis default.
+    progress : bool or None
+    results : dict
+        Result objects of the stages that already ran, by stage name (``"polyanions"`` holds the
+        :func:`anionmotion.find_polyanions` object).
+    """
+
+    traj: object
+    cation: object
+    polyanions: object
+    temperature_K: Optional[float]
+    options: dict
+    progress: Optional[bool] = None
+    results: dict = field(default_factory=dict)
+
+
+@dataclass
+class StageOutput:
+    """What a stage produced (filled in by ``Stage.run``)."""
+
+    name: str
+    title: str
+    status: str = OK
+    reason: str = ""
+    seconds: float = 0.0
+    parameters: dict = field(default_factory=dict)
+    result: dict = field(default_factory=dict)
+    summary: list = field(default_factory=list)        # [(label, value string)]
+    figures: list = field(default_factory=list)        # [(stem, matplotlib Figure, caption)]
+    tables: list = field(default_factory=list)         # [(filename, header list, 2-D array)]
+    files: list = field(default_factory=list)          # extra files written by the stage (relative names)
+    notes: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "title": self.title, "status": self.status, "reason": self.reason,
+                "parameters": self.parameters, "summary": dict(self.summary), "notes": self.notes,
+                "warnings": self.warnings, "result": self.result}
+
+
+class StageSkip(Exception):
+    """Raised inside a stage when it does not apply; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One analysis of the report.
+
+    Attributes
+    ----------
+    name : str
+        Key in ``report.json["analyses"]``.
+    title : str
+    needs : tuple of str
+        Public names (``anionmotion.<name>``) the stage calls; if one is not importable
+        the stage is ``unavailable``.
+    applies : callable(ctx) -> str or None
+        Reason why the stage does not apply, or None.
+    body : callable(ctx, out)
+    """
+
+    name: str
+    title: str
+    needs: tuple
+    applies: Callable
+    body: Callable
+
+    def missing(self) -> Optional[str]:
+        """Why the analysis code is not importable, or None."""
+        import anionmotion
+
+        for name in self.needs:
+            module = anionmotion._LAZY.get(name)
+            try:
+                getattr(anionmotion, name)
+            except ModuleNotFoundError as err:
+                return f"analysis module {module} is not available in this build ({err})"
+            except (ImportError, AttributeError) as err:
+                return f"anionmotion.{name} ({module}) cannot be imported: {err}"
+        return None
+
+
+def run_stage(stage: Stage, ctx: ReportContext, out_dir=None) -> StageOutput:
+    """Run one stage, turning 'missing', 'does not apply' and errors into a recorded status."""
+    out = StageOutput(stage.name, stage.title)
+    out.out_dir = out_dir
+    t0 = time.perf_counter()
+    why = stage.missing()
+    if why is not None:
+        out.status, out.reason = UNAVAILABLE, why
+        return out
+    why = stage.applies(ctx)
+    if why is not None:
+        out.status, out.reason = SKIPPED, why
+        return out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            stage.body(ctx, out)
+        except StageSkip as err:
+            out.status, out.reason = SKIPPED, str(err)
+        except Exception as err:  # a failing analysis must not lose the rest of the report
+            out.status = FAILED
+            out.reason = f"{type(err).__name__}: {err}"
+            out.notes.append("traceback: " + "".join(traceback.format_exception_only(type(err), err)).strip())
+            out.figures.clear()
+    seen = set()
+    for w in caught:
+        text = f"{w.category.__name__}: {w.message}"
+        if text not in seen:
+            seen.add(text)
+            out.warnings.append(text)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _api(name):
+    import anionmotion
+
+    return getattr(anionmotion, name)
+
+
+def call(out, fn, *args, **kwargs):
+    """Call ``fn`` with the keywords its signature accepts and record them in ``out.parameters``.
+
+    Keywords that are None are not passed (the analysis default applies, and the
+    result's ``meta`` records it).  A keyword the analysis does not accept is
+    recorded in ``out.notes`` rather than dropped silently.
+    """
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        params = None
+    passed = {}
+    for key, value in kwargs.items():
+        if value is None:
+            continue
+        if params is not None and key not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            out.notes.append(f"{getattr(fn, '__name__', fn)}() does not take {key}={value!r}; not used")
+            continue
+        passed[key] = value
+    for key, value in passed.items():
+        if key != "progress":
+            out.parameters.setdefault(key, value)
+    return fn(*args, **passed)
+
+
+def rdict(result) -> dict:
+    """``result.to_dict()`` for Result objects; dicts pass through."""
+    if isinstance(result, dict):
+        return result
+    return result.to_dict()
+
+
+def _get(d, *keys, default=None):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d or d[k] is None:
+            return default
+        d = d[k]
+    return d
+
+
+def _fmt(x, unit="", digits=3):
+    if x is None:
+        return "–"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x)}{(' ' + unit) if unit else ''}"
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    if not np.isfinite(x):
+        return "–"
+    return f"{x:.{digits}g}{(' ' + unit) if unit else ''}"
+
+
+def _pm(x, err, unit="", digits=3):
+    if x is None:
+        return "–"
+    if err is None:
+        return _fmt(x, unit, digits)
+    return f"{float(x):.{digits}g} ± {float(err):.2g}{(' ' + unit) if unit else ''}"
+
+
+def _plt():
+    from ..cli._common import need_matplotlib
+
+    return need_matplotlib()
+
+
+def new_figure(out, stem, caption, *, ncols=1, width=6.4, height=4.0):
+    """A matplotlib figure registered under ``figures/<stem>.png``; None when matplotlib is missing."""
+    try:
+        plt = _plt()
+    except ImportError as err:
+        note = f"figures not drawn: {err}"
+        if note not in out.notes:
+            out.notes.append(note)
+        return None, None
+    fig, axes = plt.subplots(1, ncols, figsize=(width * (1 if ncols == 1 else 0.75 * ncols), height),
+                             squeeze=False)
+    out.figures.append((stem, fig, caption))
+    return fig, axes[0]
+
+
+def _needs_cation(ctx):
+    if ctx.cation.species is None:
+        return f"no mobile cation: {ctx.cation.reason}"
+    return None
+
+
+def _needs_polyanions(ctx):
+    if not ctx.polyanions.found:
+        return f"no polyanions: {ctx.polyanions.reason}"
+    return None
+
+
+def _needs_velocities(ctx):
+    if not ctx.traj.has_velocities:
+        return (f"the trajectory has no velocities ({ctx.traj.format} file); the report does not differentiate "
+                "positions — run `anionmotion vdos` for a finite-difference spectrum with its Nyquist warning")
+    return None
+
+
+def _all(*checks):
+    def applies(ctx):
+        for check in checks:
+            why = check(ctx)
+            if why is not None:
+                return why
+        return None
+
+    return applies
+
+
+def _opt(ctx, key):
+    return ctx.options.get(key)
+
+
+# ----------------------------------------------------------------------------- polyanions
+
+def _polyanions_body(ctx, out):
+    pa = ctx.polyanions
+    find = _api("find_polyanions")
+    obj = call(out, find, ctx.traj, center=pa.center, ligand=pa.ligand, cutoff=pa.cutoff_A)
+    ctx.results["polyanions"] = obj
+    d = _describe_polyanions(obj)
+    out.result = d
+    out.summary += [("centre / ligand", f"{pa.center} / {pa.ligand}"), ("anions", _fmt(d.get("n_anions"))),
+                    ("ligands per anion", _fmt(d.get("n_ligands_per_anion", pa.n_ligands_per_anion))),
+                    ("cutoff", _fmt(pa.cutoff_A, "Å"))]
+    fw = d.get("framework") or {}
+    for key, label, unit in (("connectivity", "framework connectivity", ""), ("VPA_A3", "VPA", "Å³"),
+                             ("AAL_A", "AAL", "Å")):
+        if key in fw:
+            out.summary.append((label, _fmt(fw[key], unit)))
+    dist = d.get("bond_lengths_A")
+    if dist is not None and len(dist):
+        fig, ax = new_figure(out, "polyanions", "Centre–ligand distances in the first frame.")
+        if fig is not None:
+            ax[0].hist(np.ravel(dist), bins=30, color="tab:purple")
+            ax[0].set_xlabel(f"{pa.center}–{pa.ligand} distance (Å)")
+            ax[0].set_ylabel("count")
+
+
+def _describe_polyanions(obj) -> dict:
+    if hasattr(obj, "to_dict"):
+        d = dict(obj.to_dict())
+    elif isinstance(obj, dict):
+        d = dict(obj)
+    else:
+        d = {}
+    for attr in ("n_anions", "n_ligands_per_anion", "framework", "center", "ligand", "cutoff"):
+        if attr not in d and hasattr(obj, attr):
+            d[attr] = getattr(obj, attr)
+    return d
+
+
+def _poly_obj(ctx):
+    obj = ctx.results.get("polyanions")
+    if obj is None:
+        raise StageSkip("the polyanion stage did not produce polyanions")
+    return obj
+
+
+# ----------------------------------------------------------------------------- diffusion
+
+def _diffusion_body(ctx, out):
+    sp = ctx.cation.species
+    res = call(out, _api("msd"), ctx.traj, species=sp, progress=ctx.progress)
+    ctx.results["msd"] = res
+    d = rdict(res)
+    fit = call(out, _api("fit_diffusion"), res, lag_min=_opt(ctx, "lag_min"), lag_max=_opt(ctx, "lag_max"))
+    ctx.results["fit"] = fit
+    d["diffusion"] = rdict(fit)
+    if ctx.temperature_K is not None:
+        cond = call(out, _api("conductivity"), fit, temperature=ctx.temperature_K, charge=_opt(ctx, "charge"))
+        ctx.results["conductivity"] = cond
+        d["conductivity"] = rdict(cond)
+        d["temperature_K"] = ctx.temperature_K
+    else:
+        out.notes.append("conductivity not computed: no temperature (give --temperature)")
+    out.result = d
+    dif = d["diffusion"]
+    if _get(dif, "below_threshold"):
+        out.summary.append(("D", f"below measurable (< {_fmt(_get(dif, 'D_cm2_s'))} cm²/s bound)"))
+    else:
+        out.summary.append(("D", _pm(_get(dif, "D_cm2_s"), _get(dif, "D_stderr_cm2_s"), "cm²/s")))
+    dxyz = _get(dif, "D_xyz_cm2_s")
+    if dxyz is not None:
+        out.summary.append(("D_x, D_y, D_z", ", ".join(_fmt(x) for x in dxyz) + " cm²/s"))
+    win = _get(dif, "fit_window_ps")
+    if win is not None:
+        out.summary.append(("fit window", f"{_fmt(win[0])} – {_fmt(win[1])} ps"))
+    if "conductivity" in d:
+        c = d["conductivity"]
+        out.summary.append(("σ (Nernst–Einstein)", _pm(_get(c, "sigma_mS_cm"), _get(c, "sigma_stderr_mS_cm"),
+                                                       "mS/cm")))
+    tm = d.get("tmsd_A2")
+    if tm is not None:
+        out.summary.append(("TMSD", _fmt(tm, "Å²")))
+    lag, msd = np.asarray(d["lag_ps"], float), np.asarray(d["msd_A2"], float)
+    cols = [lag, msd]
+    header = ["lag_ps", "msd_A2"]
+    if d.get("msd_xyz_A2") is not None:
+        xyz = np.asarray(d["msd_xyz_A2"], float)
+        cols += [xyz[:, 0], xyz[:, 1], xyz[:, 2]]
+        header += ["msd_x_A2", "msd_y_A2", "msd_z_A2"]
+    out.tables.append(("msd.csv", header, np.column_stack(cols)))
+    fig, ax = new_figure(out, "msd", f"Mean-squared displacement of {sp} (all-origin, FFT); dashed: the "
+                                     "linear fit over the fit window.")
+    if fig is not None:
+        ax = ax[0]
+        ax.plot(lag, msd, color="k", label="total")
+        if len(cols) > 2:
+            for c, lab in zip(cols[2:], "xyz"):
+                ax.plot(lag, c, lw=0.8, label=lab)
+        D = _get(dif, "D_cm2_s")
+        if win is not None and D is not None and not _get(dif, "below_threshold"):
+            sel = (lag >= win[0]) & (lag <= win[1])
+            if sel.any():
+                slope = 6 * D / A2_PS_TO_CM2_S
+                icpt = np.mean(msd[sel] - slope * lag[sel])
+                ax.plot(lag[sel], icpt + slope * lag[sel], "r--", label="fit")
+        ax.set_xlabel("lag time τ (ps)")
+        ax.set_ylabel("MSD (Å²)")
+        ax.legend(frameon=False)
+
+
+# ----------------------------------------------------------------------------- hops
+
+def _hops_body(ctx, out):
+    sp = ctx.cation.species
+    res = call(out, _api("hops"), ctx.traj, species=sp, a=_opt(ctx, "hop_distance"), progress=ctx.progress)
+    ctx.results["hops"] = res
+    d = rdict(res)
+    out.result = d
+    events = d.get("events") or []
+    out.summary += [("hop events", _fmt(len(events))),
+                    ("jump frequency", _fmt(d.get("jump_frequency_per_ns"), "per cation per ns"))]
+    out.summary += [("hop distance a", _fmt(d.get("a_A"), "Å") + (f" ({_get(d, 'meta', 'a_source')})"
+                                                                 if _get(d, "meta", "a_source") else "")),
+                    ("Δt, t_a", f"{_fmt(d.get('residence_ps'))}, {_fmt(d.get('window_ps'))} ps")]
+    if events:
+        arr = np.array([[e["atom"], e["time_ps"]] for e in events], float)
+        out.tables.append(("hops.csv", ["atom", "time_ps"], arr))
+    fig, ax = new_figure(out, "hops", f"Hop events of {sp} (long-lived displacement functional, SPEC §3): "
+                                      "one dot per event at its centre time.")
+    if fig is not None:
+        ax = ax[0]
+        if events:
+            ax.plot([e["time_ps"] for e in events], [e["atom"] for e in events], "o", ms=3)
+        else:
+            ax.text(0.5, 0.5, "no hop events", transform=ax.transAxes, ha="center")
+        ax.set_xlabel("time (ps)")
+        ax.set_ylabel(f"{sp} atom index")
+
+
+# ----------------------------------------------------------------------------- reorientation
+
+def _reorientation_body(ctx, out):
+    poly = _poly_obj(ctx)
+    res = call(out, _api("reorientation"), ctx.traj, poly, threshold_deg=_opt(ctx, "rotation_threshold_deg"),
+               progress=ctx.progress)
+    ctx.results["reorientation"] = res
+    d = rdict(res)
+    out.result = d
+    out.summary += [("anions", _fmt(d.get("n_anions"))), ("τ1", _fmt(d.get("tau1_ps"), "ps")),
+                    ("τ2", _fmt(d.get("tau2_ps"), "ps")),
+                    ("rotating (C1 < 0.9)", _fmt(d.get("rotating"))),
+                    ("rotation events", _fmt(len(d.get("rotation_events") or []))),
+                    ("rotation frequency", _fmt(d.get("rotation_frequency_per_ns"), "per anion per ns"))]
+    hops = ctx.results.get("hops")
+    if hops is not None:
+        jf = rdict(hops).get("jump_frequency_per_ns")
+        out.summary.append(("cation jump frequency (for comparison)", _fmt(jf, "per cation per ns")))
+    fw = d.get("framework") or {}
+    for key, label, unit in (("connectivity", "framework connectivity", ""), ("VPA_A3", "VPA", "Å³"),
+                             ("AAL_A", "AAL", "Å")):
+        if key in fw:
+            out.summary.append((label, _fmt(fw[key], unit)))
+    lag = np.asarray(d["lag_ps"], float)
+    c1, c2 = np.asarray(d["C1"], float), np.asarray(d["C2"], float)
+    out.tables.append(("reorientation.csv", ["lag_ps", "C1", "C2"], np.column_stack([lag, c1, c2])))
+    fig, ax = new_figure(out, "reorientation", "Reorientation autocorrelation functions of the centre→ligand "
+                                               "unit vectors (SPEC §4); dotted: the 0.9 rotation criterion.")
+    if fig is not None:
+        ax = ax[0]
+        ax.plot(lag, c1, label="C1 = ⟨u(t0+t)·u(t0)⟩")
+        ax.plot(lag, c2, label="C2 = ⟨P2(u(t0+t)·u(t0))⟩")
+        ax.axhline(0.9, color="grey", ls=":")
+        ax.set_xlabel("lag time (ps)")
+        ax.set_ylabel("C(t) (dimensionless)")
+        ax.legend(frameon=False)
+    rho = d.get("orientation_density") or d.get("rho")
+    if isinstance(rho, dict) and rho.get("density") is not None:
+        dens = np.asarray(rho["density"], float)
+        fig, ax = new_figure(out, "orientation_density", "ρ(θ, φ): distribution of ligand bond directions "
+                                                         "(θ from z, φ from y in the xy plane; SPEC §4).")
+        if fig is not None:
+            ax = ax[0]
+            th = np.asarray(rho.get("theta_deg", np.linspace(0, 180, dens.shape[0] + 1)), float)
+            ph = np.asarray(rho.get("phi_deg", np.linspace(-180, 180, dens.shape[1] + 1)), float)
+            m = ax.pcolormesh(ph, th, dens, shading="auto")
+            fig.colorbar(m, ax=ax, label="ρ(θ, φ) (sr⁻¹)")
+            ax.set_xlabel("φ (deg)")
+            ax.set_ylabel("θ (deg)")
+
+
+# ----------------------------------------------------------------------------- coupling
+
+def _coupling_body(ctx, out):
+    poly = _poly_obj(ctx)
+    res = call(out, _api("coupling"), ctx.traj, poly, cation=ctx.cation.species, species=ctx.cation.species,
+               r_shell=_opt(ctx, "shell_radius"), progress=ctx.progress)
+    ctx.results["coupling"] = res
+    d = rdict(res)
+    out.result = d
+    r = np.asarray([x for x in (d.get("pearson") or []) if x is not None], float)
+    out.summary += [("residence events", _fmt(d.get("n_events"))),
+                    ("mean Pearson r (θ_C–cation vs θ_C–ligand)", _fmt(d.get("pearson_mean"))),
+                    ("coupled events (r > 0.5)", _fmt(int((r > 0.5).sum()) if r.size else 0))]
+    if d.get("coincidence") is not None and not isinstance(d.get("coincidence"), (list, dict)):
+        out.summary.append(("hop–rotation coincidence", _fmt(d.get("coincidence"))))
+    if r.size:
+        out.tables.append(("coupling.csv", ["pearson_r"], r[:, None]))
+    fig, ax = new_figure(out, "coupling", "Distribution of the Pearson r between cation and ligand angular "
+                                          "displacements over residence events (SPEC §5); r > 0.5 = coupled.")
+    if fig is not None:
+        ax = ax[0]
+        if r.size:
+            ax.hist(r, bins=np.linspace(-1, 1, 21), color="tab:green")
+        else:
+            ax.text(0.5, 0.5, "no residence events", transform=ax.transAxes, ha="center")
+        ax.axvline(0.5, color="grey", ls=":")
+        ax.set_xlabel("Pearson r (dimensionless)")
+        ax.set_ylabel("events")
+
+
+# ----------------------------------------------------------------------------- spectra
+
+def _vdos_body(ctx, out):
+    fn = _api("vdos")
+    res = call(out, fn, ctx.traj, max_freq=_opt(ctx, "max_freq"), progress=ctx.progress)
+    ctx.results["vdos"] = res
+    d = rdict(res)
+    out.result = d
+    f = np.asarray(d["freq_THz"], float)
+    bands = d.get("band_center_THz") or {}
+    species = [k for k in d["vdos"] if k != "total"]
+    for sp in species + ["total"]:
+        if sp in bands:
+            out.summary.append((f"band centre {sp}", _fmt(bands[sp], "THz")))
+    kt = d.get("kinetic_temperature_K") or {}
+    if "total" in kt:
+        out.summary.append(("kinetic temperature (from the velocities)", _fmt(kt["total"], "K", 4)))
+    keys = list(d["vdos"])
+    out.tables.append(("vdos.csv", ["freq_THz"] + [f"vdos_{k}_per_THz" for k in keys],
+                       np.column_stack([f] + [np.asarray(d["vdos"][k], float) for k in keys])))
+    fig, ax = new_figure(out, "vdos", "Atom-projected vibrational density of states (SPEC §6), each normalised "
+                                      "to 3·N of its species; dotted: band centres.")
+    if fig is not None:
+        for sp in species:
+            line, = ax[0].plot(f, np.asarray(d["vdos"][sp], float), lw=0.9, label=sp)
+            if bands.get(sp) is not None:
+                ax[0].axvline(bands[sp], color=line.get_color(), ls=":", lw=0.8)
+        ax[0].set_xlabel("frequency ν (THz)")
+        ax[0].set_ylabel("g(ν) (THz⁻¹)")
+        ax[0].legend(frameon=False)
+
+
+def _libration_body(ctx, out):
+    poly = _poly_obj(ctx)
+    res = call(out, _api("libration"), ctx.traj, poly, cation=ctx.cation.species, progress=ctx.progress)
+    ctx.results["libration"] = res
+    d = rdict(res)
+    out.result = d
+    out.summary.append(("spectral overlap with the cation VDOS", _fmt(d.get("overlap_with_cation"))))
+    f, s = np.asarray(d["freq_THz"], float), np.asarray(d["spectrum"], float)
+    out.tables.append(("libration.csv", ["freq_THz", "libration_spectrum"], np.column_stack([f, s])))
+    fig, ax = new_figure(out, "libration", "Libration spectrum of the polyanions (angular-velocity ACF, SPEC §6) "
+                                           "with the cation VDOS, both normalised to unit area.")
+    if fig is not None:
+        ax = ax[0]
+        area = np.trapezoid(s, f) if len(f) > 1 else 1.0
+        ax.plot(f, s / (area or 1.0), label="libration")
+        cv = ctx.results.get("vdos")
+        if cv is not None and ctx.cation.species in rdict(cv)["vdos"]:
+            cd = rdict(cv)
+            fc, gc = np.asarray(cd["freq_THz"], float), np.asarray(cd["vdos"][ctx.cation.species], float)
+            ac = np.trapezoid(gc, fc) if len(fc) > 1 else 1.0
+            ax.plot(fc, gc / (ac or 1.0), label=f"{ctx.cation.species} VDOS")
+        ax.set_xlabel("frequency ν (THz)")
+        ax.set_ylabel("normalised spectrum (THz⁻¹)")
+        ax.legend(frameon=False)
+
+
+# ----------------------------------------------------------------------------- structure
+
+def _density_body(ctx, out):
+    sp = ctx.cation.species
+    res = call(out, _api("density"), ctx.traj, species=sp, spacing=_opt(ctx, "grid_spacing"),
+               progress=ctx.progress)
+    ctx.results["density"] = res
+    d = rdict(res)
+    grid = d.pop("density", None) if isinstance(d.get("density"), list) else None
+    out.result = d
+    written = _write_grids(res, out)
+    if grid is not None:
+        g = np.asarray(grid, float)
+        out.result["grid_shape"] = list(g.shape)
+        out.summary.append(("grid", " × ".join(str(n) for n in g.shape)))
+        out.summary.append(("max density", _fmt(g.max(), "Å⁻³")))
+        fig, ax = new_figure(out, "density", f"{sp} probability density: 1-D distributions along a, b, c "
+                                             "(grid summed over the other two axes) and a projection on the ab plane.",
+                             ncols=2)
+        if fig is not None:
+            for k, lab in enumerate("abc"):
+                prof = g.sum(axis=tuple(j for j in range(3) if j != k))
+                ax[0].plot((np.arange(len(prof)) + 0.5) / len(prof), prof / prof.sum() * len(prof), label=lab)
+            ax[0].set_xlabel("fractional coordinate")
+            ax[0].set_ylabel("normalised 1-D density (dimensionless)")
+            ax[0].legend(frameon=False)
+            m = ax[1].imshow(g.sum(axis=2).T, origin="lower", extent=(0, 1, 0, 1), aspect="auto")
+            fig.colorbar(m, ax=ax[1], label="Σ_c density (Å⁻³)")
+            ax[1].set_xlabel("a (fractional)")
+            ax[1].set_ylabel("b (fractional)")
+    out.files += written
+
+
+def _write_grids(res, out):
+    """Write the density grid with ``anionmotion.report.grids`` (CHGCAR/cube/NetCDF) when available."""
+    out_dir = getattr(out, "out_dir", None)
+    if out_dir is None:
+        return []
+    import os
+
+    try:
+        grids = importlib.import_module("anionmotion.report.grids")
+    except ImportError as err:
+        out.notes.append(f"density grid files not written: anionmotion.report.grids is not available ({err})")
+        return []
+    written = []
+    for fname, writer in (("density.CHGCAR", "write_chgcar"), ("density.cube", "write_cube"),
+                          ("density_grid.nc", "write_netcdf")):
+        fn = getattr(grids, writer, None)
+        if fn is None:
+            out.notes.append(f"anionmotion.report.grids has no {writer}(); {fname} not written")
+            continue
+        path = os.path.join(out_dir, fname)
+        try:
+            fn(res, path, overwrite=True)
+        except TypeError:
+            fn(res, path)
+        written.append(fname)
+    return written
+
+
+def _rdf_body(ctx, out):
+    sp = ctx.cation.species
+    pairs = []
+    if ctx.polyanions.found:
+        pairs.append((ctx.polyanions.center, sp))
+    pairs.append((sp, sp))
+    fn = _api("rdf")
+    out.result = {"pairs": {}}
+    fig, ax = new_figure(out, "rdf", "Radial distribution functions (minimum image, time-averaged; SPEC §7) and "
+                                     "the free-energy profile F(r) = −k_B T ln g(r).", ncols=2)
+    for a, b in pairs:
+        res = call(out, fn, ctx.traj, a, b, r_max=_opt(ctx, "r_max"), temperature=ctx.temperature_K,
+                   progress=ctx.progress)
+        d = rdict(res)
+        key = f"{a}-{b}"
+        ctx.results[f"rdf:{key}"] = res
+        out.result["pairs"][key] = d
+        r, g = np.asarray(d["r_A"], float), np.asarray(d["g"], float)
+        out.tables.append((f"rdf_{key}.csv", ["r_A", "g"], np.column_stack([r, g])))
+        fe = d.get("free_energy_eV")
+        if fe is None and ctx.temperature_K is not None:
+            with np.errstate(divide="ignore"):
+                fe = (-KB_EV * ctx.temperature_K * np.log(g)).tolist()
+        if fig is not None:
+            ax[0].plot(r, g, label=key)
+            if fe is not None:
+                fe_arr = np.array([np.nan if v is None else v for v in fe], float)
+                fe_arr[~np.isfinite(fe_arr)] = np.nan
+                ax[1].plot(r, fe_arr, label=key)
+        coord = d.get("coordination")
+        if coord is not None and not isinstance(coord, (list, dict)):
+            out.summary.append((f"coordination {key}", _fmt(coord)))
+        if len(g):
+            out.summary.append((f"first peak {key}", _fmt(r[int(np.argmax(g))], "Å")))
+    if ctx.temperature_K is None:
+        out.notes.append("F(r) needs a temperature: give --temperature")
+    if fig is not None:
+        ax[0].set_xlabel("r (Å)")
+        ax[0].set_ylabel("g(r) (dimensionless)")
+        ax[0].legend(frameon=False)
+        ax[1].set_xlabel("r (Å)")
+        ax[1].set_ylabel("F(r) (eV)")
+
+
+# ----------------------------------------------------------------------------- registry
+
+STAGES = (
+    Stage("polyanions", "Polyanions and framework descriptors", ("find_polyanions",), _needs_polyanions,
+          _polyanions_body),
+    Stage("diffusion", "MSD, diffusion coefficient, conductivity, TMSD", ("msd", "fit_diffusion", "conductivity"),
+          _needs_cation, _diffusion_body),
+    Stage("hops", "Cation hops and jump frequency", ("hops",), _needs_cation, _hops_body),
+    Stage("reorientation", "Polyanion reorientation: C1, C2, rotation frequency, ρ(θ, φ)",
+          ("find_polyanions", "reorientation"), _needs_polyanions, _reorientation_body),
+    Stage("coupling", "Cation–polyanion coupling (paddle-wheel)", ("find_polyanions", "coupling"),
+          _all(_needs_cation, _needs_polyanions), _coupling_body),
+    Stage("vdos", "Vibrational density of states and band centres", ("vdos",), _needs_velocities, _vdos_body),
+    Stage("libration", "Libration spectrum and overlap with the cation VDOS", ("find_polyanions", "libration"),
+          _all(_needs_cation, _needs_polyanions, _needs_velocities), _libration_body),
+    Stage("density", "Cation probability density grid", ("density",), _needs_cation, _density_body),
+    Stage("rdf", "Radial distribution functions and free-energy profile", ("rdf",), _needs_cation, _rdf_body),
+)
+
+
+def stage_names():
+    return [s.name for s in STAGES]
