@@ -1,0 +1,83 @@
+"""``anionmotion rdf TRAJ --pair Li-Li --pair Li-P``: partial g(r), coordination numbers, F(r) (SPEC §7)."""
+
+from __future__ import annotations
+
+from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+
+__all__ = ["register", "run"]
+
+
+def register(sub):
+    p = sub.add_parser("rdf", help="partial radial distribution functions, coordination numbers, free energy",
+                       description="Time-averaged partial g_ab(r) with the triclinic minimum image, coordination "
+                                   "numbers and F(r) = -kT ln g(r) (SPEC §7).")
+    p.add_argument("traj", help="trajectory file")
+    p.add_argument("--pair", action="append", required=True, metavar="A-B",
+                   help="species pair, repeatable (e.g. --pair Li-Li --pair Li-P); B = COM pairs A with the "
+                        "polyanion centres of mass (needs --center/--ligand or --cluster)")
+    p.add_argument("--rmax", type=float, help="range in Å (default min(10, half the smallest cell width))")
+    p.add_argument("--bins", type=int, default=400, help="number of bins (default 400)")
+    p.add_argument("--temperature", type=float, help="temperature in K for F(r) = -k_B T ln g(r)")
+    p.add_argument("--center", help="polyanion centre species (for COM pairs)")
+    p.add_argument("--ligand", help="polyanion ligand species (for COM pairs)")
+    p.add_argument("--cluster", help="species of centre-less clusters (for COM pairs)")
+    p.add_argument("--cutoff", type=float, help="polyanion centre-ligand cutoff, Å (default automatic)")
+    p.add_argument("--start", type=int, help="first frame")
+    p.add_argument("--stop", type=int, help="stop before this frame")
+    p.add_argument("--step", type=int, help="frame stride")
+    add_reader_options(p)
+    add_output_options(p, json=True, csv=True, plot=True)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from ..analysis.rdf import COM, parse_pair, rdf
+    from ..results import check_output, write_json, write_text_atomic
+
+    for out in (args.json, args.csv, args.plot):
+        if out:
+            check_output(out, args.overwrite)
+    pairs = [parse_pair(p) for p in args.pair]
+    with open_from_args(args) as traj:
+        polys = None
+        if any(COM in p for p in pairs):
+            from ..analysis.polyanions import find_polyanions
+
+            polys = find_polyanions(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff,
+                                    cluster=args.cluster)
+        res = rdf(traj, pairs, rmax=args.rmax, bins=args.bins, temperature=args.temperature, polyanions=polys,
+                  start=args.start, stop=args.stop, step=args.step,
+                  progress=False if args.no_progress else None)
+    print(res.summary())
+    if args.json:
+        write_json(args.json, res.to_dict(), overwrite=args.overwrite)
+    if args.csv:
+        write_text_atomic(args.csv, res.to_csv(), overwrite=args.overwrite)
+    if args.plot:
+        plot(res, args.plot)
+    return 0
+
+
+def plot(res, path):
+    """Figure: g(r) per pair (and F(r) when the temperature is known)."""
+    plt = need_matplotlib()
+    n = 2 if res.free_energy_eV is not None else 1
+    fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
+    ax = axes[0, 0]
+    for k, g in res.g.items():
+        ax.plot(res.r_A, g, label=k)
+    ax.axhline(1.0, color="0.6", lw=0.5)
+    ax.set_xlabel("r (Å)")
+    ax.set_ylabel("g(r)")
+    ax.legend(fontsize=8)
+    if n == 2:
+        ax = axes[0, 1]
+        for k, f in res.free_energy_eV.items():
+            ax.plot(res.r_A, f, label=k)
+        ax.set_xlabel("r (Å)")
+        ax.set_ylabel(f"F(r) (eV), T = {res.temperature_K:g} K")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
