@@ -24,6 +24,7 @@ def add_report_options(p):
     g.add_argument("--ligand", help="polyanion ligand species, e.g. O (default: detect; give with --center)")
     g.add_argument("--temperature", type=float, help="temperature in K (default: from the file's metadata); "
                                                      "needed for σ and F(r)")
+    g.add_argument("--polyanion-cutoff", type=float, help="centre–ligand cutoff, Å (default: automatic gap)")
     g.add_argument("--lag-min", type=float, help="start of the diffusion fit window, ps")
     g.add_argument("--lag-max", type=float, help="end of the diffusion fit window, ps")
     g.add_argument("--charge", type=float, help="cation charge for Nernst–Einstein, e")

@@ -48,7 +48,8 @@ OPTION_DEFAULTS = {
     "shell_radius": None,       # Å, first-shell radius for residence events (SPEC §5)
     "grid_spacing": None,       # Å, density grid spacing
     "r_max": None,              # Å, g(r) range
-    "max_freq": None,           # THz, highest VDOS frequency (default Nyquist)
+    "max_freq": None,
+    "polyanion_cutoff": None,   # Å, centre–ligand cutoff (default: the analysis's automatic gap)           # THz, highest VDOS frequency (default Nyquist)
 }
 
 

@@ -285,39 +285,35 @@ def _opt(ctx, key):
 
 def _polyanions_body(ctx, out):
     pa = ctx.polyanions
-    find = _api("find_polyanions")
-    obj = call(out, find, ctx.traj, center=pa.center, ligand=pa.ligand, cutoff=pa.cutoff_A)
+    obj = call(out, _api("find_polyanions"), ctx.traj, center=pa.center, ligand=pa.ligand,
+               cutoff=_opt(ctx, "polyanion_cutoff"))
     ctx.results["polyanions"] = obj
-    d = _describe_polyanions(obj)
+    broken = obj.check_integrity(ctx.traj, progress=ctx.progress) if hasattr(obj, "check_integrity") else None
+    pos = ctx.traj.read(atoms=obj.atoms, frames=slice(obj.frame, obj.frame + 1))
+    bonds = np.linalg.norm(obj.ligand_vectors(pos)[0], axis=-1)
+    bonds = bonds[np.isfinite(bonds) & (bonds > 0)]
+    d = {"label": obj.label, "center": obj.center_species, "ligand": obj.ligand_species, "n_anions": obj.n_anions,
+         "n_ligands_per_anion": obj.n_ligands, "cutoff_A": obj.cutoff, "cutoff_source": obj.cutoff_source,
+         "centers": obj.centers, "ligands": obj.ligands,
+         "framework": {"connectivity": obj.connectivity, "VPA_A3": obj.vpa_A3, "AAL_A": obj.aal_A},
+         "integrity": {"intact": not broken, "departures": broken} if broken is not None else None,
+         "bond_lengths_A": bonds, "meta": obj.meta}
     out.result = d
-    out.summary += [("centre / ligand", f"{pa.center} / {pa.ligand}"), ("anions", _fmt(d.get("n_anions"))),
-                    ("ligands per anion", _fmt(d.get("n_ligands_per_anion", pa.n_ligands_per_anion))),
-                    ("cutoff", _fmt(pa.cutoff_A, "Å"))]
-    fw = d.get("framework") or {}
-    for key, label, unit in (("connectivity", "framework connectivity", ""), ("VPA_A3", "VPA", "Å³"),
-                             ("AAL_A", "AAL", "Å")):
-        if key in fw:
-            out.summary.append((label, _fmt(fw[key], unit)))
-    dist = d.get("bond_lengths_A")
-    if dist is not None and len(dist):
-        fig, ax = new_figure(out, "polyanions", "Centre–ligand distances in the first frame.")
+    out.summary += [("polyanions", f"{obj.n_anions} × {obj.label}"),
+                    ("cutoff", f"{_fmt(obj.cutoff, 'Å', 4)} ({obj.cutoff_source})"),
+                    ("framework connectivity", obj.connectivity), ("VPA", _fmt(obj.vpa_A3, "Å³", 4)),
+                    ("AAL", _fmt(obj.aal_A, "Å", 4))]
+    if broken is not None:
+        out.summary.append(("framework intact along the run", "yes" if not broken else
+                            f"NO ({len(broken)} ligand departures)"))
+    if bonds.size:
+        fig, ax = new_figure(out, "polyanions", f"Centre–ligand distances of the {obj.label} units in frame "
+                                                f"{obj.frame}; dotted: the cutoff.")
         if fig is not None:
-            ax[0].hist(np.ravel(dist), bins=30, color="tab:purple")
-            ax[0].set_xlabel(f"{pa.center}–{pa.ligand} distance (Å)")
+            ax[0].hist(bonds, bins=30, color="tab:purple")
+            ax[0].axvline(obj.cutoff, color="grey", ls=":")
+            ax[0].set_xlabel(f"{obj.center_species}–{obj.ligand_species} distance (Å)")
             ax[0].set_ylabel("count")
-
-
-def _describe_polyanions(obj) -> dict:
-    if hasattr(obj, "to_dict"):
-        d = dict(obj.to_dict())
-    elif isinstance(obj, dict):
-        d = dict(obj)
-    else:
-        d = {}
-    for attr in ("n_anions", "n_ligands_per_anion", "framework", "center", "ligand", "cutoff"):
-        if attr not in d and hasattr(obj, attr):
-            d[attr] = getattr(obj, attr)
-    return d
 
 
 def _poly_obj(ctx):

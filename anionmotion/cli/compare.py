@@ -1,0 +1,68 @@
+"""``anionmotion compare R1.json R2.json … --out DIR``: Arrhenius analysis and constraint-mode decomposition."""
+
+from __future__ import annotations
+
+__all__ = ["register", "run"]
+
+
+def register(sub):
+    p = sub.add_parser("compare", help="compare reports: Arrhenius over temperatures, UC/RC/RTC/RTVC mode "
+                                       "decomposition",
+                       description="Compare report.json files (or report folders, or `anionmotion msd --json` "
+                                   "files) of a series: the Arrhenius fit per constraint mode over temperatures, "
+                                   "and the mode decomposition of SPEC §8 per temperature.")
+    p.add_argument("results", nargs="+", help="report.json files, report folders or msd JSON files")
+    p.add_argument("--out", required=True, help="output folder (compare.json/.md/.html/.csv, figures)")
+    p.add_argument("--mode", help="comma-separated constraint modes, one per result (default: the trajectory's "
+                                  "constraint_mode metadata)")
+    p.add_argument("--label", help="comma-separated labels, one per result (default: folder names)")
+    p.add_argument("--temperature", help="comma-separated temperatures in K, one per result (default: from the "
+                                         "reports)")
+    p.add_argument("--at", type=float, default=300.0, help="extrapolation temperature, K (default 300)")
+    p.add_argument("--no-figures", action="store_true", help="do not draw figures")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=run)
+    return p
+
+
+def _split(value, name, n, conv=str):
+    from ..errors import OptionError
+
+    if value is None:
+        return None
+    parts = [v.strip() for v in value.split(",")]
+    if len(parts) != n:
+        raise OptionError(f"--{name} needs one value per result ({n}); got {len(parts)}: {value!r}")
+    try:
+        return [conv(v) for v in parts]
+    except ValueError as err:
+        raise OptionError(f"--{name}: {err}") from err
+
+
+def run(args) -> int:
+    from ..report.compare import compare, write_compare
+
+    n = len(args.results)
+    res = compare(args.results, labels=_split(args.label, "label", n), modes=_split(args.mode, "mode", n),
+                  temperatures=_split(args.temperature, "temperature", n, float), at_K=args.at)
+    write_compare(res, args.out, overwrite=args.overwrite, figures=not args.no_figures)
+    for key, a in res.arrhenius.items():
+        if "Ea_eV" in a:
+            print(f"Arrhenius ({key}): Ea = {a['Ea_eV']:.4g} ± {(a.get('Ea_stderr_eV') or 0):.2g} eV"
+                  + (f", D({a.get('at_K')} K) = {a['D_at_cm2_s']:.3g} cm²/s" if a.get("D_at_cm2_s") is not None
+                     else ""))
+        else:
+            print(f"Arrhenius ({key}): not computed: {a.get('reason')}")
+    for key, md in res.modes.items():
+        parts = []
+        for step in ("rot", "trans", "vib"):
+            d, r = md["delta"][step], md["r"][step]
+            sym = {"lower_bound": "≥", "upper_bound": "≤"}.get(d["kind"], "=")
+            parts.append(f"Δ_{step} {sym} {d['value']:.3g}" if d["value"] is not None else f"Δ_{step} {d['kind']}")
+            if r["value"] is not None:
+                parts[-1] += f" (r {'≥' if r['kind'] == 'lower_bound' else '≤' if r['kind'] == 'upper_bound' else '='} {r['value']:.2f})"
+        print(f"modes at {key}: " + ", ".join(parts))
+    for w in res.warnings:
+        print(f"warning: {w}")
+    print(f"written to {args.out}/compare.html (also compare.md, compare.json, compare.csv)")
+    return 0

@@ -1,0 +1,604 @@
+"""Series comparisons: Arrhenius analysis over temperatures, constraint-mode decomposition (SPEC §8).
+
+:func:`compare` reads report (or ``anionmotion msd --json``) results, groups them
+by constraint mode and temperature, fits the Arrhenius law of every mode that
+has at least two temperatures (with :func:`anionmotion.arrhenius`), and
+decomposes the conductivity of every temperature that has at least two modes
+(:func:`mode_decomposition`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import OptionError
+from ..results import Result, to_jsonable
+from ..units import A2_PS_TO_CM2_S, KB_EV, nernst_einstein_S_cm
+
+__all__ = ["MODES", "D_THRESHOLD_CM2_S", "SeriesEntry", "CompareResult", "load_entry", "compare",
+           "mode_decomposition", "curvature_test"]
+
+#: constraint modes from least to most constrained (SPEC §8)
+MODES = ("UC", "RC", "RTC", "RTVC")
+#: the steps between consecutive modes and the degree of freedom each removes
+STEPS = (("rot", "UC", "RC"), ("trans", "RC", "RTC"), ("vib", "RTC", "RTVC"))
+#: D below this is "below measurable" (SPEC §2), cm²/s
+D_THRESHOLD_CM2_S = 1e-8
+
+
+@dataclass(frozen=True)
+class SeriesEntry:
+    """One run of a series, as read from its report.
+
+    Attributes
+    ----------
+    label : str
+    path : str or None
+    temperature_K : float or None, K
+    mode : str or None
+        Constraint mode (UC, RC, RTC, RTVC) or None.
+    species : str or None
+    D_cm2_s, D_stderr_cm2_s : float or None, cm²/s
+        Tracer D (when ``below_threshold``: the bound D < D_cm2_s).
+    below_threshold : bool
+    sigma_mS_cm, sigma_stderr_mS_cm : float or None, mS/cm
+        Nernst–Einstein σ (when ``below_threshold``: the upper bound at D = 1e-8 cm²/s).
+    reason : str
+        Why the entry has no D (empty when it has one).
+    """
+
+    label: str
+    path: object
+    temperature_K: object
+    mode: object
+    species: object
+    D_cm2_s: object
+    D_stderr_cm2_s: object
+    below_threshold: bool
+    sigma_mS_cm: object
+    sigma_stderr_mS_cm: object
+    reason: str = ""
+
+
+def _num(x):
+    if x is None:
+        return None
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _msd_block(d):
+    """The msd-style dict (``diffusion``/``conductivity``) of a report or msd JSON, or (None, reason)."""
+    if "analyses" in d:
+        a = d["analyses"].get("diffusion")
+        if a is None:
+            return None, "the report has no diffusion analysis"
+        if a.get("status") != "ok":
+            return None, f"diffusion analysis {a.get('status')}: {a.get('reason')}"
+        return a["result"], ""
+    if "diffusion" in d:
+        return d, ""
+    return None, "neither a report.json nor an msd JSON (no 'analyses' or 'diffusion' key)"
+
+
+def load_entry(source, *, label=None, mode=None, temperature=None) -> SeriesEntry:
+    """Read one run: a path to ``report.json`` (or its folder) / msd JSON, or the dict itself.
+
+    ``mode`` and ``temperature`` override what the file says.
+    """
+    path = None
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if os.path.isdir(path):
+            path = os.path.join(path, "report.json")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                d = json.load(fh)
+        except ValueError as err:
+            raise OptionError(f"{path}: not a JSON file ({err})") from err
+    elif isinstance(source, dict):
+        d = source
+    else:
+        raise TypeError(f"a series entry must be a path or a dict; got {type(source).__name__}")
+    if label is None:
+        label = (d.get("labels") or {}).get("label") if isinstance(d.get("labels"), dict) else None
+    if label is None:
+        label = os.path.basename(os.path.dirname(os.path.abspath(path))) if path and path.endswith("report.json") \
+            else (os.path.basename(path) if path else "run")
+    if mode is None:
+        mode = d.get("constraint_mode") or (d.get("trajectory", {}).get("metadata") or {}).get("constraint_mode")
+    if mode is not None:
+        mode = str(mode).upper()
+        if mode not in MODES:
+            raise OptionError(f"{path or label}: invalid constraint mode {mode!r}; choose one of {', '.join(MODES)}")
+    block, reason = _msd_block(d)
+    T = _num(temperature) if temperature is not None else _num(d.get("temperature_K"))
+    if T is None and block is not None:
+        T = _num(block.get("temperature_K"))
+    if block is None:
+        return SeriesEntry(label, path, T, mode, None, None, None, False, None, None, reason)
+    dif = block.get("diffusion") or {}
+    cond = block.get("conductivity") or {}
+    D, Derr = _num(dif.get("D_cm2_s")), _num(dif.get("D_stderr_cm2_s"))
+    below = bool(dif.get("below_threshold", False)) or (D is not None and D < D_THRESHOLD_CM2_S)
+    sig, sig_err = _num(cond.get("sigma_mS_cm")), _num(cond.get("sigma_stderr_mS_cm"))
+    if below:
+        sig_err = None
+        n, q, V = block.get("n_atoms"), _num(cond.get("charge")), _num(cond.get("volume_A3"))
+        if n and q is not None and V and T:
+            sig = 1e3 * float(nernst_einstein_S_cm(n, q, D_THRESHOLD_CM2_S / A2_PS_TO_CM2_S, V, T))
+        D, Derr = D_THRESHOLD_CM2_S, None
+    why = "" if D is not None else "no diffusion coefficient in the result"
+    return SeriesEntry(str(label), path, T, mode, block.get("species"), D, Derr, below, sig, sig_err, why)
+
+
+# ----------------------------------------------------------------------------- mode decomposition
+
+def _bound_value(v):
+    if v is None:
+        return None, None
+    if isinstance(v, dict):
+        val = _num(v.get("value", v.get("sigma_mS_cm")))
+        return val, bool(v.get("upper_bound", v.get("below_threshold", False)))
+    return _num(v), False
+
+
+def mode_decomposition(sigma, *, upper_bounds=()) -> dict:
+    """Decompose conductivities of constraint modes into rotation, translation and vibration (SPEC §8).
+
+    Parameters
+    ----------
+    sigma : dict
+        Conductivity per mode, keys among ``UC, RC, RTC, RTVC``, any positive unit (mS/cm in
+        reports).  A value may be ``{"value": σ, "upper_bound": True}`` for a conductivity below the
+        measurable threshold (σ < value).
+    upper_bounds : iterable of str
+        Modes whose value is an upper bound (alternative to the dict form).
+
+    Returns
+    -------
+    dict
+        ``log10_sigma`` per mode; ``delta`` per step (``rot``: UC→RC, ``trans``: RC→RTC,
+        ``vib``: RTC→RTVC) as ``{"value", "kind", "from", "to"}`` with kind ``exact``, ``lower_bound``,
+        ``upper_bound``, ``undetermined`` or ``missing``; ``total`` (Σ Δ) likewise; ``r`` per step the
+        fraction Δ_mode / Σ Δ with its kind; ``notes``: sentences stating every bound.
+
+    Notes
+    -----
+    Δ_rot = log σ_UC − log σ_RC, Δ_trans = log σ_RC − log σ_RTC, Δ_vib = log σ_RTC − log σ_RTVC
+    (log = log10), r_mode = Δ_mode / (Δ_rot + Δ_trans + Δ_vib).  An upper bound on the more constrained
+    σ of a step makes its Δ a lower bound; on the less constrained σ an upper bound; on both,
+    undetermined.  r of a bounded Δ (others exact, all Δ and Σ positive) is a bound of the same kind,
+    the other r the opposite kind; any other combination is reported as undetermined.
+
+    References
+    ----------
+    SPEC §8; paper 000 (Fig. 3f).
+    """
+    if not isinstance(sigma, dict):
+        raise TypeError(f"sigma must be a dict mode -> conductivity; got {type(sigma).__name__}")
+    ub = {str(m).upper() for m in upper_bounds}
+    vals, bound = {}, {}
+    for m, v in sigma.items():
+        mm = str(m).upper()
+        if mm not in MODES:
+            raise OptionError(f"invalid constraint mode {m!r}; choose one of {', '.join(MODES)}")
+        val, b = _bound_value(v)
+        if val is None:
+            continue
+        if val <= 0:
+            raise OptionError(f"conductivity of mode {mm} must be positive to take its logarithm; got {val}")
+        vals[mm], bound[mm] = val, b or mm in ub
+    bad = ub - set(MODES)
+    if bad:
+        raise OptionError(f"invalid constraint mode(s) in upper_bounds: {', '.join(sorted(bad))}")
+    logs = {m: math.log10(v) for m, v in vals.items()}
+    delta, notes = {}, []
+    for step, a, b in STEPS:
+        if a not in logs or b not in logs:
+            delta[step] = {"value": None, "kind": "missing", "from": a, "to": b}
+            continue
+        value = logs[a] - logs[b]
+        if bound[a] and bound[b]:
+            kind = "undetermined"
+            notes.append(f"Δ_{step}: σ_{a} and σ_{b} are both below measurable; Δ_{step} is undetermined")
+            value = None
+        elif bound[b]:
+            kind = "lower_bound"
+            notes.append(f"Δ_{step} ≥ {value:.3g}: σ_{b} is below measurable (upper bound), so Δ_{step} is a "
+                         "lower bound")
+        elif bound[a]:
+            kind = "upper_bound"
+            notes.append(f"Δ_{step} ≤ {value:.3g}: σ_{a} is below measurable (upper bound), so Δ_{step} is an "
+                         "upper bound")
+        else:
+            kind = "exact"
+        delta[step] = {"value": value, "kind": kind, "from": a, "to": b}
+    kinds = [d["kind"] for d in delta.values()]
+    r = {}
+    if "missing" in kinds or "undetermined" in kinds:
+        total = {"value": None, "kind": "missing" if "missing" in kinds else "undetermined"}
+        for step in delta:
+            r[step] = {"value": None, "kind": total["kind"]}
+        if "missing" in kinds:
+            notes.append("r_mode needs all four modes (UC, RC, RTC, RTVC): "
+                         + ", ".join(m for m in MODES if m not in vals) + " missing")
+        return {"log10_sigma": logs, "upper_bound": {m: bound[m] for m in vals}, "delta": delta, "total": total,
+                "r": r, "notes": notes}
+    tot = sum(d["value"] for d in delta.values())
+    inexact = [s for s, d in delta.items() if d["kind"] != "exact"]
+    if not inexact:
+        total = {"value": tot, "kind": "exact"}
+        for step, d in delta.items():
+            r[step] = {"value": d["value"] / tot if tot != 0 else None, "kind": "exact" if tot != 0 else "undetermined"}
+    elif len(inexact) == 1:
+        bstep = inexact[0]
+        bkind = delta[bstep]["kind"]
+        total = {"value": tot, "kind": bkind}
+        monotone = tot > 0 and all(d["value"] > 0 for d in delta.values())
+        opposite = {"lower_bound": "upper_bound", "upper_bound": "lower_bound"}[bkind]
+        for step, d in delta.items():
+            if not monotone:
+                r[step] = {"value": None, "kind": "undetermined"}
+            else:
+                r[step] = {"value": d["value"] / tot, "kind": bkind if step == bstep else opposite}
+        if monotone:
+            notes.append(f"r_{bstep} is a {bkind.replace('_', ' ')} and the other r are "
+                         f"{opposite.replace('_', ' ')}s because Δ_{bstep} is a {bkind.replace('_', ' ')}")
+        else:
+            notes.append("r_mode undetermined: a bounded Δ with Δ values of mixed sign")
+    else:
+        total = {"value": None, "kind": "undetermined"}
+        for step in delta:
+            r[step] = {"value": None, "kind": "undetermined"}
+        notes.append("r_mode undetermined: more than one Δ is only bounded")
+    return {"log10_sigma": logs, "upper_bound": {m: bound[m] for m in vals}, "delta": delta, "total": total,
+            "r": r, "notes": notes}
+
+
+# ----------------------------------------------------------------------------- Arrhenius
+
+def curvature_test(T, D, D_err=None, *, z=3.0):
+    """Is ln D against 1/T curved?  Weighted quadratic fit in 1/T; True when |c| > z·σ_c (≥ 4 temperatures).
+
+    Returns
+    -------
+    dict
+        ``{"curved": bool or None, "quadratic_coefficient", "quadratic_stderr", "z"}``; ``curved`` is None
+        with fewer than 4 temperatures (no test possible).
+    """
+    T, D = np.asarray(T, float), np.asarray(D, float)
+    if len(T) < 4:
+        return {"curved": None, "quadratic_coefficient": None, "quadratic_stderr": None, "z": z,
+                "note": "fewer than 4 temperatures: curvature not tested"}
+    x, y = 1.0 / (KB_EV * T), np.log(D)
+    w = np.ones_like(y)
+    if D_err is not None:
+        e = np.asarray([np.nan if v is None else v for v in D_err], float) / D
+        if np.all(np.isfinite(e) & (e > 0)):
+            w = 1.0 / e ** 2
+    xm = x - x.mean()
+    A = np.column_stack([np.ones_like(xm), xm, xm ** 2]) * np.sqrt(w)[:, None]
+    coef, *_ = np.linalg.lstsq(A, y * np.sqrt(w), rcond=None)
+    resid = y - np.column_stack([np.ones_like(xm), xm, xm ** 2]) @ coef
+    dof = len(y) - 3
+    s2 = float((w * resid ** 2).sum() / dof) if dof > 0 else 0.0
+    cov = np.linalg.pinv(A.T @ A) * (s2 if D_err is None or dof > 0 else 1.0)
+    c, sc = float(coef[2]), float(np.sqrt(max(cov[2, 2], 0.0)))
+    # a quadratic term that changes ln D by less than 1e-9 over the data is numerical noise, not curvature
+    negligible = abs(c) * (np.ptp(xm) / 2) ** 2 < 1e-9
+    curved = False if negligible else bool(abs(c) > z * sc)
+    return {"curved": curved, "quadratic_coefficient": c, "quadratic_stderr": sc, "z": z}
+
+
+def _arrhenius_fit(entries, at_K):
+    """Call anionmotion.arrhenius on a list of SeriesEntry; returns (dict or None, reason)."""
+    import anionmotion
+
+    try:
+        fn = anionmotion.arrhenius
+    except (ImportError, AttributeError) as err:
+        return None, f"anionmotion.arrhenius is not available in this build ({err})"
+    usable = [e for e in entries if e.D_cm2_s is not None and e.temperature_K is not None and not e.below_threshold]
+    dropped = [e.label for e in entries if e not in usable]
+    if len({e.temperature_K for e in usable}) < 2:
+        return None, "fewer than two temperatures with a measurable D"
+    res = _call_arrhenius(fn, usable, at_K)
+    d = res.to_dict() if hasattr(res, "to_dict") else dict(res)
+    T = [e.temperature_K for e in usable]
+    D = [e.D_cm2_s for e in usable]
+    d["labels"] = [e.label for e in usable]
+    d["excluded"] = dropped
+    d["curvature"] = curvature_test(T, D, [e.D_stderr_cm2_s for e in usable])
+    return d, ""
+
+
+def _call_arrhenius(fn, usable, at_K):
+    import inspect
+
+    T = np.array([e.temperature_K for e in usable], float)
+    D = np.array([e.D_cm2_s for e in usable], float)
+    err = [e.D_stderr_cm2_s for e in usable]
+    D_err = np.array(err, float) if all(v is not None for v in err) else None
+    sig = [e.sigma_mS_cm for e in usable]
+    params = inspect.signature(fn).parameters
+    kw = {}
+    for name, value in (("D_err", D_err), ("D_stderr", D_err), ("stderr", D_err), ("at", at_K), ("at_K", at_K),
+                        ("sigma", np.array(sig, float) if all(v is not None for v in sig) else None)):
+        if name in params and value is not None:
+            kw[name] = value
+    return fn(T, D, **kw)
+
+
+# ----------------------------------------------------------------------------- compare
+
+@dataclass(frozen=True)
+class CompareResult(Result):
+    """Comparison of a series of runs.
+
+    Attributes
+    ----------
+    entries : list of SeriesEntry
+    arrhenius : dict
+        Per mode label (``"all"`` when no modes are given): the :func:`anionmotion.arrhenius` result dict
+        (``Ea_eV``, ``Ea_stderr_eV``, ``D0_cm2_s``, ``at_K``, ``D_at_cm2_s``, ``sigma_at_mS_cm`` …) plus
+        ``curvature`` (non-Arrhenius test) — or ``{"status": "not computed", "reason": …}``.
+    modes : dict
+        Per temperature (``"<T> K"``): the :func:`mode_decomposition` dict and the σ used.
+    warnings : list of str
+    meta : dict
+        Parameters (``at_K``, threshold) and how modes/temperatures were read.
+    """
+
+    entries: list
+    arrhenius: dict
+    modes: dict
+    warnings: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+
+def compare(results, *, labels=None, modes=None, temperatures=None, at_K=300.0) -> CompareResult:
+    """Compare reports of a series: Arrhenius per mode, mode decomposition per temperature.
+
+    Parameters
+    ----------
+    results : sequence
+        Paths to ``report.json`` files (or report folders, or ``anionmotion msd --json`` files), or the
+        loaded dicts.
+    labels, modes : sequence of str, optional
+        One per result; ``modes`` overrides the ``constraint_mode`` of the trajectories.
+    temperatures : sequence of float, optional, K
+        One per result; overrides the temperature in the files.
+    at_K : float, K
+        Temperature of the Arrhenius extrapolation (default 300 K).
+
+    Returns
+    -------
+    CompareResult
+    """
+    results = list(results)
+    if not results:
+        raise OptionError("compare needs at least one result")
+    for name, seq in (("labels", labels), ("modes", modes), ("temperatures", temperatures)):
+        if seq is not None and len(seq) != len(results):
+            raise OptionError(f"{name} must have one entry per result ({len(results)}); got {len(seq)}")
+    entries = [load_entry(r, label=None if labels is None else labels[i], mode=None if modes is None else modes[i],
+                          temperature=None if temperatures is None else temperatures[i])
+               for i, r in enumerate(results)]
+    warns = [f"{e.label}: {e.reason}" for e in entries if e.reason]
+    groups = {}
+    for e in entries:
+        groups.setdefault(e.mode or "all", []).append(e)
+    arr = {}
+    for key, es in groups.items():
+        temps = {e.temperature_K for e in es if e.temperature_K is not None}
+        if len(temps) < 2:
+            continue
+        d, why = _arrhenius_fit(es, at_K)
+        if d is None:
+            arr[key] = {"status": "not computed", "reason": why}
+            warns.append(f"Arrhenius ({key}): {why}")
+        else:
+            arr[key] = d
+            if d["curvature"].get("curved"):
+                warns.append(f"Arrhenius ({key}): ln D against 1/T is curved (quadratic term "
+                             f"{d['curvature']['quadratic_coefficient']:.3g} ± {d['curvature']['quadratic_stderr']:.2g}"
+                             "): the data are not Arrhenius; Ea and the extrapolation are questionable")
+    by_T = {}
+    for e in entries:
+        if e.mode is not None and e.temperature_K is not None and e.sigma_mS_cm is not None:
+            by_T.setdefault(e.temperature_K, {})
+            if e.mode in by_T[e.temperature_K]:
+                raise OptionError(f"two runs with mode {e.mode} at {e.temperature_K:g} K "
+                                  f"({by_T[e.temperature_K][e.mode]['label']} and {e.label})")
+            by_T[e.temperature_K][e.mode] = {"value": e.sigma_mS_cm, "upper_bound": e.below_threshold,
+                                             "label": e.label}
+    dec = {}
+    for T in sorted(by_T):
+        sig = by_T[T]
+        if len(sig) < 2:
+            continue
+        md = mode_decomposition({m: {"value": v["value"], "upper_bound": v["upper_bound"]} for m, v in sig.items()})
+        md["sigma_mS_cm"] = {m: v["value"] for m, v in sig.items()}
+        md["labels"] = {m: v["label"] for m, v in sig.items()}
+        md["temperature_K"] = T
+        dec[f"{T:g} K"] = md
+    if not arr and not dec:
+        warns.append("nothing to compare: give runs at two or more temperatures (Arrhenius) or in two or more "
+                     "constraint modes at one temperature (mode decomposition)")
+    meta = {"at_K": at_K, "D_threshold_cm2_s": D_THRESHOLD_CM2_S, "log": "log10",
+            "modes_from": "--mode labels" if modes is not None else "trajectory metadata (constraint_mode)",
+            "temperatures_from": "given" if temperatures is not None else "report files"}
+    return CompareResult(entries, arr, dec, warns, meta)
+
+
+# ----------------------------------------------------------------------------- output
+
+def _figures(res: CompareResult):
+    """[(stem, Figure, caption)] for the Arrhenius plot and the mode decomposition."""
+    from ..cli._common import need_matplotlib
+
+    plt = need_matplotlib()
+    figs = []
+    usable = [e for e in res.entries if e.D_cm2_s is not None and e.temperature_K is not None]
+    if len({e.temperature_K for e in usable}) >= 2:
+        fig, ax = plt.subplots(figsize=(6.0, 4.2))
+        groups = {}
+        for e in usable:
+            groups.setdefault(e.mode or "all", []).append(e)
+        for key, es in groups.items():
+            x = np.array([1000.0 / e.temperature_K for e in es])
+            y = np.array([e.D_cm2_s for e in es])
+            err = np.array([e.D_stderr_cm2_s or 0.0 for e in es])
+            below = np.array([e.below_threshold for e in es])
+            line = ax.errorbar(x[~below], y[~below], yerr=err[~below], fmt="o", capsize=3, label=key)
+            color = line[0].get_color()
+            if below.any():
+                ax.plot(x[below], y[below], "v", color=color, label=f"{key}: below measurable (bound)")
+            fit = res.arrhenius.get(key, {})
+            if fit.get("Ea_eV") is not None and fit.get("D0_cm2_s") is not None:
+                xx = np.linspace(min(x.min(), 1000.0 / res.meta["at_K"]), x.max(), 50)
+                ax.plot(xx, fit["D0_cm2_s"] * np.exp(-fit["Ea_eV"] / (KB_EV * 1000.0 / xx)), "--", color=color,
+                        label=f"{key}: Ea = {fit['Ea_eV']:.3f} ± {fit.get('Ea_stderr_eV') or 0:.2g} eV")
+        ax.set_yscale("log")
+        ax.set_xlabel("1000 / T (K⁻¹)")
+        ax.set_ylabel("D (cm²/s)")
+        ax.legend(frameon=False, fontsize=8)
+        figs.append(("arrhenius", fig, "Arrhenius plot: tracer D against 1000/T with the fit of ln D = ln D0 − "
+                                       "Ea/(k_B T) and its extrapolation (SPEC §2)."))
+    for key, md in res.modes.items():
+        modes = [m for m in MODES if m in md["sigma_mS_cm"]]
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 4.0), gridspec_kw={"width_ratios": [3, 2]})
+        ys = [md["log10_sigma"][m] for m in modes]
+        colors = ["tab:grey" if md["upper_bound"][m] else "tab:blue" for m in modes]
+        ax1.bar(modes, ys, color=colors)
+        for i, m in enumerate(modes):
+            if md["upper_bound"][m]:
+                ax1.annotate("< (bound)", (i, ys[i]), ha="center", va="bottom", fontsize=8)
+        for step, d in md["delta"].items():
+            if d["value"] is not None and d["from"] in modes and d["to"] in modes:
+                i = (modes.index(d["from"]) + modes.index(d["to"])) / 2
+                sym = {"exact": "", "lower_bound": "≥ ", "upper_bound": "≤ "}.get(d["kind"], "")
+                ax1.annotate(f"Δ_{step} {sym}{d['value']:.2f}", (i, max(ys)), ha="center", va="bottom", fontsize=8)
+        ax1.set_ylabel("log10 σ (σ in mS/cm)")
+        ax1.set_title(f"{key}")
+        bottom = 0.0
+        for step, color in zip(("rot", "trans", "vib"), ("tab:orange", "tab:green", "tab:red")):
+            r = md["r"].get(step, {})
+            if r.get("value") is not None:
+                sym = {"exact": "", "lower_bound": " (≥)", "upper_bound": " (≤)"}.get(r["kind"], "")
+                ax2.bar(["r"], [r["value"]], bottom=[bottom], color=color, label=f"r_{step} = {r['value']:.2f}{sym}")
+                bottom += r["value"]
+        if bottom == 0.0:
+            ax2.text(0.5, 0.5, "r undetermined", transform=ax2.transAxes, ha="center")
+        ax2.set_ylabel("fraction of the total Δ (dimensionless)")
+        ax2.legend(frameon=False, fontsize=8)
+        figs.append((f"modes_{key.replace(' ', '')}", fig,
+                     f"Constraint-mode decomposition at {key} (SPEC §8, cf. paper 000 Fig. 3f): log σ per mode with "
+                     "the steps Δ between them, and the fractions r of the total."))
+    return figs
+
+
+def _md_text(res: CompareResult, fig_files) -> str:
+    lines = ["# anionmotion compare", "", "| label | T (K) | mode | D (cm²/s) | σ (mS/cm) | note |",
+             "|---|---|---|---|---|---|"]
+    for e in res.entries:
+        D = "–" if e.D_cm2_s is None else (f"< {e.D_cm2_s:.3g}" if e.below_threshold else
+                                          f"{e.D_cm2_s:.3g}" + (f" ± {e.D_stderr_cm2_s:.2g}" if e.D_stderr_cm2_s else ""))
+        s = "–" if e.sigma_mS_cm is None else (f"< {e.sigma_mS_cm:.3g}" if e.below_threshold else
+                                              f"{e.sigma_mS_cm:.3g}" + (f" ± {e.sigma_stderr_mS_cm:.2g}"
+                                                                        if e.sigma_stderr_mS_cm else ""))
+        lines.append(f"| {e.label} | {e.temperature_K if e.temperature_K is not None else '–'} | {e.mode or '–'} | "
+                     f"{D} | {s} | {e.reason or ('below measurable' if e.below_threshold else '')} |")
+    for key, a in res.arrhenius.items():
+        lines += ["", f"## Arrhenius ({key})", ""]
+        if "Ea_eV" not in a:
+            lines.append(f"not computed: {a.get('reason')}")
+            continue
+        lines.append(f"- Ea = {a['Ea_eV']:.4g} ± {(a.get('Ea_stderr_eV') or 0):.2g} eV")
+        for k, unit in (("D0_cm2_s", "cm²/s"), ("D_at_cm2_s", "cm²/s"), ("sigma_at_mS_cm", "mS/cm")):
+            if a.get(k) is not None:
+                err = a.get(k.replace("_cm2_s", "_stderr_cm2_s").replace("_mS_cm", "_stderr_mS_cm"))
+                lines.append(f"- {k} = {a[k]:.4g}" + (f" ± {err:.2g}" if isinstance(err, (int, float)) else "")
+                             + f" {unit}" + (f" (at {a.get('at_K')} K)" if "_at_" in k else ""))
+        c = a.get("curvature", {})
+        lines.append(f"- non-Arrhenius test: {'CURVED' if c.get('curved') else 'not curved' if c.get('curved') is False else c.get('note', 'not tested')}")
+    for key, md in res.modes.items():
+        lines += ["", f"## Mode decomposition at {key}", "", "| step | Δ (log10) | kind | r | kind |", "|---|---|---|---|---|"]
+        for step in ("rot", "trans", "vib"):
+            d, r = md["delta"][step], md["r"][step]
+            dv = "–" if d["value"] is None else f"{d['value']:.3g}"
+            rv = "–" if r["value"] is None else f"{r['value']:.3g}"
+            lines.append(f"| {step} ({d['from']}→{d['to']}) | {dv} | {d['kind']} | {rv} | {r['kind']} |")
+        lines += [f"> {n}" for n in md["notes"]]
+    if res.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in res.warnings]
+    for stem, caption in fig_files:
+        lines += ["", f"![{caption}](figures/{stem}.png)", "", f"*{caption}*"]
+    return "\n".join(lines) + "\n"
+
+
+def write_compare(res: CompareResult, out_dir, *, overwrite=False, figures=True) -> list:
+    """Write ``compare.json``, ``compare.md``, ``compare.html``, ``compare.csv`` and figures to ``out_dir``.
+
+    Refuses existing files unless ``overwrite``.  Returns the written file names.
+    """
+    import base64
+    import html as _html
+    import io
+
+    from ..results import check_output, write_json, write_text_atomic
+
+    out_dir = os.fspath(out_dir)
+    names = ["compare.json", "compare.md", "compare.html", "compare.csv"]
+    for n in names:
+        check_output(os.path.join(out_dir, n), overwrite)
+    os.makedirs(out_dir, exist_ok=True)
+    figs, notes = [], []
+    if figures:
+        try:
+            figs = _figures(res)
+        except ImportError as err:
+            notes.append(f"figures not drawn: {err}")
+    written, pngs = [], {}
+    for stem, fig, caption in figs:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        os.makedirs(os.path.join(out_dir, "figures"), exist_ok=True)
+        p = os.path.join(out_dir, "figures", f"{stem}.png")
+        check_output(p, overwrite)
+        with open(p, "wb") as fh:
+            fh.write(buf.getvalue())
+        pngs[stem] = (buf.getvalue(), caption)
+        written.append(f"figures/{stem}.png")
+    d = res.to_dict()
+    d["notes"] = notes
+    write_json(os.path.join(out_dir, "compare.json"), d, overwrite)
+    rows = ["label,temperature_K,mode,D_cm2_s,D_stderr_cm2_s,below_threshold,sigma_mS_cm,sigma_stderr_mS_cm"]
+    for e in res.entries:
+        rows.append(",".join("" if v is None else str(v) for v in (e.label, e.temperature_K, e.mode, e.D_cm2_s,
+                                                                    e.D_stderr_cm2_s, e.below_threshold,
+                                                                    e.sigma_mS_cm, e.sigma_stderr_mS_cm)))
+    write_text_atomic(os.path.join(out_dir, "compare.csv"), "\n".join(rows) + "\n", overwrite)
+    md = _md_text(res, [(s, c) for s, (_, c) in pngs.items()])
+    write_text_atomic(os.path.join(out_dir, "compare.md"), md, overwrite)
+    body = "<pre>" + _html.escape(md.split("\n![")[0]) + "</pre>"
+    for stem, (png, caption) in pngs.items():
+        body += (f"<figure><img alt='{_html.escape(caption, quote=True)}' src='data:image/png;base64,"
+                 f"{base64.b64encode(png).decode('ascii')}'><figcaption>{_html.escape(caption)}</figcaption></figure>")
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>anionmotion compare</title>"
+            "<style>body{font-family:sans-serif;max-width:980px;margin:2em auto}img{max-width:100%}"
+            "pre{white-space:pre-wrap}</style></head><body><h1>anionmotion compare</h1>" + body + "</body></html>\n")
+    write_text_atomic(os.path.join(out_dir, "compare.html"), page, overwrite)
+    return names + written
