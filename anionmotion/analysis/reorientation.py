@@ -1,0 +1,633 @@
+"""Polyanion reorientation (SPEC §4): C1(t), C2(t), relaxation times, rotation events, ρ(θ, φ).
+
+Functional tier
+    :func:`orientation_acf` — exact all-origin C1 and C2 of unit vectors by FFT
+    (zero padding, blocks of vectors in bounded memory);
+    :func:`orientation_acf_direct` — the O(T²) double loop it must equal.
+Analysis tier
+    :func:`reorientation` — identifies the polyanions, reads their ligand
+    vectors, and returns a :class:`ReorientationResult` with the ACFs,
+    relaxation times (integral and stretched exponential), the ``rotating``
+    flag, angle projections, rotation events (70° threshold with a resetting
+    reference, and a symmetry-aware variant) with the rotation frequency, and
+    the ligand-direction density ρ(θ, φ).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import scipy.fft
+
+from .._validate import parse_memory
+from ..errors import FitWarning, OptionError
+from ..kernels.events import rotation_events_symmetry, rotation_events_threshold
+from ..kernels.polyanion import fill_components, normalize_vectors
+from ..results import Result
+from .polyanions import Polyanions, find_polyanions
+
+__all__ = ["reorientation", "ReorientationResult", "orientation_acf", "orientation_acf_direct", "fit_relaxation",
+           "kabsch_angle", "ligand_density", "DEFAULT_THRESHOLD_DEG", "DEFAULT_SITE_TOLERANCE_DEG",
+           "RELIABLE_FRACTION", "ROTATING_C1"]
+
+DEFAULT_THRESHOLD_DEG = 70.0
+"""Rotation-event threshold (paper 000)."""
+DEFAULT_SITE_TOLERANCE_DEG = 30.0
+"""Symmetry-aware events: a ligand sits on a reference site when within this angle."""
+RELIABLE_FRACTION = 0.5
+"""Longest reliable lag = this fraction of the trajectory span (every lag up to it averages ≥ T/2 origins)."""
+ROTATING_C1 = 0.9
+"""Paper 003: significant reorientation when C1 falls below 0.9."""
+DEFAULT_MEMORY = 256 * 1024 ** 2
+"""Bytes of FFT work buffers per block of vectors."""
+
+
+# ------------------------------------------------------------------ functional
+def orientation_acf(u, *, memory=None, workers=-1, use_ext=True):
+    """All-origin reorientation ACFs C1 and C2 of unit vectors, exactly, by FFT.
+
+    Parameters
+    ----------
+    u : ndarray, shape (n_frames, n_vectors, 3), float64
+        Unit vectors (e.g. centre→ligand directions), time axis first.  May be
+        a read-only ``numpy.memmap``; it is read in blocks of vectors.
+    memory : int or str, optional
+        Budget for the FFT work buffers (default 256 MB).
+    workers : int
+        Threads for ``scipy.fft`` (−1 = all cores).
+    use_ext : bool
+        Fill the FFT buffers with the compiled kernel (True) or numpy.
+
+    Returns
+    -------
+    C1, C2 : ndarray, shape (n_frames,), float64
+        C1(m) = ⟨u(t0+m)·u(t0)⟩ and C2(m) = ⟨P2(u(t0+m)·u(t0))⟩, averaged over
+        all n_frames − m origins and all vectors; dimensionless, lag m in frames.
+
+    Notes
+    -----
+    C1(m) = Σ_k A_k(m) / (N (T − m)) with A_k the autocorrelation of the
+    component u_k; C2 uses cos² = Σ_{k,l} u_k u_l(t0) u_k u_l(t0+m), i.e. the
+    autocorrelations of the 6 distinct products u_k u_l (off-diagonal ones
+    counted twice): C2 = (3⟨cos²⟩ − 1)/2.  Each autocorrelation is
+    irfft(|rfft(x, n_fft)|²) with n_fft ≥ 2T − 1 (zero padding: no wrap-around),
+    and because the transform is linear the power spectra are summed over
+    vectors before the single inverse transform.  Identical to the direct
+    double loop (:func:`orientation_acf_direct`) to rounding.
+
+    References
+    ----------
+    SPEC §4; paper 003 eq. 4.
+    """
+    if not hasattr(u, "shape") or len(u.shape) != 3 or u.shape[2] != 3:
+        u = np.asarray(u, dtype=np.float64)
+        if u.ndim != 3 or u.shape[2] != 3:
+            raise ValueError(f"u must have shape (n_frames, n_vectors, 3); got {u.shape}")
+    n, nv = int(u.shape[0]), int(u.shape[1])
+    if n == 0:
+        return np.zeros(0), np.zeros(0)
+    if nv == 0:
+        raise ValueError("u has no vectors (shape (n_frames, 0, 3))")
+    budget = DEFAULT_MEMORY if memory is None else parse_memory(memory)
+    nfft = scipy.fft.next_fast_len(2 * n - 1, real=True)
+    # per vector: 9 real rows of nfft plus their complex spectra (≈ same size) plus the input block
+    per_vec = 9 * nfft * 8 * 2 + n * 3 * 8
+    block = int(max(1, min(nv, budget // per_vec)))
+    c1buf = np.zeros((3 * block, nfft))
+    c2buf = np.zeros((6 * block, nfft))
+    p1 = np.zeros(nfft // 2 + 1)
+    p2 = np.zeros(nfft // 2 + 1)
+    w2 = np.tile(np.array([1.0, 1, 1, 2, 2, 2]), block)
+    for v0 in range(0, nv, block):
+        nb = min(block, nv - v0)
+        blk = np.ascontiguousarray(u[:, v0:v0 + nb, :], dtype=np.float64)
+        if nb < block:
+            c1buf = np.zeros((3 * nb, nfft))
+            c2buf = np.zeros((6 * nb, nfft))
+            w2 = w2[:6 * nb]
+        fill_components(blk, 0, c1buf, c2buf, use_ext=use_ext)
+        f = scipy.fft.rfft(c1buf, axis=1, workers=workers)
+        p1 += (f.real ** 2 + f.imag ** 2).sum(axis=0)
+        f = scipy.fft.rfft(c2buf, axis=1, workers=workers)
+        p2 += w2 @ (f.real ** 2 + f.imag ** 2)
+        del f
+    norm = nv * (n - np.arange(n, dtype=np.float64))
+    c1 = scipy.fft.irfft(p1, nfft, workers=workers)[:n] / norm
+    cos2 = scipy.fft.irfft(p2, nfft, workers=workers)[:n] / norm
+    return c1, 1.5 * cos2 - 0.5
+
+
+def orientation_acf_direct(u):
+    """Direct O(T²) double loop over origins and lags (the oracle of :func:`orientation_acf`).
+
+    Parameters
+    ----------
+    u : ndarray, shape (n_frames, n_vectors, 3)
+
+    Returns
+    -------
+    C1, C2 : ndarray, shape (n_frames,)
+    """
+    u = np.asarray(u, dtype=np.float64)
+    n = u.shape[0]
+    c1 = np.zeros(n)
+    c2 = np.zeros(n)
+    for m in range(n):
+        c = np.einsum("tvk,tvk->tv", u[m:], u[:n - m])
+        c1[m] = c.mean()
+        c2[m] = (1.5 * c ** 2 - 0.5).mean()
+    return c1, c2
+
+
+# ------------------------------------------------------------------- fitting
+def _kww(t, tau, beta):
+    return np.exp(-np.power(np.maximum(t, 0) / tau, beta))
+
+
+def fit_relaxation(lag_ps, acf, *, max_lag_ps=None):
+    """Relaxation times of an ACF: its integral and a stretched-exponential fit.
+
+    Parameters
+    ----------
+    lag_ps : ndarray, shape (n,), ps
+    acf : ndarray, shape (n,)
+        C(0) = 1.
+    max_lag_ps : float, optional, ps
+        Fit/integration range [0, max_lag_ps] (default: all lags).
+
+    Returns
+    -------
+    dict
+        ``tau_integral_ps`` — ∫ C dt from 0 to the first zero crossing of C or
+        ``max_lag_ps`` (a lower bound when C has not decayed there);
+        ``tau_kww_ps``, ``beta`` — C(t) ≈ exp(−(t/τ)^β) by least squares;
+        ``tau_mean_ps`` — the mean relaxation time of the fit, (τ/β) Γ(1/β);
+        ``decayed`` — C fell below 1/e inside the range; ``fit_ok``.
+        Times are None when the ACF has not decayed enough to define them
+        (C > 0.99 over the whole range) or the fit fails.
+    """
+    from scipy.optimize import curve_fit
+
+    lag = np.asarray(lag_ps, dtype=np.float64)
+    c = np.asarray(acf, dtype=np.float64)
+    sel = np.ones(len(lag), bool) if max_lag_ps is None else lag <= max_lag_ps + 1e-12
+    lag, c = lag[sel], c[sel]
+    out = {"tau_integral_ps": None, "tau_kww_ps": None, "beta": None, "tau_mean_ps": None, "decayed": False,
+           "fit_ok": False, "range_ps": float(lag[-1]) if len(lag) else 0.0}
+    if len(lag) < 3:
+        return out
+    neg = np.nonzero(c <= 0)[0]
+    end = int(neg[0]) + 1 if len(neg) else len(c)
+    tau_int = float(np.trapezoid(c[:end], lag[:end])) if hasattr(np, "trapezoid") else float(np.trapz(c[:end],
+                                                                                                    lag[:end]))
+    out["decayed"] = bool(np.any(c < math.exp(-1)))
+    if c.min() > 0.99:
+        return out
+    out["tau_integral_ps"] = tau_int
+    upper = 1e4 * lag[-1]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            guess = min(max(tau_int, lag[1]), 0.5 * upper)
+            popt, _ = curve_fit(_kww, lag[1:], c[1:], p0=(guess, 1.0), bounds=([1e-9 * lag[-1], 0.05], [upper, 2.0]),
+                                maxfev=5000)
+        tau, beta = float(popt[0]), float(popt[1])
+        if np.isfinite(tau) and tau < 0.99 * upper:
+            out.update(tau_kww_ps=tau, beta=beta, tau_mean_ps=tau / beta * math.gamma(1.0 / beta), fit_ok=True)
+        else:
+            out["note"] = "the fitted τ runs to 10⁴ × the range: C has not decayed enough to define it"
+    except (RuntimeError, ValueError) as err:
+        out["note"] = f"stretched-exponential fit failed: {err}"
+    if not out["decayed"]:
+        out["note"] = (out.get("note", "") + "; " if out.get("note") else "") + \
+            "C stays above 1/e in the range: tau_integral_ps is a lower bound"
+    return out
+
+
+# --------------------------------------------------------------------- helpers
+def kabsch_angle(ref, cur):
+    """Angle (degrees) of the best rotation mapping ``ref`` onto ``cur`` (Kabsch).
+
+    Parameters
+    ----------
+    ref, cur : ndarray, shape (..., n, 3)
+        Matched direction sets (row i of ``ref`` goes to row i of ``cur``).
+
+    Returns
+    -------
+    ndarray, shape (...,), degrees
+    """
+    ref = np.asarray(ref, float)
+    cur = np.asarray(cur, float)
+    H = np.einsum("...ik,...il->...kl", ref, cur)
+    U, S, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(np.einsum("...ij,...jk->...ik", U, Vt)))
+    D = np.zeros(H.shape)
+    D[..., 0, 0] = 1
+    D[..., 1, 1] = 1
+    D[..., 2, 2] = d
+    R = np.einsum("...ji,...jk,...lk->...il", Vt, D, U)   # R = V D Uᵀ maps ref → cur
+    tr = np.einsum("...ii->...", R)
+    return np.degrees(np.arccos(np.clip((tr - 1) / 2, -1, 1)))
+
+
+def ligand_density(u, *, bins=(36, 72)):
+    """ρ(θ, φ): density of ligand bond directions on the unit sphere.
+
+    Parameters
+    ----------
+    u : ndarray, shape (n_frames, n_anions, n_lig, 3)
+        Unit bond vectors (NaN = padding, ignored).
+    bins : (int, int)
+        Bins in θ ∈ [0°, 180°] and φ ∈ [−180°, 180°).
+
+    Returns
+    -------
+    rho : ndarray, shape (n_theta, n_phi), sr⁻¹
+        Probability per solid angle (integrates to 1 over the sphere).
+    rho_per_anion : ndarray, shape (n_anions, n_theta, n_phi), sr⁻¹
+    theta_edges, phi_edges : ndarray, degrees
+
+    Notes
+    -----
+    θ = arccos(u_z) is measured from the z axis; φ = atan2(u_x, u_y) is the
+    angle between the y axis and the projection of the bond on the xy plane
+    (SPEC §4, paper 003 Fig. 5).  Each bin is divided by its solid angle
+    ΔΩ = (cos θ_lo − cos θ_hi) Δφ.
+    """
+    nt, nph = int(bins[0]), int(bins[1])
+    te = np.linspace(0, 180, nt + 1)
+    pe = np.linspace(-180, 180, nph + 1)
+    n_an = u.shape[1]
+    theta = np.degrees(np.arccos(np.clip(u[..., 2], -1, 1)))
+    phi = np.degrees(np.arctan2(u[..., 0], u[..., 1]))
+    it = np.clip(np.searchsorted(te, theta, side="right") - 1, 0, nt - 1)
+    ip = np.clip(np.searchsorted(pe, phi, side="right") - 1, 0, nph - 1)
+    valid = np.isfinite(u[..., 0])
+    an = np.broadcast_to(np.arange(n_an)[None, :, None], u.shape[:3])
+    flat = (an[valid] * nt + it[valid]) * nph + ip[valid]
+    counts = np.bincount(flat, minlength=n_an * nt * nph).reshape(n_an, nt, nph).astype(np.float64)
+    domega = (np.cos(np.radians(te[:-1])) - np.cos(np.radians(te[1:])))[:, None] * np.radians(np.diff(pe))[None, :]
+    tot = counts.sum(axis=(1, 2), keepdims=True)
+    per = counts / np.where(tot > 0, tot, 1) / domega[None]
+    allc = counts.sum(0)
+    rho = allc / max(allc.sum(), 1) / domega
+    return rho, per, te, pe
+
+
+# ---------------------------------------------------------------------- result
+@dataclass(frozen=True, repr=False)
+class ReorientationResult(Result):
+    """Reorientation dynamics of a polyanion species (SPEC §4).
+
+    Attributes
+    ----------
+    species : str
+        Label of the polyanion (e.g. ``PS4``).
+    n_anions, n_ligands : int
+    lag_ps : ndarray, shape (n_lags,), ps
+    C1, C2 : ndarray, shape (n_lags,)
+        All-origin ⟨u(t0+t)·u(t0)⟩ and ⟨P2(u(t0+t)·u(t0))⟩ over anions and ligands.
+    tau1_ps, tau2_ps : float or None, ps
+        Mean relaxation time (τ/β)Γ(1/β) of the stretched-exponential fit of C1, C2 over
+        [0, reliable_lag_ps]; None when the ACF does not decay there (see ``relaxation``).
+    relaxation : dict
+        Per ACF (``C1``, ``C2``): integral time, KWW τ and β, mean τ (ps), whether it decayed.
+    reliable_lag_ps : float, ps
+        Longest reliable lag = ``reliable_fraction`` × trajectory span.
+    C1_at_reliable_lag : float
+    rotating : bool
+        C1 < 0.9 at the longest reliable lag (paper 003).
+    rotation_events : int
+        Events of the selected method (``meta['event_method']``).
+    rotation_frequency_per_ns : float, ns⁻¹
+        rotation_events / n_anions / trajectory span.
+    events : dict
+        For ``threshold`` and ``symmetry``: event anion, frame, time (ps), Kabsch rotation angle
+        since the previous event (degrees), count and frequency per anion per ns.
+    angles_deg : ndarray, shape (n_frames, n_anions, 3), degrees
+        θa, θb, θc between each anion's orientation vector (centre → its first ligand) and the
+        cell vectors a, b, c (θx, θy, θz for orthogonal cells).
+    times_ps : ndarray, shape (n_frames,), ps
+    rho : ndarray, shape (n_theta, n_phi), sr⁻¹
+        Density of ligand bond directions, all anions (θ from z, φ from y).
+    rho_per_anion : ndarray, shape (n_anions, n_theta, n_phi), sr⁻¹
+    rho_theta_edges, rho_phi_edges : ndarray, degrees
+    per_species : dict
+        C1/C2, times and flags per centre species when there are several.
+    framework : dict
+        ``connectivity``, ``VPA_A3``, ``AAL_A``, ``cutoff_A``, ``cutoff_source``, ``n_anions``.
+    integrity : list of dict
+        Ligand departures (empty when intact).
+    meta : dict
+        Parameters, defaults and definitions.
+    """
+
+    species: str
+    n_anions: int
+    n_ligands: int
+    lag_ps: np.ndarray
+    C1: np.ndarray
+    C2: np.ndarray
+    tau1_ps: Optional[float]
+    tau2_ps: Optional[float]
+    relaxation: dict
+    reliable_lag_ps: float
+    C1_at_reliable_lag: float
+    rotating: bool
+    rotation_events: int
+    rotation_frequency_per_ns: float
+    events: dict
+    angles_deg: np.ndarray
+    times_ps: np.ndarray
+    rho: np.ndarray
+    rho_per_anion: np.ndarray
+    rho_theta_edges: np.ndarray
+    rho_phi_edges: np.ndarray
+    per_species: dict
+    framework: dict
+    integrity: list
+    meta: dict = field(default_factory=dict)
+
+    _SERIES = ("angles_deg", "times_ps", "rho_per_anion")
+
+    def to_dict(self, include_series: bool = False) -> dict:
+        """JSON-ready dict; the per-frame angle series and per-anion ρ only with ``include_series``."""
+        d = super().to_dict()
+        if not include_series:
+            for k in self._SERIES:
+                d.pop(k, None)
+        return d
+
+    def save(self, path, overwrite=False, include_series=False):
+        from ..results import write_json
+
+        return write_json(path, self.to_dict(include_series=include_series), overwrite)
+
+    def summary(self) -> str:
+        t1 = "n/a" if self.tau1_ps is None else f"{self.tau1_ps:.4g} ps"
+        t2 = "n/a" if self.tau2_ps is None else f"{self.tau2_ps:.4g} ps"
+        fw = self.framework
+        lines = [
+            f"polyanions        {self.n_anions} × {self.species} ({fw['connectivity']}; cutoff {fw['cutoff_A']:.3f} Å, "
+            f"{fw['cutoff_source']})",
+            f"VPA / AAL         {fw['VPA_A3']:.3f} Å³ / {fw['AAL_A']:.4f} Å",
+            f"C1 at {self.reliable_lag_ps:.4g} ps   {self.C1_at_reliable_lag:.4f} (longest reliable lag = "
+            f"{self.meta['reliable_fraction']} × span) → rotating: {'yes' if self.rotating else 'no'}",
+            f"tau1 / tau2       {t1} / {t2} (stretched-exponential mean time; integral: "
+            f"{_fmt(self.relaxation['C1']['tau_integral_ps'])} / {_fmt(self.relaxation['C2']['tau_integral_ps'])} ps)",
+            f"rotation events   {self.rotation_events} ({self.meta['event_method']}; "
+            f"{self.rotation_frequency_per_ns:.4g} per anion per ns)",
+        ]
+        other = "symmetry" if self.meta["event_method"] == "threshold" else "threshold"
+        o = self.events.get(other)
+        if o is not None:
+            lines.append(f"  ({other}: {o['count']} events, {o['frequency_per_ns']:.4g} per anion per ns)")
+        if self.integrity:
+            lines.append(f"integrity         NOT intact: {len(self.integrity)} ligand departure(s)")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"ReorientationResult({self.n_anions} × {self.species}, C1({self.reliable_lag_ps:.3g} ps) = "
+                f"{self.C1_at_reliable_lag:.3f}, rotating={self.rotating}, events={self.rotation_events})")
+
+
+def _fmt(x):
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+# ---------------------------------------------------------------------- driver
+def read_unit_vectors(traj, pa: Polyanions, *, start=None, stop=None, step=None, frames_per_chunk=2000,
+                      progress=None, use_ext=True):
+    """Read the unit centre→ligand vectors of every frame.
+
+    Returns
+    -------
+    u : ndarray, shape (n_frames, n_anions, n_lig, 3), float64 (NaN for padding)
+    times : ndarray, shape (n_frames,), ps
+    cells : ndarray, shape (n_frames, 3, 3), Å
+    frames : ndarray, shape (n_frames,), int64
+    integrity : list of dict (first departure of every ligand that leaves)
+    """
+    us, ts, cs, fs = [], [], [], []
+    broken = {}
+    for chunk in traj.iter_chunks(frames_per_chunk, atoms=pa.atoms, start=start, stop=stop, step=step,
+                                  progress=progress, desc="ligand vectors"):
+        v = pa.ligand_vectors(chunk, use_ext=use_ext)
+        for e in pa.broken_ligands(v, chunk.frame_offset):
+            broken.setdefault((e["anion"], e["ligand_atom"]), e)
+        sh = v.shape
+        us.append(normalize_vectors(v.reshape(sh[0], -1, 3), use_ext=use_ext).reshape(sh))
+        ts.append(chunk.times)
+        cs.append(chunk.cells)
+        fs.append(chunk.frame_indices)
+    if not us:
+        return (np.zeros((0, pa.n_anions, pa.n_ligands, 3)), np.zeros(0), np.zeros((0, 3, 3)),
+                np.zeros(0, np.int64), [])
+    integ = sorted(broken.values(), key=lambda x: (x["frame"], x["anion"]))
+    return np.concatenate(us), np.concatenate(ts), np.concatenate(cs), np.concatenate(fs), integ
+
+
+def _event_table(flags, u, times, frames, n_valid, span_ns, n_anions):
+    """Events from per-frame flags: anion, frame, time, Kabsch angle since the previous event."""
+    t_idx, a_idx = np.nonzero(flags)
+    order = np.lexsort((t_idx, a_idx))
+    t_idx, a_idx = t_idx[order], a_idx[order]
+    prev = np.zeros(len(t_idx), dtype=np.int64)
+    if len(t_idx) > 1:
+        same = a_idx[1:] == a_idx[:-1]
+        prev[1:][same] = t_idx[:-1][same]
+    angles = np.zeros(len(t_idx))
+    for nv in np.unique(n_valid):   # group anions by ligand count (one or two groups)
+        g = n_valid[a_idx] == nv
+        if g.any():
+            angles[g] = kabsch_angle(u[prev[g], a_idx[g], :nv], u[t_idx[g], a_idx[g], :nv])
+    o = np.lexsort((a_idx, t_idx))
+    count = int(len(t_idx))
+    per_anion = np.bincount(a_idx, minlength=n_anions)
+    return {
+        "count": count,
+        "frequency_per_ns": count / n_anions / span_ns if span_ns > 0 and n_anions else 0.0,
+        "per_anion": per_anion,
+        "anion": a_idx[o], "frame": frames[t_idx[o]], "time_ps": times[t_idx[o]], "angle_deg": angles[o],
+        "mean_angle_deg": float(angles.mean()) if count else None,
+    }
+
+
+def _check_site_tolerance(u0, n_valid, tol):
+    """The symmetry-aware tolerance must be below half the smallest ligand–ligand angle."""
+    worst = 180.0
+    for nv in np.unique(n_valid):
+        if nv < 2:
+            continue
+        g = n_valid == nv
+        c = np.einsum("aik,ajk->aij", u0[g, :nv], u0[g, :nv])
+        iu = np.triu_indices(nv, 1)
+        worst = min(worst, float(np.degrees(np.arccos(np.clip(c[:, iu[0], iu[1]].max(), -1, 1)))))
+    if tol >= 0.5 * worst:
+        raise OptionError(f"site_tolerance {tol}° must be below half the smallest ligand–ligand angle "
+                          f"({worst:.1f}° in the first frame), so that a ligand sits on at most one site")
+
+
+def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None,
+                  threshold=DEFAULT_THRESHOLD_DEG, event_method="threshold",
+                  site_tolerance=DEFAULT_SITE_TOLERANCE_DEG, reliable_fraction=RELIABLE_FRACTION,
+                  rho_bins=(36, 72), start=None, stop=None, step=None, memory=None, frames_per_chunk=2000,
+                  progress=None, use_ext=True) -> ReorientationResult:
+    """Reorientation dynamics of the polyanions of a trajectory.
+
+    Parameters
+    ----------
+    traj : Trajectory
+    center, ligand, cutoff, cluster :
+        Polyanion definition, as :func:`~anionmotion.analysis.polyanions.find_polyanions`
+        (identified in the first analysed frame).
+    polyanions : Polyanions, optional
+        Use these instead of identifying them.
+    threshold : float, degrees
+        Rotation-event threshold (default 70°, paper 000).
+    event_method : {"threshold", "symmetry"}
+        Which event count is the headline ``rotation_events`` (both are computed).
+    site_tolerance : float, degrees
+        Symmetry-aware events: ligand-to-site tolerance (default 30°).
+    reliable_fraction : float
+        Longest reliable lag as a fraction of the trajectory span (default ½).
+    rho_bins : (int, int)
+        Bins of ρ(θ, φ) in θ and φ.
+    start, stop, step : int, optional
+        Frame range.
+    memory : int or str, optional
+        FFT buffer budget.
+    use_ext : bool
+        Compiled kernels (True) or the numpy twins.
+
+    Returns
+    -------
+    ReorientationResult
+
+    Notes
+    -----
+    u(t) is the unit minimum-image vector centre→ligand (clusters: centre of
+    mass→ligand).  C1(t) = ⟨u(t0+t)·u(t0)⟩ and C2(t) = ⟨P2(u(t0+t)·u(t0))⟩
+    over all origins t0, ligands and anions (:func:`orientation_acf`).  The
+    longest reliable lag is ``reliable_fraction`` × span: beyond it fewer than
+    half of the origins contribute.  ``rotating`` = C1(reliable lag) < 0.9
+    (paper 003).  Relaxation times: ∫C dt up to the first zero or the reliable
+    lag, and the fit C ≈ exp(−(t/τ)^β) over [0, reliable lag] with mean time
+    (τ/β)Γ(1/β); for rotational diffusion C1 = exp(−2D_r t), C2 = exp(−6D_r t).
+    Rotation events (paper 000): an anion rotates when any ligand makes an
+    angle > ``threshold`` with its direction at the anion's last event; the
+    reference then resets.  Symmetry-aware events count jumps between
+    symmetry-equivalent orientations (ligands permuted among the reference
+    sites; see :func:`~anionmotion.kernels.events.rotation_events_symmetry`);
+    the Kabsch rotation angle of each event is reported.  Frequency = events
+    per anion per ns of trajectory span.
+
+    References
+    ----------
+    SPEC §4; paper 003 eq. 4 and Fig. 5; paper 000 Fig. 2.
+    """
+    if event_method not in ("threshold", "symmetry"):
+        raise OptionError(f"invalid event_method {event_method!r}; choose one of threshold, symmetry")
+    threshold = float(threshold)
+    if not 0 < threshold < 180:
+        raise OptionError(f"threshold must be an angle in (0, 180) degrees; got {threshold}")
+    if not 0 < float(site_tolerance) < 90:
+        raise OptionError(f"site_tolerance must be an angle in (0, 90) degrees; got {site_tolerance}")
+    if not 0 < float(reliable_fraction) <= 1:
+        raise OptionError(f"reliable_fraction must be in (0, 1]; got {reliable_fraction}")
+    if polyanions is None:
+        s0 = slice(start, stop, step).indices(traj.n_frames)[0] if traj.n_frames else 0
+        polyanions = find_polyanions(traj, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, frame=s0)
+    pa = polyanions
+    u, times, cells, frames, integ = read_unit_vectors(traj, pa, start=start, stop=stop, step=step,
+                                                       frames_per_chunk=frames_per_chunk, progress=progress,
+                                                       use_ext=use_ext)
+    n = len(times)
+    if n < 2:
+        raise OptionError(f"reorientation needs at least 2 frames; got {n}")
+    d = np.diff(times)
+    if np.any(np.abs(d - d[0]) > 1e-6 * abs(d[0])):
+        raise OptionError("reorientation ACFs need evenly spaced frames; the trajectory's time step varies "
+                          f"({d.min():.6g} … {d.max():.6g} ps)")
+    pa.warn_broken(integ)
+    dt = float(np.mean(d))
+    lag = np.arange(n) * dt
+    n_valid = pa.ligand_counts.astype(np.int64)
+    valid_mask = np.arange(pa.n_ligands)[None, :] < n_valid[:, None]          # (A, L)
+
+    def acfs(anion_sel):
+        m = valid_mask & anion_sel[:, None]
+        return orientation_acf(u[:, m, :], memory=memory, use_ext=use_ext)
+
+    all_sel = np.ones(pa.n_anions, bool)
+    C1, C2 = acfs(all_sel)
+    span = float(times[-1] - times[0])
+    rel_lag = reliable_fraction * span
+    i_rel = int(np.searchsorted(lag, rel_lag + 1e-9 * max(dt, 1e-30), side="right") - 1)
+    relax = {"C1": fit_relaxation(lag, C1, max_lag_ps=lag[i_rel]), "C2": fit_relaxation(lag, C2, max_lag_ps=lag[i_rel])}
+    c1_rel = float(C1[i_rel])
+    # per centre species
+    per_species = {}
+    if pa.center_species and len(pa.center_species.split()) > 1:
+        sp_of = np.asarray(traj.species)[pa.centers]
+        for s in pa.center_species.split():
+            sel = sp_of == s
+            if sel.any():
+                a1, a2 = acfs(sel)
+                per_species[s] = {"n_anions": int(sel.sum()), "C1": a1, "C2": a2, "C1_at_reliable_lag": float(a1[i_rel]),
+                                  "rotating": bool(a1[i_rel] < ROTATING_C1),
+                                  "tau1_ps": fit_relaxation(lag, a1, max_lag_ps=lag[i_rel])["tau_mean_ps"],
+                                  "tau2_ps": fit_relaxation(lag, a2, max_lag_ps=lag[i_rel])["tau_mean_ps"]}
+    # events
+    span_ns = span / 1000.0
+    fl_thr = rotation_events_threshold(u, threshold, use_ext=use_ext)
+    ev_thr = _event_table(fl_thr, u, times, frames, n_valid, span_ns, pa.n_anions)
+    ev_sym = None
+    sym_note = None
+    try:
+        _check_site_tolerance(u[0], n_valid, float(site_tolerance))
+        fl_sym = rotation_events_symmetry(u, n_valid, float(site_tolerance), use_ext=use_ext)
+        ev_sym = _event_table(fl_sym, u, times, frames, n_valid, span_ns, pa.n_anions)
+    except OptionError as err:
+        if event_method == "symmetry":
+            raise
+        sym_note = str(err)
+    chosen = ev_thr if event_method == "threshold" else ev_sym
+    # angle projections of the orientation vector (centre → first ligand) on the cell vectors
+    cell_unit = cells / np.linalg.norm(cells, axis=2, keepdims=True)
+    angles = np.degrees(np.arccos(np.clip(np.einsum("tak,tck->tac", u[:, :, 0, :], cell_unit), -1, 1)))
+    rho, rho_per, te, pe = ligand_density(u, bins=rho_bins)
+    framework = {"connectivity": pa.connectivity, "VPA_A3": pa.vpa_A3, "AAL_A": pa.aal_A, "cutoff_A": pa.cutoff,
+                 "cutoff_source": pa.cutoff_source, "n_anions": pa.n_anions,
+                 "ligands_per_anion": pa.meta.get("ligands_per_anion"),
+                 "intact": not integ}
+    meta = {
+        "center": pa.center_species, "ligand": pa.ligand_species, "cluster": pa.meta.get("cluster_species"),
+        "frames": int(n), "dt_ps": dt, "span_ps": span, "first_frame": int(frames[0]),
+        "threshold_deg": threshold, "site_tolerance_deg": float(site_tolerance), "event_method": event_method,
+        "reliable_fraction": float(reliable_fraction),
+        "reliable_lag_definition": "longest reliable lag = reliable_fraction × trajectory span (≥ half the origins "
+                                   "contribute to every lag up to it)",
+        "rotating_definition": f"C1(longest reliable lag) < {ROTATING_C1} (paper 003)",
+        "tau_definition": "tau*_ps = mean time (τ/β)Γ(1/β) of the fit C = exp(−(t/τ)^β) on [0, reliable lag]; "
+                          "relaxation[...]['tau_integral_ps'] = ∫C dt to the first zero or the reliable lag",
+        "acf": "exact all-origin FFT (zero-padded), scipy.fft",
+        "orientation_vector": "centre → first ligand (lowest atom index); angles against cell vectors a, b, c",
+        "rho": "θ from z, φ = atan2(u_x, u_y) from the y axis; density per steradian",
+        "frequency_definition": "events / n_anions / trajectory span (ns)",
+    }
+    if sym_note:
+        meta["symmetry_events"] = f"not computed: {sym_note}"
+    return ReorientationResult(
+        species=pa.label, n_anions=pa.n_anions, n_ligands=pa.n_ligands, lag_ps=lag, C1=C1, C2=C2,
+        tau1_ps=relax["C1"]["tau_mean_ps"], tau2_ps=relax["C2"]["tau_mean_ps"], relaxation=relax,
+        reliable_lag_ps=float(lag[i_rel]), C1_at_reliable_lag=c1_rel, rotating=bool(c1_rel < ROTATING_C1),
+        rotation_events=int(chosen["count"]), rotation_frequency_per_ns=float(chosen["frequency_per_ns"]),
+        events={"threshold": ev_thr, "symmetry": ev_sym}, angles_deg=angles, times_ps=times, rho=rho,
+        rho_per_anion=rho_per, rho_theta_edges=te, rho_phi_edges=pe, per_species=per_species, framework=framework,
+        integrity=integ, meta=meta)
