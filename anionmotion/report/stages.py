@@ -420,51 +420,50 @@ def _hops_body(ctx, out):
 
 def _reorientation_body(ctx, out):
     poly = _poly_obj(ctx)
-    res = call(out, _api("reorientation"), ctx.traj, poly, threshold_deg=_opt(ctx, "rotation_threshold_deg"),
+    res = call(out, _api("reorientation"), ctx.traj, polyanions=poly, threshold=_opt(ctx, "rotation_threshold_deg"),
                progress=ctx.progress)
     ctx.results["reorientation"] = res
     d = rdict(res)
     out.result = d
-    out.summary += [("anions", _fmt(d.get("n_anions"))), ("τ1", _fmt(d.get("tau1_ps"), "ps")),
-                    ("τ2", _fmt(d.get("tau2_ps"), "ps")),
+    out.summary += [("anions", f"{d.get('n_anions')} × {d.get('species')}"),
+                    ("τ1, τ2", f"{_fmt(d.get('tau1_ps'), 'ps')}, {_fmt(d.get('tau2_ps'), 'ps')}"),
+                    ("C1 at the longest reliable lag", f"{_fmt(d.get('C1_at_reliable_lag'), '', 4)} "
+                                                       f"(at {_fmt(d.get('reliable_lag_ps'), 'ps')})"),
                     ("rotating (C1 < 0.9)", _fmt(d.get("rotating"))),
-                    ("rotation events", _fmt(len(d.get("rotation_events") or []))),
+                    ("rotation events", f"{_fmt(d.get('rotation_events'))} ({_get(d, 'meta', 'event_method')})"),
                     ("rotation frequency", _fmt(d.get("rotation_frequency_per_ns"), "per anion per ns"))]
     hops = ctx.results.get("hops")
     if hops is not None:
         jf = rdict(hops).get("jump_frequency_per_ns")
         out.summary.append(("cation jump frequency (for comparison)", _fmt(jf, "per cation per ns")))
-    fw = d.get("framework") or {}
-    for key, label, unit in (("connectivity", "framework connectivity", ""), ("VPA_A3", "VPA", "Å³"),
-                             ("AAL_A", "AAL", "Å")):
-        if key in fw:
-            out.summary.append((label, _fmt(fw[key], unit)))
     lag = np.asarray(d["lag_ps"], float)
     c1, c2 = np.asarray(d["C1"], float), np.asarray(d["C2"], float)
     out.tables.append(("reorientation.csv", ["lag_ps", "C1", "C2"], np.column_stack([lag, c1, c2])))
     fig, ax = new_figure(out, "reorientation", "Reorientation autocorrelation functions of the centre→ligand "
-                                               "unit vectors (SPEC §4); dotted: the 0.9 rotation criterion.")
+                                               "unit vectors (SPEC §4); dotted: the 0.9 rotation criterion and "
+                                               "the longest reliable lag.")
     if fig is not None:
         ax = ax[0]
         ax.plot(lag, c1, label="C1 = ⟨u(t0+t)·u(t0)⟩")
         ax.plot(lag, c2, label="C2 = ⟨P2(u(t0+t)·u(t0))⟩")
         ax.axhline(0.9, color="grey", ls=":")
+        if d.get("reliable_lag_ps") is not None:
+            ax.axvline(d["reliable_lag_ps"], color="grey", ls=":")
         ax.set_xlabel("lag time (ps)")
         ax.set_ylabel("C(t) (dimensionless)")
         ax.legend(frameon=False)
-    rho = d.get("orientation_density") or d.get("rho")
-    if isinstance(rho, dict) and rho.get("density") is not None:
-        dens = np.asarray(rho["density"], float)
-        fig, ax = new_figure(out, "orientation_density", "ρ(θ, φ): distribution of ligand bond directions "
-                                                         "(θ from z, φ from y in the xy plane; SPEC §4).")
+    rho = d.get("rho")
+    if rho is not None and np.size(rho):
+        dens = np.asarray(rho, float)
+        th = np.asarray(d.get("rho_theta_edges"), float)
+        ph = np.asarray(d.get("rho_phi_edges"), float)
+        fig, ax = new_figure(out, "orientation_density", "ρ(θ, φ): density of ligand bond directions of all "
+                                                         "anions (θ from z, φ from y in the xy plane; SPEC §4).")
         if fig is not None:
-            ax = ax[0]
-            th = np.asarray(rho.get("theta_deg", np.linspace(0, 180, dens.shape[0] + 1)), float)
-            ph = np.asarray(rho.get("phi_deg", np.linspace(-180, 180, dens.shape[1] + 1)), float)
-            m = ax.pcolormesh(ph, th, dens, shading="auto")
-            fig.colorbar(m, ax=ax, label="ρ(θ, φ) (sr⁻¹)")
-            ax.set_xlabel("φ (deg)")
-            ax.set_ylabel("θ (deg)")
+            m = ax[0].pcolormesh(ph, th, dens, shading="flat")
+            fig.colorbar(m, ax=ax[0], label="ρ(θ, φ) (sr⁻¹)")
+            ax[0].set_xlabel("φ (deg)")
+            ax[0].set_ylabel("θ (deg)")
 
 
 # ----------------------------------------------------------------------------- coupling
@@ -619,45 +618,47 @@ def _write_grids(res, out):
 def _rdf_body(ctx, out):
     sp = ctx.cation.species
     pairs = []
+    poly = ctx.results.get("polyanions")
     if ctx.polyanions.found:
-        pairs.append((ctx.polyanions.center, sp))
-    pairs.append((sp, sp))
-    fn = _api("rdf")
-    out.result = {"pairs": {}}
-    fig, ax = new_figure(out, "rdf", "Radial distribution functions (minimum image, time-averaged; SPEC §7) and "
-                                     "the free-energy profile F(r) = −k_B T ln g(r).", ncols=2)
-    for a, b in pairs:
-        res = call(out, fn, ctx.traj, a, b, r_max=_opt(ctx, "r_max"), temperature=ctx.temperature_K,
-                   progress=ctx.progress)
-        d = rdict(res)
-        key = f"{a}-{b}"
-        ctx.results[f"rdf:{key}"] = res
-        out.result["pairs"][key] = d
-        r, g = np.asarray(d["r_A"], float), np.asarray(d["g"], float)
-        out.tables.append((f"rdf_{key}.csv", ["r_A", "g"], np.column_stack([r, g])))
-        fe = d.get("free_energy_eV")
-        if fe is None and ctx.temperature_K is not None:
-            with np.errstate(divide="ignore"):
-                fe = (-KB_EV * ctx.temperature_K * np.log(g)).tolist()
-        if fig is not None:
-            ax[0].plot(r, g, label=key)
-            if fe is not None:
-                fe_arr = np.array([np.nan if v is None else v for v in fe], float)
-                fe_arr[~np.isfinite(fe_arr)] = np.nan
-                ax[1].plot(r, fe_arr, label=key)
-        coord = d.get("coordination")
-        if coord is not None and not isinstance(coord, (list, dict)):
-            out.summary.append((f"coordination {key}", _fmt(coord)))
-        if len(g):
-            out.summary.append((f"first peak {key}", _fmt(r[int(np.argmax(g))], "Å")))
+        pairs.append(f"{ctx.polyanions.center}-{sp}")
+    pairs.append(f"{sp}-{sp}")
+    res = call(out, _api("rdf"), ctx.traj, pairs, rmax=_opt(ctx, "r_max"), temperature=ctx.temperature_K,
+               polyanions=None, progress=ctx.progress)
+    ctx.results["rdf"] = res
+    d = rdict(res)
+    out.result = d
+    r = np.asarray(d["r_A"], float)
+    keys = list(d["g"])
+    header, cols = ["r_A"], [r]
+    fe_all = d.get("free_energy_eV") or {}
+    for key in keys:
+        header += [f"g_{key}", f"n_{key}"] + ([f"F_{key}_eV"] if key in fe_all else [])
+        cols += [np.asarray(d["g"][key], float), np.asarray(d["coordination"][key], float)]
+        if key in fe_all:
+            cols.append(np.array([np.nan if v is None else v for v in fe_all[key]], float))
+        fs = (d.get("first_shell") or {}).get(key) or {}
+        out.summary.append((f"{key}: first peak, first minimum",
+                            f"{_fmt(fs.get('r_peak_A'), 'Å')}, {_fmt(fs.get('r_min_A'), 'Å')}"))
+        out.summary.append((f"{key}: coordination n(r_min)", _fmt(fs.get("coordination"))))
+    out.tables.append(("rdf.csv", header, np.column_stack(cols)))
     if ctx.temperature_K is None:
         out.notes.append("F(r) needs a temperature: give --temperature")
+    fig, ax = new_figure(out, "rdf", "Radial distribution functions (minimum image, time-averaged; SPEC §7) and "
+                                     "the free-energy profile F(r) = −k_B T ln g(r).", ncols=2)
     if fig is not None:
+        for key in keys:
+            ax[0].plot(r, np.asarray(d["g"][key], float), label=key)
+            if key in fe_all:
+                ax[1].plot(r, np.array([np.nan if v is None else v for v in fe_all[key]], float), label=key)
         ax[0].set_xlabel("r (Å)")
         ax[0].set_ylabel("g(r) (dimensionless)")
         ax[0].legend(frameon=False)
         ax[1].set_xlabel("r (Å)")
         ax[1].set_ylabel("F(r) (eV)")
+        if not fe_all:
+            ax[1].text(0.5, 0.5, "no temperature: F(r) not computed", transform=ax[1].transAxes, ha="center")
+        else:
+            ax[1].legend(frameon=False)
 
 
 # ----------------------------------------------------------------------------- registry
