@@ -63,6 +63,38 @@ cdef inline bint is_delim(unsigned char c) nogil:
     return c == 32 or c == 9 or c == 13 or c == 10 or c == 11 or c == 12
 
 
+cdef extern from *:
+    """
+    static inline int am_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    """
+    int am_ctz64(unsigned long long x) noexcept nogil
+
+
+cdef inline int swar_digits(const unsigned char* p, uint64_t* value) noexcept nogil:
+    """Count the leading decimal digits among p[0..7] (8 readable bytes needed) and convert them.
+
+    Returns the count n (0..8); ``value`` receives the integer they spell when 0 < n < 8.
+    SWAR digit test and the 8-digit conversion of simdjson (parse_eight_digits_unrolled).
+    """
+    cdef uint64_t x, t, mask
+    cdef int n
+    memcpy(&x, p, 8)
+    t = x - 0x3030303030303030ULL
+    mask = (t | (t + 0x7676767676767676ULL)) & 0x8080808080808080ULL
+    if mask == 0:
+        return 8
+    n = am_ctz64(mask) >> 3
+    if n == 0:
+        value[0] = 0
+        return 0
+    t = t << (8 * (8 - n))
+    t = t * 10 + (t >> 8)
+    t = (((t & 0x000000FF000000FFULL) * 0x000F424000000064ULL)
+         + (((t >> 16) & 0x000000FF000000FFULL) * 0x0000271000000001ULL)) >> 32
+    value[0] = t
+    return n
+
+
 cdef int parse_double(const unsigned char* p, const unsigned char* end, double* out,
                       const unsigned char** after) noexcept nogil:
     """Parse one float token starting at ``p``; 0 on success, -1 on a malformed token.
@@ -71,6 +103,7 @@ cdef int parse_double(const unsigned char* p, const unsigned char* end, double* 
     just past the token.
     """
     cdef const unsigned char* s = p
+    cdef const unsigned char* q
     cdef bint neg = False
     cdef uint64_t m = 0
     cdef int nd = 0, exp10 = 0, e = 0, ndig = 0
@@ -80,6 +113,58 @@ cdef int parse_double(const unsigned char* p, const unsigned char* end, double* 
     cdef char tmp[80]
     cdef char* endp
     cdef Py_ssize_t n
+    cdef uint64_t ip, fp
+    cdef int n1, n2
+    if end - p >= 18:
+        # fast path for the usual %g / %f tokens: ≤ 7 integer and ≤ 7 fraction digits (SWAR)
+        q = p
+        if q[0] == 45 or q[0] == 43:
+            neg = q[0] == 45
+            q += 1
+        n1 = swar_digits(q, &ip)
+        if n1 < 8:
+            q += n1
+            n2 = 0
+            fp = 0
+            if q[0] == 46:
+                q += 1
+                n2 = swar_digits(q, &fp)
+                q += n2
+            if n2 < 8 and n1 + n2 > 0:
+                m = ip * <uint64_t>POW10[n2] + fp if n2 else ip
+                exp10 = -n2
+                if (q[0] == 101 or q[0] == 69):
+                    q += 1
+                    eneg = False
+                    if q < end and (q[0] == 45 or q[0] == 43):
+                        eneg = q[0] == 45
+                        q += 1
+                    n = 0
+                    e = 0
+                    while q < end and n < 4:
+                        c = q[0] - 48
+                        if c > 9:
+                            break
+                        e = e * 10 + c
+                        n += 1
+                        q += 1
+                    if n == 0 or n == 4:
+                        exp10 = 1000      # force the slow path
+                    exp10 += -e if eneg else e
+                if (q >= end or is_delim(q[0])) and -22 <= exp10 <= 22:
+                    v = <double>m
+                    if exp10 < 0:
+                        v = v / POW10[-exp10]
+                    elif exp10 > 0:
+                        v = v * POW10[exp10]
+                    out[0] = -v if neg else v
+                    after[0] = q
+                    return 0
+        neg = False
+        m = 0
+        exp10 = 0
+        e = 0
+        eneg = False
     if p < end and (p[0] == 45 or p[0] == 43):   # '-' '+'
         neg = p[0] == 45
         p += 1
@@ -173,9 +258,17 @@ cdef int parse_int(const unsigned char* p, const unsigned char* end, int64_t* ou
     cdef int64_t v = 0
     cdef int n = 0
     cdef unsigned char c
+    cdef uint64_t sv
     if p < end and (p[0] == 45 or p[0] == 43):
         neg = p[0] == 45
         p += 1
+    if end - p >= 8:
+        n = swar_digits(p, &sv)
+        if 0 < n < 8 and (p + n >= end or is_delim(p[n])):
+            after[0] = p + n
+            out[0] = -<int64_t>sv if neg else <int64_t>sv
+            return 0
+        n = 0
     while p < end:
         c = p[0] - 48
         if c > 9:

@@ -41,6 +41,11 @@ PARSE_BYTES = 32 << 20
 _MASS_TOLERANCE = 0.3
 """Largest difference (amu) between a ``mass`` column value and the element it is mapped to."""
 
+_N_THREADS = 2
+"""Threads that parse frames concurrently (the compiled parser releases the GIL)."""
+_THREAD_MIN_BYTES = 1 << 20
+_POOL = None
+
 _INDEX_CACHE: dict = {}
 _INDEX_CACHE_MAX = 32
 
@@ -51,6 +56,15 @@ _COORD_SETS = (
     (("x", "y", "z"), "wrapped", False),
     (("xs", "ys", "zs"), "wrapped", True),
 )
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=_N_THREADS, thread_name_prefix="anionmotion-lammps")
+    return _POOL
 
 
 def clear_index_cache():
@@ -457,6 +471,7 @@ class LammpsDumpReader(BaseReader):
         id2idx[sids] = np.arange(n, dtype=np.int64)
         self._id2idx = id2idx
         self._seen = np.zeros(n, dtype=np.int64)
+        self._seen_b = np.zeros(n, dtype=np.int64)
         self.atom_ids = sids
         self.n_atoms = n
         self.n_frames = ix.n_frames
@@ -592,7 +607,6 @@ class LammpsDumpReader(BaseReader):
             idx2out[atoms] = np.arange(len(atoms), dtype=np.int64)
             n_out = len(atoms)
         out = np.empty((n, n_out, self._nvals), dtype=np.float64)
-        err = np.zeros(4, dtype=np.int64)
         f = start
         while f < stop:
             a = int(ix.offsets[f])
@@ -601,11 +615,7 @@ class LammpsDumpReader(BaseReader):
             b = int(ix.ends[g - 1])
             data = self._read_bytes(a, b)
             starts = ix.atoms_offsets[f:g] - a
-            code = _k.parse_frames(data, starts, self.n_atoms, self._roles, self._id2idx, idx2out,
-                                   out[f - start:g - start], self._seen, self._stamp, err)
-            self._stamp += g - f
-            if code:
-                raise self._parse_error(code, err, f, data, int(starts[err[0]]))
+            self._parse(data, starts, f, out[f - start:g - start], idx2out)
             f = g
         cells = self._cells[start:stop]
         origins = self._origins[start:stop]
@@ -622,6 +632,31 @@ class LammpsDumpReader(BaseReader):
         return RawFrames(coords=np.ascontiguousarray(coords), style=self._style, cells=cells.copy(),
                          times=None if self.times is None else self.times[start:stop].copy(), velocities=vel,
                          images=images, origins=origins.copy(), steps=ix.steps[start:stop].copy())
+
+    def _parse(self, data, starts, frame0, out, idx2out):
+        """Parse the frames of ``data`` into ``out``, on two threads when there is enough work."""
+        nf = len(starts)
+        stamp = self._stamp
+        self._stamp += nf
+        if nf >= 2 and len(data) >= _THREAD_MIN_BYTES and _N_THREADS > 1:
+            half = nf // 2
+            parts = [(0, half, self._seen), (half, nf, self._seen_b)]
+            errs = [np.zeros(4, dtype=np.int64) for _ in parts]
+            pool = _pool()
+            futs = [pool.submit(_k.parse_frames, data, starts[lo:hi], self.n_atoms, self._roles, self._id2idx,
+                                idx2out, out[lo:hi], seen, stamp + lo, e)
+                    for (lo, hi, seen), e in zip(parts, errs)]
+            codes = [fu.result() for fu in futs]
+            for (lo, hi, _), code, e in zip(parts, codes, errs):
+                if code:
+                    e[0] += lo
+                    raise self._parse_error(code, e, frame0, data, int(starts[e[0]]))
+            return
+        err = np.zeros(4, dtype=np.int64)
+        code = _k.parse_frames(data, starts, self.n_atoms, self._roles, self._id2idx, idx2out, out, self._seen,
+                               stamp, err)
+        if code:
+            raise self._parse_error(code, err, frame0, data, int(starts[err[0]]))
 
     def _parse_error(self, code, err, frame0, data, frame_start):
         """TrajectoryError for a parse status code (err = frame in the block, atom line, column, id)."""
