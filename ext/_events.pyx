@@ -36,12 +36,15 @@ def rotation_events_symmetry(const double[:, :, :, ::1] u,    # IN  (n_frames, n
                              double cos_tolerance,            # IN  cos of the site tolerance angle
                              double[:, :, ::1] ref,           # IN/OUT (n_anions, n_lig, 3) reference sites
                              long long[:, ::1] site,          # WORK (n_anions, n_lig)
+                             double[:, ::1] tmp,              # WORK (n_lig, 3)
                              unsigned char[:, ::1] flags):    # OUT (n_frames, n_anions)
     """Symmetry-aware events: every ligand sits within the tolerance of a
     reference site, the sites are all different, and at least one ligand sits
     on another ligand's site (the anion has jumped to a symmetry-equivalent
     orientation).  Frames where some ligand is between sites are undecided.
-    The reference resets to the current ligand directions at each event."""
+    At each event the reference resets: ligand i takes the site it now
+    occupies (ref[i] ← ref[site[i]]), so the site set stays the crystal-fixed
+    set of the first frame and only the labels move."""
     cdef Py_ssize_t n_frames = u.shape[0], n_an = u.shape[1], n_lig = u.shape[2]
     cdef Py_ssize_t t, a, i, j, k, best_j, nv
     cdef double c, best
@@ -76,7 +79,10 @@ def rotation_events_symmetry(const double[:, :, :, ::1] u,    # IN  (n_frames, n
                     flags[t, a] = 1
                     for i in range(nv):
                         for k in range(3):
-                            ref[a, i, k] = u[t, a, i, k]
+                            tmp[i, k] = ref[a, site[a, i], k]
+                    for i in range(nv):
+                        for k in range(3):
+                            ref[a, i, k] = tmp[i, k]
                 else:
                     flags[t, a] = 0
 

@@ -432,8 +432,14 @@ def read_unit_vectors(traj, pa: Polyanions, *, start=None, stop=None, step=None,
     return np.concatenate(us), np.concatenate(ts), np.concatenate(cs), np.concatenate(fs), integ
 
 
-def _event_table(flags, u, times, frames, n_valid, span_ns, n_anions):
-    """Events from per-frame flags: anion, frame, time, Kabsch angle since the previous event."""
+def _event_table(flags, u, times, frames, n_valid, span_ns, n_anions, sites=False):
+    """Events from per-frame flags: anion, frame, time, Kabsch rotation angle of each event.
+
+    Threshold events: the rotation between the ligand directions at the previous
+    event (or frame 0) and now.  Symmetry events (``sites=True``): the
+    symmetry operation, i.e. the rotation taking the first-frame sites occupied
+    by the ligands at the previous event onto the sites they occupy now.
+    """
     t_idx, a_idx = np.nonzero(flags)
     order = np.lexsort((t_idx, a_idx))
     t_idx, a_idx = t_idx[order], a_idx[order]
@@ -444,7 +450,18 @@ def _event_table(flags, u, times, frames, n_valid, span_ns, n_anions):
     angles = np.zeros(len(t_idx))
     for nv in np.unique(n_valid):   # group anions by ligand count (one or two groups)
         g = n_valid[a_idx] == nv
-        if g.any():
+        if not g.any():
+            continue
+        if sites:
+            ref0 = u[0, a_idx[g], :nv]                                           # (E, nv, 3) site directions
+            def occupied(tt):
+                c = np.einsum("eik,ejk->eij", u[tt, a_idx[g], :nv], ref0)
+                return np.take_along_axis(ref0, np.argmax(c, axis=2)[..., None], axis=1)
+            first = prev[g] == 0
+            before = occupied(prev[g])
+            before[first] = ref0[first]
+            angles[g] = kabsch_angle(before, occupied(t_idx[g]))
+        else:
             angles[g] = kabsch_angle(u[prev[g], a_idx[g], :nv], u[t_idx[g], a_idx[g], :nv])
     o = np.lexsort((a_idx, t_idx))
     count = int(len(t_idx))
@@ -592,7 +609,7 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
     try:
         _check_site_tolerance(u[0], n_valid, float(site_tolerance))
         fl_sym = rotation_events_symmetry(u, n_valid, float(site_tolerance), use_ext=use_ext)
-        ev_sym = _event_table(fl_sym, u, times, frames, n_valid, span_ns, pa.n_anions)
+        ev_sym = _event_table(fl_sym, u, times, frames, n_valid, span_ns, pa.n_anions, sites=True)
     except OptionError as err:
         if event_method == "symmetry":
             raise

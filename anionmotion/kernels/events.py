@@ -55,7 +55,7 @@ def rotation_events_threshold(u, threshold_deg, *, use_ext=True):
     return flags.astype(bool)
 
 
-def rotation_events_symmetry_ref(u, n_valid, cos_tolerance, ref, site, flags):
+def rotation_events_symmetry_ref(u, n_valid, cos_tolerance, ref, site, tmp, flags):
     """Numpy twin of :func:`rotation_events_symmetry`."""
     n_lig = u.shape[2]
     valid = np.arange(n_lig)[None, :] < n_valid[:, None]          # (A, L)
@@ -71,7 +71,9 @@ def rotation_events_symmetry_ref(u, n_valid, cos_tolerance, ref, site, flags):
         distinct = np.all(np.diff(srt, axis=1) != 0, axis=1)
         ev = ok & moved & distinct
         flags[t] = ev
-        ref[ev] = u[t, ev]
+        if ev.any():
+            # ligand i takes the site it now occupies: the site set is fixed, labels move
+            ref[ev] = np.take_along_axis(ref[ev], best_j[ev][..., None], axis=1)
 
 
 def rotation_events_symmetry(u, n_valid, tolerance_deg, *, use_ext=True):
@@ -96,8 +98,12 @@ def rotation_events_symmetry(u, n_valid, tolerance_deg, *, use_ext=True):
     all ligands sit within the tolerance of distinct sites and at least one is
     on another ligand's site, the anion has moved to a symmetry-equivalent
     orientation (e.g. a 120° turn about a C3 axis of a tetrahedron): one event,
-    and the reference resets.  Frames with a ligand between sites are
-    undecided, which gives hysteresis against libration around a saddle.
+    and the reference resets — each ligand takes the site it now occupies, so
+    the sites stay the crystal-fixed directions of the first frame.  Frames
+    with a ligand between sites are undecided, which gives hysteresis against
+    libration around a saddle.  An anion that drifts continuously away from
+    its first-frame site set (a free rotor) stays undecided: use the
+    threshold method there.
     """
     u = as_array(u, "u", shape=(None, None, None, 3))
     n_valid = as_array(n_valid, "n_valid", shape=(u.shape[1],), dtype=np.int64)
@@ -106,8 +112,9 @@ def rotation_events_symmetry(u, n_valid, tolerance_deg, *, use_ext=True):
         return flags.astype(bool)
     ref = np.ascontiguousarray(u[0].copy())
     site = np.zeros(u.shape[1:3], dtype=np.int64)
+    tmp = np.zeros((u.shape[2], 3))
     ctol = float(np.cos(np.radians(tolerance_deg)))
-    (_events.rotation_events_symmetry if use_ext else rotation_events_symmetry_ref)(u, n_valid, ctol, ref, site,
+    (_events.rotation_events_symmetry if use_ext else rotation_events_symmetry_ref)(u, n_valid, ctol, ref, site, tmp,
                                                                                      flags)
     return flags.astype(bool)
 
