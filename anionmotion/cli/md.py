@@ -1,0 +1,88 @@
+"""``anionmotion md``: constrained MD through OpenMM (UC, RC, RTC, RTVC; SPEC §8)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import OptionError
+
+MODE_CHOICES = ("UC", "RC", "RTC", "RTVC", "all")
+
+
+def register(sub):
+    p = sub.add_parser(
+        "md", help="run constrained MD (UC/RC/RTC/RTVC) with OpenMM and write AMBER NetCDF",
+        description="Constrained molecular dynamics of polyanion conductors through OpenMM (SPEC §8). "
+                    "Modes: UC (unconstrained), RC (anion rotations restrained, Eckart), RTC (+ anion centre of "
+                    "mass tethered), RTVC (anions frozen, zero masses). A killed run started again with the same "
+                    "command resumes from its last checkpoint.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = p.add_argument_group("system (one of)")
+    src.add_argument("--system", help="embedded model: li2so4 (α-Li2SO4-like rotor phase, a generic demonstration "
+                                      "model)")
+    src.add_argument("--cells", type=int, default=3, help="li2so4: conventional cells per axis (3 → 756 atoms)")
+    src.add_argument("--system-xml", metavar="XML", help="user system: OpenMM System serialized as XML")
+    src.add_argument("--structure", metavar="PDB", help="user system: PDB or PDBx/mmCIF structure (same atom order)")
+    src.add_argument("--anion-residues", nargs="+", metavar="RES", help="residue names of the anions")
+    src.add_argument("--center", "--centre", dest="centre", help="anion centre species (with --ligand, --cutoff)")
+    src.add_argument("--ligand", help="anion ligand species")
+    src.add_argument("--cutoff", type=float, help="centre–ligand cutoff, Å")
+    r = p.add_argument_group("run")
+    r.add_argument("--mode", default="UC",
+                   help="UC, RC, RTC, RTVC, or all (the four from one equilibrated start: <out>_UC.nc …)")
+    r.add_argument("--temperature", type=float, default=900.0, help="K")
+    r.add_argument("--time", type=float, default=50.0, help="production per mode, ps")
+    r.add_argument("--equilibrate", type=float, default=10.0, help="UC equilibration after minimisation, ps")
+    r.add_argument("--reequilibrate", type=float, default=5.0,
+                   help="equilibration after switching the mode on, ps (≥ 5 recommended)")
+    r.add_argument("--timestep", type=float, default=1.0, help="fs")
+    r.add_argument("--frame-every", type=int, default=5, help="MD steps between stored frames")
+    r.add_argument("--k-rot", type=float, default=1.0e4, help="Eckart stiffness, kJ mol⁻¹ (amu nm²)⁻²")
+    r.add_argument("--k-com", type=float, default=1.0e6, help="COM tether stiffness, kJ mol⁻¹ nm⁻²")
+    r.add_argument("--seed", type=int, default=1, help="random seed (velocities, thermostat), ≥ 1")
+    r.add_argument("--thermostat", default="langevin", help="langevin (LangevinMiddle) or nose-hoover (chain)")
+    r.add_argument("--friction", type=float, default=1.0, help="Langevin friction / Nosé–Hoover frequency, ps⁻¹")
+    r.add_argument("--no-minimize", action="store_true", help="skip the energy minimisation")
+    r.add_argument("--checkpoint-every", type=int, default=200, help="frames between checkpoints")
+    r.add_argument("--platform", default="CPU", help="OpenMM platform: CPU, CUDA, OpenCL")
+    r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", required=True, help="output NetCDF (AMBER convention); report in <stem>.constraints.json")
+    o.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+    return p
+
+
+def _system(args):
+    from ..md.systems import SYSTEMS, build_li2so4, load_system
+
+    if args.system is not None and args.system_xml is not None:
+        raise OptionError("give either --system or --system-xml/--structure, not both")
+    if args.system is not None:
+        name = args.system.lower()
+        if name not in SYSTEMS:
+            raise OptionError(f"invalid --system {args.system!r}; choose one of {', '.join(SYSTEMS)} "
+                              "(or --system-xml with --structure)")
+        return build_li2so4(args.cells)
+    if args.system_xml is None or args.structure is None:
+        raise OptionError("no system: give --system li2so4, or --system-xml FILE with --structure FILE")
+    return load_system(args.system_xml, args.structure, anion_residues=args.anion_residues, centre=args.centre,
+                       ligand=args.ligand, cutoff=args.cutoff)
+
+
+def run(args) -> int:
+    from ..md.modes import MODES
+    from ..md.run import run_md
+
+    mode = str(args.mode)
+    if mode.lower() != "all" and mode.upper() not in MODES:
+        raise OptionError(f"invalid --mode {args.mode!r}; choose one of {', '.join(MODE_CHOICES)}")
+    mdsys = _system(args)
+    run_md(mdsys, args.out, mode="all" if mode.lower() == "all" else mode.upper(), temperature=args.temperature,
+           time=args.time, equilibrate=args.equilibrate, reequilibrate=args.reequilibrate, timestep=args.timestep,
+           frame_every=args.frame_every, k_rot=args.k_rot, k_com=args.k_com, seed=args.seed,
+           thermostat=args.thermostat.lower(), friction=args.friction, minimize=not args.no_minimize,
+           platform=args.platform, threads=args.threads, overwrite=args.overwrite,
+           progress=False if args.no_progress else None, checkpoint_every=args.checkpoint_every)
+    return 0
