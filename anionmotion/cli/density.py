@@ -1,0 +1,79 @@
+"""``anionmotion density TRAJ --species Li --out li.CHGCAR``: probability density grids and 1-D profiles (SPEC §7)."""
+
+from __future__ import annotations
+
+from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+
+__all__ = ["register", "run"]
+
+
+def register(sub):
+    p = sub.add_parser("density", help="probability density of a species on a fractional grid (CHGCAR/cube/NetCDF)",
+                       description="Time-averaged number density (Å⁻³) of a species on a grid in fractional "
+                                   "coordinates, written as VASP CHGCAR (VESTA), Gaussian cube or NetCDF; "
+                                   "optional 1-D distribution along a cell axis (SPEC §7).")
+    p.add_argument("traj", help="trajectory file")
+    p.add_argument("--species", required=True, nargs="+", help="species to bin (e.g. Li)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--grid", type=int, nargs=3, metavar=("NA", "NB", "NC"), help="grid points along a, b, c")
+    g.add_argument("--spacing", type=float, help="voxel edge along each cell vector, Å (default 0.2)")
+    p.add_argument("--out", help="grid file: NAME.CHGCAR (or CHGCAR), NAME.cube or NAME.nc")
+    p.add_argument("--axis", choices=("a", "b", "c"), help="also report the 1-D distribution along this cell axis")
+    p.add_argument("--profile-bins", type=int, help="bins of the 1-D distribution (default: grid points on that axis)")
+    p.add_argument("--remove-drift", nargs="?", const="framework", metavar="SPECIES",
+                   help="subtract the framework's centre-of-mass drift before binning (default framework = every "
+                        "other atom; or name species, e.g. 'S O')")
+    p.add_argument("--start", type=int, help="first frame")
+    p.add_argument("--stop", type=int, help="stop before this frame")
+    p.add_argument("--step", type=int, help="frame stride")
+    add_reader_options(p)
+    add_output_options(p, json=True, csv=True, plot=True)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from ..analysis.density import density
+    from ..errors import OptionError
+    from ..report.grids import _format_of, write_grid
+    from ..results import check_output, write_json, write_text_atomic
+
+    if not (args.out or args.json or args.csv or args.plot):
+        raise OptionError("nothing to write: give --out GRID (and/or --json, --csv with --axis, --plot with --axis)")
+    if (args.csv or args.plot) and not args.axis:
+        raise OptionError("--csv and --plot write the 1-D distribution; give --axis a|b|c")
+    if args.out:
+        _format_of(args.out)
+    for out in (args.out, args.json, args.csv, args.plot):
+        if out:
+            check_output(out, args.overwrite)
+    species = " ".join(args.species)
+    with open_from_args(args) as traj:
+        res = density(traj, species, grid=args.grid, spacing=args.spacing, profile_bins=args.profile_bins,
+                      remove_drift=args.remove_drift, start=args.start, stop=args.stop, step=args.step,
+                      progress=False if args.no_progress else None)
+    print(res.summary())
+    if args.out:
+        write_grid(res, args.out, overwrite=args.overwrite)
+        print(f"wrote {args.out}")
+    if args.axis:
+        pr = res.profiles[args.axis]
+        i = int(pr["p"].argmax())
+        print(f"distribution along {args.axis}: maximum p = {pr['p'][i]:.4g} at s = {pr['s'][i]:.4f} "
+              f"({pr['x_A'][i]:.3f} Å)")
+    if args.json:
+        write_json(args.json, res.to_dict(), overwrite=args.overwrite)
+    if args.csv:
+        write_text_atomic(args.csv, res.profile_csv(args.axis), overwrite=args.overwrite)
+    if args.plot:
+        plt = need_matplotlib()
+        pr = res.profiles[args.axis]
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        ax.plot(pr["x_A"], pr["p"])
+        ax.set_xlabel(f"position along {args.axis} (Å)")
+        ax.set_ylabel("p(s) (per unit fractional coordinate)")
+        ax.set_title(f"{res.species}: distribution along {args.axis}")
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=150)
+        plt.close(fig)
+    return 0
