@@ -1,0 +1,92 @@
+"""``anionmotion timeline TRAJ --cation Li --center P --ligand S [--hop K]``: hop timelines (SPEC §5)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+from .reorient import add_polyanion_options
+
+__all__ = ["register", "run", "plot_timeline"]
+
+MAX_PANELS = 6
+
+
+def register(sub):
+    p = sub.add_parser("timeline", help="hop timelines: cation displacement and the rotation of the nearest "
+                                        "polyanions around each hop (paper 003 Fig. 3b)",
+                       description="For each cation hop: |r(t) − r(t_ini)|, the angular displacement of the ligands "
+                                   "of the nearest polyanions, centre–ligand and cation–ligand distances.")
+    p.add_argument("traj", help="trajectory file")
+    p.add_argument("--cation", required=True, help="mobile cation species, e.g. Li")
+    add_polyanion_options(p)
+    p.add_argument("--hop", type=int, nargs="+", metavar="K", help="hop index (indices) to show; default all")
+    p.add_argument("--half-width", type=float, metavar="PS",
+                   help="timeline covers the hop time ± this (ps); default the hop window t_a")
+    p.add_argument("--nearest", type=int, default=2, help="nearest polyanions per hop (default 2)")
+    p.add_argument("--hop-a", type=float, metavar="Å", help="hop distance a (default: see anionmotion hops)")
+    p.add_argument("--hop-residence", type=float, default=3.0, metavar="PS", help="hop Δt (ps; default 3)")
+    p.add_argument("--hop-window", type=float, default=9.0, metavar="PS", help="hop t_a (ps; default 9)")
+    add_reader_options(p)
+    add_output_options(p, json=True, csv=True, plot=True)
+    p.set_defaults(func=run)
+    return p
+
+
+def plot_timeline(res, path, overwrite=False):
+    """One panel per hop (at most 6): cation displacement (left) and ligand angles of each nearest anion (right)."""
+    from ..results import check_output
+
+    check_output(path, overwrite)
+    plt = need_matplotlib()
+    hs = res.hops[:MAX_PANELS]
+    n = max(1, len(hs))
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for k, h in enumerate(hs):
+        ax = axes[k // cols, k % cols]
+        t = h["times_ps"]
+        ax.plot(t, h["cation_displacement_A"], color="k", lw=1.4)
+        ax.set_xlabel("time (ps)")
+        ax.set_ylabel(f"{res.cation} displacement (Å)")
+        ax.axvline(h["hop_time_ps"], color="b", lw=0.8, ls="--")
+        ax2 = ax.twinx()
+        for j, a in enumerate(h["anions"]):
+            for l in range(h["ligand_angle_deg"].shape[2]):
+                if h["ligand_atoms"][j, l] < 0:
+                    continue
+                ax2.plot(t, h["ligand_angle_deg"][:, j, l], color=f"C{j}", lw=0.7, alpha=0.8,
+                         label=f"{res.species} {a}" if l == 0 else None)
+        ax2.set_ylabel("ligand angular displacement (deg)")
+        ax2.legend(fontsize=7, loc="upper left")
+        ax.set_title(f"hop {h['hop']}: {res.cation} {h['cation_atom']}", fontsize=9)
+    for k in range(len(hs), rows * cols):
+        axes[k // cols, k % cols].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def run(args) -> int:
+    from ..analysis.timeline import timeline
+    from ..results import check_output, write_json, write_text_atomic
+
+    for f in (args.json, args.csv, args.plot):
+        if f:
+            check_output(f, args.overwrite)
+    with open_from_args(args) as traj:
+        res = timeline(traj, cation=args.cation, center=args.center, ligand=args.ligand, cutoff=args.cutoff,
+                       cluster=args.cluster, hop=args.hop, hop_a=args.hop_a, hop_residence=args.hop_residence,
+                       hop_window=args.hop_window, half_width=args.half_width, n_nearest=args.nearest,
+                       start=args.start, stop=args.stop, step=args.step,
+                       progress=False if args.no_progress else None)
+    print(res.summary())
+    if args.json:
+        write_json(args.json, res.to_dict(), overwrite=args.overwrite)
+    if args.csv:
+        write_text_atomic(args.csv, res.to_csv(), overwrite=args.overwrite)
+    if args.plot:
+        plot_timeline(res, args.plot, overwrite=args.overwrite)
+    return 0
