@@ -81,7 +81,7 @@ cdef inline int parse_double(const unsigned char* buf, Py_ssize_t* ppos, Py_ssiz
     cdef uint64_t mant = 0
     cdef int ndig = 0, exp10 = 0, e = 0, elen = 0
     cdef unsigned char c
-    cdef char tmp[80]
+    cdef char tmp[512]
     cdef char* endp
     cdef double v
     if p < n and (buf[p] == 45 or buf[p] == 43):  # - +
@@ -139,7 +139,7 @@ cdef inline int parse_double(const unsigned char* buf, Py_ssize_t* ppos, Py_ssiz
     q = start
     while q < n and not (is_blank(buf[q]) or buf[q] == 10):
         q += 1
-    if q - start == 0 or q - start >= 79:
+    if q - start == 0 or q - start >= 511:
         return 1
     memcpy(tmp, buf + start, q - start)
     tmp[q - start] = 0

@@ -1,0 +1,364 @@
+"""AMBER-convention NetCDF trajectories (LAMMPS ``dump netcdf``, AMBER, OpenMM, MDTraj, ``anionmotion md``).
+
+Read through netCDF4, so NetCDF-3 classic/64-bit-offset, CDF-5 (64-bit data,
+what LAMMPS writes; scipy cannot open it) and NetCDF-4/HDF5 files all work.
+
+Units: every variable's ``units`` attribute is honoured (Å, nm; ps, fs, ns;
+Å/ps, nm/ps, Å/fs) and ``scale_factor`` is applied explicitly (netCDF4's
+automatic masking/scaling is switched off so it is applied exactly once).
+AMBER stores velocities in Å per (1/20.455) ps with ``scale_factor =
+20.455``: value × 20.455 = Å/ps.  LAMMPS ``units lj`` files say ``lj``: the
+numbers are used as they are (reduced units) and ``units`` records it.
+
+Cell: ``cell_lengths`` + ``cell_angles`` (α between b and c, β between a and
+c, γ between a and b) → rows a = (a, 0, 0), b in the xy plane, c completing
+a right-handed cell; ``cell_origin`` (LAMMPS box lo) when present.
+
+Species, in order of preference: the ``topology`` option (via MDTraj); an
+element-name character variable (``element``, ``atom_names``, ``atom_name``,
+``symbols``, ``names``); ``atom_types`` (atomic numbers, ASE/anionmotion); a
+LAMMPS ``type`` variable mapped by ``types=`` (without a map the type numbers
+are kept as names, e.g. ``"1"``).  Masses from ``masses``/``mass``, charges
+from ``charges``/``q``/``charge`` when present.  All global attributes go
+into ``metadata``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..elements import MASSES, normalize_symbol
+from ..errors import FormatError, TrajectoryError
+from .base import BaseReader, RawFrames
+
+__all__ = ["NetCDFReader", "cell_from_lengths_angles", "LENGTH_UNITS", "TIME_UNITS"]
+
+LENGTH_UNITS = {"angstrom": 1.0, "angstroms": 1.0, "a": 1.0, "å": 1.0, "nanometer": 10.0, "nanometers": 10.0,
+                "nm": 10.0, "bohr": 0.529177210544, "": 1.0, "lj": 1.0}
+TIME_UNITS = {"picosecond": 1.0, "picoseconds": 1.0, "ps": 1.0, "femtosecond": 1e-3, "femtoseconds": 1e-3,
+              "fs": 1e-3, "nanosecond": 1e3, "nanoseconds": 1e3, "ns": 1e3, "": 1.0, "lj": 1.0}
+
+_Z_TO_SYMBOL = None
+_NAME_VARS = ("element", "elements", "atom_names", "atom_name", "symbols", "names", "atom_element")
+
+
+def _symbol_of_z():
+    global _Z_TO_SYMBOL
+    if _Z_TO_SYMBOL is None:
+        order = ["H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar",
+                 "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br",
+                 "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te",
+                 "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm",
+                 "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn",
+                 "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr"]
+        _Z_TO_SYMBOL = {i + 1: s for i, s in enumerate(order)}
+    return _Z_TO_SYMBOL
+
+
+def cell_from_lengths_angles(lengths, angles):
+    """Row-vector cells from lengths (Å) and angles (degrees).
+
+    Parameters
+    ----------
+    lengths : ndarray, shape (n, 3), Å
+        a, b, c.
+    angles : ndarray, shape (n, 3), degrees
+        α (b∧c), β (a∧c), γ (a∧b).
+
+    Returns
+    -------
+    ndarray, shape (n, 3, 3), Å
+        a along x, b in the xy plane.
+
+    Notes
+    -----
+    a = (a, 0, 0); b = (b cos γ, b sin γ, 0);
+    c_x = c cos β, c_y = c (cos α − cos β cos γ)/sin γ, c_z = √(c² − c_x² − c_y²).
+    """
+    lengths = np.asarray(lengths, dtype=np.float64).reshape(-1, 3)
+    ang = np.radians(np.asarray(angles, dtype=np.float64).reshape(-1, 3))
+    a, b, c = lengths.T
+    ca, cb, cg = np.cos(ang).T
+    sg = np.sin(ang[:, 2])
+    # exact zeros for right angles (cos(90°) is 6e-17 in floating point)
+    ca = np.where(np.abs(ca) < 1e-12, 0.0, ca)
+    cb = np.where(np.abs(cb) < 1e-12, 0.0, cb)
+    cg = np.where(np.abs(cg) < 1e-12, 0.0, cg)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = c * cb
+        cy = c * (ca - cb * cg) / sg
+        cz = np.sqrt(np.maximum(c * c - cx * cx - cy * cy, 0.0))
+    out = np.zeros((len(a), 3, 3))
+    out[:, 0, 0] = a
+    out[:, 1, 0] = b * cg
+    out[:, 1, 1] = b * sg
+    out[:, 2, 0] = cx
+    out[:, 2, 1] = cy
+    out[:, 2, 2] = cz
+    return out
+
+
+def _attr(var, name, default=None):
+    return var.getncattr(name) if name in var.ncattrs() else default
+
+
+def _unit(var, table, what, path):
+    u = str(_attr(var, "units", "")).strip().lower()
+    if u in table:
+        return table[u], u
+    raise TrajectoryError(f"variable {var.name!r} has units {u!r}, which anionmotion cannot convert to {what}; "
+                          f"known: {', '.join(k for k in table if k)}", path=path)
+
+
+def _velocity_factor(var, path):
+    u = str(_attr(var, "units", "angstrom/picosecond")).strip().lower().replace(" ", "")
+    if u in ("", "lj"):
+        return 1.0, u
+    if "/" not in u:
+        raise TrajectoryError(f"variable 'velocities' has units {u!r}; expected length/time (e.g. "
+                              "angstrom/picosecond)", path=path)
+    lu, tu = u.split("/", 1)
+    if lu not in LENGTH_UNITS or tu not in TIME_UNITS:
+        raise TrajectoryError(f"variable 'velocities' has units {u!r}, which anionmotion cannot convert to Å/ps",
+                              path=path)
+    return LENGTH_UNITS[lu] / TIME_UNITS[tu], u
+
+
+def _chars_to_str(arr):
+    arr = np.asarray(arr)
+    if arr.dtype.kind == "S" and arr.ndim == 2:
+        return [b"".join(row).decode("latin-1").strip().strip("\x00") for row in arr]
+    if arr.dtype.kind in "SU" and arr.ndim == 1:
+        return [(x.decode("latin-1") if isinstance(x, bytes) else str(x)).strip() for x in arr]
+    raise TypeError
+
+
+class NetCDFReader(BaseReader):
+    """AMBER-convention NetCDF through netCDF4 (random access by frame).
+
+    Parameters
+    ----------
+    path : str
+    options : ReaderOptions
+        ``types`` (LAMMPS type → element), ``topology`` (PDB/PSF/prmtop… for
+        species via MDTraj), ``cell`` (Å, for files without a box).
+    """
+
+    format_name = "netcdf"
+    description = "AMBER-convention NetCDF (LAMMPS dump netcdf incl. CDF-5, AMBER, OpenMM, MDTraj, anionmotion md)"
+
+    def __init__(self, path, options):
+        super().__init__(path, options)
+        try:
+            import netCDF4
+        except ImportError as err:  # pragma: no cover - netCDF4 is a dependency
+            raise ImportError("reading NetCDF needs netCDF4: pip install netCDF4") from err
+        with open(self.path, "rb") as fh:
+            head = fh.read(8)
+        if not head:
+            raise FormatError("empty file; expected a NetCDF trajectory", path=self.path)
+        if head[:3] != b"CDF" and head[:8] != b"\x89HDF\r\n\x1a\n":
+            raise FormatError(f"not a NetCDF file (starts with {head[:4]!r}, expected 'CDF' or HDF5); "
+                              "is the format right? Use --format to choose it", path=self.path)
+        try:
+            ds = netCDF4.Dataset(self.path, "r")
+        except OSError as err:
+            raise FormatError(f"netCDF4 cannot open the file ({err})", path=self.path) from err
+        ds.set_auto_maskandscale(False)
+        self._ds = ds
+        v = ds.variables
+        if "coordinates" not in v:
+            raise TrajectoryError("no 'coordinates' variable; expected an AMBER-convention trajectory "
+                                  f"(variables present: {', '.join(v)})", path=self.path)
+        self.metadata = {k: _py(ds.getncattr(k)) for k in ds.ncattrs()}
+        self.metadata["data_model"] = ds.data_model
+        crd = v["coordinates"]
+        if crd.ndim != 3 or crd.shape[2] != 3:
+            raise TrajectoryError(f"'coordinates' has shape {crd.shape}; expected (frame, atom, 3)", path=self.path)
+        self.n_frames, self.n_atoms = int(crd.shape[0]), int(crd.shape[1])
+        lvar = crd
+        if "units" not in crd.ncattrs() and "cell_lengths" in v and "units" in v["cell_lengths"].ncattrs():
+            lvar = v["cell_lengths"]  # LAMMPS states the length unit on the cell variables only
+        self._lf, lu = _unit(lvar, LENGTH_UNITS, "Å", self.path)
+        self._lf *= float(_attr(crd, "scale_factor", 1.0))
+        self.units = {"length": f"Å (file: {lu or 'unstated, taken as angstrom'})"}
+        if lu == "lj":
+            self.units["length"] = "LJ reduced units (no conversion)"
+        # velocities
+        self._vf = None
+        if "velocities" in v:
+            vv = v["velocities"]
+            if "units" in vv.ncattrs() or "time" not in v:
+                f, vu = _velocity_factor(vv, self.path)
+            else:
+                # LAMMPS writes no velocity units: they are length/time of the run's unit style
+                tfac, tu = _unit(v["time"], TIME_UNITS, "ps", self.path)
+                f, vu = self._lf / tfac, f"{lu or 'angstrom'}/{tu or 'picosecond'} (from the length and time units)"
+            sf = float(_attr(vv, "scale_factor", 1.0))
+            self._vf = f * sf
+            self.units["velocity"] = f"Å/ps (file: {vu or 'unstated'} × scale_factor {sf:g})"
+        self.has_velocities = self._vf is not None
+        # times
+        self.times = None
+        if "time" in v and self.n_frames:
+            tv = v["time"]
+            tf, tu = _unit(tv, TIME_UNITS, "ps", self.path)
+            tf *= float(_attr(tv, "scale_factor", 1.0))
+            t = np.asarray(tv[:], dtype=np.float64).reshape(-1)[: self.n_frames] * tf
+            self.times = t
+            self.units["time"] = f"ps (file: {tu or 'unstated'})" if tu != "lj" else "LJ reduced units"
+            self.units["time_source"] = "time variable"
+        # cells
+        self._cf = None
+        if "cell_lengths" in v and "cell_angles" in v:
+            cl = v["cell_lengths"]
+            self._cf, _ = _unit(cl, LENGTH_UNITS, "Å", self.path)
+            self._cf *= float(_attr(cl, "scale_factor", 1.0))
+        elif options.cell is None:
+            raise TrajectoryError("the file has no cell (no cell_lengths/cell_angles); give it with cell= / --cell "
+                                  "(3 lengths or 9 numbers, Å)", path=self.path)
+        self._origin = "cell_origin" in v
+        # atom order (LAMMPS writes an id variable)
+        self._perm_needed = False
+        if "id" in v and v["id"].ndim == 2 and self.n_frames:
+            ids = np.asarray(v["id"][0])
+            self._perm_needed = bool(np.any(np.diff(ids) < 0))
+        # species, masses, charges
+        self.species = self._species(v, options)
+        self.masses = self._per_atom(v, ("masses", "mass"))
+        self.charges = self._per_atom(v, ("charges", "charge", "q"))
+        self.coord_style = "wrapped"
+
+    # ----------------------------------------------------------------- helpers
+    def _per_atom(self, v, names):
+        for name in names:
+            if name in v:
+                var = v[name]
+                arr = np.asarray(var[0] if var.ndim == 2 else var[:], dtype=np.float64).reshape(-1)
+                if arr.shape != (self.n_atoms,):
+                    continue
+                arr = arr * float(_attr(var, "scale_factor", 1.0))
+                if var.ndim == 2 and self._perm_needed:
+                    arr = arr[self._order(0)]
+                return arr
+        return None
+
+    def _order(self, frame):
+        ids = np.asarray(self._ds.variables["id"][frame])
+        return np.argsort(ids, kind="stable")
+
+    def _species(self, v, options):
+        if options.topology is not None:
+            return _topology_species(options.topology, self.n_atoms, self.path)
+        for name in _NAME_VARS:
+            if name in v:
+                try:
+                    names = _chars_to_str(v[name][:])
+                except TypeError:
+                    continue
+                if len(names) == self.n_atoms:
+                    from ._text import elements_of
+
+                    return elements_of(names, path=self.path, what=f"element name in variable {name!r}")
+        if "atom_types" in v and v["atom_types"].ndim == 1 and v["atom_types"].shape[0] == self.n_atoms:
+            z = np.asarray(v["atom_types"][:]).astype(int)
+            table = _symbol_of_z()
+            bad = [int(x) for x in np.unique(z) if int(x) not in table]
+            if not bad:
+                return np.asarray([table[int(x)] for x in z], dtype=object)
+        for name in ("type", "atom_type", "types"):
+            if name in v and v[name].shape[-1] == self.n_atoms and np.issubdtype(v[name].dtype, np.integer):
+                var = v[name]
+                t = np.asarray(var[0] if var.ndim == 2 else var[:]).astype(int)
+                if var.ndim == 2 and self._perm_needed:
+                    t = t[self._order(0)]
+                if options.types:
+                    missing = sorted({int(x) for x in np.unique(t)} - set(options.types))
+                    if missing:
+                        raise TrajectoryError(f"types= has no element for atom type(s) {missing}; the file has types "
+                                              f"{sorted(int(x) for x in np.unique(t))}", path=self.path)
+                    out = [normalize_symbol(options.types[int(x)]) for x in t]
+                    unknown = sorted({s for s in out if s not in MASSES})
+                    if unknown:
+                        raise TrajectoryError(f"types= maps to unknown element(s) {unknown}", path=self.path)
+                    return np.asarray(out, dtype=object)
+                self.metadata["species_note"] = ("species are LAMMPS type numbers; map them to elements with "
+                                                 "types= / --types (e.g. 1=Li,2=P,3=S)")
+                return np.asarray([str(int(x)) for x in t], dtype=object)
+        raise TrajectoryError("the file names no species (no element/atom_names/atom_types/type variable); give a "
+                              "topology with topology= / --topology (PDB, PSF, prmtop …)", path=self.path)
+
+    def _cells(self, start, stop):
+        if self.options.cell is not None:
+            return np.broadcast_to(np.asarray(self.options.cell, dtype=np.float64), (stop - start, 3, 3)).copy()
+        v = self._ds.variables
+        lengths = np.asarray(v["cell_lengths"][start:stop], dtype=np.float64) * self._cf
+        angles = np.asarray(v["cell_angles"][start:stop], dtype=np.float64)
+        return cell_from_lengths_angles(lengths, angles)
+
+    # ----------------------------------------------------------------- protocol
+    def read_cells(self, start, stop):
+        return self._cells(start, stop)
+
+    def read(self, start, stop, atoms=None):
+        v = self._ds.variables
+        sel = slice(None) if atoms is None else np.asarray(atoms, dtype=np.int64)
+        crd = np.asarray(v["coordinates"][start:stop], dtype=np.float64)
+        vel = np.asarray(v["velocities"][start:stop], dtype=np.float64) if self._vf is not None else None
+        if self._perm_needed:
+            for k in range(stop - start):
+                o = self._order(start + k)
+                crd[k] = crd[k][o]
+                if vel is not None:
+                    vel[k] = vel[k][o]
+        crd = crd[:, sel] * self._lf
+        if vel is not None:
+            vel = vel[:, sel] * self._vf
+        origins = None
+        if self._origin and self.options.cell is None:
+            origins = np.asarray(v["cell_origin"][start:stop], dtype=np.float64) * self._cf
+        return RawFrames(coords=np.ascontiguousarray(crd), style="wrapped", cells=self._cells(start, stop),
+                         times=None if self.times is None else self.times[start:stop], velocities=vel,
+                         origins=origins)
+
+    def close(self):
+        try:
+            self._ds.close()
+        except Exception:  # already closed
+            pass
+
+
+def _py(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return x
+
+
+def _topology_species(topology, n_atoms, path):
+    """Element symbols from a topology file read by MDTraj."""
+    try:
+        import mdtraj
+    except ImportError as err:  # pragma: no cover
+        raise ImportError("reading a topology needs MDTraj: pip install mdtraj") from err
+    topology = os.fspath(topology)
+    if not os.path.exists(topology):
+        raise FileNotFoundError(f"{topology}: no such file (topology)")
+    try:
+        top = mdtraj.load_topology(topology)
+    except Exception as err:
+        raise FormatError(f"MDTraj cannot read the topology {topology} ({err})", path=path) from err
+    if top.n_atoms != n_atoms:
+        raise TrajectoryError(f"the topology {topology} has {top.n_atoms} atoms but the trajectory has {n_atoms}",
+                              path=path)
+    out = []
+    for a in top.atoms:
+        el = a.element
+        sym = el.symbol if el is not None and el.symbol else a.name
+        out.append(sym)
+    from ._text import elements_of
+
+    return elements_of(out, path=topology, what="topology element")
