@@ -1,0 +1,326 @@
+"""Libration spectrum of polyanions and its overlap with the cation VDOS (SPEC §6, paper 003 Fig. 3c).
+
+The angular velocity ω of every polyanion comes either from the velocities,
+ω = I⁻¹ L with L = Σ m (r − R) × (v − V) and I the inertia tensor about the
+centre of mass, or (no velocities) from the best rotation between consecutive
+frames (mass-weighted Kabsch fit; ω = rotation vector / Δt at the midpoints).
+The all-origin ACF of ω (FFT) gives the libration spectrum; the overlap with
+the cation VDOS is the area shared by the two unit-normalised spectra.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from .._validate import check_choice
+from ..elements import MOBILE_CATIONS
+from ..errors import OptionError, SamplingWarning
+from ..kernels.correlate import WINDOWS, acf_sum, spectrum_from_acf
+from ..results import Result
+from ..units import THZ_TO_CM1, THZ_TO_MEV
+from .vdos import band_center, vdos
+
+__all__ = ["libration", "LibrationResult", "angular_velocities", "rotation_angular_velocities", "spectral_overlap"]
+
+
+@dataclass(frozen=True)
+class LibrationResult(Result):
+    """Angular-velocity ACF and libration spectrum of a set of polyanions.
+
+    Attributes
+    ----------
+    freq_THz : ndarray, shape (n_freq,), THz
+    freq_cm1, freq_meV : ndarray, shape (n_freq,), cm⁻¹ and meV
+    spectrum : ndarray, shape (n_freq,), 1/THz
+        Libration spectrum S(ν) = ∫ w(t) C_ω(t) e^{−2πiνt} dt, normalised to ∫_0^{ν_Nyq} S dν = 3·N_anions
+        (three rotational degrees of freedom per anion).
+    band_center_THz : float, THz
+        ∫ν S dν / ∫S dν over [0, ν_max].
+    peak_THz : float, THz
+        Frequency of the spectrum's maximum in (0, ν_max].
+    lag_ps : ndarray, shape (n_lags,), ps
+    omega_acf : ndarray, shape (n_lags,), rad²/ps²
+        C_ω(t) = ⟨ω_a(t0+t)·ω_a(t0)⟩ over origins and anions.
+    cation : str or None
+        Species of the cation VDOS compared with.
+    cation_vdos : ndarray, shape (n_freq,), 1/THz, or None
+        The cation's VDOS (normalised to 3·N_cation) on ``freq_THz``.
+    overlap_with_cation : float or None
+        O = ∫_0^{ν_max} min(ŝ(ν), ĝ(ν)) dν with ŝ, ĝ the libration spectrum and the cation VDOS each
+        normalised to unit area on [0, ν_max]; 0 (disjoint) ≤ O ≤ 1 (identical).
+    n_anions : int
+    omega_rms : float, rad/ps
+        √⟨|ω|²⟩.
+    meta : dict
+        Source of ω, polyanion identification, window, ν_max, cation VDOS parameters.
+    """
+
+    freq_THz: np.ndarray
+    freq_cm1: np.ndarray
+    freq_meV: np.ndarray
+    spectrum: np.ndarray
+    band_center_THz: float
+    peak_THz: float
+    lag_ps: np.ndarray
+    omega_acf: np.ndarray
+    cation: str | None
+    cation_vdos: np.ndarray | None
+    overlap_with_cation: float | None
+    n_anions: int
+    omega_rms: float
+    meta: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        s = (f"libration of {self.n_anions} {self.meta.get('polyanion', 'polyanions')} (ω from "
+             f"{self.meta.get('omega_source')}): peak {self.peak_THz:.3f} THz ({self.peak_THz * THZ_TO_CM1:.1f} cm⁻¹), "
+             f"band centre {self.band_center_THz:.3f} THz, ω_rms {self.omega_rms:.3f} rad/ps")
+        if self.overlap_with_cation is not None:
+            s += f"\noverlap with the {self.cation} VDOS on [0, {self.meta['max_freq_THz']:.4g}] THz: " \
+                 f"{self.overlap_with_cation:.3f} (1 = identical spectra, 0 = disjoint)"
+        return s
+
+    def to_csv(self) -> str:
+        head = "freq_THz,freq_cm1,freq_meV,libration_per_THz" + (f",vdos_{self.cation}_per_THz"
+                                                                 if self.cation_vdos is not None else "")
+        cols = [self.freq_THz, self.freq_cm1, self.freq_meV, self.spectrum]
+        if self.cation_vdos is not None:
+            cols.append(self.cation_vdos)
+        rows = [head] + [",".join(f"{x:.8g}" for x in r) for r in np.column_stack(cols)]
+        return "\n".join(rows) + "\n"
+
+
+def spectral_overlap(freq, a, b, nu_max=None):
+    """O = ∫ min(â, b̂) dν of two spectra normalised to unit area on [0, ν_max] (trapezoid rule).
+
+    Negative values (noise of windowed estimates) are clipped to 0 before normalising.
+    """
+    freq = np.asarray(freq, dtype=np.float64)
+    keep = freq <= (np.inf if nu_max is None else nu_max * (1 + 1e-12))
+    f = freq[keep]
+    a = np.clip(np.asarray(a, dtype=np.float64)[keep], 0, None)
+    b = np.clip(np.asarray(b, dtype=np.float64)[keep], 0, None)
+    na, nb = np.trapezoid(a, f), np.trapezoid(b, f)
+    if not (na > 0 and nb > 0):
+        return float("nan")
+    return float(np.trapezoid(np.minimum(a / na, b / nb), f))
+
+
+def _member_table(polys):
+    n = max((len(m) for m in polys.members), default=0)
+    tab = np.full((polys.n_anions, n), -1, dtype=np.int64)
+    mas = np.zeros((polys.n_anions, n))
+    for a, (m, w) in enumerate(zip(polys.members, polys.member_masses)):
+        tab[a, :len(m)] = m
+        mas[a, :len(m)] = w
+    return tab, mas
+
+
+def _relative(polys, chunk, mas):
+    """Member positions relative to each anion's centre of mass, (T, A, M, 3), padding zeroed."""
+    d = polys.member_vectors(chunk)
+    d = np.where(np.isnan(d), 0.0, d)
+    mt = mas.sum(axis=1)
+    R = np.einsum("tamk,am->tak", d, mas) / mt[None, :, None]
+    r = d - R[:, :, None, :]
+    r[:, mas == 0] = 0.0
+    return r
+
+
+def angular_velocities(r, v, masses):
+    """ω = I⁻¹ L of rigid-ish molecules from positions and velocities.
+
+    Parameters
+    ----------
+    r : ndarray, shape (T, A, M, 3), Å
+        Member positions relative to any point of each molecule (the COM is removed here).
+    v : ndarray, shape (T, A, M, 3), Å/ps
+    masses : ndarray, shape (A, M), amu (0 for padding)
+
+    Returns
+    -------
+    ndarray, shape (T, A, 3), rad/ps
+
+    Notes
+    -----
+    L = Σ m (r − R) × (v − V), I = Σ m (|r − R|² 𝟙 − (r − R)(r − R)ᵀ); singular I (linear molecules)
+    uses the pseudo-inverse.
+    """
+    mt = masses.sum(axis=1)
+    R = np.einsum("tamk,am->tak", r, masses) / mt[None, :, None]
+    V = np.einsum("tamk,am->tak", v, masses) / mt[None, :, None]
+    rr = r - R[:, :, None]
+    vv = v - V[:, :, None]
+    L = np.einsum("am,tamk->tak", masses, np.cross(rr, vv))
+    r2 = np.einsum("am,tamk,tamk->ta", masses, rr, rr)
+    inertia = r2[..., None, None] * np.eye(3) - np.einsum("am,tamk,taml->takl", masses, rr, rr)
+    return np.einsum("takl,tal->tak", np.linalg.pinv(inertia, hermitian=True), L)
+
+
+def rotation_angular_velocities(r0, r1, masses, dt):
+    """ω from the best rotation (mass-weighted Kabsch) taking r0 to r1, divided by the time between them.
+
+    Parameters
+    ----------
+    r0, r1 : ndarray, shape (T, A, M, 3), Å
+        COM-centred member positions at t and t + dt.
+    masses : ndarray, shape (A, M), amu
+    dt : float, ps
+
+    Returns
+    -------
+    ndarray, shape (T, A, 3), rad/ps
+        Rotation vector (axis × angle, lab frame) of R with r1 ≈ R r0, over dt.
+    """
+    H = np.einsum("am,tamk,taml->takl", masses, r0, r1)  # Σ m p qᵀ
+    shape = H.shape[:2]
+    H = H.reshape(-1, 3, 3)
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(np.einsum("nkl,nlm->nkm", np.swapaxes(Vt, 1, 2), np.swapaxes(U, 1, 2))))
+    d[d == 0] = 1.0
+    D = np.zeros_like(H)
+    D[:, 0, 0] = 1.0
+    D[:, 1, 1] = 1.0
+    D[:, 2, 2] = d
+    Rm = np.swapaxes(Vt, 1, 2) @ D @ np.swapaxes(U, 1, 2)
+    rot = Rotation.from_matrix(Rm).as_rotvec()
+    return rot.reshape(shape + (3,)) / dt
+
+
+def libration(traj, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, cation="auto",
+              window="hann", max_freq=None, max_lag=None, omega="auto", start=None, stop=None, step=None,
+              frames_per_chunk=2000, progress=None) -> LibrationResult:
+    """Angular-velocity ACF and libration spectrum of the polyanions; overlap with the cation VDOS (SPEC §6).
+
+    Parameters
+    ----------
+    traj : Trajectory
+        Evenly spaced frames.
+    center, ligand, cutoff, cluster :
+        Polyanion identification (see :func:`anionmotion.find_polyanions`), unless ``polyanions`` is given.
+    polyanions : Polyanions, optional
+    cation : str, "auto" or None
+        Species whose VDOS is compared (``auto``: the first of Li, Na, K, … present; None: no comparison).
+    window : {"hann", "hamming", "blackman", "none"}
+        Lag window of both spectra.
+    max_freq : float, optional, THz
+        Upper limit of the reported spectra, band centre and overlap (default Nyquist).
+    max_lag : float, optional, ps
+        Longest correlation time kept (default all).
+    omega : {"auto", "velocities", "rotations"}
+        Source of ω: ``velocities`` (ω = I⁻¹L), ``rotations`` (frame-to-frame best rotations; a
+        :class:`SamplingWarning` states the Nyquist frequency) or ``auto`` (velocities when the file has them).
+    start, stop, step : int, optional
+        Frame range.
+
+    Returns
+    -------
+    LibrationResult
+
+    Notes
+    -----
+    C_ω(t) = (1/N_a) Σ_a ⟨ω_a(t0+t)·ω_a(t0)⟩_{t0}; S(ν) = ∫ w(t) C_ω(t) e^{−2πiνt} dt normalised to 3 N_a;
+    overlap O = ∫_0^{ν_max} min(ŝ, ĝ_cation) dν of the unit-area spectra (docs/spectra.md).
+    ω for all frames and anions is held in memory (n_frames × n_anions × 3 floats).
+
+    References
+    ----------
+    SPEC §6; paper 003 Fig. 3c.
+    """
+    check_choice(omega, "omega", ("auto", "velocities", "rotations"))
+    check_choice(str(window).lower() if window is not None else "none", "window", WINDOWS)
+    window = "none" if window is None else str(window).lower()
+    if polyanions is None:
+        from .polyanions import find_polyanions
+
+        polyanions = find_polyanions(traj, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster)
+    polys = polyanions
+    if polys.n_anions == 0:
+        raise OptionError("no polyanions found; nothing librates")
+    fr_start, fr_stop, fr_step = traj._frame_range(None, start, stop, step)
+    n_frames = len(range(fr_start, fr_stop, fr_step))
+    source = omega if omega != "auto" else ("velocities" if traj.has_velocities else "rotations")
+    if source == "velocities" and not traj.has_velocities:
+        raise OptionError(f"{traj.path}: the trajectory has no velocities; use omega='rotations'")
+    need = 2 if source == "velocities" else 3
+    if n_frames < need:
+        raise OptionError(f"a libration spectrum from {source} needs at least {need} frames; "
+                          f"the frame range has {n_frames}")
+    if not traj.is_uniform:
+        raise OptionError(f"{traj.path}: frames are not evenly spaced in time; the libration spectrum needs a "
+                          "uniform time step")
+    if max_freq is not None and not (np.isfinite(max_freq) and max_freq > 0):
+        raise OptionError(f"max_freq must be a positive frequency in THz; got {max_freq}")
+    if max_lag is not None and not (np.isfinite(max_lag) and max_lag > 0):
+        raise OptionError(f"max_lag must be a positive time in ps; got {max_lag}")
+    dt = traj.dt * fr_step
+    nyquist = 1.0 / (2 * dt)
+    if source == "rotations":
+        warnings.warn(f"{traj.path}: angular velocities from rotations between frames {dt:.6g} ps apart; the "
+                      f"Nyquist frequency is {nyquist:.4g} THz ({nyquist * THZ_TO_CM1:.0f} cm⁻¹); faster "
+                      "librations are aliased", SamplingWarning, stacklevel=2)
+    if cation == "auto":
+        present = set(traj.species)
+        cation = next((c for c in MOBILE_CATIONS if c in present), None)
+    tab, mas = _member_table(polys)
+    atoms = polys.atoms
+    cols = np.searchsorted(atoms, np.where(tab >= 0, tab, atoms[0]))
+    pieces = []
+    prev = None
+    for chunk in traj.iter_chunks(frames_per_chunk, atoms, start=fr_start, stop=fr_stop, step=fr_step,
+                                  progress=progress, desc="libration"):
+        r = _relative(polys, chunk, mas)
+        if source == "velocities":
+            v = chunk.velocities[:, cols]
+            v[:, mas == 0] = 0.0
+            pieces.append(angular_velocities(r, v, mas))
+        else:
+            seq = r if prev is None else np.concatenate([prev[None], r])
+            if len(seq) >= 2:
+                pieces.append(rotation_angular_velocities(seq[:-1], seq[1:], mas, dt))
+            prev = r[-1]
+    w = np.concatenate(pieces)  # (T, A, 3) rad/ps
+    T = len(w)
+    n_lags = T if max_lag is None else min(T, int(round(max_lag / dt)) + 1)
+    n_lags = max(n_lags, 2) if T >= 2 else T
+    s = acf_sum(w, n_lags=n_lags)
+    c = s / ((T - np.arange(n_lags)) * polys.n_anions)
+    freq, S = spectrum_from_acf(c, dt, window=window)
+    area = np.trapezoid(S, freq)
+    if not (area > 0):
+        raise OptionError("the angular velocities have no spectral weight (the polyanions do not rotate)")
+    S = S * (3 * polys.n_anions / area)
+    nu_max = nyquist if max_freq is None else min(float(max_freq), nyquist)
+    keep = freq <= nu_max * (1 + 1e-12)
+    f = freq[keep]
+    pos = np.nonzero(f > 0)[0]
+    peak = float(f[pos[np.argmax(S[keep][pos])]]) if len(pos) else float("nan")
+    cat_g = overlap = None
+    cat_meta = None
+    if cation is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplingWarning)
+            vres = vdos(traj, species=cation, window=window, max_lag=max_lag, start=fr_start, stop=fr_stop,
+                        step=fr_step, progress=progress)
+        cat_g = np.interp(f, vres.freq_THz, vres.vdos[cation])
+        overlap = spectral_overlap(f, S[keep], cat_g, nu_max)
+        cat_meta = {"species": cation, "velocity_source": vres.meta["velocity_source"],
+                    "band_center_THz": vres.band_center_THz[cation], "segments": vres.meta["segments"]}
+    meta = {
+        "polyanion": polys.label, "polyanion_cutoff_A": polys.cutoff, "omega_source": (
+            "velocities: ω = I⁻¹ L about the centre of mass" if source == "velocities"
+            else "frame-to-frame mass-weighted Kabsch rotations, ω = rotation vector / Δt (midpoints)"),
+        "window": window, "dt_ps": dt, "nyquist_THz": nyquist, "max_freq_THz": nu_max,
+        "frames": [fr_start, fr_stop, fr_step], "n_omega_frames": T, "max_lag_ps": (n_lags - 1) * dt,
+        "normalisation": "∫_0^ν_Nyq S dν = 3 N_anions",
+        "overlap_definition": "∫_0^ν_max min(ŝ, ĝ) dν of unit-area spectra (negative noise clipped)",
+        "cation_vdos": cat_meta,
+    }
+    return LibrationResult(freq_THz=f, freq_cm1=f * THZ_TO_CM1, freq_meV=f * THZ_TO_MEV, spectrum=S[keep],
+                           band_center_THz=band_center(f, S[keep], nu_max), peak_THz=peak,
+                           lag_ps=np.arange(n_lags) * dt, omega_acf=c, cation=cation, cation_vdos=cat_g,
+                           overlap_with_cation=overlap, n_anions=polys.n_anions,
+                           omega_rms=float(np.sqrt(c[0])) if len(c) else float("nan"), meta=meta)

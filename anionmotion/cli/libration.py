@@ -1,0 +1,86 @@
+"""``anionmotion libration TRAJ --center P --ligand S``: polyanion libration spectrum and cation-VDOS overlap (SPEC §6)."""
+
+from __future__ import annotations
+
+from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+
+__all__ = ["register", "run"]
+
+
+def register(sub):
+    p = sub.add_parser("libration", help="libration spectrum of polyanions and its overlap with the cation VDOS",
+                       description="Angular velocities of every polyanion (ω = I⁻¹L from velocities, or "
+                                   "frame-to-frame rotations), their ACF and spectrum, and the overlap with "
+                                   "the cation VDOS (SPEC §6, paper 003 Fig. 3c).")
+    p.add_argument("traj", help="trajectory file")
+    p.add_argument("--center", help="centre species of the polyanions (e.g. P)")
+    p.add_argument("--ligand", help="ligand species (e.g. S)")
+    p.add_argument("--cluster", help="species of centre-less clusters (e.g. 'B H')")
+    p.add_argument("--cutoff", type=float, help="centre-ligand cutoff, Å (default automatic)")
+    p.add_argument("--cation", default="auto", help="cation whose VDOS is compared (default: first mobile cation "
+                                                    "present; 'none' to skip)")
+    p.add_argument("--omega", default="auto", choices=("auto", "velocities", "rotations"),
+                   help="source of the angular velocities (auto: velocities when the file has them)")
+    p.add_argument("--max-freq", type=float, help="highest frequency, THz (default Nyquist); also limits the overlap")
+    p.add_argument("--window", default="hann", help="lag window: hann (default), hamming, blackman, none")
+    p.add_argument("--max-lag", type=float, help="longest correlation time kept, ps")
+    p.add_argument("--start", type=int, help="first frame")
+    p.add_argument("--stop", type=int, help="stop before this frame")
+    p.add_argument("--step", type=int, help="frame stride")
+    add_reader_options(p)
+    add_output_options(p, json=True, csv=True, plot=True)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from ..analysis.libration import libration
+    from ..errors import OptionError
+    from ..results import check_output, write_json, write_text_atomic
+
+    if not args.cluster and not (args.center and args.ligand):
+        raise OptionError("give --center and --ligand (e.g. --center P --ligand S) or --cluster")
+    for out in (args.json, args.csv, args.plot):
+        if out:
+            check_output(out, args.overwrite)
+    cation = None if str(args.cation).lower() == "none" else args.cation
+    with open_from_args(args) as traj:
+        res = libration(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff, cluster=args.cluster,
+                        cation=cation, omega=args.omega, window=args.window, max_freq=args.max_freq,
+                        max_lag=args.max_lag, start=args.start, stop=args.stop, step=args.step,
+                        progress=False if args.no_progress else None)
+    print(res.summary())
+    if args.json:
+        write_json(args.json, res.to_dict(), overwrite=args.overwrite)
+    if args.csv:
+        write_text_atomic(args.csv, res.to_csv(), overwrite=args.overwrite)
+    if args.plot:
+        plot(res, args.plot)
+    return 0
+
+
+def plot(res, path):
+    """Figure: unit-area libration spectrum and cation VDOS (overlap shaded), and the ω ACF."""
+    import numpy as np
+
+    plt = need_matplotlib()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    f = res.freq_THz
+    s = np.clip(res.spectrum, 0, None)
+    s = s / np.trapezoid(s, f)
+    ax1.plot(f, s, label=f"libration {res.meta.get('polyanion', '')}")
+    if res.cation_vdos is not None:
+        g = np.clip(res.cation_vdos, 0, None)
+        g = g / np.trapezoid(g, f)
+        ax1.plot(f, g, label=f"{res.cation} VDOS")
+        ax1.fill_between(f, np.minimum(s, g), color="0.8", label=f"overlap {res.overlap_with_cation:.3f}")
+    ax1.set_xlabel("ν (THz)")
+    ax1.set_ylabel("unit-area spectrum (1/THz)")
+    ax1.legend(fontsize=8)
+    ax2.plot(res.lag_ps, res.omega_acf / res.omega_acf[0])
+    ax2.set_xlabel("t (ps)")
+    ax2.set_ylabel("C_ω(t) / C_ω(0)")
+    ax2.set_xlim(0, min(res.lag_ps[-1], 2.0) if len(res.lag_ps) > 1 else 1)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
