@@ -21,7 +21,8 @@ variable                               type    notes
 
 Global attributes: ``Conventions = "AMBER"``, ``ConventionVersion = "1.0"``,
 ``program``, ``programVersion``, ``application``, ``title`` and any metadata
-given (e.g. ``constraint_mode``); anionmotion's reader puts every global
+given (e.g. ``constraint_mode``; ``anionmotion md`` also writes
+``coordinate_style = "unwrapped"``); anionmotion's reader puts every global
 attribute into ``Trajectory.metadata``.
 
 AMBER itself stores velocities in its internal unit with ``scale_factor =

@@ -37,6 +37,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import OptionError
+from ..io.netcdf_writer import NetCDFWriter, lengths_angles_to_cell
 from ..results import check_output, to_jsonable, write_json
 from ._openmm import need_openmm
 from .modes import (COM_FORCE_GROUP, K_COM_DEFAULT, K_ROT_DEFAULT, MODES, ROT_FORCE_GROUP, apply_mode, check_mode,
@@ -301,6 +302,7 @@ _RESTRAINTS = {"UC": "none (CMMotionRemover on)",
 def _metadata(mdsys, s: RunSettings, setup):
     return {
         "constraint_mode": s.mode,
+        "coordinate_style": "unwrapped",
         "temperature_K": float(s.temperature),
         "restraints": _RESTRAINTS[s.mode],
         "k_rot": float(s.k_rot), "k_rot_units": "kJ/mol/(amu*nm^2)^2 (used in RC, RTC)",
@@ -354,8 +356,6 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
         The constraint report (also written to ``report_path(out)``), with ``ns_per_day`` of the production.
     """
     openmm = need_openmm()
-    from ..io.netcdf_writer import NetCDFWriter
-
     u = openmm.unit
     s = settings
     out = os.fspath(out)
@@ -537,8 +537,6 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
         ds.set_auto_maskandscale(False)
         for a in range(0, total, 500):
             b = min(a + 500, total)
-            from ..io.netcdf_writer import lengths_angles_to_cell
-
             cells = lengths_angles_to_cell(ds["cell_lengths"][a:b], ds["cell_angles"][a:b])
             acc.add(np.asarray(ds["coordinates"][a:b], dtype=np.float64),
                     np.asarray(ds["velocities"][a:b], dtype=np.float64), cells)
