@@ -77,7 +77,7 @@ def write_netcdf(path, *, temperature=None, mode=None, **kw):
         nc.createVariable("cell_spatial", "c", ("cell_spatial",))[:] = np.array(list("abc"), "S1")
         ca = nc.createVariable("cell_angular", "c", ("cell_angular", "label"))
         ca[:] = np.array([list("alpha"), list("beta "), list("gamma")], "S1")
-        tv = nc.createVariable("time", "f4", ("frame",))
+        tv = nc.createVariable("time", "f8", ("frame",))
         tv.units = "picosecond"
         tv[:] = t
         cv = nc.createVariable("coordinates", "f4", ("frame", "atom", "spatial"))
@@ -93,6 +93,6 @@ def write_netcdf(path, *, temperature=None, mode=None, **kw):
         cg = nc.createVariable("cell_angles", "f8", ("frame", "cell_angular"))
         cg.units = "degree"
         cg[:] = 90.0
-        ty = nc.createVariable("atom_types", "S1", ("atom", "label"))
+        ty = nc.createVariable("element", "S1", ("atom", "label"))
         ty[:] = np.array([list(s.ljust(5)) for s in species], "S1")
     return path

@@ -26,11 +26,6 @@ def example_path() -> str:
     FileNotFoundError
         When this installation carries no example trajectory.
     """
-    import glob
-    import os
+    from .._example import example_path as _path
 
-    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data")
-    found = sorted(glob.glob(os.path.join(here, "*.nc")))
-    if not found:
-        raise FileNotFoundError(f"no example trajectory (*.nc) in {here}; this installation does not ship one")
-    return found[0]
+    return _path()

@@ -259,11 +259,20 @@ def _needs_polyanions(ctx):
     return None
 
 
+#: without velocities, spectra from differentiated positions need frames at least this close (Nyquist ≥ 10 THz)
+MAX_DT_FOR_FINITE_DIFFERENCES_PS = 0.05
+
+
 def _needs_velocities(ctx):
-    if not ctx.traj.has_velocities:
-        return (f"the trajectory has no velocities ({ctx.traj.format} file); the report does not differentiate "
-                "positions — run `anionmotion vdos` for a finite-difference spectrum with its Nyquist warning")
-    return None
+    """Spectra run from the file's velocities or, when absent, from positions finely enough sampled (SPEC §6)."""
+    if ctx.traj.has_velocities:
+        return None
+    dt = ctx.traj.dt if ctx.traj.n_frames > 1 else 0.0
+    if 0 < dt <= MAX_DT_FOR_FINITE_DIFFERENCES_PS:
+        return None
+    return (f"the trajectory has no velocities and its frames are {dt:.4g} ps apart: spectra from differentiated "
+            f"positions would stop at the Nyquist frequency {1 / (2 * dt) if dt > 0 else 0:.3g} THz, below the "
+            f"vibrational bands (the report needs velocities or frames ≤ {MAX_DT_FOR_FINITE_DIFFERENCES_PS} ps apart)")
 
 
 def _all(*checks):
@@ -327,18 +336,20 @@ def _poly_obj(ctx):
 
 def _diffusion_body(ctx, out):
     sp = ctx.cation.species
-    res = call(out, _api("msd"), ctx.traj, species=sp, progress=ctx.progress)
+    res = call(out, _api("msd"), ctx.traj, species=sp, temperature=ctx.temperature_K, charge=_opt(ctx, "charge"),
+               progress=ctx.progress)
     ctx.results["msd"] = res
-    d = rdict(res)
-    fit = call(out, _api("fit_diffusion"), res, lag_min=_opt(ctx, "lag_min"), lag_max=_opt(ctx, "lag_max"))
+    lo, hi = _opt(ctx, "lag_min"), _opt(ctx, "lag_max")
+    window = None
+    if lo is not None or hi is not None:
+        lag_end = float(np.asarray(res.lag)[-1]) if len(res.lag) else 0.0
+        window = (0.1 * lag_end if lo is None else lo, 0.5 * lag_end if hi is None else hi)
+    fit = call(out, _api("fit_diffusion"), res, fit=window, temperature=ctx.temperature_K, charge=_opt(ctx, "charge"))
     ctx.results["fit"] = fit
-    d["diffusion"] = rdict(fit)
-    if ctx.temperature_K is not None:
-        cond = call(out, _api("conductivity"), fit, temperature=ctx.temperature_K, charge=_opt(ctx, "charge"))
-        ctx.results["conductivity"] = cond
-        d["conductivity"] = rdict(cond)
-        d["temperature_K"] = ctx.temperature_K
-    else:
+    from ..analysis.diffusion import report_dict
+
+    d = report_dict(res, fit)
+    if d.get("conductivity") is None:
         out.notes.append("conductivity not computed: no temperature (give --temperature)")
     out.result = d
     dif = d["diffusion"]
@@ -352,13 +363,19 @@ def _diffusion_body(ctx, out):
     win = _get(dif, "fit_window_ps")
     if win is not None:
         out.summary.append(("fit window", f"{_fmt(win[0])} – {_fmt(win[1])} ps"))
-    if "conductivity" in d:
+    if d.get("conductivity"):
         c = d["conductivity"]
         out.summary.append(("σ (Nernst–Einstein)", _pm(_get(c, "sigma_mS_cm"), _get(c, "sigma_stderr_mS_cm"),
                                                        "mS/cm")))
     tm = d.get("tmsd_A2")
     if tm is not None:
-        out.summary.append(("TMSD", _fmt(tm, "Å²")))
+        out.summary.append(("TMSD", _fmt(tm, "Å²") + (" (diffusing, ≥ 5 Å²)" if d.get("diffusing") else
+                                                       " (not diffusing, < 5 Å²)")))
+    if d.get("framework_tmsd_A2") is not None:
+        out.summary.append(("framework TMSD", _fmt(d["framework_tmsd_A2"], "Å²")
+                            + (" (MELTING, > 2 Å²)" if d.get("framework_melting") else " (intact)")))
+    if _get(dif, "method"):
+        out.summary.append(("fit method", str(dif["method"])))
     lag, msd = np.asarray(d["lag_ps"], float), np.asarray(d["msd_A2"], float)
     cols = [lag, msd]
     header = ["lag_ps", "msd_A2"]
@@ -391,7 +408,20 @@ def _diffusion_body(ctx, out):
 
 def _hops_body(ctx, out):
     sp = ctx.cation.species
-    res = call(out, _api("hops"), ctx.traj, species=sp, a=_opt(ctx, "hop_distance"), progress=ctx.progress)
+    window = residence = None
+    span = float(ctx.traj.times[-1] - ctx.traj.times[0]) if ctx.traj.n_frames > 1 else 0.0
+    from ..analysis.hops import DEFAULT_RESIDENCE_PS, DEFAULT_WINDOW_PS
+
+    if span < 1.5 * DEFAULT_WINDOW_PS:
+        # the paper's t_a = 9 ps, Δt = 3 ps need a longer run: scale both to a third of the span (same ratio)
+        window = span / 3.0
+        residence = window * DEFAULT_RESIDENCE_PS / DEFAULT_WINDOW_PS
+        out.notes.append(f"the trajectory spans {span:.4g} ps, too short for the default t_a = {DEFAULT_WINDOW_PS:g} ps "
+                         f"and Δt = {DEFAULT_RESIDENCE_PS:g} ps (SPEC §3); used t_a = {window:.4g} ps and "
+                         f"Δt = {residence:.4g} ps (a third of the span, same ratio), so hops lasting less than "
+                         f"{DEFAULT_RESIDENCE_PS:g} ps count too")
+    res = call(out, _api("hops"), ctx.traj, species=sp, a=_opt(ctx, "hop_distance"), window=window,
+               residence=residence, progress=ctx.progress)
     ctx.results["hops"] = res
     d = rdict(res)
     out.result = d
@@ -470,27 +500,38 @@ def _reorientation_body(ctx, out):
 
 def _coupling_body(ctx, out):
     poly = _poly_obj(ctx)
-    res = call(out, _api("coupling"), ctx.traj, poly, cation=ctx.cation.species, species=ctx.cation.species,
-               r_shell=_opt(ctx, "shell_radius"), progress=ctx.progress)
+    hops = ctx.results.get("hops")
+    res = call(out, _api("coupling"), ctx.traj, cation=ctx.cation.species, polyanions=poly,
+               shell=_opt(ctx, "shell_radius"), hops=hops, progress=ctx.progress)
+    if hops is not None:
+        out.parameters["hops"] = "the events of the hops stage"
     ctx.results["coupling"] = res
     d = rdict(res)
     out.result = d
     r = np.asarray([x for x in (d.get("pearson") or []) if x is not None], float)
-    out.summary += [("residence events", _fmt(d.get("n_events"))),
-                    ("mean Pearson r (θ_C–cation vs θ_C–ligand)", _fmt(d.get("pearson_mean"))),
-                    ("coupled events (r > 0.5)", _fmt(int((r > 0.5).sum()) if r.size else 0))]
-    if d.get("coincidence") is not None and not isinstance(d.get("coincidence"), (list, dict)):
-        out.summary.append(("hop–rotation coincidence", _fmt(d.get("coincidence"))))
+    out.summary += [("first shell", f"{_fmt(d.get('shell_A'), 'Å', 4)} ({d.get('shell_source')})"),
+                    ("residence events", _fmt(d.get("n_events"))),
+                    ("Pearson r (θ_C–cation vs θ_C–ligand): mean, median",
+                     f"{_fmt(d.get('pearson_mean'))}, {_fmt(d.get('pearson_median'))}"),
+                    ("fraction of events coupled (r > 0.5)", _fmt(d.get("fraction_coupled")))]
+    c = d.get("coincidence") or {}
+    if c.get("n_pairs"):
+        out.summary.append(("hop–rotation coincidence", f"{_fmt(c.get('hop_mean_deg'))}° around hops vs "
+                                                         f"{_fmt(c.get('null_mean_deg'))} ± {_fmt(c.get('null_std_deg'))}° "
+                                                         f"at random times (ratio {_fmt(c.get('ratio'))}, "
+                                                         f"p = {_fmt(c.get('p_value'))})"))
+    else:
+        out.summary.append(("hop–rotation coincidence", f"not computed: {c.get('note', 'no hops')}"))
     if r.size:
         out.tables.append(("coupling.csv", ["pearson_r"], r[:, None]))
-    fig, ax = new_figure(out, "coupling", "Distribution of the Pearson r between cation and ligand angular "
-                                          "displacements over residence events (SPEC §5); r > 0.5 = coupled.")
+    fig, ax = new_figure(out, "coupling", "Distribution of the Pearson r between the cation and ligand angular "
+                                          "displacements over residence events (SPEC §5); dotted: r = 0.5 (coupled).")
     if fig is not None:
         ax = ax[0]
         if r.size:
             ax.hist(r, bins=np.linspace(-1, 1, 21), color="tab:green")
         else:
-            ax.text(0.5, 0.5, "no residence events", transform=ax.transAxes, ha="center")
+            ax.text(0.5, 0.5, "no residence events with a defined r", transform=ax.transAxes, ha="center")
         ax.axvline(0.5, color="grey", ls=":")
         ax.set_xlabel("Pearson r (dimensionless)")
         ax.set_ylabel("events")
@@ -504,6 +545,7 @@ def _vdos_body(ctx, out):
     ctx.results["vdos"] = res
     d = rdict(res)
     out.result = d
+    out.summary.append(("velocities", str(_get(d, "meta", "velocity_source") or "–")))
     f = np.asarray(d["freq_THz"], float)
     bands = d.get("band_center_THz") or {}
     species = [k for k in d["vdos"] if k != "total"]
@@ -530,27 +572,35 @@ def _vdos_body(ctx, out):
 
 def _libration_body(ctx, out):
     poly = _poly_obj(ctx)
-    res = call(out, _api("libration"), ctx.traj, poly, cation=ctx.cation.species, progress=ctx.progress)
+    res = call(out, _api("libration"), ctx.traj, polyanions=poly, cation=ctx.cation.species,
+               max_freq=_opt(ctx, "max_freq"), progress=ctx.progress)
     ctx.results["libration"] = res
     d = rdict(res)
     out.result = d
-    out.summary.append(("spectral overlap with the cation VDOS", _fmt(d.get("overlap_with_cation"))))
-    f, s = np.asarray(d["freq_THz"], float), np.asarray(d["spectrum"], float)
-    out.tables.append(("libration.csv", ["freq_THz", "libration_spectrum"], np.column_stack([f, s])))
+    out.summary += [("ω source", str(_get(d, "meta", "omega_source") or _get(d, "meta", "omega") or "–")),
+                    ("libration band centre, peak", f"{_fmt(d.get('band_center_THz'), 'THz')}, "
+                                                    f"{_fmt(d.get('peak_THz'), 'THz')}"),
+                    ("rms angular velocity", _fmt(d.get("omega_rms"), "rad/ps")),
+                    (f"spectral overlap with the {d.get('cation') or 'cation'} VDOS", _fmt(d.get("overlap_with_cation")))]
+    f, sp = np.asarray(d["freq_THz"], float), np.asarray(d["spectrum"], float)
+    cols, header = [f, sp], ["freq_THz", "libration_per_THz"]
+    cv = d.get("cation_vdos")
+    if cv is not None:
+        cols.append(np.asarray(cv, float))
+        header.append(f"vdos_{d.get('cation')}_per_THz")
+    out.tables.append(("libration.csv", header, np.column_stack(cols)))
     fig, ax = new_figure(out, "libration", "Libration spectrum of the polyanions (angular-velocity ACF, SPEC §6) "
-                                           "with the cation VDOS, both normalised to unit area.")
+                                           "and the cation VDOS, each scaled to unit area; their overlap is a "
+                                           "coupling measure.")
     if fig is not None:
         ax = ax[0]
-        area = np.trapezoid(s, f) if len(f) > 1 else 1.0
-        ax.plot(f, s / (area or 1.0), label="libration")
-        cv = ctx.results.get("vdos")
-        if cv is not None and ctx.cation.species in rdict(cv)["vdos"]:
-            cd = rdict(cv)
-            fc, gc = np.asarray(cd["freq_THz"], float), np.asarray(cd["vdos"][ctx.cation.species], float)
-            ac = np.trapezoid(gc, fc) if len(fc) > 1 else 1.0
-            ax.plot(fc, gc / (ac or 1.0), label=f"{ctx.cation.species} VDOS")
+        for y, lab in ((sp, "libration"), (None if cv is None else np.asarray(cv, float), f"{d.get('cation')} VDOS")):
+            if y is None:
+                continue
+            area = np.trapezoid(y, f) if len(f) > 1 else 0.0
+            ax.plot(f, y / area if area else y, label=lab)
         ax.set_xlabel("frequency ν (THz)")
-        ax.set_ylabel("normalised spectrum (THz⁻¹)")
+        ax.set_ylabel("spectrum scaled to unit area (THz⁻¹)")
         ax.legend(frameon=False)
 
 
@@ -558,33 +608,36 @@ def _libration_body(ctx, out):
 
 def _density_body(ctx, out):
     sp = ctx.cation.species
-    res = call(out, _api("density"), ctx.traj, species=sp, spacing=_opt(ctx, "grid_spacing"),
-               progress=ctx.progress)
+    res = call(out, _api("density"), ctx.traj, sp, spacing=_opt(ctx, "grid_spacing"), progress=ctx.progress)
     ctx.results["density"] = res
     d = rdict(res)
-    grid = d.pop("density", None) if isinstance(d.get("density"), list) else None
     out.result = d
-    written = _write_grids(res, out)
-    if grid is not None:
-        g = np.asarray(grid, float)
-        out.result["grid_shape"] = list(g.shape)
-        out.summary.append(("grid", " × ".join(str(n) for n in g.shape)))
-        out.summary.append(("max density", _fmt(g.max(), "Å⁻³")))
-        fig, ax = new_figure(out, "density", f"{sp} probability density: 1-D distributions along a, b, c "
-                                             "(grid summed over the other two axes) and a projection on the ab plane.",
-                             ncols=2)
-        if fig is not None:
-            for k, lab in enumerate("abc"):
-                prof = g.sum(axis=tuple(j for j in range(3) if j != k))
-                ax[0].plot((np.arange(len(prof)) + 0.5) / len(prof), prof / prof.sum() * len(prof), label=lab)
-            ax[0].set_xlabel("fractional coordinate")
-            ax[0].set_ylabel("normalised 1-D density (dimensionless)")
-            ax[0].legend(frameon=False)
-            m = ax[1].imshow(g.sum(axis=2).T, origin="lower", extent=(0, 1, 0, 1), aspect="auto")
-            fig.colorbar(m, ax=ax[1], label="Σ_c density (Å⁻³)")
-            ax[1].set_xlabel("a (fractional)")
-            ax[1].set_ylabel("b (fractional)")
-    out.files += written
+    g = np.asarray(res.density, float)
+    out.files += _write_grids(res, out)
+    out.summary += [("grid", " × ".join(str(n) for n in g.shape) + " (a × b × c)"),
+                    ("max density", _fmt(g.max() if g.size else None, "Å⁻³")),
+                    ("mean density", _fmt(g.mean() if g.size else None, "Å⁻³"))]
+    prof = d.get("profiles") or {}
+    for axis in ("a", "b", "c"):
+        pr = prof.get(axis)
+        if pr:
+            out.tables.append((f"density_profile_{axis}.csv", ["s", "x_A", "p_per_unit_s"],
+                               np.column_stack([pr["s"], pr["x_A"], pr["p"]])))
+    fig, ax = new_figure(out, "density", f"{sp} probability density (SPEC §7): 1-D distributions along a, b, c "
+                                         "and the grid summed along c (projection on the ab plane).", ncols=2)
+    if fig is not None:
+        for axis in ("a", "b", "c"):
+            pr = prof.get(axis)
+            if pr:
+                ax[0].plot(pr["s"], pr["p"], label=axis)
+        ax[0].set_xlabel("fractional coordinate s")
+        ax[0].set_ylabel("p(s) (per unit s)")
+        ax[0].legend(frameon=False)
+        if g.ndim == 3 and g.size:
+            m = ax[1].imshow(g.mean(axis=2).T, origin="lower", extent=(0, 1, 0, 1), aspect="auto")
+            fig.colorbar(m, ax=ax[1], label="mean over c of ρ (Å⁻³)")
+        ax[1].set_xlabel("a (fractional)")
+        ax[1].set_ylabel("b (fractional)")
 
 
 def _write_grids(res, out):
