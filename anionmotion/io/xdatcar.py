@@ -118,7 +118,8 @@ def parse_header(buf, pos, *, path, types=None, line0=1):
         raise TrajectoryError(f"the species line names {len(names)} species ({' '.join(names)[:80]}) but the counts "
                               f"line gives {len(counts)} numbers", path=path, line=line0 + 6)
     species = list(elements_of(names, path=path, line_of=lambda i: line0 + 5, what="species"))
-    return {"cell": cell, "species": species, "counts": counts, "n_lines": n_lines, "vasp5": vasp5, "end": p,
+    end, _ = tp.skip_lines(buf, pos, n_lines)
+    return {"cell": cell, "species": species, "counts": counts, "n_lines": n_lines, "vasp5": vasp5, "end": end,
             "scale": scale, "eff_scale": eff}
 
 
