@@ -17,6 +17,7 @@ from ..errors import OptionError
 from ..kernels.grid import bin_axis, bin_fractional
 from ..kernels.unwrap import cart_to_frac
 from ..results import Result
+from ._streaming import stream_chunks
 
 __all__ = ["density", "DensityResult", "grid_shape_for_spacing", "AXES"]
 
@@ -200,7 +201,7 @@ def density(traj, species, *, grid=None, spacing=None, profile_bins=None, remove
     com0 = None
     n_vox = float(np.prod(shape))
     vol_sum = 0.0
-    for chunk in _stream(traj, need_unwrap, frames_per_chunk, read_idx, start=fr_start, stop=fr_stop,
+    for chunk in stream_chunks(traj, need_unwrap, frames_per_chunk, read_idx, start=fr_start, stop=fr_stop,
                          step=fr_step, progress=progress, desc="density"):
         pos = chunk.positions[:, cols_sel] - chunk.origins[:, None, :]
         if ref is not None:
@@ -238,13 +239,3 @@ def density(traj, species, *, grid=None, spacing=None, profile_bins=None, remove
                          species=label, n_atoms=int(len(sel)), n_frames=n_frames, profiles=profiles,
                          structure={"species": [str(s) for s in first.species], "frac": sfrac}, meta=meta)
 
-
-def _stream(traj, need_unwrap, frames_per_chunk, atoms, *, start, stop, step, progress, desc):
-    """iter_chunks, without the unwrapping step when positions are wrapped anyway (faster, no UnwrapWarning)."""
-    saved = traj.unwrap
-    traj.unwrap = bool(saved and need_unwrap)
-    try:
-        yield from traj.iter_chunks(frames_per_chunk, atoms, start=start, stop=stop, step=step, progress=progress,
-                                    desc=desc)
-    finally:
-        traj.unwrap = saved

@@ -16,6 +16,7 @@ from ..elements import normalize_symbol
 from ..errors import OptionError
 from ..kernels.pbc import distance_histogram, perpendicular_widths
 from ..results import Result
+from ._streaming import stream_chunks
 from ..units import KB_EV
 
 __all__ = ["rdf", "RDFResult", "parse_pair", "first_minimum"]
@@ -201,7 +202,7 @@ def rdf(traj, pairs, *, rmax=None, bins=400, temperature=None, polyanions=None, 
     hist = {k: np.zeros(bins, dtype=np.int64) for k in keys}
     ideal_per_volume = 0.0  # Σ_t 1/V_t
     need_unwrap = False  # distances are periodic; COMs use minimum-image member vectors
-    for chunk in _stream(traj, need_unwrap, frames_per_chunk, read_idx, start=fr_start, stop=fr_stop,
+    for chunk in stream_chunks(traj, need_unwrap, frames_per_chunk, read_idx, start=fr_start, stop=fr_stop,
                          step=fr_step, progress=progress, desc="g(r)"):
         ideal_per_volume += float(np.sum(1.0 / chunk.volumes))
         com = polyanions.com(chunk) if needs_com else None
@@ -247,13 +248,3 @@ def rdf(traj, pairs, *, rmax=None, bins=400, temperature=None, polyanions=None, 
                      temperature_K=None if temperature is None else float(temperature), n_frames=n_frames,
                      n_pairs=npairs, meta=meta)
 
-
-def _stream(traj, need_unwrap, frames_per_chunk, atoms, *, start, stop, step, progress, desc):
-    """iter_chunks, without the unwrapping step when positions are wrapped anyway (faster, no UnwrapWarning)."""
-    saved = traj.unwrap
-    traj.unwrap = bool(saved and need_unwrap)
-    try:
-        yield from traj.iter_chunks(frames_per_chunk, atoms, start=start, stop=stop, step=step, progress=progress,
-                                    desc=desc)
-    finally:
-        traj.unwrap = saved

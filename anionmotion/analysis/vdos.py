@@ -17,6 +17,7 @@ from .._validate import check_choice, parse_memory
 from ..errors import OptionError, SamplingWarning
 from ..kernels.correlate import WINDOWS, acf_sum, spectrum_from_acf
 from ..results import Result
+from ._streaming import stream_chunks
 from ..units import AMU_A2_PS2_EV, KB_EV, THZ_TO_CM1, THZ_TO_MEV
 
 __all__ = ["vdos", "VDOSResult", "velocity_segments", "band_center"]
@@ -123,8 +124,8 @@ def velocity_segments(traj, atoms, *, segment_frames, source, start=None, stop=N
     """
     dt = None
     if source == "file":
-        for ch in traj.iter_chunks(segment_frames, atoms, start=start, stop=stop, step=step, progress=progress,
-                                   desc="VACF"):
+        for ch in stream_chunks(traj, False, segment_frames, atoms, start=start, stop=stop, step=step,
+                                progress=progress, desc="VACF"):
             yield ch.velocities
         return
     pending = None
