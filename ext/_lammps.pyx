@@ -110,7 +110,7 @@ cdef int parse_double(const unsigned char* p, const unsigned char* end, double* 
     cdef bint eneg = False, exact = True
     cdef unsigned char c
     cdef double v
-    cdef char tmp[80]
+    cdef char tmp[512]
     cdef char* endp
     cdef Py_ssize_t n
     cdef uint64_t ip, fp
@@ -237,7 +237,7 @@ cdef int parse_double(const unsigned char* p, const unsigned char* end, double* 
     while p < end and not is_delim(p[0]):
         p += 1
     n = p - s
-    if n == 0 or n > 79:
+    if n == 0 or n > 511:
         after[0] = p
         return -1
     memcpy(tmp, s, n)
@@ -406,6 +406,9 @@ def scan_frames(const unsigned char[::1] buf,     # IN  decompressed bytes, star
                 elif starts_with(r, q, b"UNITS", 5):
                     kind = 15
                 else:
+                    if q == end and at_eof and (end == b0 or end[-1] != 10):
+                        incomplete = True     # a header cut at the end of the file
+                        break
                     code = 2
                     break
                 if kind == 13:

@@ -38,6 +38,9 @@ BLOCK_BYTES = 32 << 20
 PARSE_BYTES = 32 << 20
 """Largest byte span of frames parsed at once by :meth:`LammpsDumpReader.read` (at least one frame)."""
 
+_SCAN_CAPACITY = 8192
+"""Frames recorded per call of the compiled scan (more calls follow when a block holds more)."""
+
 _MASS_TOLERANCE = 0.3
 """Largest difference (amu) between a ``mass`` column value and the element it is mapped to."""
 
@@ -132,7 +135,7 @@ def _scan_error(code, path, buf, pos, errline):
 
 def _scan_index(path) -> _Index:
     """Scan ``path`` once and return its frame index (compiled scan over 32 MiB blocks)."""
-    cap = 8192
+    cap = _SCAN_CAPACITY
     ints = np.empty((cap, _k.INTS_WIDTH), dtype=np.int64)
     box = np.empty((cap, _k.BOX_WIDTH), dtype=np.float64)
     status = np.zeros(5, dtype=np.int64)
