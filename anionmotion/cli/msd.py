@@ -1,0 +1,130 @@
+"""``anionmotion msd TRAJ --species Li [--temperature K] [--fit START END] ...``: MSD, D and σ (SPEC §2)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from ..errors import OptionError
+from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+
+__all__ = ["register", "run", "parse_charges", "write_csv", "plot"]
+
+
+def register(sub):
+    p = sub.add_parser("msd", help="all-origin MSD, diffusion coefficient with error, conductivity, TMSD (SPEC §2)",
+                       description="Exact all-origin MSD of a species (any trajectory length, bounded memory), D with "
+                                   "a GLS standard error and the He et al. estimate, Nernst–Einstein σ, TMSD flags.")
+    p.add_argument("traj", help="trajectory file")
+    p.add_argument("--species", required=True, help="mobile species, e.g. Li")
+    p.add_argument("--temperature", type=float, metavar="K",
+                   help="temperature (K) for σ; default: from the trajectory when it records one")
+    p.add_argument("--charge", type=float, metavar="Z", help="charge of one ion (e); default: formal ionic charge")
+    p.add_argument("--fit", type=float, nargs=2, metavar=("START", "END"),
+                   help="fit window in ps (default: 0.1–0.5 of the longest lag)")
+    p.add_argument("--memory", help="memory budget, e.g. 2GB or 500MB (default: half the available RAM)")
+    drift = p.add_mutually_exclusive_group()
+    drift.add_argument("--drift", dest="drift", action="store_true", default=None,
+                       help="subtract the framework centre-of-mass motion (default: on for XDATCAR/CP2K input)")
+    drift.add_argument("--no-drift", dest="drift", action="store_false", help="no drift correction")
+    p.add_argument("--collective", action="store_true",
+                   help="also the collective (charge) conductivity and the Haven ratio")
+    p.add_argument("--charges", default="trajectory",
+                   help="charges for --collective: trajectory (default), formal, or per species e.g. Li=1,P=5,S=-2,Cl=-1")
+    p.add_argument("--hop-distance", type=float, metavar="Å",
+                   help="a of the He et al. error estimate (default: nearest-neighbour distance of the species)")
+    p.add_argument("--start", type=int, help="first frame")
+    p.add_argument("--stop", type=int, help="stop frame (exclusive)")
+    p.add_argument("--step", type=int, help="frame stride")
+    p.add_argument("--scratch-dir", help="directory for the out-of-core scratch file (default: system temp)")
+    add_reader_options(p)
+    add_output_options(p, json=True, csv=True, plot=True)
+    p.set_defaults(func=run)
+    return p
+
+
+def parse_charges(text):
+    """``"trajectory"``, ``"formal"`` or ``"Li=1,P=5,S=-2"`` → value accepted by :func:`anionmotion.msd`."""
+    if text in ("trajectory", "formal"):
+        return text
+    out = {}
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        if "=" not in part:
+            raise OptionError(f"invalid --charges entry {part!r}; expected trajectory, formal or SPECIES=Z,… "
+                              "e.g. Li=1,P=5,S=-2,Cl=-1")
+        k, v = part.split("=", 1)
+        try:
+            out[k] = float(v)
+        except ValueError as err:
+            raise OptionError(f"invalid --charges entry {part!r}: {v!r} is not a number") from err
+    return out
+
+
+def write_csv(path, res, overwrite=False):
+    """Lag table: lag_ps, msd_A2, msd_x_A2, msd_y_A2, msd_z_A2, n_origins."""
+    from ..results import write_text_atomic
+
+    lines = ["lag_ps,msd_A2,msd_x_A2,msd_y_A2,msd_z_A2,n_origins"]
+    for t, m, (x, y, z), n in zip(res.lag, res.msd, res.msd_xyz, res.n_origins):
+        lines.append(f"{t:.10g},{m:.10g},{x:.10g},{y:.10g},{z:.10g},{int(n)}")
+    return write_text_atomic(path, "\n".join(lines) + "\n", overwrite)
+
+
+def plot(path, res, fit=None, overwrite=False):
+    """MSD (total and x, y, z) against lag, with the fit line and window."""
+    from ..results import check_output
+
+    check_output(path, overwrite)
+    plt = need_matplotlib()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.plot(res.lag, res.msd, color="k", lw=1.5, label="total")
+    for k, (ax_name, col) in enumerate(zip("xyz", ("C0", "C1", "C2"))):
+        ax.plot(res.lag, res.msd_xyz[:, k], color=col, lw=0.8, label=ax_name)
+    if fit is not None:
+        t0, t1 = fit.fit_window_ps
+        ax.axvspan(t0, t1, color="0.9", zorder=0, label="fit window")
+        tt = np.array([0.0, res.lag[-1]])
+        if not fit.below_threshold:
+            ax.plot(tt, fit.intercept_A2 + 6 * fit.D_A2_ps * tt, "--", color="C3",
+                    label=f"D = {fit.D_cm2_s:.3g} ± {fit.D_stderr_cm2_s:.2g} cm²/s")
+    ax.set_xlabel("lag (ps)")
+    ax.set_ylabel("MSD (Å²)")
+    ax.set_title(f"{res.species}: {res.n_atoms} atoms, {res.n_frames} frames")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def run(args) -> int:
+    from ..analysis.diffusion import fit_diffusion, report_dict
+    from ..analysis.msd import msd
+    from ..results import check_output, write_json
+
+    for out in (args.json, args.csv, args.plot):
+        if out:
+            check_output(out, args.overwrite)
+    charges = parse_charges(args.charges)
+    with open_from_args(args) as traj:
+        res = msd(traj, species=args.species, drift=args.drift, temperature=args.temperature, charge=args.charge,
+                  collective=args.collective, charges=charges, start=args.start, stop=args.stop, step=args.step,
+                  memory=args.memory, scratch_dir=args.scratch_dir,
+                  progress=False if args.no_progress else None)
+    print(res.summary())
+    fit = None
+    if len(res.lag) >= 4:
+        fit = fit_diffusion(res, fit=args.fit, hop_distance=args.hop_distance)
+        print(fit.summary())
+    else:
+        print("D            not fitted (fewer than 4 lags)")
+    if args.json:
+        write_json(args.json, report_dict(res, fit), overwrite=args.overwrite)
+    if args.csv:
+        write_csv(args.csv, res, overwrite=args.overwrite)
+    if args.plot:
+        plot(args.plot, res, fit, overwrite=args.overwrite)
+    return 0
