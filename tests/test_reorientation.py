@@ -262,3 +262,36 @@ def test_cli_reorient_json_plot_and_rho(tmp_path, monkeypatch):
     assert (tmp_path / "rho.csv").read_text().count("\n") == 2 + 36 * 72
     rc = main(["reorient", "x.traj", "--center", "P", "--ligand", "S", "--json", str(out)])
     assert rc == 2                                   # refuses to overwrite
+
+
+def test_per_species_and_clusters():
+    rng = np.random.default_rng(7)
+    # two centre species: Si anions static, Ge anions turning every frame at random
+    n = 40
+    R_static = np.broadcast_to(random_rotations(rng, 2)[None], (n, 2, 3, 3))
+    R_rand = random_rotations(rng, 2 * n).reshape(n, 2, 3, 3)
+    traj, pos, sp = rigid_traj(np.concatenate([R_static, R_rand], axis=1))
+    sp = ["Si" if (s == "S" and i < 10) else "Ge" if s == "S" else s for i, s in enumerate(sp)]
+    traj = anionmotion.from_arrays(pos, np.eye(3) * 20, species=sp, frame_interval=0.1)
+    r = reorientation(traj, center="Si Ge", ligand="O")
+    assert set(r.per_species) == {"Si", "Ge"}
+    npt.assert_allclose(r.per_species["Si"]["C1"], 1.0, atol=1e-12)
+    assert not r.per_species["Si"]["rotating"] and r.per_species["Ge"]["rotating"]
+    assert r.relaxation["C1"]["tau_mean_ps"] is None or r.relaxation["C1"]["fit_ok"]
+    # centre-less B6H6 clusters turning rigidly: reorientation uses centre of mass → H vectors
+    frames = []
+    Rs = [axis_angle([0, 0, 1], 0.05 * t) for t in range(n)]
+    for t in range(n):
+        fr = []
+        for c in (np.array([3.0, 3, 3]), np.array([10.0, 9, 9])):
+            for v in OCT:
+                fr += [c + (v * 1.2) @ Rs[t].T, c + (v * 2.4) @ Rs[t].T]
+        frames.append(fr)
+    sp = (["B", "H"] * 6) * 2
+    tr = anionmotion.from_arrays(np.array(frames) % 14, np.eye(3) * 14, species=sp, frame_interval=0.1,
+                                 style="wrapped")
+    rc = reorientation(tr, cluster="B H")
+    assert rc.n_anions == 2 and rc.n_ligands == 6 and rc.species.startswith("cluster")
+    # C1 of a uniform rotation about z by ω t: ligands on z keep cos = 1, the 4 in-plane ones cos(ω t)
+    lag = rc.lag_ps
+    npt.assert_allclose(rc.C1, (2 + 4 * np.cos(0.5 * lag)) / 6, atol=1e-9)

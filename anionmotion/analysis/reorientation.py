@@ -188,6 +188,9 @@ def fit_relaxation(lag_ps, acf, *, max_lag_ps=None):
     if c.min() > 0.99:
         return out
     out["tau_integral_ps"] = tau_int
+    if c[1] < math.exp(-1):
+        out["note"] = "C falls below 1/e within the first lag: τ is shorter than the frame interval (no fit)"
+        return out
     upper = 1e4 * lag[-1]
     try:
         with warnings.catch_warnings():
