@@ -464,7 +464,8 @@ def find_polyanions(traj_or_chunk, *, center=None, ligand=None, cutoff=None, clu
     centre is within ``cutoff``; ligands within the cutoff of two or more
     centres are *shared* and define the framework connectivity (1 shared
     ligand between two polyhedra = corner-, 2 = edge-, ≥ 3 = face-sharing).
-    VPA = V / N_atoms; AAL = mean centre–ligand distance.  Anions are ordered
+    VPA = V / N_atoms (for a Chunk, N_atoms is the chunk's atom count: pass a
+    chunk of all atoms, or a Trajectory); AAL = mean centre–ligand distance.  Anions are ordered
     by their centre (or smallest) atom index and ligands by atom index, so the
     result does not depend on the order of atoms in the file beyond that labelling.
 
