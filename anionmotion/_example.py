@@ -13,7 +13,7 @@ import os
 __all__ = ["EXAMPLE_NAME", "example_path", "example_report_path"]
 
 EXAMPLE_NAME = "example_li2so4_uc.nc"
-"""α-Li2SO4-like model (generic demonstration model), 2×2×2 cells (224 atoms), UC, 1000 K, 8 ps, 10 fs/frame."""
+"""α-Li2SO4-like model (generic demonstration model), 3×3×3 cells (756 atoms), UC, 1000 K, 3 ps, 10 fs/frame."""
 
 _DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 

@@ -89,14 +89,16 @@ def test_free_anion_rc_keeps_com_velocity_and_bond_distribution():
 @pytest.mark.slow
 def test_crystal_four_modes(tmp_path):
     out = str(tmp_path / "run.nc")
-    reps = run_md(build_li2so4(2), out, mode="all", temperature=1000.0, time=2.0, equilibrate=3.0, reequilibrate=5.0,
-                  frame_every=10, seed=2, threads=2, progress=False, verbose=False)
+    with pytest.warns(ModeWarning, match="re-equilibration of 3.0 ps"):
+        reps = run_md(build_li2so4(2), out, mode="all", temperature=1000.0, time=2.0, equilibrate=2.0,
+                      reequilibrate=3.0, frame_every=10, seed=2, threads=2, progress=False, verbose=False)
     assert set(reps) == {"UC", "RC", "RTC", "RTVC"}
     for m, rep in reps.items():
         assert os.path.exists(tmp_path / f"run_{m}.nc") and os.path.exists(tmp_path / f"run_{m}.constraints.json")
         assert rep["n_frames"] == 201
         t = rep["temperature_K"]
-        assert abs(t["mean"] / 1000.0 - 1.0) < 0.05, (m, t)
+        # a few %: 4 % with all atoms; 8 % in RTVC, where only the 64 Li carry the 192 DOF (10 % per frame)
+        assert abs(t["mean"] / 1000.0 - 1.0) < (0.08 if m == "RTVC" else 0.04), (m, t)
         pos, times, vel, attrs = read_nc(str(tmp_path / f"run_{m}.nc"))
         assert attrs["constraint_mode"] == m and attrs["run_complete"] == 1 and attrs["seed"] == 2
         npt.assert_allclose(np.diff(times), 0.01, rtol=1e-4)
@@ -310,6 +312,7 @@ def test_example_data_is_packaged():
     assert os.path.getsize(p) < 6_000_000
     pos, t, vel, attrs = read_nc(p)
     assert attrs["constraint_mode"] == "UC" and attrs["temperature_K"] == 1000.0
-    assert pos.shape[1] == 224 and np.abs(vel).max() > 0
+    assert attrs["coordinate_style"] == "unwrapped"
+    assert pos.shape == (301, 756, 3) and np.abs(vel).max() > 0
     rep = json.load(open(example_report_path()))
     assert rep["rotation_deg"]["mean"] > 30  # the anions rotate
