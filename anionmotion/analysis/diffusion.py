@@ -285,12 +285,12 @@ class DiffusionResult(Result):
 
 # ------------------------------------------------------------------ fitting
 def _gls(x, y, cov):
-    """Return (beta (2,), cov_beta (2, 2)) of y = b0 + b1 x with covariance ``cov``."""
+    """Return (beta (2,), cov_beta (2, 2), reduced χ²) of y = b0 + b1 x with covariance ``cov``."""
     X = np.column_stack([np.ones_like(x), x])
     scale = np.sqrt(np.clip(np.diag(cov), 0, None))
     if not np.all(scale > 0):
         beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-        return beta, np.zeros((2, 2))
+        return beta, np.zeros((2, 2)), 1.0
     cs = cov / np.outer(scale, scale)
     cs[np.diag_indices_from(cs)] += 1e-10  # tiny ridge: neighbouring lags are almost collinear
     try:
@@ -304,7 +304,10 @@ def _gls(x, y, cov):
     A = Xw.T @ Xw
     cov_beta = np.linalg.inv(A)
     beta = cov_beta @ (Xw.T @ yw)
-    return beta, cov_beta
+    r = yw - Xw @ beta
+    dof = len(y) - 2
+    red = float(r @ r) / dof if dof > 0 else 1.0
+    return beta, cov_beta, red
 
 
 def _ols(x, y):
@@ -323,18 +326,22 @@ def _fit_components(m_frames, tau, Y, T, dt, n_series, iterations=2):
     """GLS fits of the three directions and of their sum.
 
     Y : (K, 3) MSD per direction at the lags ``m_frames`` (frames) / ``tau`` (ps).
-    Returns (beta_xyz (3, 2), var_slope_xyz (3,), beta_tot (2,), var_slope_tot).  The covariance of
-    each direction is evaluated at that direction's fitted slope and intercept (plug-in, iterated);
-    the total's covariance is the sum of the three (directions independent).
+    Returns (beta_xyz (3, 2), var_slope_xyz (3,), beta_tot (2,), var_slope_tot, chi2_xyz (3,), chi2_tot).
+    The covariance of each direction is evaluated at that direction's fitted slope and intercept
+    (plug-in, iterated); the total's covariance is the sum of the three (directions independent).
+    Variances are multiplied by max(1, χ²/dof) (Birge ratio), so that a window where the MSD is
+    not a straight line within the model's noise gets a larger error.
     """
     beta = np.array([_ols(tau, Y[:, k]) for k in range(3)])
     for _ in range(iterations):
         covs = [_cov_one_direction(m_frames, T, beta[k, 1], beta[k, 0], dt, n_series) for k in range(3)]
         beta = np.array([_gls(tau, Y[:, k], covs[k])[0] for k in range(3)])
     covs = [_cov_one_direction(m_frames, T, beta[k, 1], beta[k, 0], dt, n_series) for k in range(3)]
-    var = np.array([_gls(tau, Y[:, k], covs[k])[1][1, 1] for k in range(3)])
-    btot, cbt = _gls(tau, Y.sum(axis=1), covs[0] + covs[1] + covs[2])
-    return beta, var, btot, cbt[1, 1]
+    fits = [_gls(tau, Y[:, k], covs[k]) for k in range(3)]
+    chi2 = np.array([f[2] for f in fits])
+    var = np.array([f[1][1, 1] for f in fits]) * np.maximum(chi2, 1.0)
+    btot, cbt, chi2_tot = _gls(tau, Y.sum(axis=1), covs[0] + covs[1] + covs[2])
+    return beta, var, btot, cbt[1, 1] * max(chi2_tot, 1.0), chi2, chi2_tot
 
 
 def _loglog_slope(tau, y):
@@ -419,9 +426,11 @@ def fit_diffusion(result, *, fit=None, hop_distance=None, temperature=None, char
     if result.dt_ps:
         dt = float(result.dt_ps)
         m_frames = np.round(tau / dt).astype(np.int64)
-        beta, var, btot, var_tot = _fit_components(m_frames, tau, Y, result.n_frames, dt, N)
+        beta, var, btot, var_tot, chi2_xyz, chi2_tot = _fit_components(m_frames, tau, Y, result.n_frames, dt, N)
         method = ("GLS with the exact covariance of the all-origin MSD of Gaussian random walks with white "
-                  "vibrational noise (independent atoms; plug-in parameters, 2 iterations)")
+                  "vibrational noise (independent atoms; plug-in parameters, 2 iterations; variance × max(1, χ²/dof))")
+        meta["reduced_chi2"] = float(chi2_tot)
+        meta["reduced_chi2_xyz"] = [float(c) for c in chi2_xyz]
         slope_xyz, intercept_xyz = beta[:, 1], beta[:, 0]
         se_xyz = np.sqrt(np.clip(var, 0, None))
         slope, se_slope, intercept = btot[1], math.sqrt(max(var_tot, 0.0)), btot[0]
@@ -492,7 +501,7 @@ def _with_collective(cond, result, sel, tau, D, D_se, T_K):
     if result.dt_ps:
         dt = float(result.dt_ps)
         m_frames = np.round(tau / dt).astype(np.int64)
-        _, _, btot, var_tot = _fit_components(m_frames, tau, Y, result.n_frames, dt, 1)
+        _, _, btot, var_tot, _, _ = _fit_components(m_frames, tau, Y, result.n_frames, dt, 1)
         se = math.sqrt(max(var_tot, 0.0)) / 6.0
         how = "GLS, one series (the charge displacement)"
     else:
