@@ -196,8 +196,21 @@ def child(name, path):
     t0 = time.perf_counter()
     n, check, extra = CONTENDERS[name](path)
     dt = time.perf_counter() - t0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"frames": n, "seconds": dt, "peak_rss_mb": rss, "check": check, **extra}))
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"frames": n, "seconds": dt, "cpu_seconds": ru.ru_utime + ru.ru_stime,
+                      "peak_rss_mb": _peak_rss_mb(), "check": check, **extra}))
+
+
+def _peak_rss_mb():
+    """Peak resident set of this process (VmHWM; ru_maxrss would include the parent's peak across exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def measure(name, path, timeout):
@@ -244,6 +257,7 @@ def main(argv=None):
             while fh.read(64 << 20):
                 pass
     rows = []
+    load0 = os.getloadavg()
     for path, nbytes, nframes in files:
         for name in ("anionmotion", "anionmotion (parse only)"):
             if name in args.skip:
@@ -261,20 +275,24 @@ def main(argv=None):
     am_prefix = next((r for n, pth, _, _, r in rows if n == "anionmotion" and pth == peer_path and "seconds" in r),
                      None)
     print()
+    print(f"# load average before the runs: {load0}; after: {os.getloadavg()} (2 cores; other jobs share them)")
     print(f"{'contender':26s} {'file':>10s} {'frames':>7s} {'time s':>8s} {'MB/s':>8s} {'× MDAnalysis':>13s} "
-          f"{'peak RSS MB':>12s}")
+          f"{'CPU s':>7s} {'MB/CPU-s':>9s} {'× MDA (CPU)':>12s} {'peak RSS MB':>12s}")
     mda = next((r for n, pth, _, _, r in rows if n == "MDAnalysis" and "seconds" in r), None)
     mda_mbs = (pbytes / 1e6 / mda["seconds"]) if mda else None
+    mda_cpu = (pbytes / 1e6 / mda["cpu_seconds"]) if mda else None
     for name, path, nbytes, nframes, r in rows:
         fname = f"{nbytes / 1e6:.0f} MB"
         if "error" in r:
             print(f"{name:26s} {fname:>10s} {'':>7s} {'error: ' + r['error']}")
             continue
         mbs = nbytes / 1e6 / r["seconds"]
+        mbc = nbytes / 1e6 / r["cpu_seconds"]
         ratio = f"{mbs / mda_mbs:.1f}" if mda_mbs else "-"
+        ratio_c = f"{mbc / mda_cpu:.1f}" if mda_cpu else "-"
         ok = "" if r["frames"] == nframes else f"  (read {r['frames']} of {nframes} frames!)"
         print(f"{name:26s} {fname:>10s} {nframes:7d} {r['seconds']:8.2f} {mbs:8.1f} {ratio:>13s} "
-              f"{r['peak_rss_mb']:12.0f}{ok}")
+              f"{r['cpu_seconds']:7.2f} {mbc:9.1f} {ratio_c:>12s} {r['peak_rss_mb']:12.0f}{ok}")
     del am_prefix
     return 0
 

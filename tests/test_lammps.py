@@ -676,3 +676,17 @@ def test_roundtrip_random_dumps(tmp_path_factory, seed, n_frames, n_atoms, style
         for f in range(n_frames):   # the written numbers come back bit for bit
             s = (pos[f] - origins[f]) @ np.linalg.inv(cells[f])
             npt.assert_array_equal(raw.coords[f], origins[f] + (s - np.floor(s)) @ cells[f])
+
+
+def test_cut_gzip_stream_keeps_frames_before_the_damage(tmp_path):
+    raw = open(L("li2so4_ortho_T1000.first60.lammpstrj.gz"), "rb").read()
+    p = tmp_path / "cut.lammpstrj.gz"
+    p.write_bytes(raw[: len(raw) // 2])
+    with pytest.warns(TruncatedFileWarning) as rec:
+        r = reader(str(p), types=LI2SO4)
+    msgs = [str(w.message) for w in rec]
+    assert any("the gzip stream is cut or corrupt after byte" in m for m in msgs)
+    assert any(f"the {r.n_frames} complete frame(s) are kept" in m for m in msgs)
+    assert 10 < r.n_frames < 60
+    full = reader(L("li2so4_ortho_T1000.first60.lammpstrj.gz"), types=LI2SO4)
+    npt.assert_array_equal(r.read(0, r.n_frames).coords, full.read(0, r.n_frames).coords)

@@ -147,6 +147,8 @@ def _scan_index(path) -> _Index:
     pending = b""
     eof = False
     first = True
+    eof_next = False
+    pieces = []
     comp = compression_of(path)
     try:
         fh = open_binary(path)
@@ -154,21 +156,27 @@ def _scan_index(path) -> _Index:
         raise TrajectoryError(f"cannot read the file: {err}", path=path) from err
     with fh:
         while True:
-            try:
-                block = fh.read(BLOCK_BYTES) if not eof else b""
-            except (OSError, EOFError) as err:   # corrupt or truncated gzip/bz2 stream
-                if first:
-                    raise TrajectoryError(f"cannot decompress the file ({comp}): {err}", path=path) from err
-                warnings.warn(f"{path}: the {comp} stream is cut or corrupt after byte {base + len(pending)} of the "
-                              f"decompressed data ({err}); the complete frames before that point are kept",
-                              TruncatedFileWarning, stacklevel=4)
-                block = b""
+            block = b""
+            if not eof:
+                try:
+                    block = fh.read(BLOCK_BYTES) if comp is None else _read_compressed(fh, BLOCK_BYTES, pieces)
+                except (OSError, EOFError) as err:   # corrupt or truncated gzip/bz2 stream
+                    block = b"".join(pieces)
+                    pieces.clear()
+                    if first and not block:
+                        raise TrajectoryError(f"cannot decompress the file ({comp}): {err}", path=path) from err
+                    warnings.warn(f"{path}: the {comp} stream is cut or corrupt after byte "
+                                  f"{base + len(pending) + len(block)} of the decompressed data ({err}); the complete "
+                                  "frames before that point are kept", TruncatedFileWarning, stacklevel=4)
+                    eof_next = True
             if first:
                 check_text_head(block, path, "a LAMMPS dump (ITEM: TIMESTEP ...)")
                 first = False
             if not block:
                 eof = True
             buf = pending + block if pending else block
+            if eof_next and block:
+                eof = True
             pos = 0
             mv = memoryview(buf)
             while True:
@@ -200,6 +208,21 @@ def _scan_index(path) -> _Index:
         ints_all = np.zeros((0, _k.INTS_WIDTH), dtype=np.int64)
         box_all = np.zeros((0, _k.BOX_WIDTH))
     return _Index(ints_all, box_all, truncated, trunc_line, comp)
+
+
+def _read_compressed(fh, size, pieces):
+    """Read ``size`` decompressed bytes in 64 KiB pieces (kept in ``pieces`` if the stream breaks)."""
+    pieces.clear()
+    got = 0
+    while got < size:
+        piece = fh.read(min(1 << 16, size - got))
+        if not piece:
+            break
+        pieces.append(piece)
+        got += len(piece)
+    out = b"".join(pieces)
+    pieces.clear()
+    return out
 
 
 def _get_index(path) -> _Index:
