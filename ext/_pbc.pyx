@@ -93,6 +93,91 @@ cdef inline Py_ssize_t _bin_of(double s, Py_ssize_t n) noexcept nogil:
     return b
 
 
+cdef int _hist_frame(const double[:, ::1] frac_a, const double[:, ::1] frac_b, const double[:, ::1] cell,
+                     const int64[::1] self_idx, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t n2, double rmax, bint half,
+                     int64[::1] hist, Py_ssize_t* head, Py_ssize_t* order, Py_ssize_t* binb,
+                     double* sb) noexcept nogil:
+    """One frame of :func:`histogram_pairs` with caller-provided work buffers (sizes n_tot + 1, nb + 1, nb + 1, 3nb + 3)."""
+    cdef Py_ssize_t na = frac_a.shape[0], nb = frac_b.shape[0], n_bins = hist.shape[0]
+    cdef Py_ssize_t n_tot = n0 * n1 * n2
+    cdef Py_ssize_t i, j, c, p, b0, b1, b2, o0, o1, o2, cb, k, jj, start, stop
+    cdef Py_ssize_t off0[3]
+    cdef Py_ssize_t off1[3]
+    cdef Py_ssize_t off2[3]
+    cdef Py_ssize_t m0, m1, m2
+    cdef double rmax2 = rmax * rmax, scale = n_bins / rmax
+    cdef double s0, s1, s2, x, y, z, r2, a0, a1, a2
+    cdef double h00 = cell[0, 0], h01 = cell[0, 1], h02 = cell[0, 2]
+    cdef double h10 = cell[1, 0], h11 = cell[1, 1], h12 = cell[1, 2]
+    cdef double h20 = cell[2, 0], h21 = cell[2, 1], h22 = cell[2, 2]
+    # neighbour offsets per axis: {0, 1, -1} modulo n without repeats
+    m0 = 3 if n0 >= 3 else n0
+    m1 = 3 if n1 >= 3 else n1
+    m2 = 3 if n2 >= 3 else n2
+    off0[0] = 0; off0[1] = 1; off0[2] = n0 - 1
+    off1[0] = 0; off1[1] = 1; off1[2] = n1 - 1
+    off2[0] = 0; off2[1] = 1; off2[2] = n2 - 1
+    # counting sort of b by bin
+    for c in range(n_tot + 1):
+        head[c] = 0
+    for j in range(nb):
+        s0 = frac_b[j, 0] - floor(frac_b[j, 0])
+        s1 = frac_b[j, 1] - floor(frac_b[j, 1])
+        s2 = frac_b[j, 2] - floor(frac_b[j, 2])
+        cb = (_bin_of(s0, n0) * n1 + _bin_of(s1, n1)) * n2 + _bin_of(s2, n2)
+        binb[j] = cb
+        head[cb + 1] += 1
+    for c in range(n_tot):
+        head[c + 1] += head[c]
+    for j in range(nb):
+        cb = binb[j]
+        k = head[cb]
+        order[k] = j
+        head[cb] = k + 1
+    for c in range(n_tot - 1, -1, -1):
+        head[c + 1] = head[c]
+    head[0] = 0
+    # bin-sorted copy of b's wrapped coordinates (contiguous inner loop)
+    for k in range(nb):
+        j = order[k]
+        sb[3 * k] = frac_b[j, 0] - floor(frac_b[j, 0])
+        sb[3 * k + 1] = frac_b[j, 1] - floor(frac_b[j, 1])
+        sb[3 * k + 2] = frac_b[j, 2] - floor(frac_b[j, 2])
+    for i in range(na):
+        a0 = frac_a[i, 0] - floor(frac_a[i, 0])
+        a1 = frac_a[i, 1] - floor(frac_a[i, 1])
+        a2 = frac_a[i, 2] - floor(frac_a[i, 2])
+        b0 = _bin_of(a0, n0); b1 = _bin_of(a1, n1); b2 = _bin_of(a2, n2)
+        for o0 in range(m0):
+            for o1 in range(m1):
+                for o2 in range(m2):
+                    cb = (((b0 + off0[o0]) % n0) * n1 + (b1 + off1[o1]) % n1) * n2 + (b2 + off2[o2]) % n2
+                    start = head[cb]
+                    stop = head[cb + 1]
+                    for k in range(start, stop):
+                        jj = order[k]
+                        if half:
+                            if jj <= i:
+                                continue
+                        elif jj == self_idx[i]:
+                            continue
+                        s0 = sb[3 * k] - a0
+                        s1 = sb[3 * k + 1] - a1
+                        s2 = sb[3 * k + 2] - a2
+                        s0 = s0 - nearbyint(s0)
+                        s1 = s1 - nearbyint(s1)
+                        s2 = s2 - nearbyint(s2)
+                        x = s0 * h00 + s1 * h10 + s2 * h20
+                        y = s0 * h01 + s1 * h11 + s2 * h21
+                        z = s0 * h02 + s1 * h12 + s2 * h22
+                        r2 = x * x + y * y + z * z
+                        if r2 < rmax2:
+                            p = <Py_ssize_t>(sqrt(r2) * scale)
+                            if p < n_bins:
+                                hist[p] += 1
+    return 0
+
+
 def histogram_pairs(const double[:, ::1] frac_a,     # IN  (na, 3) fractional (any range; wrapped here)
                     const double[:, ::1] frac_b,     # IN  (nb, 3) fractional
                     const double[:, ::1] cell,       # IN  (3, 3) rows a, b, c, Å
@@ -109,86 +194,31 @@ def histogram_pairs(const double[:, ::1] frac_a,     # IN  (na, 3) fractional (a
     minimum image is fractional rounding, exact when rmax ≤ half the smallest
     perpendicular width (the façade guarantees it).
     """
-    cdef Py_ssize_t na = frac_a.shape[0], nb = frac_b.shape[0], n_bins = hist.shape[0]
-    cdef Py_ssize_t n0 = n_cells[0], n1 = n_cells[1], n2 = n_cells[2], n_tot = n0 * n1 * n2
-    cdef Py_ssize_t i, j, c, p, q, b0, b1, b2, o0, o1, o2, cb, k, jj, start, stop
-    cdef Py_ssize_t off0[3]
-    cdef Py_ssize_t off1[3]
-    cdef Py_ssize_t off2[3]
-    cdef Py_ssize_t m0, m1, m2
-    cdef double rmax2 = rmax * rmax, scale = n_bins / rmax
-    cdef double s0, s1, s2, x, y, z, r2, a0, a1, a2
-    cdef Py_ssize_t* head = <Py_ssize_t*>malloc((n_tot + 1) * sizeof(Py_ssize_t))
+    histogram_pairs_frames(frac_a[None], frac_b[None], cell[None], self_idx, n_cells[None], rmax, half, hist)
+
+
+def histogram_pairs_frames(const double[:, :, ::1] frac_a,   # IN  (T, na, 3) fractional
+                           const double[:, :, ::1] frac_b,   # IN  (T, nb, 3) fractional
+                           const double[:, :, ::1] cells,    # IN  (T, 3, 3) rows a, b, c, Å
+                           const int64[::1] self_idx,        # IN  (na,) index in b of the same atom, or -1
+                           const int64[:, ::1] n_cells,      # IN  (T, 3) cell-list bins per axis and frame
+                           double rmax,                      # IN  Å (≤ half the smallest width of every frame)
+                           bint half,                        # IN  a is b: unordered pairs j > i
+                           int64[::1] hist):                 # IN/OUT (n_bins,) pair counts summed over frames
+    """:func:`histogram_pairs` over a block of frames without the GIL (work buffers allocated once)."""
+    cdef Py_ssize_t T = frac_a.shape[0], nb = frac_b.shape[1], t, n_max = 1
+    for t in range(T):
+        if n_cells[t, 0] * n_cells[t, 1] * n_cells[t, 2] > n_max:
+            n_max = n_cells[t, 0] * n_cells[t, 1] * n_cells[t, 2]
+    cdef Py_ssize_t* head = <Py_ssize_t*>malloc((n_max + 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t* order = <Py_ssize_t*>malloc((nb + 1) * sizeof(Py_ssize_t))
     cdef Py_ssize_t* binb = <Py_ssize_t*>malloc((nb + 1) * sizeof(Py_ssize_t))
     cdef double* sb = <double*>malloc((3 * nb + 3) * sizeof(double))
     if head == NULL or order == NULL or binb == NULL or sb == NULL:
         free(head); free(order); free(binb); free(sb)
         raise MemoryError("cell list allocation failed")
-    # neighbour offsets per axis: {-1, 0, 1} modulo n without repeats
-    m0 = 3 if n0 >= 3 else n0
-    m1 = 3 if n1 >= 3 else n1
-    m2 = 3 if n2 >= 3 else n2
-    off0[0] = 0; off0[1] = 1; off0[2] = n0 - 1
-    off1[0] = 0; off1[1] = 1; off1[2] = n1 - 1
-    off2[0] = 0; off2[1] = 1; off2[2] = n2 - 1
     with nogil:
-        # counting sort of b by bin
-        for c in range(n_tot + 1):
-            head[c] = 0
-        for j in range(nb):
-            s0 = frac_b[j, 0] - floor(frac_b[j, 0])
-            s1 = frac_b[j, 1] - floor(frac_b[j, 1])
-            s2 = frac_b[j, 2] - floor(frac_b[j, 2])
-            cb = (_bin_of(s0, n0) * n1 + _bin_of(s1, n1)) * n2 + _bin_of(s2, n2)
-            binb[j] = cb
-            head[cb + 1] += 1
-        for c in range(n_tot):
-            head[c + 1] += head[c]
-        for j in range(nb):
-            cb = binb[j]
-            k = head[cb]
-            order[k] = j
-            head[cb] = k + 1
-        for c in range(n_tot - 1, -1, -1):
-            head[c + 1] = head[c]
-        head[0] = 0
-        # bin-sorted copy of b's coordinates (contiguous inner loop)
-        for k in range(nb):
-            j = order[k]
-            sb[3 * k] = frac_b[j, 0] - floor(frac_b[j, 0])
-            sb[3 * k + 1] = frac_b[j, 1] - floor(frac_b[j, 1])
-            sb[3 * k + 2] = frac_b[j, 2] - floor(frac_b[j, 2])
-        for i in range(na):
-            a0 = frac_a[i, 0] - floor(frac_a[i, 0])
-            a1 = frac_a[i, 1] - floor(frac_a[i, 1])
-            a2 = frac_a[i, 2] - floor(frac_a[i, 2])
-            b0 = _bin_of(a0, n0); b1 = _bin_of(a1, n1); b2 = _bin_of(a2, n2)
-            for o0 in range(m0):
-                for o1 in range(m1):
-                    for o2 in range(m2):
-                        cb = (((b0 + off0[o0]) % n0) * n1 + (b1 + off1[o1]) % n1) * n2 + (b2 + off2[o2]) % n2
-                        start = head[cb]
-                        stop = head[cb + 1]
-                        for k in range(start, stop):
-                            jj = order[k]
-                            if half:
-                                if jj <= i:
-                                    continue
-                            elif jj == self_idx[i]:
-                                continue
-                            s0 = sb[3 * k] - a0
-                            s1 = sb[3 * k + 1] - a1
-                            s2 = sb[3 * k + 2] - a2
-                            s0 = s0 - nearbyint(s0)
-                            s1 = s1 - nearbyint(s1)
-                            s2 = s2 - nearbyint(s2)
-                            x = s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
-                            y = s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
-                            z = s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]
-                            r2 = x * x + y * y + z * z
-                            if r2 < rmax2:
-                                p = <Py_ssize_t>(sqrt(r2) * scale)
-                                if p < n_bins:
-                                    hist[p] += 1
+        for t in range(T):
+            _hist_frame(frac_a[t], frac_b[t], cells[t], self_idx, n_cells[t, 0], n_cells[t, 1], n_cells[t, 2],
+                        rmax, half, hist, head, order, binb, sb)
     free(head); free(order); free(binb); free(sb)

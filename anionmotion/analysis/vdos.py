@@ -268,7 +268,9 @@ def vdos(traj, *, species=None, atoms=None, window="hann", max_freq=None, max_la
             counts[:k] += L - np.arange(k)
             for s, idx in groups.items():
                 w = np.column_stack([np.ones(len(idx)), masses[idx]])
-                sums[s][:k] += acf_sum(v[:, idx], n_lags=k, weights=w)
+                contiguous = idx[-1] - idx[0] + 1 == len(idx)
+                block = v[:, idx[0]:idx[-1] + 1] if contiguous else v[:, idx]
+                sums[s][:k] += acf_sum(block, n_lags=k, weights=w)
         else:
             if v0 is None:
                 v0 = v[0].copy()

@@ -262,18 +262,41 @@ def distance_histogram(pos_a, pos_b, cells, *, rmax, n_bins, same=False, use_ext
     inv = np.linalg.inv(cells)
     frac_a = np.einsum("tik,tkl->til", pos_a, inv)
     frac_b = frac_a if same else np.einsum("tik,tkl->til", pos_b, inv)
-
-    def one(t):
-        return _frame_hist(np.ascontiguousarray(frac_a[t]), np.ascontiguousarray(frac_b[t]),
-                           np.ascontiguousarray(cells[t]), float(rmax), n_bins, same)
-
+    hist = np.zeros(n_bins, dtype=np.int64)
+    if n_frames == 0:
+        return hist
+    widths = perpendicular_widths(cells)  # (T, 3)
+    small = np.any(2 * rmax > widths * (1 + 1e-12), axis=1)
+    for t in np.nonzero(small)[0]:  # cells smaller than 2·rmax: replicate b (every image counted)
+        hist += _frame_hist(np.ascontiguousarray(frac_a[t]), np.ascontiguousarray(frac_b[t]),
+                            np.ascontiguousarray(cells[t]), float(rmax), n_bins, same)
+    frames = np.nonzero(~small)[0]
+    if len(frames) == 0:
+        return hist
+    n_cells = np.maximum(1, np.floor(widths[frames] / rmax * (1 - 1e-12))).astype(np.int64)
+    fa = np.ascontiguousarray(frac_a[frames])
+    fb = fa if same else np.ascontiguousarray(frac_b[frames])
+    cs = np.ascontiguousarray(cells[frames])
+    self_idx = np.full(fa.shape[1], -1, dtype=np.int64)
     threads = _threads() if threads is None else max(1, int(threads))
-    if threads == 1 or n_frames < 2:
-        parts = [one(t) for t in range(n_frames)]
+    threads = min(threads, len(frames))
+
+    def part(sl):
+        h = np.zeros(n_bins, dtype=np.int64)
+        _pbc.histogram_pairs_frames(fa[sl], fb[sl], cs[sl], self_idx, n_cells[sl], float(rmax), bool(same), h)
+        return h
+
+    bounds = np.linspace(0, len(frames), threads + 1).astype(int)
+    slices = [slice(bounds[i], bounds[i + 1]) for i in range(threads)]
+    if threads == 1:
+        parts = [part(slices[0])]
     else:
         with ThreadPoolExecutor(threads) as ex:
-            parts = list(ex.map(one, range(n_frames)))
-    return np.sum(parts, axis=0, dtype=np.int64) if parts else np.zeros(n_bins, dtype=np.int64)
+            parts = list(ex.map(part, slices))
+    h = np.sum(parts, axis=0, dtype=np.int64)
+    if same:
+        h *= 2
+    return hist + h
 
 
 def distance_histogram_ref(pos_a, pos_b, cells, *, rmax, n_bins, same=False):
