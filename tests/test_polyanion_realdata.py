@@ -58,3 +58,20 @@ def test_li2so4_rotor_phase_rotates():
     assert r.rotating and r.C1_at_reliable_lag < 0.9
     assert r.rotation_events > 0
     assert 1.4 < r.framework["AAL_A"] < 1.55
+
+
+def test_cli_reorient_on_real_file(tmp_path):
+    import json
+
+    from anionmotion.cli import main
+
+    out = tmp_path / "r.json"
+    rc = main(["reorient", ARGY, "--frame-interval", "0.1", "--center", "P", "--ligand", "S", "--threshold", "70",
+               "--json", str(out), "--no-progress"])
+    assert rc == 0
+    d = json.loads(out.read_text())
+    assert d["n_anions"] == 32 and d["rotating"] is False and d["rotation_events"] == 0
+    assert d["framework"]["connectivity"] == "isolated" and d["framework"]["VPA_A3"] > 20
+    assert len(d["lag_ps"]) == len(d["C1"]) == len(d["C2"]) == 140
+    rc = main(["reorient", ARGY, "--frame-interval", "0.1", "--center", "B", "--ligand", "S", "--no-progress"])
+    assert rc == 2                                     # clear error: no B atoms
