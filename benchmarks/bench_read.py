@@ -217,6 +217,7 @@ def measure(name, path, timeout):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", name, path]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.dirname(HERE) + os.pathsep + env.get("PYTHONPATH", "")
+    env["ANIONMOTION_CACHE"] = "0"   # always time the index scan (no on-disk index from an earlier run)
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:

@@ -690,3 +690,32 @@ def test_cut_gzip_stream_keeps_frames_before_the_damage(tmp_path):
     assert 10 < r.n_frames < 60
     full = reader(L("li2so4_ortho_T1000.first60.lammpstrj.gz"), types=LI2SO4)
     npt.assert_array_equal(r.read(0, r.n_frames).coords, full.read(0, r.n_frames).coords)
+
+
+def test_disk_index_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    data = tmp_path / "data"
+    data.mkdir()
+    p = data / "t.lammpstrj.gz"
+    shutil.copy(L("li2so4_ortho_T1000.truncated.lammpstrj.gz"), p)
+    monkeypatch.setenv("ANIONMOTION_CACHE", str(cache))
+    monkeypatch.setattr(lmp, "DISK_CACHE_MIN_BYTES", 0)
+    with pytest.warns(TruncatedFileWarning):
+        a = reader(str(p), types=LI2SO4)
+    files = list((cache / "lammps-index").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"
+    assert os.listdir(data) == ["t.lammpstrj.gz"]          # nothing next to the input
+    lmp.clear_index_cache()
+    monkeypatch.setattr(lmp, "_scan_index", lambda path: (_ for _ in ()).throw(AssertionError("rescanned")))
+    with pytest.warns(TruncatedFileWarning, match="the 50 complete frame"):
+        b = reader(str(p), types=LI2SO4)
+    for name in ("offsets", "ends", "steps", "box", "atom_lines"):
+        npt.assert_array_equal(getattr(b._index, name), getattr(a._index, name))
+    npt.assert_array_equal(b.read(40, 50).coords, a.read(40, 50).coords)
+    # a modified file is rescanned (the key holds size and mtime)
+    os.utime(p, ns=(1, 1))
+    lmp.clear_index_cache()
+    with pytest.raises(AssertionError, match="rescanned"):
+        reader(str(p), types=LI2SO4)
+    monkeypatch.setenv("ANIONMOTION_CACHE", "0")
+    assert lmp._cache_dir() is None

@@ -38,6 +38,12 @@ BLOCK_BYTES = 32 << 20
 PARSE_BYTES = 32 << 20
 """Largest byte span of frames parsed at once by :meth:`LammpsDumpReader.read` (at least one frame)."""
 
+DISK_CACHE_MIN_BYTES = 256 << 20
+"""Files at least this large (on disk) keep their frame index in ``~/.cache/anionmotion/lammps-index``
+(``$XDG_CACHE_HOME`` or ``$ANIONMOTION_CACHE`` if set; ``ANIONMOTION_CACHE=0`` disables it), keyed by
+path, size and modification time.  Nothing is ever written next to the input."""
+_INDEX_FORMAT = 1
+
 _SCAN_CAPACITY = 8192
 """Frames recorded per call of the compiled scan (more calls follow when a block holds more)."""
 
@@ -78,7 +84,7 @@ def clear_index_cache():
 class _Index:
     """Frame index of one dump: offsets, steps, atom counts, boxes (all arrays of length n_frames)."""
 
-    def __init__(self, ints, box, truncated, trunc_line, compression):
+    def __init__(self, ints, box, truncated, trunc_line, compression, stream_error=""):
         self.offsets = ints[:, 0].copy()
         self.atoms_offsets = ints[:, 1].copy()
         self.ends = ints[:, 2].copy()
@@ -92,6 +98,7 @@ class _Index:
         self.truncated = truncated
         self.trunc_line = trunc_line
         self.compression = compression
+        self.stream_error = stream_error
 
     @property
     def n_frames(self):
@@ -148,6 +155,7 @@ def _scan_index(path) -> _Index:
     eof = False
     first = True
     eof_next = False
+    stream_error = ""
     pieces = []
     comp = compression_of(path)
     try:
@@ -165,9 +173,9 @@ def _scan_index(path) -> _Index:
                     pieces.clear()
                     if first and not block:
                         raise TrajectoryError(f"cannot decompress the file ({comp}): {err}", path=path) from err
-                    warnings.warn(f"{path}: the {comp} stream is cut or corrupt after byte "
-                                  f"{base + len(pending) + len(block)} of the decompressed data ({err}); the complete "
-                                  "frames before that point are kept", TruncatedFileWarning, stacklevel=4)
+                    stream_error = (f"the {comp} stream is cut or corrupt after byte "
+                                    f"{base + len(pending) + len(block)} of the decompressed data ({err}); the "
+                                    "complete frames before that point are kept")
                     eof_next = True
             if first:
                 check_text_head(block, path, "a LAMMPS dump (ITEM: TIMESTEP ...)")
@@ -207,7 +215,7 @@ def _scan_index(path) -> _Index:
     else:
         ints_all = np.zeros((0, _k.INTS_WIDTH), dtype=np.int64)
         box_all = np.zeros((0, _k.BOX_WIDTH))
-    return _Index(ints_all, box_all, truncated, trunc_line, comp)
+    return _Index(ints_all, box_all, truncated, trunc_line, comp, stream_error)
 
 
 def _read_compressed(fh, size, pieces):
@@ -225,12 +233,71 @@ def _read_compressed(fh, size, pieces):
     return out
 
 
+def _cache_dir():
+    """Directory of the on-disk index cache, or None when disabled (``ANIONMOTION_CACHE=0``)."""
+    env = os.environ.get("ANIONMOTION_CACHE", "")
+    if env == "0":
+        return None
+    if env:
+        return os.path.join(env, "lammps-index")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "anionmotion", "lammps-index")
+
+
+def _cache_file(key):
+    import hashlib
+
+    d = _cache_dir()
+    if d is None:
+        return None
+    h = hashlib.sha256(f"{_INDEX_FORMAT}|{key[0]}|{key[1]}|{key[2]}".encode()).hexdigest()[:32]
+    return os.path.join(d, h + ".npz")
+
+
+def _load_cached(key):
+    fn = _cache_file(key)
+    if fn is None or not os.path.exists(fn):
+        return None
+    try:
+        with np.load(fn, allow_pickle=False) as z:
+            if str(z["key"]) != repr(key) or int(z["format"]) != _INDEX_FORMAT:
+                return None
+            comp = str(z["compression"])
+            return _Index(z["ints"], z["box"], bool(z["truncated"]), int(z["trunc_line"]),
+                          None if comp == "" else comp, str(z["stream_error"]))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _save_cached(key, idx):
+    fn = _cache_file(key)
+    if fn is None:
+        return
+    ints = np.column_stack([idx.offsets, idx.atoms_offsets, idx.ends, idx.steps, idx.natoms, idx.lines, idx.hashes,
+                            idx.header_offsets, idx.atom_lines])
+    try:
+        os.makedirs(os.path.dirname(fn), exist_ok=True)
+        tmp = f"{fn}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as fh:
+            np.savez(fh, key=repr(key), format=_INDEX_FORMAT, ints=ints, box=idx.box, truncated=idx.truncated,
+                     trunc_line=idx.trunc_line, compression=idx.compression or "", stream_error=idx.stream_error)
+        os.replace(tmp, fn)
+    except OSError:   # a read-only home is not an error: the cache is an optimisation
+        pass
+
+
 def _get_index(path) -> _Index:
+    """Frame index of ``path``: from memory, from the on-disk cache (large files), or a new scan."""
     st = os.stat(path)
     key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
     idx = _INDEX_CACHE.get(key)
     if idx is None:
-        idx = _scan_index(path)
+        big = st.st_size >= DISK_CACHE_MIN_BYTES
+        idx = _load_cached(key) if big else None
+        if idx is None:
+            idx = _scan_index(path)
+            if big:
+                _save_cached(key, idx)
         if len(_INDEX_CACHE) >= _INDEX_CACHE_MAX:
             _INDEX_CACHE.pop(next(iter(_INDEX_CACHE)))
         _INDEX_CACHE[key] = idx
@@ -334,6 +401,8 @@ class LammpsDumpReader(BaseReader):
             raise FileNotFoundError(f"{self.path}: no such file")
         index = _get_index(self.path)
         self._index = index
+        if index.stream_error:
+            warnings.warn(f"{self.path}: {index.stream_error}", TruncatedFileWarning, stacklevel=3)
         if index.truncated:
             warnings.warn(f"{self.path}: the last frame is incomplete (the file ends inside the frame that starts "
                           f"at line {index.trunc_line}); the {index.n_frames} complete frame(s) are kept",
