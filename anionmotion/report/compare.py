@@ -63,6 +63,9 @@ class SeriesEntry:
     sigma_mS_cm: object
     sigma_stderr_mS_cm: object
     reason: str = ""
+    n_ions: object = None
+    charge: object = None
+    volume_A3: object = None
 
 
 def _num(x):
@@ -133,11 +136,16 @@ def load_entry(source, *, label=None, mode=None, temperature=None) -> SeriesEntr
     if below:
         sig_err = None
         n, q, V = block.get("n_atoms"), _num(cond.get("charge")), _num(cond.get("volume_A3"))
-        if n and q is not None and V and T:
+        if cond.get("below_threshold") and sig is not None:
+            pass  # the analysis already reports σ at the threshold D (an upper bound)
+        elif n and q is not None and V and T:
             sig = 1e3 * float(nernst_einstein_S_cm(n, q, D_THRESHOLD_CM2_S / A2_PS_TO_CM2_S, V, T))
         D, Derr = D_THRESHOLD_CM2_S, None
     why = "" if D is not None else "no diffusion coefficient in the result"
-    return SeriesEntry(str(label), path, T, mode, block.get("species"), D, Derr, below, sig, sig_err, why)
+    n_ions = block.get("n_atoms") or cond.get("n_ions")
+    return SeriesEntry(str(label), path, T, mode, block.get("species"), D, Derr, below, sig, sig_err, why,
+                       n_ions=None if n_ions is None else int(n_ions), charge=_num(cond.get("charge", block.get("charge"))),
+                       volume_A3=_num(cond.get("volume_A3", block.get("volume_A3"))))
 
 
 # ----------------------------------------------------------------------------- mode decomposition
@@ -322,20 +330,18 @@ def _arrhenius_fit(entries, at_K):
 
 
 def _call_arrhenius(fn, usable, at_K):
-    import inspect
-
     T = np.array([e.temperature_K for e in usable], float)
     D = np.array([e.D_cm2_s for e in usable], float)
     err = [e.D_stderr_cm2_s for e in usable]
-    D_err = np.array(err, float) if all(v is not None for v in err) else None
-    sig = [e.sigma_mS_cm for e in usable]
-    params = inspect.signature(fn).parameters
     kw = {}
-    for name, value in (("D_err", D_err), ("D_stderr", D_err), ("stderr", D_err), ("at", at_K), ("at_K", at_K),
-                        ("sigma", np.array(sig, float) if all(v is not None for v in sig) else None)):
-        if name in params and value is not None:
-            kw[name] = value
-    return fn(T, D, **kw)
+    if all(v is not None for v in err):
+        kw["D_stderr_cm2_s"] = np.array(err, float)
+    n = {e.n_ions for e in usable}
+    q = {e.charge for e in usable}
+    V = [e.volume_A3 for e in usable]
+    if len(n) == 1 and len(q) == 1 and None not in n and None not in q and None not in V:
+        kw.update(n_ions=n.pop(), charge=q.pop(), volume_A3=float(np.mean(V)))
+    return fn(temperatures=T, D_cm2_s=D, at=at_K, **kw)
 
 
 # ----------------------------------------------------------------------------- compare

@@ -49,7 +49,8 @@ OPTION_DEFAULTS = {
     "grid_spacing": None,       # Å, density grid spacing
     "r_max": None,              # Å, g(r) range
     "max_freq": None,
-    "polyanion_cutoff": None,   # Å, centre–ligand cutoff (default: the analysis's automatic gap)           # THz, highest VDOS frequency (default Nyquist)
+    "polyanion_cutoff": None,   # Å, centre–ligand cutoff (default: the analysis's automatic gap)
+    "msd_block_atoms": None,    # atoms per MSD block (tasks of their own in a batch); None = one selection           # THz, highest VDOS frequency (default Nyquist)
 }
 
 
@@ -133,7 +134,7 @@ def _prepare_out_dir(out_dir, key, overwrite):
     """Return True when ``out_dir`` already holds this exact report (nothing to do)."""
     if os.path.isdir(out_dir) and os.listdir(out_dir):
         marker = report_status(out_dir)
-        if marker is not None and marker.get("key") == key and not overwrite:
+        if marker is not None and marker.get("key") == key and overwrite in (False, "stale"):
             return True
         if not overwrite:
             why = ("holds a report of another input or with other parameters" if marker is not None
@@ -167,17 +168,30 @@ def _write_csv(path, header, table):
     write_text_atomic(path, buf.getvalue(), overwrite=True)
 
 
+#: keys whose values describe the machine or the run time, not the result (left out by :func:`comparable`)
+_ENVIRONMENT_KEYS = ("seconds", "created_utc", "timing", "memory_budget_bytes", "memory_bytes", "available_memory_bytes")
+
+
+def _strip(obj):
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if k not in _ENVIRONMENT_KEYS}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
 def comparable(report: dict) -> dict:
-    """The part of a report that must be identical between runs (drops timings and creation time)."""
-    out = {k: v for k, v in report.items() if k not in ("created_utc", "timing")}
-    out["analyses"] = {name: {k: v for k, v in a.items() if k != "seconds"}
-                       for name, a in report.get("analyses", {}).items()}
-    return out
+    """The part of a report that must be identical between runs.
+
+    Leaves out timings, the creation time and the memory budgets the analyses derived from the
+    machine's free memory (keys of ``_ENVIRONMENT_KEYS``, at any depth); every number stays.
+    """
+    return _strip({k: v for k, v in report.items() if k != "up_to_date"})
 
 
 def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperature=None, stages=None,
                options=None, figures=True, overwrite=False, progress=None, reader_options=None,
-               input_path=None, labels=None) -> dict:
+               input_path=None, labels=None, mapper=None, source=None) -> dict:
     """Run every applicable analysis on ``traj`` and write the report folder ``out_dir``.
 
     Parameters
@@ -201,8 +215,9 @@ def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperat
         Analysis options, keys of :data:`OPTION_DEFAULTS`; None values use the analysis default.
     figures : bool
         Draw figures (needs matplotlib; when missing, each stage says so).
-    overwrite : bool
-        Replace a previous report in ``out_dir``.
+    overwrite : bool or "stale"
+        Replace a previous report in ``out_dir``; ``"stale"`` keeps a complete report of the same input
+        and parameters and replaces anything else (what ``anionmotion batch`` does).
     progress : bool, optional
         Progress bars (default: on a terminal).
     reader_options : dict, optional
@@ -211,6 +226,12 @@ def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperat
         File whose SHA-256 is recorded (default ``traj.path``).
     labels : dict, optional
         Extra labels recorded in ``report.json["labels"]`` (e.g. ``{"mode": "RC"}`` from a batch manifest).
+    mapper : callable, optional
+        ``mapper(function, list) -> list`` running the MSD atom blocks (``options["msd_block_atoms"]``);
+        default the built-in ``map`` (the batch passes one that submits Dask tasks).  The numbers do not
+        depend on it.
+    source : (str, dict), optional
+        Trajectory path and reader options that block tasks use to open the file themselves.
 
     Returns
     -------
@@ -225,6 +246,8 @@ def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperat
         raise OptionError(f"unknown report option(s) {', '.join(sorted(unknown))}; "
                           f"valid: {', '.join(OPTION_DEFAULTS)}")
     names = [s.name for s in STAGES]
+    if overwrite not in (False, True, "stale"):
+        raise OptionError(f"overwrite must be False, True or 'stale'; got {overwrite!r}")
     if stages is not None:
         bad = [s for s in stages if s not in names]
         if bad:
@@ -243,7 +266,8 @@ def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperat
 
     cat = detect_cation(traj, cation)
     poly = detect_polyanions(traj, cation=cat.species, center=center, ligand=ligand)
-    ctx = ReportContext(traj, cat, poly, temperature_K, options, progress)
+    ctx = ReportContext(traj, cat, poly, temperature_K, options, progress, mapper=mapper, source=source,
+                        figures=bool(figures))
     written, figs_png = [], {}
     analyses = {}
     bar = _stage_bar(len(STAGES), progress)

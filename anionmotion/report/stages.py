@@ -52,6 +52,9 @@ class ReportContext:
     options: dict
     progress: Optional[bool] = None
     results: dict = field(default_factory=dict)
+    mapper: Optional[Callable] = None
+    source: Optional[tuple] = None
+    figures: bool = True
 
 
 @dataclass
@@ -124,6 +127,7 @@ def run_stage(stage: Stage, ctx: ReportContext, out_dir=None) -> StageOutput:
     """Run one stage, turning 'missing', 'does not apply' and errors into a recorded status."""
     out = StageOutput(stage.name, stage.title)
     out.out_dir = out_dir
+    out.draw = ctx.figures
     t0 = time.perf_counter()
     why = stage.missing()
     if why is not None:
@@ -234,6 +238,8 @@ def _plt():
 
 def new_figure(out, stem, caption, *, ncols=1, width=6.4, height=4.0):
     """A matplotlib figure registered under ``figures/<stem>.png``; None when matplotlib is missing."""
+    if not getattr(out, "draw", True):
+        return None, None
     try:
         plt = _plt()
     except ImportError as err:
@@ -336,8 +342,19 @@ def _poly_obj(ctx):
 
 def _diffusion_body(ctx, out):
     sp = ctx.cation.species
-    res = call(out, _api("msd"), ctx.traj, species=sp, temperature=ctx.temperature_K, charge=_opt(ctx, "charge"),
-               progress=ctx.progress)
+    block = _opt(ctx, "msd_block_atoms")
+    if block is not None and int(block) < ctx.cation.n_atoms:
+        from .blocks import msd_in_blocks
+
+        src, ropts = (ctx.source if ctx.source is not None and ctx.mapper is not None else (ctx.traj, None))
+        res = msd_in_blocks(src, species=sp, block_atoms=int(block), reader_options=ropts,
+                            temperature=ctx.temperature_K, charge=_opt(ctx, "charge"), mapper=ctx.mapper)
+        out.parameters.update(species=sp, msd_block_atoms=int(block))
+        out.notes.append(f"MSD computed in {res.meta['atom_blocks']['n_blocks']} atom blocks of at most {int(block)} "
+                         "atoms, merged by their atom-weighted mean")
+    else:
+        res = call(out, _api("msd"), ctx.traj, species=sp, temperature=ctx.temperature_K,
+                   charge=_opt(ctx, "charge"), progress=ctx.progress)
     ctx.results["msd"] = res
     lo, hi = _opt(ctx, "lag_min"), _opt(ctx, "lag_max")
     window = None
