@@ -247,3 +247,18 @@ def test_timeline_selection_and_errors(tmp_path, monkeypatch):
     assert rc == 0
     d = json.loads((tmp_path / "c.json").read_text())
     assert {"n_events", "pearson", "pearson_mean", "coincidence"} <= set(d)
+
+
+def test_none_means_default_and_option_errors():
+    pos, sp, cell = coupled_system(n=40)
+    traj = anionmotion.from_arrays(pos, cell, species=sp, frame_interval=0.1)
+    r = coupling(traj, cation="Li", center="S", ligand="O", shell=4.0, hops=fake_hops([], []), min_residence=None,
+                 coincidence_window=None, n_permutations=None, n_nearest=None)
+    assert r.min_residence_ps == 1.0
+    with pytest.raises(OptionError, match="coincidence_window must be a positive time"):
+        coupling(traj, cation="Li", center="S", ligand="O", shell=4.0, coincidence_window=0)
+    with pytest.raises(OptionError, match="n_permutations must be at least 1"):
+        coupling(traj, cation="Li", center="S", ligand="O", shell=4.0, n_permutations=0)
+    from anionmotion.analysis.reorientation import reorientation
+    ro = reorientation(traj, center="S", ligand="O", threshold=None, site_tolerance=None, reliable_fraction=None)
+    assert ro.meta["threshold_deg"] == 70.0 and ro.meta["reliable_fraction"] == 0.5

@@ -408,12 +408,23 @@ def coupling(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     pa = polyanions
     if np.intersect1d(cat_idx, pa.atoms).size:
         raise OptionError(f"the cation species {cation} is part of the polyanions")
-    if min_residence is None or not float(min_residence) > 0:
+    # None means "the default" for the optional numeric settings
+    min_residence = DEFAULT_MIN_RESIDENCE_PS if min_residence is None else min_residence
+    coincidence_window = DEFAULT_COINCIDENCE_WINDOW_PS if coincidence_window is None else coincidence_window
+    n_permutations = DEFAULT_PERMUTATIONS if n_permutations is None else n_permutations
+    n_nearest = 2 if n_nearest is None else n_nearest
+    hop_residence = 3.0 if hop_residence is None else hop_residence
+    hop_window = 9.0 if hop_window is None else hop_window
+    if not float(min_residence) > 0:
         raise OptionError(f"min_residence must be a positive time in ps; got {min_residence}")
     if shell is not None and not (np.isfinite(float(shell)) and float(shell) > 0):
         raise OptionError(f"shell must be a positive distance in Å; got {shell}")
     if int(n_nearest) < 1:
         raise OptionError(f"n_nearest must be at least 1; got {n_nearest}")
+    if not float(coincidence_window) > 0:
+        raise OptionError(f"coincidence_window must be a positive time in ps; got {coincidence_window}")
+    if int(n_permutations) < 1:
+        raise OptionError(f"n_permutations must be at least 1; got {n_permutations}")
     sysd = load_system(traj, pa, cat_idx, start=start, stop=stop, step=step, progress=progress, use_ext=use_ext)
     times, frames, cells = sysd["times"], sysd["frames"], sysd["cells"]
     n = len(times)

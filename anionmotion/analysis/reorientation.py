@@ -509,7 +509,8 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
     polyanions : Polyanions, optional
         Use these instead of identifying them.
     threshold : float, degrees
-        Rotation-event threshold (default 70°, paper 000).
+        Rotation-event threshold (default 70°, paper 000).  None for any of the
+        numeric options means its default.
     event_method : {"threshold", "symmetry"}
         Which event count is the headline ``rotation_events`` (both are computed).
     site_tolerance : float, degrees
@@ -551,6 +552,11 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
     ----------
     SPEC §4; paper 003 eq. 4 and Fig. 5; paper 000 Fig. 2.
     """
+    # None means "the default" (convenient for callers forwarding optional settings)
+    threshold = DEFAULT_THRESHOLD_DEG if threshold is None else threshold
+    site_tolerance = DEFAULT_SITE_TOLERANCE_DEG if site_tolerance is None else site_tolerance
+    reliable_fraction = RELIABLE_FRACTION if reliable_fraction is None else reliable_fraction
+    event_method = "threshold" if event_method is None else event_method
     if event_method not in ("threshold", "symmetry"):
         raise OptionError(f"invalid event_method {event_method!r}; choose one of threshold, symmetry")
     threshold = float(threshold)

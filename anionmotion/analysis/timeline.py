@@ -130,6 +130,9 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     ----------
     SPEC §5; paper 003 Fig. 3b; paper 002 Figs. S3–S8.
     """
+    n_nearest = 2 if n_nearest is None else n_nearest
+    hop_residence = 3.0 if hop_residence is None else hop_residence
+    hop_window = 9.0 if hop_window is None else hop_window
     cs = parse_species(cation, "cation")
     if cs is None or len(cs) != 1:
         raise OptionError(f"cation must be one species (e.g. cation='Li'); got {cation!r}")
