@@ -101,20 +101,27 @@ def parse_pair(pair):
     return tuple(COM if str(p).upper() == COM else normalize_symbol(str(p)) for p in parts)
 
 
-def first_minimum(r, g):
-    """(r_peak, r_min): the highest peak's position and the first local minimum after it (None if none).
+def first_minimum(r, g, *, smooth_A=0.15):
+    """(r_peak, r_min): the highest peak's position and the first minimum after it (None if none in range).
 
-    The minimum is taken on a 3-bin running mean of g to ignore single-bin noise.
+    g is smoothed with a running mean about ``smooth_A`` wide (at least 3 bins); the minimum is the first
+    point after the peak that is the lowest within ± that width (so single-bin noise is not a minimum) and
+    below the peak.  A flat run of zeros after the peak counts from its first point.
     """
+    r = np.asarray(r, dtype=np.float64)
     g = np.asarray(g, dtype=np.float64)
     if len(g) < 3 or not np.any(g > 0):
         return None, None
-    ip = int(np.argmax(g))
-    gs = np.convolve(g, np.ones(3) / 3, mode="same")
+    dr = (r[-1] - r[0]) / max(len(r) - 1, 1)
+    w = max(1, int(round(0.5 * smooth_A / dr))) if dr > 0 else 1
+    kernel = np.ones(2 * w + 1) / (2 * w + 1)
+    gs = np.convolve(np.pad(g, w, mode="edge"), kernel, mode="valid")
+    ip = int(np.argmax(gs))
     for i in range(ip + 1, len(g) - 1):
-        if gs[i] <= gs[i - 1] and gs[i] <= gs[i + 1] and gs[i] < g[ip]:
-            return float(r[ip]), float(r[i])
-    return float(r[ip]), None
+        lo, hi = max(0, i - w), min(len(g), i + w + 1)
+        if gs[i] <= gs[lo:hi].min() and gs[i] < gs[ip] and (hi < len(g) or gs[i] < gs[i - 1] or gs[i] == 0):
+            return float(r[int(np.argmax(g[:i]))]), float(r[i])
+    return float(r[int(np.argmax(g))]), None
 
 
 def rdf(traj, pairs, *, rmax=None, bins=400, temperature=None, polyanions=None, start=None, stop=None, step=None,
