@@ -127,7 +127,7 @@ def test_finite_differences_match_file_velocities_below_nyquist():
     with pytest.warns(SamplingWarning, match=r"Nyquist frequency is 50 THz"):
         rp = am.vdos(tr, velocities="positions")
     low = rf.freq_THz < 10
-    # below a fifth of Nyquist the sinc² damping of the difference quotient is < 7 %
+    # below a fifth of Nyquist the sinc² damping of the difference quotient is < 13 % (the peaks lie lower)
     npt.assert_allclose(rp.vdos["Li"][low], rf.vdos["Li"][low], atol=0.07 * rf.vdos["Li"].max())
     npt.assert_allclose(rp.band_center_THz["Li"], rf.band_center_THz["Li"], rtol=0.03)
 
