@@ -55,19 +55,35 @@ cdef enum:
     ROLE_ID = -2
 
 
-cdef inline bint is_space(unsigned char c) nogil:
-    return c == 32 or c == 9 or c == 13 or c == 11 or c == 12
-
-
-cdef inline bint is_delim(unsigned char c) nogil:
-    return c == 32 or c == 9 or c == 13 or c == 10 or c == 11 or c == 12
-
-
 cdef extern from *:
     """
     static inline int am_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
     """
     int am_ctz64(unsigned long long x) noexcept nogil
+
+
+cdef inline bint is_space(unsigned char c) noexcept nogil:
+    # every control character but the newline counts as blank (binary input is refused before parsing)
+    return c <= 32 and c != 10
+
+
+cdef inline bint is_delim(unsigned char c) noexcept nogil:
+    return c <= 32
+
+
+cdef inline const unsigned char* skip_token(const unsigned char* p, const unsigned char* end) noexcept nogil:
+    """Pointer to the first byte ≤ 32 (blank, newline) at or after p, or end (SWAR, 8 bytes at a time)."""
+    cdef uint64_t x, m
+    while end - p >= 8:
+        memcpy(&x, p, 8)
+        m = (x - 0x2121212121212121ULL) & ~x & 0x8080808080808080ULL
+        if m:
+            return p + (am_ctz64(m) >> 3)
+        p += 8
+    while p < end and p[0] > 32:
+        p += 1
+    return p
+
 
 
 cdef inline int swar_digits(const unsigned char* p, uint64_t* value) noexcept nogil:
@@ -627,8 +643,7 @@ def parse_frames(const unsigned char[::1] buf,      # IN  bytes holding the fram
                             c = ncol
                             break
                     else:
-                        while p < end and not is_delim(p[0]):
-                            p += 1
+                        p = skip_token(p, end)
                     c += 1
                 if code != 0:
                     err[0] = f
@@ -685,8 +700,7 @@ def parse_columns(const unsigned char[::1] buf,    # IN  bytes of one frame's at
                     out[k, role] = v
                     p = after
                 else:
-                    while p < end and not is_delim(p[0]):
-                        p += 1
+                    p = skip_token(p, end)
                 c += 1
             if code == 0 and c != ncol:
                 code = 10
