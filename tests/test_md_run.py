@@ -89,16 +89,18 @@ def test_free_anion_rc_keeps_com_velocity_and_bond_distribution():
 @pytest.mark.slow
 def test_crystal_four_modes(tmp_path):
     out = str(tmp_path / "run.nc")
+    # friction 5/ps: the temperature decorrelates in ~0.1 ps, so 1.5 ps of 224 atoms estimate it to ~1.5 %
     with pytest.warns(ModeWarning, match="re-equilibration of 3.0 ps"):
-        reps = run_md(build_li2so4(2), out, mode="all", temperature=1000.0, time=2.0, equilibrate=2.0,
-                      reequilibrate=3.0, frame_every=10, seed=2, threads=2, progress=False, verbose=False)
+        reps = run_md(build_li2so4(2), out, mode="all", temperature=1000.0, time=1.5, equilibrate=2.0,
+                      reequilibrate=3.0, frame_every=10, seed=2, friction=5.0, threads=2, progress=False,
+                      verbose=False)
     assert set(reps) == {"UC", "RC", "RTC", "RTVC"}
+    temps = {m: rep["temperature_K"]["mean"] for m, rep in reps.items()}
     for m, rep in reps.items():
         assert os.path.exists(tmp_path / f"run_{m}.nc") and os.path.exists(tmp_path / f"run_{m}.constraints.json")
-        assert rep["n_frames"] == 201
-        t = rep["temperature_K"]
-        # a few %: 4 % with all atoms; 8 % in RTVC, where only the 64 Li carry the 192 DOF (10 % per frame)
-        assert abs(t["mean"] / 1000.0 - 1.0) < (0.08 if m == "RTVC" else 0.04), (m, t)
+        assert rep["n_frames"] == 151
+        # a few %: 4 % with all atoms; 7 % in RTVC, where only the 64 Li carry the 192 DOF (10 % per frame)
+        assert abs(temps[m] / 1000.0 - 1.0) < (0.07 if m == "RTVC" else 0.04), temps
         pos, times, vel, attrs = read_nc(str(tmp_path / f"run_{m}.nc"))
         assert attrs["constraint_mode"] == m and attrs["run_complete"] == 1 and attrs["seed"] == 2
         npt.assert_allclose(np.diff(times), 0.01, rtol=1e-4)

@@ -461,7 +461,11 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
         box0 = start.getPeriodicBoxVectors(asNumpy=True).value_in_unit(u.nanometer)
         ctx.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in box0])
         ctx.setPositions(make_whole(pos0, box0, mdsys.groups))
-        ctx.setVelocities(start.getVelocities())
+        vel0 = start.getVelocities(asNumpy=True).value_in_unit(u.nanometer / u.picosecond)
+        massless = np.array([system.getParticleMass(i).value_in_unit(u.dalton) == 0.0
+                             for i in range(system.getNumParticles())])
+        vel0[massless] = 0.0  # RTVC: fixed atoms carry no velocity (OpenMM would keep reporting the old one)
+        ctx.setVelocities(vel0)
         if s.reequilibrate < 5.0:
             warn_short_reequilibration(s.reequilibrate)
         bar = _Progress(s.reequilibrate, f"re-equilibrate {s.mode}", progress)
