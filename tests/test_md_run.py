@@ -318,3 +318,36 @@ def test_example_data_is_packaged():
     assert pos.shape == (301, 756, 3) and np.abs(vel).max() > 0
     rep = json.load(open(example_report_path()))
     assert rep["rotation_deg"]["mean"] > 30  # the anions rotate
+
+
+# ------------------------------------------------------------------------------ OpenMM reporter
+def test_netcdf_reporter_with_simulation(tmp_path):
+    from openmm import app, unit
+
+    from anionmotion.md.reporter import NetCDFReporter
+
+    m, xml, pdb = write_user_system(tmp_path)
+    top = app.PDBFile(pdb).topology
+    integ = openmm.VerletIntegrator(0.001)
+    sim = app.Simulation(top, m.copy_system(), integ, openmm.Platform.getPlatformByName("CPU"), {"Threads": "1"})
+    sim.context.setPositions(m.positions)
+    sim.context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    out = str(tmp_path / "r.nc")
+    rep = NetCDFReporter(out, 5, metadata={"constraint_mode": "UC"})
+    sim.reporters.append(rep)
+    sim.step(20)
+    rep.close()
+    pos, t, vel, attrs = read_nc(out)
+    assert pos.shape == (4, 224, 3) and attrs["constraint_mode"] == "UC"
+    npt.assert_allclose(t, [0.005, 0.010, 0.015, 0.020], rtol=1e-5)
+    st = sim.context.getState(getPositions=True, getVelocities=True)
+    npt.assert_allclose(vel[-1], st.getVelocities(asNumpy=True).value_in_unit(unit.angstrom / unit.picosecond),
+                        rtol=1e-5, atol=1e-4)
+    with netCDF4.Dataset(out) as ds:
+        assert [b"".join(r).decode().strip() for r in ds["element"][:3].tolist()] == ["S", "O", "O"]
+    with pytest.raises(OptionError, match="reportInterval must be a positive number of steps"):
+        NetCDFReporter(str(tmp_path / "x.nc"), 0)
+    bad = NetCDFReporter(str(tmp_path / "y.nc"), 5, atomSubset=[0, 999])
+    sim.reporters[:] = [bad]
+    with pytest.raises(ValueError, match="atomSubset has index 999 outside 0..223"):
+        sim.step(5)

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from .modes import (K_COM_DEFAULT, K_ROT_DEFAULT, MODES, ModeSetup, ModeWarning, apply_mode, check_mode,
                     com_tether_energy, eckart_coefficients, eckart_energy, make_whole)
+from .reporter import NetCDFReporter
 from .run import RunSettings, output_paths, report_path, run_md, run_mode
 from .systems import LI2SO4_PARAMETERS, SYSTEMS, MDSystem, build_li2so4, load_system
 
 __all__ = ["MODES", "K_ROT_DEFAULT", "K_COM_DEFAULT", "ModeSetup", "ModeWarning", "apply_mode", "check_mode",
            "make_whole", "eckart_coefficients", "eckart_energy", "com_tether_energy", "RunSettings", "run_md",
            "run_mode", "output_paths", "report_path", "MDSystem", "build_li2so4", "load_system", "SYSTEMS",
-           "LI2SO4_PARAMETERS"]
+           "LI2SO4_PARAMETERS", "NetCDFReporter"]
