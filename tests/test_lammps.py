@@ -719,3 +719,20 @@ def test_disk_index_cache(tmp_path, monkeypatch):
         reader(str(p), types=LI2SO4)
     monkeypatch.setenv("ANIONMOTION_CACHE", "0")
     assert lmp._cache_dir() is None
+
+
+def test_threaded_parse_works_in_a_forked_child(monkeypatch):
+    import multiprocessing as mp
+
+    monkeypatch.setattr(lmp, "_THREAD_MIN_BYTES", 0)
+    r = reader(L("li2so4_ortho_T1000.first60.lammpstrj.gz"), types=LI2SO4)
+    ref = r.read(0, 60).coords   # starts the pool in the parent
+    ctx = mp.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_child_read, (L("li2so4_ortho_T1000.first60.lammpstrj.gz"),)).get(timeout=120)
+    npt.assert_array_equal(got, ref)
+
+
+def _child_read(path):
+    lmp._THREAD_MIN_BYTES = 0
+    return reader(path, types=LI2SO4).read(0, 60).coords

@@ -68,12 +68,13 @@ _COORD_SETS = (
 
 
 def _pool():
+    """The parser's thread pool (a new one in a forked child, whose copy of the threads is gone)."""
     global _POOL
-    if _POOL is None:
+    if _POOL is None or _POOL[0] != os.getpid():
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=_N_THREADS, thread_name_prefix="anionmotion-lammps")
-    return _POOL
+        _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=_N_THREADS, thread_name_prefix="anionmotion-lammps"))
+    return _POOL[1]
 
 
 def clear_index_cache():
@@ -687,9 +688,19 @@ class LammpsDumpReader(BaseReader):
 
     # ------------------------------------------------------------------ read
     def read_cells(self, start, stop):
+        """Cells (n, 3, 3) Å of frames ``start:stop``, from the index (no atom line is read)."""
         return self._cells[start:stop].copy()
 
     def read(self, start, stop, atoms=None):
+        """Read frames ``start:stop`` of atoms ``atoms`` (indices in id order; None = all).
+
+        Seeks to the first frame's recorded offset and parses only those frames
+        (two threads for large ranges).  Returns :class:`RawFrames` with
+        Cartesian Å coordinates (scaled columns converted with each frame's box),
+        style ``"unwrapped"`` (``xu``/``xsu``) or ``"wrapped"`` (with ``images``
+        when ``ix iy iz`` exist), velocities in Å/ps, origins = box lo.
+        A reader is not thread-safe: use one per thread.
+        """
         ix = self._index
         start, stop = int(start), int(max(start, stop))
         n = stop - start
