@@ -351,3 +351,22 @@ def test_netcdf_reporter_with_simulation(tmp_path):
     sim.reporters[:] = [bad]
     with pytest.raises(ValueError, match="atomSubset has index 999 outside 0..223"):
         sim.step(5)
+
+
+def test_killed_while_reporting_finishes_the_report(tmp_path, monkeypatch):
+    from anionmotion.md import report as report_mod
+
+    out = str(tmp_path / "r.nc")
+    real = report_mod.ConstraintAccumulator.result
+
+    def boom(self, **kw):
+        raise RuntimeError("killed while reporting")
+
+    monkeypatch.setattr(report_mod.ConstraintAccumulator, "result", boom)
+    with pytest.raises(RuntimeError, match="killed while reporting"):
+        short_run(out, time=0.1)
+    assert not os.path.exists(report_path(out)) and os.path.exists(out + ".state")
+    monkeypatch.setattr(report_mod.ConstraintAccumulator, "result", real)
+    rep = short_run(out, time=0.1)
+    assert rep["n_frames"] == 21 and rep["ns_per_day"] is None
+    assert os.path.exists(report_path(out)) and not os.path.exists(out + ".state")

@@ -299,7 +299,7 @@ _RESTRAINTS = {"UC": "none (CMMotionRemover on)",
                "RTVC": "anion atoms massless (fixed)"}
 
 
-def _metadata(mdsys, s: RunSettings, setup):
+def _metadata(mdsys, s: RunSettings, info):
     return {
         "constraint_mode": s.mode,
         "coordinate_style": "unwrapped",
@@ -307,7 +307,7 @@ def _metadata(mdsys, s: RunSettings, setup):
         "restraints": _RESTRAINTS[s.mode],
         "k_rot": float(s.k_rot), "k_rot_units": "kJ/mol/(amu*nm^2)^2 (used in RC, RTC)",
         "k_com": float(s.k_com), "k_com_units": "kJ/mol/nm^2 (used in RTC)",
-        "restraint_wavenumbers_cm-1": json.dumps(to_jsonable(setup.restraint_wavenumbers)),
+        "restraint_wavenumbers_cm-1": json.dumps(to_jsonable(info["wn"])),
         "system": mdsys.name,
         "system_description": mdsys.description,
         "system_parameters": json.dumps(to_jsonable(mdsys.parameters)),
@@ -322,11 +322,16 @@ def _metadata(mdsys, s: RunSettings, setup):
         "reequilibrate_ps": float(s.reequilibrate),
         "production_ps": float(s.time),
         "n_frames_target": int(s.n_frames),
-        "n_dof": int(setup.n_dof),
-        "cm_motion_remover": int(setup.cm_motion_remover),
+        "n_dof": int(info["n_dof"]),
+        "cm_motion_remover": int(info["cmm"]),
         "run_settings": json.dumps(to_jsonable(asdict(s))),
         "run_complete": 0,
     }
+
+
+def _load_json(path):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 def _anion_index(n, groups):
@@ -377,6 +382,9 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
             if os.path.isdir(sdir):
                 shutil.rmtree(sdir)
         elif complete == 1:
+            if not os.path.exists(rep_path) and os.path.exists(params_path) and os.path.exists(ckpt_path) \
+                    and _load_json(params_path) == run_key:
+                return _report_of_finished_run(openmm, out, mdsys, s, sdir, verbose)  # killed while reporting
             raise OptionError(f"{out}: output file exists and is complete; refusing to overwrite it (use --overwrite)")
         elif os.path.exists(params_path):
             with open(params_path, encoding="utf-8") as fh:
@@ -432,11 +440,6 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
         if os.path.exists(ckpt_path):
             os.unlink(ckpt_path)
 
-    class _Setup:  # what the metadata needs
-        n_dof = setup_info["n_dof"]
-        cm_motion_remover = setup_info["cmm"]
-        restraint_wavenumbers = setup_info["wn"]
-
     ctx, integ = _context(openmm, system, s, platform, threads)
     dt_ps = s.timestep * 1e-3
     e_rot, e_com = [], []
@@ -473,7 +476,7 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
         bar.close()
         if os.path.exists(out):
             os.unlink(out)  # our own partial file from before the first checkpoint
-        writer = NetCDFWriter(out, mdsys.species, masses=setup_info["masses"], metadata=_metadata(mdsys, s, _Setup),
+        writer = NetCDFWriter(out, mdsys.species, masses=setup_info["masses"], metadata=_metadata(mdsys, s, setup_info),
                               title=f"anionmotion md {s.mode} {mdsys.name} {s.temperature:g} K")
         writer._ds.createVariable("anion_index", "i4", ("atom",))[:] = _anion_index(mdsys.n_atoms, mdsys.groups)
         writer._ds.variables["anion_index"].long_name = "anion (constraint group) of each atom, -1 for none"
@@ -533,12 +536,19 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
 
     # ---- constraint report from the file
     dyn_masses = np.array([system.getParticleMass(i).value_in_unit(u.dalton) for i in range(system.getNumParticles())])
-    acc = ConstraintAccumulator(mdsys.groups, [r * 10.0 for r in refs], setup_info["masses"], setup_info["n_dof"],
-                                dyn_masses)
+    return _finish_report(out, mdsys, s, refs, setup_info, dyn_masses, e_rot, e_com,
+                          ns_day if written_here else None, sdir, verbose)
+
+
+def _finish_report(out, mdsys, s, refs, setup_info, dyn_masses, e_rot, e_com, ns_day, sdir, verbose):
+    """Constraint report of a complete output (written next to it), then the state folder is removed."""
     import netCDF4
 
+    acc = ConstraintAccumulator(mdsys.groups, [r * 10.0 for r in refs], setup_info["masses"], setup_info["n_dof"],
+                                dyn_masses)
     with netCDF4.Dataset(out) as ds:
         ds.set_auto_maskandscale(False)
+        total = ds.dimensions["frame"].size
         for a in range(0, total, 500):
             b = min(a + 500, total)
             cells = lengths_angles_to_cell(ds["cell_lengths"][a:b], ds["cell_angles"][a:b])
@@ -546,17 +556,32 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
                     np.asarray(ds["velocities"][a:b], dtype=np.float64), cells)
     rep = {"mode": s.mode, "output": out, "system": mdsys.name,
            "system_description": mdsys.description, "settings": asdict(s),
-           "restraint_wavenumbers_cm1": setup_info["wn"], "ns_per_day": ns_day if written_here else None,
+           "restraint_wavenumbers_cm1": setup_info["wn"], "ns_per_day": ns_day,
            "anionmotion_version": __version__}
     rep.update(acc.result(species=mdsys.species, temperature=s.temperature,
                           restraint_energies={"rotation (Eckart)": e_rot, "COM tether": e_com},
                           kT_kJmol=KB_KJMOL * s.temperature))
+    rep_path = report_path(out)
     write_json(rep_path, rep, overwrite=True)
     os.chmod(rep_path, 0o644)
     if verbose:
         print(format_report(rep), file=sys.stderr)
     shutil.rmtree(sdir, ignore_errors=True)  # the run is complete: checkpoints (and an own start) are done with
     return rep
+
+
+def _report_of_finished_run(openmm, out, mdsys, s, sdir, verbose):
+    u = openmm.unit
+    with open(os.path.join(sdir, "system.xml"), encoding="utf-8") as fh:
+        system = openmm.XmlSerializer.deserialize(fh.read())
+    z = np.load(os.path.join(sdir, "setup.npz"), allow_pickle=False)
+    refs = np.split(z["references"], np.cumsum(z["sizes"])[:-1])
+    setup_info = dict(n_dof=int(z["n_dof"]), masses=z["masses"], wn=json.loads(str(z["wavenumbers"])),
+                      cmm=bool(z["cmm"]))
+    c = np.load(os.path.join(sdir, "checkpoint.npz"), allow_pickle=False)
+    dyn = np.array([system.getParticleMass(i).value_in_unit(u.dalton) for i in range(system.getNumParticles())])
+    return _finish_report(out, mdsys, s, refs, setup_info, dyn, list(c["e_rot"]), list(c["e_com"]), None, sdir,
+                          verbose)
 
 
 def run_md(mdsys, out, *, mode="UC", temperature=900.0, time=50.0, equilibrate=10.0, reequilibrate=5.0,
