@@ -736,3 +736,26 @@ def test_threaded_parse_works_in_a_forked_child(monkeypatch):
 def _child_read(path):
     lmp._THREAD_MIN_BYTES = 0
     return reader(path, types=LI2SO4).read(0, 60).coords
+
+
+@pytest.mark.parametrize("name", ["li2so4_ortho_T1000.first60.lammpstrj.gz", "plain"])
+def test_read_ahead_sequential_and_random(monkeypatch, tmp_path, name):
+    path = L("li2so4_ortho_T1000.first60.lammpstrj.gz")
+    if name == "plain":
+        path = str(tmp_path / "p.lammpstrj")
+        with gzip.open(L("li2so4_ortho_T1000.first60.lammpstrj.gz"), "rb") as fh, open(path, "wb") as out:
+            out.write(fh.read())
+    ref = reader(path, types=LI2SO4).read(0, 60)
+    lmp.clear_index_cache()
+    monkeypatch.setattr(lmp, "PARSE_BYTES", 90000)   # ~3 frames per block
+    r = reader(path, types=LI2SO4)
+    used = []
+    orig = r._wait_prefetch
+    r._wait_prefetch = lambda: (lambda got: (used.append(got is not None), got)[1])(orig())
+    for a, b in [(0, 10), (10, 20), (20, 33), (5, 8), (50, 60), (33, 34)]:
+        raw = r.read(a, b)
+        npt.assert_array_equal(raw.coords, ref.coords[a:b])
+        npt.assert_array_equal(raw.images, ref.images[a:b])
+    assert any(used)
+    r.close()
+    assert r._prefetch is None and r._fh is None

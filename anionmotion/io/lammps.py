@@ -54,6 +54,7 @@ _N_THREADS = 2
 """Threads that parse frames concurrently (the compiled parser releases the GIL)."""
 _THREAD_MIN_BYTES = 1 << 20
 _POOL = None
+_IO_POOL = None
 
 _INDEX_CACHE: dict = {}
 _INDEX_CACHE_MAX = 32
@@ -75,6 +76,16 @@ def _pool():
 
         _POOL = (os.getpid(), ThreadPoolExecutor(max_workers=_N_THREADS, thread_name_prefix="anionmotion-lammps"))
     return _POOL[1]
+
+
+def _io_pool():
+    """One thread that reads the next block of the file while the current one is parsed."""
+    global _IO_POOL
+    if _IO_POOL is None or _IO_POOL[0] != os.getpid():
+        from concurrent.futures import ThreadPoolExecutor
+
+        _IO_POOL = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="anionmotion-lammps-io"))
+    return _IO_POOL[1]
 
 
 def clear_index_cache():
@@ -398,6 +409,8 @@ class LammpsDumpReader(BaseReader):
         self._fh = None
         self._fh_pos = 0
         self._stamp = 1
+        self._prefetch = None
+        self._last_stop = -1
         if not os.path.exists(self.path):
             raise FileNotFoundError(f"{self.path}: no such file")
         index = _get_index(self.path)
@@ -660,7 +673,38 @@ class LammpsDumpReader(BaseReader):
             self._fh_pos = 0
         return self._fh
 
+    def _group_end(self, f, stop):
+        """End (exclusive) of the run of frames from ``f`` spanning at most PARSE_BYTES (at least one frame)."""
+        ix = self._index
+        g = int(np.searchsorted(ix.ends, int(ix.offsets[f]) + PARSE_BYTES, side="right"))
+        return min(max(g, f + 1), stop)
+
+    def _start_prefetch(self, f, g):
+        ix = self._index
+        a, b = int(ix.offsets[f]), int(ix.ends[g - 1])
+        self._wait_prefetch()
+        self._prefetch = (a, b, _io_pool().submit(self._read_now, a, b))
+
+    def _wait_prefetch(self):
+        """Finish an outstanding read-ahead; returns (a, b, data) or None (a failed read-ahead is dropped)."""
+        pf = self._prefetch
+        if pf is None:
+            return None
+        self._prefetch = None
+        a, b, fut = pf
+        try:
+            return a, b, fut.result()
+        except Exception:   # the real read below reports the problem
+            self._close_handle()
+            return None
+
     def _read_bytes(self, a, b):
+        got = self._wait_prefetch()
+        if got is not None and got[0] == a and got[1] == b:
+            return got[2]
+        return self._read_now(a, b)
+
+    def _read_now(self, a, b):
         fh = self._open()
         if self._index.compression is not None and a < self._fh_pos:
             fh.close()
@@ -675,10 +719,15 @@ class LammpsDumpReader(BaseReader):
                                   f"got {len(data)})", path=self.path)
         return data
 
-    def close(self):
+    def _close_handle(self):
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+
+    def close(self):
+        if getattr(self, "_prefetch", None) is not None:
+            self._wait_prefetch()
+        self._close_handle()
 
     def __del__(self):
         try:
@@ -713,16 +762,25 @@ class LammpsDumpReader(BaseReader):
             idx2out[atoms] = np.arange(len(atoms), dtype=np.int64)
             n_out = len(atoms)
         out = np.empty((n, n_out, self._nvals), dtype=np.float64)
+        groups = []
         f = start
         while f < stop:
-            a = int(ix.offsets[f])
-            g = int(np.searchsorted(ix.ends, a + PARSE_BYTES, side="right"))
-            g = min(max(g, f + 1), stop)
-            b = int(ix.ends[g - 1])
+            g = self._group_end(f, stop)
+            groups.append((f, g))
+            f = g
+        sequential = start == self._last_stop and start > 0
+        self._last_stop = stop
+        for k, (f, g) in enumerate(groups):
+            a, b = int(ix.offsets[f]), int(ix.ends[g - 1])
             data = self._read_bytes(a, b)
+            # read the next block on the I/O thread while this one is parsed: the next group of this call,
+            # or, when frames are being streamed in order, the first group after ``stop``
+            if k + 1 < len(groups):
+                self._start_prefetch(*groups[k + 1])
+            elif sequential and stop < self.n_frames:
+                self._start_prefetch(stop, self._group_end(stop, self.n_frames))
             starts = ix.atoms_offsets[f:g] - a
             self._parse(data, starts, f, out[f - start:g - start], idx2out)
-            f = g
         cells = self._cells[start:stop]
         origins = self._origins[start:stop]
         coords = out[:, :, :3] if self._nvals > 3 else out
