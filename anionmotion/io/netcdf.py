@@ -210,6 +210,14 @@ class NetCDFReader(BaseReader):
             self.times = t
             self.units["time"] = f"ps (file: {tu or 'unstated'})" if tu != "lj" else "LJ reduced units"
             self.units["time_source"] = "time variable"
+            if tv.dtype == np.float32 and len(t) > 2:
+                # float32 times (AMBER convention) carry ~1e-7 relative rounding: spacings that agree to that
+                # precision are an evenly spaced run, rebuilt exactly as t0 + i·Δt
+                d = np.diff(t)
+                tol = 4.0 * np.finfo(np.float32).eps * float(np.max(np.abs(t)))
+                if d.min() > 0 and float(np.max(np.abs(d - np.median(d)))) <= tol:
+                    self.times = t[0] + (t[-1] - t[0]) / (len(t) - 1) * np.arange(len(t), dtype=np.float64)
+                    self.units["time_source"] = "time variable (float32, evenly spaced to float32 precision)"
         # cells
         self._cf = None
         if "cell_lengths" in v and "cell_angles" in v:
