@@ -192,12 +192,16 @@ class Trajectory:
 
     @property
     def is_uniform(self) -> bool:
-        """Whether the frames are evenly spaced in time (to 1e-6 relative)."""
+        """Whether the frames are evenly spaced in time (to 1e-6 relative, or to float32 rounding of the times).
+
+        AMBER NetCDF stores times as float32: 0.01 ps steps at 20 ps differ by ~4e-6 ps after rounding.
+        """
         t = self.times
         if len(t) < 3:
             return True
         d = np.diff(t)
-        return bool(np.all(np.abs(d - d[0]) <= 1e-6 * abs(d[0])))
+        tol = max(1e-6 * abs(d[0]), 8.0 * float(np.finfo(np.float32).eps) * float(np.max(np.abs(t))))
+        return bool(np.all(np.abs(d - d[0]) <= tol))
 
     # ---------------------------------------------------------------- cells
     @property
