@@ -1,8 +1,6 @@
 """Extended XYZ / plain XYZ reader."""
 
 import gzip
-import os
-import warnings
 
 import numpy as np
 import numpy.testing as npt

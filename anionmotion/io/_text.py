@@ -100,10 +100,16 @@ def _bunzip(raw):
 def line_at(buf, pos, max_len=200) -> str:
     """The line that starts at byte ``pos`` (without newline, at most ``max_len`` characters)."""
     pos = int(pos)
-    chunk = bytes(buf[pos:pos + 4096])
-    e = chunk.find(b"\n")
-    if e >= 0:
-        chunk = chunk[:e]
+    n = 4096
+    while True:
+        chunk = bytes(buf[pos:pos + n])
+        e = chunk.find(b"\n")
+        if e >= 0:
+            chunk = chunk[:e]
+            break
+        if pos + n >= len(buf) or n > max_len + 1:
+            break
+        n *= 4
     s = chunk.decode("latin-1").rstrip("\r")
     return s if len(s) <= max_len else s[:max_len] + "…"
 

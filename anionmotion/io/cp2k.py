@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import TrajectoryError
 from ..units import AU_VELOCITY_A_PS, FS_PS
-from ._text import elements_of, line_at, load_buffer
+from ._text import elements_of, load_buffer
 from .base import BaseReader, RawFrames
 from .xyz import XYZFile
 
