@@ -73,16 +73,20 @@ def main(base):
             T=rep["temperature_K"]["mean"], T_std=rep["temperature_K"]["std"], ns_day=rep.get("ns_per_day"),
             n_frames=traj.n_frames, length_ps=float(traj.times[-1] - traj.times[0]))
     uc = rows["UC"]
-    print("| mode | T (K) | anion rotation mean / max (°) | anion COM RMS from ref. (Å) | anion COM MSD 10 ps (Å², ratio UC) "
-          "| S–O fluct. (Å) | Li MSD 10 ps (Å²) | D_Li (Å²/ps) | σ_Li NE (mS/cm) |")
+    print("| mode | T (K) | anion rotation mean / max (°) | anion COM RMS from ref. (Å) "
+          "| anion COM MSD 10 ps (Å², ratio UC) | S–O fluct. (Å) | Li MSD 10 ps (Å²) | D_Li (Å²/ps) "
+          "| σ_Li NE (mS/cm) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for m, r in rows.items():
         ratio = r["anion_msd_10ps"] / uc["anion_msd_10ps"] if uc["anion_msd_10ps"] > 0 else float("nan")
         dtxt = f"< {r['D']:.1e} (bound)" if r["below"] else f"{r['D']:.4f} ± {r['D_se']:.4f}"
-        print(f"| {m} | {r['T']:.0f} ± {r['T_std']:.0f} | {r['rot_mean']:.1f} / {r['rot_max']:.1f} | {r['com_rms']:.3f} | "
+        print(f"| {m} | {r['T']:.0f} ± {r['T_std']:.0f} | {r['rot_mean']:.1f} / {r['rot_max']:.1f} | "
+              f"{r['com_rms']:.3f} | "
               f"{r['anion_msd_10ps']:.3f} ({ratio:.3f}) | {r['bond_fluct']:.4f} | {r['li_msd_10ps']:.2f} | {dtxt} | "
               f"{r['sigma_mScm']:.1f} ± {r['sigma_se_mScm']:.1f} |")
-    print(f"\nfit windows (ps): {', '.join(f'{m} {r['window'][0]:.1f}–{r['window'][1]:.1f} (log-log slope {r['slope']:.2f})' for m, r in rows.items())}")
+    windows = [f"{m} {r['window'][0]:.1f}–{r['window'][1]:.1f} (log-log slope {r['slope']:.2f})"
+               for m, r in rows.items()]
+    print("\nfit windows (ps): " + ", ".join(windows))
 
     # mode decomposition from D (σ ∝ D at fixed N, V, T), errors by Monte Carlo over D ± SE
     from anionmotion.report.compare import mode_decomposition

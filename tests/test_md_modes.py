@@ -157,7 +157,7 @@ def test_check_groups_errors():
         check_groups([[1, 2], [3, 2]], 10)
 
 
-# ------------------------------------------------------------------------------------------- OpenMM forces (energies only)
+# ----------------------------------------------------------------------------- OpenMM forces (energies only)
 def one_anion_system(box_nm=3.0):
     s = openmm.System()
     s.setDefaultPeriodicBoxVectors(openmm.Vec3(box_nm, 0, 0), openmm.Vec3(0, box_nm, 0), openmm.Vec3(0, 0, box_nm))

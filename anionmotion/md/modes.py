@@ -57,7 +57,9 @@ MODES = ("UC", "RC", "RTC", "RTVC")
 """The valid constraint modes, in the order of the mode decomposition (SPEC §8)."""
 
 K_ROT_DEFAULT = 1.0e4
-"""Default Eckart stiffness, kJ mol⁻¹ (amu nm²)⁻² (SO4: libration ≈ 517 cm⁻¹, RMS angle ≈ 2.9° at 900 K)."""
+"""Default Eckart stiffness, kJ mol⁻¹ (amu nm²)⁻².
+
+SO4: libration ≈ 517 cm⁻¹, RMS angle ≈ 2.9° at 900 K."""
 K_COM_DEFAULT = 1.0e6
 """Default COM tether stiffness, kJ mol⁻¹ nm⁻² (SO4: ≈ 541 cm⁻¹, ≈ 0.05 Å RMS)."""
 
@@ -438,8 +440,8 @@ def apply_mode(system, positions, box, groups, mode, *, k_rot=K_ROT_DEFAULT, k_c
                 for key, w in wn.items():
                     if w > fast:
                         what = "k_rot" if key.startswith("lib") else "k_com"
-                        raise OptionError(f"{what} too stiff: its restraint mode ({w:.0f} cm⁻¹) would be faster than "
-                                          f"the fastest anion bond ({fast:.0f} cm⁻¹); lower {what}")
+                        raise OptionError(f"{what} too stiff: its restraint mode ({w:.0f} cm⁻¹) would be faster "
+                                          f"than the fastest anion bond ({fast:.0f} cm⁻¹); lower {what}")
         _add_eckart(openmm, system, groups, refs, masses, k_rot)
         if mode == "RTC":
             _add_com_tether(openmm, system, groups, ref_coms, masses, k_com)

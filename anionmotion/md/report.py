@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..units import AMU_A2_PS2_EV, KB_EV
-from .modes import kabsch_rotation, rotation_angle
+from .modes import rotation_angle
 
 __all__ = ["ConstraintAccumulator", "format_report"]
 

@@ -402,6 +402,8 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
                               "refusing to overwrite it (use --overwrite)")
     elif not overwrite and os.path.exists(rep_path):
         raise OptionError(f"{rep_path}: report file exists; refusing to overwrite it (use --overwrite)")
+    if overwrite and not resume and os.path.isdir(sdir):
+        shutil.rmtree(sdir)  # stale state of an interrupted run: start again
     if not resume and os.path.isdir(sdir) and os.path.exists(params_path):
         with open(params_path, encoding="utf-8") as fh:
             resume = json.load(fh) == run_key and os.path.exists(os.path.join(sdir, "system.xml"))
@@ -434,8 +436,8 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
                           cmm=setup.cm_motion_remover)
         _atomic_write_bytes(sys_path, openmm.XmlSerializer.serialize(system).encode())
         _save_npz(setup_path, references=np.concatenate(refs), sizes=np.array([len(r) for r in refs]),
-                  n_dof=setup.n_dof, masses=setup.masses, wavenumbers=json.dumps(to_jsonable(setup.restraint_wavenumbers)),
-                  cmm=setup.cm_motion_remover)
+                  n_dof=setup.n_dof, masses=setup.masses, cmm=setup.cm_motion_remover,
+                  wavenumbers=json.dumps(to_jsonable(setup.restraint_wavenumbers)))
         _atomic_write_bytes(params_path, json.dumps(run_key, indent=1).encode())
         if os.path.exists(ckpt_path):
             os.unlink(ckpt_path)

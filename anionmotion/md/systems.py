@@ -115,8 +115,8 @@ def build_li2so4(cells=3):
     in all 8 tetrahedral sites.  Charges Li +1, S +1.36, O −0.84 (neutral).
     S–O harmonic bond r0 = 1.49 Å, k = 5.5e5 kJ mol⁻¹ nm⁻²; O–S–O harmonic angle
     109.47°, k = 1500 kJ mol⁻¹ rad⁻²; intra-anion pairs excluded; PME with an
-    8 Å cutoff (7.0 Å for 2 cells, where the box is 14.1 Å); Buckingham E = A exp(−r/ρ) − C/r⁶ for Li–O (A = 950.0 eV,
-    ρ = 0.2610 Å) and O–O (A = 1388.77 eV, ρ = 0.36262 Å, C = 175 eV Å⁶), cut at
+    8 Å cutoff (7.0 Å for 2 cells, where the box is 14.1 Å); Buckingham E = A exp(−r/ρ) − C/r⁶
+    for Li–O (A = 950.0 eV, ρ = 0.2610 Å) and O–O (A = 1388.77 eV, ρ = 0.36262 Å, C = 175 eV Å⁶), cut at
     6 Å with switching from 5 Å (:data:`LI2SO4_PARAMETERS`).
 
     References
