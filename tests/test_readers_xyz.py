@@ -225,3 +225,11 @@ def test_bad_lattice_and_properties(tmp_path):
     p = _write(tmp_path, '1\nLattice="5 0 0 0 5 0 0 0 5" Properties=species:S:1:vel:R:3\nLi 0 0 0\n', "p.xyz")
     with pytest.raises(TrajectoryError, match="has no pos:R:3 column"):
         anionmotion.open(p)
+
+
+def test_long_comment_line(tmp_path):
+    pad = "x" * 20000
+    p = _write(tmp_path, f'1\nnote={pad} Lattice="5 0 0 0 6 0 0 0 7" Properties=species:S:1:pos:R:3\nLi 1 2 3\n')
+    t = anionmotion.open(p, frame_interval=1)
+    npt.assert_array_equal(t.cells[0], np.diag([5.0, 6.0, 7.0]))
+    assert t.metadata["note"] == pad
