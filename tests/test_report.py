@@ -164,8 +164,11 @@ def test_report_failing_stage_is_recorded_and_others_run(tmp_path, monkeypatch):
     import anionmotion.report.core as core
 
     monkeypatch.setattr(core, "STAGES", stages_mod.STAGES)
-    rep = run_report(li2so4(n_frames=100), tmp_path / "r", progress=False, figures=False)
+    rep = run_report(li2so4(n_frames=100), tmp_path / "r", progress=False, figures=False,
+                     stages=["polyanions", "reorientation"])
     assert rep["analyses"]["polyanions"]["status"] == "failed"
+    assert rep["analyses"]["reorientation"]["status"] == "skipped"
+    assert "the polyanion stage did not produce polyanions" in rep["analyses"]["reorientation"]["reason"]
     assert "RuntimeError: injected failure" in rep["analyses"]["polyanions"]["reason"]
     assert len(rep["analyses"]) == len(stages_mod.STAGES)
 
@@ -248,18 +251,20 @@ needs_netcdf = pytest.mark.skipif(not _netcdf_available(), reason="NetCDF reader
 def test_cli_report_on_file(tmp_path, capsys):
     from anionmotion.cli import main
 
-    nc = write_netcdf(str(tmp_path / "t600.nc"), temperature=600, mode="UC", n_frames=300)
+    nc = write_netcdf(str(tmp_path / "t600.nc"), temperature=600, mode="UC", n_frames=150)
     out = tmp_path / "rep"
-    rc = main(["report", nc, "--out", str(out), "--no-progress", "--no-figures"])
+    rc = main(["report", nc, "--out", str(out), "--no-progress", "--no-figures", "--stages", "polyanions,diffusion"])
     text = capsys.readouterr().out
     assert rc in (0, 1)
     assert "mobile cation: Li is the first mobile cation" in text
     rep = json.loads((out / "report.json").read_text())
     assert rep["input"]["sha256"] == hashlib.sha256(open(nc, "rb").read()).hexdigest()
     assert rep["constraint_mode"] == "UC" and rep["temperature_K"] == 600
-    assert main(["report", nc, "--out", str(out), "--no-progress", "--no-figures"]) == 0
+    assert main(["report", nc, "--out", str(out), "--no-progress", "--no-figures", "--stages",
+                 "polyanions,diffusion"]) == 0
     assert "nothing to do" in capsys.readouterr().out
-    assert main(["report", nc, "--out", str(out), "--no-progress", "--temperature", "500"]) == 2
+    assert main(["report", nc, "--out", str(out), "--no-progress", "--temperature", "500", "--stages",
+                 "polyanions"]) == 2
     assert "refusing to overwrite" in capsys.readouterr().err
 
 

@@ -46,7 +46,8 @@ OPTION_DEFAULTS = {
     "hop_distance": None,       # Å, hop distance a (SPEC §3)
     "rotation_threshold_deg": None,
     "shell_radius": None,       # Å, first-shell radius for residence events (SPEC §5)
-    "grid_spacing": None,       # Å, density grid spacing
+    "grid_spacing": 0.3,        # Å, density grid spacing (report default: coarser than the analysis's 0.2 Å so the
+                                #   grid files stay a few MB; VESTA shows the same channels)
     "r_max": None,              # Å, g(r) range
     "max_freq": None,
     "polyanion_cutoff": None,   # Å, centre–ligand cutoff (default: the analysis's automatic gap)
@@ -240,11 +241,12 @@ def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperat
         already held this exact report and nothing was recomputed.
     """
     out_dir = os.fspath(out_dir)
-    options = dict(OPTION_DEFAULTS, **(options or {}))
+    options = dict(options or {})
     unknown = set(options) - set(OPTION_DEFAULTS)
     if unknown:
         raise OptionError(f"unknown report option(s) {', '.join(sorted(unknown))}; "
                           f"valid: {', '.join(OPTION_DEFAULTS)}")
+    options = {k: (options[k] if options.get(k) is not None else default) for k, default in OPTION_DEFAULTS.items()}
     names = [s.name for s in STAGES]
     if overwrite not in (False, True, "stale"):
         raise OptionError(f"overwrite must be False, True or 'stale'; got {overwrite!r}")
@@ -332,8 +334,19 @@ def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperat
     write_json(os.path.join(out_dir, MARKER), {"key": key, "sha256": input_info.get("sha256"),
                                                "anionmotion_version": __version__, "files": written},
                overwrite=True)
+    _make_readable(out_dir, written + [MARKER])
     report["up_to_date"] = False
     return report
+
+
+def _make_readable(out_dir, files):
+    """Give the report files the usual permissions (temporary files are created 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in files:
+        p = os.path.join(out_dir, f)
+        if os.path.isfile(p):
+            os.chmod(p, 0o666 & ~umask)
 
 
 def _close(fig):

@@ -64,9 +64,11 @@ def render_html(report: dict, figures: dict) -> str:
             ("velocities", "yes" if tr["velocities"] else "no"), ("mean volume", f"{tr['volume_A3']:.6g} Å³"),
             ("temperature", f"{report['temperature_K']} K ({report['temperature_source']})"
              if report["temperature_K"] is not None else "not given")]
-    if tr.get("metadata"):
-        rows.append(("metadata", ", ".join(f"{k}={v}" for k, v in tr["metadata"].items())))
     parts += [f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows]
+    if tr.get("metadata"):
+        parts.append(f"<tr><th>metadata</th><td><details><summary>{len(tr['metadata'])} file attributes</summary>"
+                     + "<br>".join(f"<code>{_esc(k)}</code> = {_esc(_short(v, 400))}" for k, v in tr["metadata"].items())
+                     + "</details></td></tr>")
     parts.append("</table><h2>Detected</h2><ul>")
     parts.append(f"<li><b>mobile cation</b> ({_esc(det['cation']['source'])}): {_esc(det['cation']['reason'])}</li>")
     parts.append(f"<li><b>polyanions</b> ({_esc(det['polyanions']['source'])}): "

@@ -670,8 +670,8 @@ def _write_grids(res, out):
         out.notes.append(f"density grid files not written: anionmotion.report.grids is not available ({err})")
         return []
     written = []
-    for fname, writer in (("density.CHGCAR", "write_chgcar"), ("density.cube", "write_cube"),
-                          ("density_grid.nc", "write_netcdf")):
+    # CHGCAR for VESTA and NetCDF (compact, lossless); `anionmotion density` also writes Gaussian cube
+    for fname, writer in (("density.CHGCAR", "write_chgcar"), ("density_grid.nc", "write_netcdf")):
         fn = getattr(grids, writer, None)
         if fn is None:
             out.notes.append(f"anionmotion.report.grids has no {writer}(); {fname} not written")
