@@ -400,7 +400,10 @@ def test_units_and_time_items(tmp_path):
     text = (hdr + frame_text(0, 1, body, cols="id type x y z vx vy vz")
             + "ITEM: TIME\n2.5\n" + frame_text(5, 1, body, cols="id type x y z vx vy vz"))
     p = write(tmp_path / "u.dump", text)
-    t = anionmotion.open(p, types="1=Li")
+    with pytest.raises(OptionError, match=r"declares 'ITEM: UNITS real' but lammps_units is 'metal'; give "
+                                          r"lammps_units='real' / --lammps-units real"):
+        anionmotion.open(p, types="1=Li")
+    t = anionmotion.open(p, types="1=Li", lammps_units="real")
     assert t._reader.metadata["lammps_units"] == "real"
     npt.assert_allclose(t.times, [0.0, 0.0025])   # ITEM: TIME in fs → ps
     npt.assert_allclose(t.read().velocities[0, 0], [1.0, 2.0, 3.0])

@@ -483,7 +483,8 @@ class LammpsDumpReader(BaseReader):
             if declared not in ("metal", "real"):
                 raise TrajectoryError(f"the dump declares 'ITEM: UNITS {declared}'; anionmotion reads units metal and "
                                       "real only", path=self.path, frame=0)
-            style = declared
+            raise OptionError(f"{self.path}: the dump declares 'ITEM: UNITS {declared}' but lammps_units is "
+                              f"{style!r}; give lammps_units={declared!r} / --lammps-units {declared}")
         if style not in ("metal", "real"):
             raise OptionError(f"invalid lammps_units {style!r}; choose one of metal, real")
         self._unit_style = style
@@ -539,7 +540,7 @@ class LammpsDumpReader(BaseReader):
             "time": "ps (TIMESTEP × timestep)",
             "velocity": ("Å/ps (from Å/fs × 1000, units real)" if self._unit_style == "real" else
                          "Å/ps (units metal)") if self.has_velocities else "none",
-            "lammps_units": self._unit_style + (" (declared by ITEM: UNITS)" if self._declared_units else ""),
+            "lammps_units": self._unit_style + (" (also declared by ITEM: UNITS)" if self._declared_units else ""),
         }
 
     def _setup_atoms(self, atoms_bytes):
