@@ -244,3 +244,20 @@ def test_cli_vdos(tmp_path, monkeypatch):
     assert csv.read_text().startswith("freq_THz,freq_cm1,freq_meV,vdos_Li_per_THz")
     assert png.stat().st_size > 1000
     assert main(["vdos", "x.lammpstrj", "--json", str(js)]) == 2  # refuses to overwrite
+
+
+def test_functional_tier_matches_analysis():
+    from anionmotion.kernels.correlate import vacf, vdos as vdos_arrays
+
+    pos, vel, sp, dt = oscillators(nu=[2.0, 5.0, 8.0], n=3)
+    tr = am.from_arrays(pos, np.eye(3) * 10, species=sp, velocities=vel, frame_interval=dt)
+    r = am.vdos(tr)
+    f, g = vdos_arrays(vel, tr.masses, tr.dt)
+    npt.assert_allclose(g[:len(r.freq_THz)], r.vdos["total"], rtol=1e-9, atol=1e-12)
+    npt.assert_allclose(vacf(vel), r.vacf["Li"], rtol=1e-12)
+    with pytest.raises(OptionError, match="a VDOS needs at least 2 frames"):
+        vdos_arrays(vel[:1], tr.masses, dt)
+    with pytest.raises(OptionError, match="vel must hold at least one frame and one atom"):
+        vacf(np.zeros((0, 2, 3)))
+    with pytest.raises(ValueError, match=r"masses must have shape \(3\)"):
+        vdos_arrays(vel, np.ones(2), dt)
