@@ -213,7 +213,19 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def measure(name, path, timeout):
+def measure(name, path, timeout, repeat=1):
+    """Run one contender ``repeat`` times in fresh subprocesses; keep the fastest run (wall time)."""
+    best = None
+    for _ in range(max(1, repeat)):
+        r = _measure_once(name, path, timeout)
+        if "error" in r:
+            return r
+        if best is None or r["seconds"] < best["seconds"]:
+            best = r
+    return best
+
+
+def _measure_once(name, path, timeout):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", name, path]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.path.dirname(HERE) + os.pathsep + env.get("PYTHONPATH", "")
@@ -234,6 +246,8 @@ def main(argv=None):
     p.add_argument("--peer-mb", type=float, default=48.0, help="size of the prefix file the peers read (MB)")
     p.add_argument("--timeout", type=float, default=1800.0)
     p.add_argument("--skip", nargs="*", default=[], help="contenders to skip")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs per contender and file; the fastest (wall) is reported (use ≥ 2 on a shared machine)")
     args = p.parse_args(argv)
     if args.child:
         child(*args.child)
@@ -263,13 +277,13 @@ def main(argv=None):
         for name in ("anionmotion", "anionmotion (parse only)"):
             if name in args.skip:
                 continue
-            r = measure(name, path, args.timeout)
+            r = measure(name, path, args.timeout, args.repeat)
             rows.append((name, path, nbytes, nframes, r))
             print(name, os.path.basename(path), r, flush=True)
     for name in ("anionmotion", "MDAnalysis", "ASE", "MDTraj"):
         if name in args.skip:
             continue
-        r = measure(name, peer_path, args.timeout)
+        r = measure(name, peer_path, args.timeout, args.repeat)
         rows.append((name, peer_path, pbytes, pframes, r))
         print(name, os.path.basename(peer_path), r, flush=True)
     # table
