@@ -248,3 +248,20 @@ def test_bad_netcdf_files(tmp_path):
         v[0] = [0, 0, 0]
     with pytest.raises(TrajectoryError, match="units 'furlong', which anionmotion cannot convert to Å"):
         anionmotion.open(tmp_path / "u.nc", cell=[5, 5, 5])
+
+
+def test_compressed_topology_and_constant_time(tmp_path):
+    import bz2
+
+    pytest.importorskip("mdtraj")
+    top = tmp_path / "native.pdb.bz2"
+    top.write_bytes(bz2.compress(open(data_path("netcdf", "native.pdb"), "rb").read()))
+    t = anionmotion.open(data_path("netcdf", "frame0.nc"), topology=top)
+    assert t.species_counts() == {"H": 12, "C": 6, "O": 2, "N": 2}
+    _write_lammps_like(tmp_path / "z.nc")
+    with netCDF4.Dataset(tmp_path / "z.nc", "a") as ds:
+        ds.variables["time"][:] = 0.0  # e.g. sander's tz2.truncoct.nc: time 0 in every frame
+    t = anionmotion.open(tmp_path / "z.nc", types="1=Li,2=Cl")
+    assert "time_note" in t.metadata
+    with pytest.raises(OptionError, match="frame_interval"):
+        t.times

@@ -233,3 +233,14 @@ def test_long_comment_line(tmp_path):
     t = anionmotion.open(p, frame_interval=1)
     npt.assert_array_equal(t.cells[0], np.diag([5.0, 6.0, 7.0]))
     assert t.metadata["note"] == pad
+
+
+def test_numeric_species_need_types(tmp_path):
+    p = _write(tmp_path, "2\n Atoms. Timestep: 1\n1 0 0 0\n2 1 1 1\n")  # LAMMPS dump xyz
+    with pytest.raises(TrajectoryError, match=r"the species column holds numbers .* give|map them to elements with "
+                                              r"types= / --types"):
+        anionmotion.open(p, cell=[5, 5, 5])
+    t = anionmotion.open(p, cell=[5, 5, 5], types="1=Mo,2=O", frame_interval=1)
+    assert list(t.species) == ["Mo", "O"]
+    with pytest.raises(TrajectoryError, match=r"types= has no element for type\(s\) \[2\]"):
+        anionmotion.open(p, cell=[5, 5, 5], types="1=Mo")

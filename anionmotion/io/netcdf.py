@@ -207,9 +207,13 @@ class NetCDFReader(BaseReader):
             tf, tu = _unit(tv, TIME_UNITS, "ps", self.path)
             tf *= float(_attr(tv, "scale_factor", 1.0))
             t = np.asarray(tv[:], dtype=np.float64).reshape(-1)[: self.n_frames] * tf
-            self.times = t
             self.units["time"] = f"ps (file: {tu or 'unstated'})" if tu != "lj" else "LJ reduced units"
-            self.units["time_source"] = "time variable"
+            if len(t) > 1 and np.all(t == t[0]):
+                self.metadata["time_note"] = (f"every frame has time {t[0]:g}; the time variable is not usable, "
+                                              "give frame_interval")
+            else:
+                self.times = t
+                self.units["time_source"] = "time variable"
             if tv.dtype == np.float32 and len(t) > 2:
                 # float32 times (AMBER convention) carry ~1e-7 relative rounding: spacings that agree to that
                 # precision are an evenly spaced run, rebuilt exactly as t0 + i·Δt
@@ -355,8 +359,21 @@ def _topology_species(topology, n_atoms, path):
     topology = os.fspath(topology)
     if not os.path.exists(topology):
         raise FileNotFoundError(f"{topology}: no such file (topology)")
+    from .base import compression_of, open_binary
+
     try:
-        top = mdtraj.load_topology(topology)
+        if compression_of(topology):
+            # MDTraj picks the parser from the extension: decompress to a temporary file of the inner name
+            import tempfile
+
+            inner = os.path.basename(topology).rsplit(".", 1)[0]
+            with tempfile.TemporaryDirectory() as tmp:
+                tpath = os.path.join(tmp, inner)
+                with open_binary(topology) as src, open(tpath, "wb") as dst:
+                    dst.write(src.read())
+                top = mdtraj.load_topology(tpath)
+        else:
+            top = mdtraj.load_topology(topology)
     except Exception as err:
         raise FormatError(f"MDTraj cannot read the topology {topology} ({err})", path=path) from err
     if top.n_atoms != n_atoms:

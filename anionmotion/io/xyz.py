@@ -249,7 +249,18 @@ class XYZReader(BaseReader):
         self.n_frames = f.n_frames
         self.has_velocities = self._vel_factor is not None
         self.coord_style = "wrapped"
-        self.species = elements_of(f.tokens(0, sp_p[3]), path=self.path, line_of=lambda i: f.atom_line(0, i))
+        labels = f.tokens(0, sp_p[3])
+        if all(lab.isdigit() for lab in labels):
+            # LAMMPS "dump xyz" writes type numbers: map them with types=
+            if not options.types:
+                raise TrajectoryError(f"the species column holds numbers ({labels[0]!r}, … — a LAMMPS dump xyz?); "
+                                      "map them to elements with types= / --types (e.g. 1=Li,2=P)",
+                                      path=self.path, line=3, atom=0)
+            missing = sorted({int(lab) for lab in labels} - set(options.types))
+            if missing:
+                raise TrajectoryError(f"types= has no element for type(s) {missing}", path=self.path, line=3)
+            labels = [options.types[int(lab)] for lab in labels]
+        self.species = elements_of(labels, path=self.path, line_of=lambda i: f.atom_line(0, i))
         mass_p = by_name.get("masses", by_name.get("mass"))
         if mass_p is not None and mass_p[1] == "R":
             mm = np.full(n_tok, -1, dtype=np.int64)
