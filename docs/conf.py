@@ -40,4 +40,15 @@ html_theme = "alabaster"
 html_static_path = []
 html_title = f"anionmotion {__version__}"
 # pages written by several authors may start below heading level 1 or jump a level
-suppress_warnings = ["myst.header"]
+suppress_warnings = ["myst.header", "ref.python"]  # numpydoc types such as "shape (n_frames, n_atoms, 3)" are not cross-references
+
+
+def _escape_bars(app, what, name, obj, options, lines):
+    """Docstrings write |x| for absolute values and norms; in reST a bar starts a substitution, so escape it."""
+    for i, line in enumerate(lines):
+        if "|" in line:
+            lines[i] = line.replace("\\|", "|").replace("|", "\\|")
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _escape_bars)
