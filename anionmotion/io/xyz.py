@@ -72,7 +72,7 @@ def _cell_from_lattice(value, *, path, frame, line):
         nums = []
     if len(nums) != 9:
         raise TrajectoryError(f"Lattice={value!r} must hold 9 numbers (rows a, b, c, Å)", path=path, frame=frame,
-                              line=line)
+                              line=line() if callable(line) else line)
     return np.asarray(nums, dtype=np.float64).reshape(3, 3)
 
 
@@ -319,7 +319,7 @@ class XYZReader(BaseReader):
                         raise TrajectoryError("frame has no Lattice= (frame 0 has one)", path=self.path, frame=i,
                                               line=self._f.comment_line_number(i))
                     cells[i] = _cell_from_lattice(kv["lattice"], path=self.path, frame=i,
-                                                  line=self._f.comment_line_number(i))
+                                                  line=lambda i=i: self._f.comment_line_number(i))
                 self._cells = cells
         return self._cells
 
