@@ -229,7 +229,8 @@ def test_mdanse_bare_box_bounds_scaled_images():
     assert (t.n_atoms, t.n_frames, t.coord_style) == (20, 25, "image")
     c = t.read()
     # oracle: parse the text with numpy
-    text = open(L("lammps_test.lammps")).read().split("ITEM: TIMESTEP\n")[1:]
+    with open(L("lammps_test.lammps")) as fh:
+        text = fh.read().split("ITEM: TIMESTEP\n")[1:]
     for f in (0, 12, 24):
         rows = np.array([ln.split() for ln in text[f].splitlines()[8:28]], dtype=float)
         rows = rows[np.argsort(rows[:, 0])]
@@ -247,12 +248,10 @@ ENGINE = [
 
 def _msd_table(t, n):
     c = t.read(frames=slice(0, n))
-    cols = [c.steps if hasattr(c, "steps") else None]
     out = []
     for sp in ("Li", "S", "O"):
         d = c.positions[:, t.species == sp] - c.positions[0, t.species == sp]
         out.append(np.column_stack([(d ** 2).mean(1), (d ** 2).sum(2).mean(1)]))
-    del cols
     return np.hstack(out)
 
 
@@ -342,8 +341,10 @@ def test_random_access_reads_only_the_range(tmp_path):
 
 def test_wrapped_random_access_relative_consistency(tmp_path):
     # x y z only (no image flags): a partial read unwraps from its first frame
-    src = gzip.open(L("li2so4_ortho_T1000.first60.lammpstrj.gz"), "rt").read()
-    p = write(tmp_path / "w.lammpstrj", src.replace("id type x y z vx vy vz ix iy iz", "id type x y z vx vy vz z1 z2 z3"))
+    with gzip.open(L("li2so4_ortho_T1000.first60.lammpstrj.gz"), "rt") as fh:
+        src = fh.read()
+    p = write(tmp_path / "w.lammpstrj",
+              src.replace("id type x y z vx vy vz ix iy iz", "id type x y z vx vy vz z1 z2 z3"))
     with warnings.catch_warnings():
         warnings.simplefilter("error", anionmotion.UnwrapWarning)
         t = anionmotion.open(p, types=LI2SO4, timestep=0.001)
@@ -682,7 +683,8 @@ def test_roundtrip_random_dumps(tmp_path_factory, seed, n_frames, n_atoms, style
 
 
 def test_cut_gzip_stream_keeps_frames_before_the_damage(tmp_path):
-    raw = open(L("li2so4_ortho_T1000.first60.lammpstrj.gz"), "rb").read()
+    with open(L("li2so4_ortho_T1000.first60.lammpstrj.gz"), "rb") as fh:
+        raw = fh.read()
     p = tmp_path / "cut.lammpstrj.gz"
     p.write_bytes(raw[: len(raw) // 2])
     with pytest.warns(TruncatedFileWarning) as rec:
