@@ -764,3 +764,25 @@ def test_read_ahead_sequential_and_random(monkeypatch, tmp_path, name):
     assert any(used)
     r.close()
     assert r._prefetch is None and r._fh is None
+
+
+@pytest.mark.parametrize("name", ["li2so4_ortho_T1000.truncated.lammpstrj.gz", "WIN_wat.lammpstrj",
+                                  "albite_triclinic.dump", "custom.lammpstrj", "image_vf.lammpstrj"])
+@pytest.mark.parametrize("cut", [None, 0.37])
+def test_scan_kernel_matches_python_twin(name, cut):
+    with lmp.open_binary(L(name)) as fh:
+        data = fh.read()
+    at_eof = cut is None
+    if cut is not None:
+        data = data[: int(len(data) * cut)]
+    out = []
+    for fn in (K.scan_frames, K.scan_frames_ref):
+        ints = np.zeros((100, K.INTS_WIDTH), np.int64)
+        box = np.zeros((100, K.BOX_WIDTH))
+        status = np.zeros(5, np.int64)
+        fn(data, 1000, 7, at_eof, ints, box, status)
+        out.append((ints[: status[1]], box[: status[1]], status))
+    npt.assert_array_equal(out[0][2], out[1][2])
+    npt.assert_array_equal(out[0][0], out[1][0])
+    npt.assert_array_equal(out[0][1], out[1][1])
+    assert out[0][2][1] > 0 or cut is not None

@@ -13,7 +13,7 @@ import numpy as np
 
 from ._loader import load_ext
 
-__all__ = ["STATUS", "ROLE_ID", "ROLE_SKIP", "scan_frames", "parse_frames", "parse_frames_ref", "parse_columns",
+__all__ = ["STATUS", "ROLE_ID", "ROLE_SKIP", "scan_frames", "scan_frames_ref", "parse_frames", "parse_frames_ref", "parse_columns",
            "column_tokens", "parse_floats", "parse_floats_ref", "INTS_WIDTH", "BOX_WIDTH"]
 
 _lammps = load_ext("_lammps")
@@ -62,6 +62,96 @@ def scan_frames(buf, base, line0, at_eof, ints, box, status):
         code, frames found, bytes consumed, lines consumed, error line.
     """
     _lammps.scan_frames(buf, int(base), int(line0), bool(at_eof), ints, box, status)
+
+
+def scan_frames_ref(buf, base, line0, at_eof, ints, box, status):
+    """Python twin of :func:`scan_frames` for well-formed dumps (status 0, 5 or 6; no error codes).
+
+    Walks the lines of ``buf`` with ``bytes.split``; same IN/OUT contract.
+    """
+    data = bytes(buf)
+    lines = data.split(b"\n")
+    # offsets of line starts
+    starts = np.concatenate([[0], np.cumsum([len(x) + 1 for x in lines])]).astype(np.int64)
+    complete_tail = data.endswith(b"\n") or at_eof
+    n_lines = len(lines) - 1 if data.endswith(b"\n") else len(lines)
+    if not complete_tail:
+        n_lines -= 1          # the last line is cut by the block end
+    cap = ints.shape[0]
+    i, nf, code = 0, 0, 0
+    consumed_line = 0
+    err_line = 0
+    while True:
+        while i < n_lines and not lines[i].strip():
+            i += 1
+        consumed_line = i
+        if i >= n_lines:
+            break
+        if nf >= cap:
+            code = 6
+            break
+        f0 = i
+        step = natoms = None
+        kind = 0
+        vals = np.zeros(16)
+        vals[10] = np.nan
+        vals[11] = -1.0
+        ok = False
+        while i < n_lines:
+            item = lines[i][5:].strip()
+            if item.startswith(b"ATOMS"):
+                names = item[5:].split()
+                h = 1469598103934665603
+                for nm in names:
+                    for ch in nm:
+                        h = ((h ^ ch) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+                    h = ((h ^ 32) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+                first_atom = i + 1
+                end_line = first_atom + natoms
+                if end_line > n_lines:
+                    break
+                ints[nf] = (base + starts[f0], base + starts[first_atom], base + min(starts[end_line], len(data)),
+                            step, natoms, line0 + f0, h >> 1, base + starts[i] + lines[i].index(b"ATOMS") + 5,
+                            line0 + first_atom)
+                vals[9] = kind
+                vals[12] = len(names)
+                box[nf] = vals
+                i = end_line
+                ok = True
+                break
+            if i + 1 >= n_lines:
+                break
+            if item.startswith(b"TIMESTEP"):
+                step = int(lines[i + 1])
+            elif item.startswith(b"NUMBER OF ATOMS"):
+                natoms = int(lines[i + 1])
+            elif item.startswith(b"BOX BOUNDS"):
+                if i + 3 >= n_lines:
+                    break
+                kind = 2 if b"abc" in item else (1 if b"xy" in item else 0)
+                for j in range(3):
+                    row = [float(x) for x in lines[i + 1 + j].split()]
+                    vals[3 * j:3 * j + min(3, len(row))] = row[:3]
+                    if kind == 2:
+                        vals[13 + j] = row[3]
+                i += 4
+                continue
+            elif item.startswith(b"TIME"):
+                vals[10] = float(lines[i + 1])
+            elif item.startswith(b"UNITS"):
+                vals[11] = base + starts[i + 1] + (len(lines[i + 1]) - len(lines[i + 1].lstrip()))
+            i += 2
+        if not ok:
+            consumed_line = f0
+            err_line = line0 + f0
+            code = 5 if at_eof else 0
+            break
+        nf += 1
+    status[0] = code
+    status[1] = nf
+    status[2] = min(int(starts[consumed_line]), len(data))
+    status[3] = consumed_line
+    status[4] = err_line
 
 
 def parse_frames(buf, starts, natoms, roles, id2idx, idx2out, out, seen, stamp0, err):
