@@ -45,14 +45,20 @@ def gather_block_tm(const double[:, :, ::1] pos,    # IN  (n_frames, n_atoms, 3)
     cdef bint use_drift = drift.shape[0] > 0
     if n_frames == 0:
         return
+    cdef Py_ssize_t t0, t1
     with nogil:
-        for t in range(n_frames):
+        # transpose in tiles of 64 frames: the tile of ``pos`` stays in cache while each row is written
+        # contiguously
+        for t0 in range(0, n_frames, 64):
+            t1 = t0 + 64 if t0 + 64 < n_frames else n_frames
             for j in range(n_block):
                 for k in range(3):
                     if use_drift:
-                        buf[3 * j + k, t] = pos[t, a0 + j, k] - drift[t, k]
+                        for t in range(t0, t1):
+                            buf[3 * j + k, t] = pos[t, a0 + j, k] - drift[t, k]
                     else:
-                        buf[3 * j + k, t] = pos[t, a0 + j, k]
+                        for t in range(t0, t1):
+                            buf[3 * j + k, t] = pos[t, a0 + j, k]
         for j in range(n_block):
             for k in range(3):
                 _finish_row(buf, 3 * j + k, n_frames, k, sq, ends)
