@@ -290,37 +290,21 @@ def index_xdatcar(const unsigned char[::1] buf,   # IN  whole file
         pos = q
 
 
-def parse_frames(const unsigned char[::1] buf,   # IN  whole file
-                 const int64_t[::1] offsets,     # IN  (n_frames,) start offset of each frame to parse
-                 Py_ssize_t skip,                # IN  lines to skip after each offset before the rows
-                 Py_ssize_t n_rows,              # IN  rows per frame
-                 const int64_t[::1] colmap,      # IN  (n_tokens,) token j → output column, −1 = skip the token
-                 const int64_t[::1] rowmap,      # IN  (n_rows,) row r → output row, −1 = skip the line
-                 double[:, :, ::1] out):         # OUT (n_frames, n_out_rows, n_out_cols)
-    """Parse whitespace-separated numbers of ``n_rows`` rows per frame into ``out``.
-
-    Each parsed row must have at least ``len(colmap)`` tokens; tokens after
-    those are ignored.  Returns ``(status, frame, row, pos, token)``; on an
-    error ``pos`` is the offset of the offending line and ``token`` the
-    0-based token index (status 4: too few tokens, 5: not a number,
-    3: the file ends inside the frame).
-    """
-    cdef Py_ssize_t n = buf.shape[0], nf = offsets.shape[0], ntok = colmap.shape[0]
+cdef int _parse_frames(const unsigned char* b, Py_ssize_t n, const int64_t* offsets, Py_ssize_t nf,
+                       Py_ssize_t skip, Py_ssize_t n_rows, const int64_t* colmap, Py_ssize_t ntok,
+                       const int64_t* rowmap, double* out, Py_ssize_t s0, Py_ssize_t s1,
+                       Py_ssize_t* err) noexcept nogil:
+    """C loop of :func:`parse_frames`; ``out[f*s0 + row*s1 + col]``; on error fills err = (frame, row, pos, token)."""
     cdef Py_ssize_t f, r, j, pos, line_start, orow, col
-    cdef const unsigned char* b
     cdef double v = 0.0
-    if nf == 0:
-        return ST_OK, 0, 0, 0, 0
-    if n == 0:
-        return ST_TRUNC, 0, 0, 0, 0
-    b = &buf[0]
     for f in range(nf):
         pos = offsets[f]
         for r in range(skip):
             pos = next_line(b, pos, n)
         for r in range(n_rows):
             if pos >= n:
-                return ST_TRUNC, f, r, pos, 0
+                err[0] = f; err[1] = r; err[2] = pos; err[3] = 0
+                return ST_TRUNC
             line_start = pos
             orow = rowmap[r]
             if orow < 0:
@@ -330,17 +314,58 @@ def parse_frames(const unsigned char[::1] buf,   # IN  whole file
                 while pos < n and is_blank(b[pos]):
                     pos += 1
                 if pos >= n or b[pos] == 10:
-                    return ST_FEWTOK, f, r, line_start, j
+                    err[0] = f; err[1] = r; err[2] = line_start; err[3] = j
+                    return ST_FEWTOK
                 col = colmap[j]
                 if col >= 0:
                     if parse_double(b, &pos, n, &v):
-                        return ST_BADNUM, f, r, line_start, j
-                    out[f, orow, col] = v
+                        err[0] = f; err[1] = r; err[2] = line_start; err[3] = j
+                        return ST_BADNUM
+                    out[f * s0 + orow * s1 + col] = v
                 else:
                     while pos < n and not (is_blank(b[pos]) or b[pos] == 10):
                         pos += 1
             pos = next_line(b, pos, n)
-    return ST_OK, 0, 0, 0, 0
+    return ST_OK
+
+
+def parse_frames(const unsigned char[::1] buf,   # IN  whole file
+                 const int64_t[::1] offsets,     # IN  (n_frames,) start offset of each frame to parse
+                 Py_ssize_t skip,                # IN  lines to skip after each offset before the rows
+                 Py_ssize_t n_rows,              # IN  rows per frame
+                 const int64_t[::1] colmap,      # IN  (n_tokens,) token j → output column, −1 = skip the token
+                 const int64_t[::1] rowmap,      # IN  (n_rows,) row r → output row, −1 = skip the line
+                 double[:, :, ::1] out):         # OUT (n_frames, n_out_rows, n_out_cols)
+    """Parse whitespace-separated numbers of ``n_rows`` rows per frame into ``out`` (releases the GIL).
+
+    Each parsed row must have at least ``len(colmap)`` tokens; tokens after
+    those are ignored.  Returns ``(status, frame, row, pos, token)``; on an
+    error ``pos`` is the offset of the offending line and ``token`` the
+    0-based token index (status 4: too few tokens, 5: not a number,
+    3: the file ends inside the frame).
+    """
+    cdef Py_ssize_t n = buf.shape[0], nf = offsets.shape[0], ntok = colmap.shape[0]
+    cdef Py_ssize_t err[4]
+    cdef int st
+    cdef double dummy = 0.0
+    cdef double* o = &dummy
+    cdef const int64_t* cm = NULL
+    cdef const int64_t* rm = NULL
+    if nf == 0:
+        return ST_OK, 0, 0, 0, 0
+    if n == 0:
+        return ST_TRUNC, 0, 0, 0, 0
+    if out.shape[0] * out.shape[1] * out.shape[2] > 0:
+        o = &out[0, 0, 0]
+    if ntok > 0:
+        cm = &colmap[0]
+    if n_rows > 0:
+        rm = &rowmap[0]
+    err[0] = err[1] = err[2] = err[3] = 0
+    with nogil:
+        st = _parse_frames(&buf[0], n, &offsets[0], nf, skip, n_rows, cm, ntok, rm, o,
+                           out.shape[1] * out.shape[2], out.shape[2], err)
+    return st, err[0], err[1], err[2], err[3]
 
 
 def token_spans(const unsigned char[::1] buf,   # IN  whole file

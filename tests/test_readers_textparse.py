@@ -152,3 +152,25 @@ def test_count_newlines_and_skip():
     assert tp.count_newlines(buf, 0, len(buf)) == 3
     assert tp.skip_lines(buf, 0, 2) == (4, 2)
     assert tp.skip_lines(buf, 0, 10) == (len(buf), 4)
+
+
+def test_threaded_parse_equals_single_and_reports_global_frame():
+    rng = np.random.default_rng(7)
+    data = rng.normal(size=(40, 600, 3))
+    text = _xyz(data)
+    buf = _buf(text)
+    offs, _, _, _ = tp.index_xyz(buf, 0, 600)
+    colmap = np.array([-1, 0, 1, 2])
+    out1 = np.empty((40, 600, 3))
+    out2 = np.empty((40, 600, 3))
+    assert tp.parse_frames(buf, offs, 2, 600, colmap, np.arange(600), out1, threads=2)[0] == tp.OK
+    assert tp.parse_frames(buf, offs, 2, 600, colmap, np.arange(600), out2, threads=1)[0] == tp.OK
+    npt.assert_array_equal(out1, data)
+    npt.assert_array_equal(out2, data)
+    # an error in the second half is reported with its index in the whole range
+    lines = text.split("\n")
+    lines[35 * 602 + 2 + 10] = "Li 1 2 zz"
+    buf = _buf("\n".join(lines))
+    offs, _, _, _ = tp.index_xyz(buf, 0, 600)
+    res = tp.parse_frames(buf, offs, 2, 600, colmap, np.arange(600), out1, threads=2)
+    assert res[:3] == (tp.BADNUM, 35, 10) and res[4] == 3

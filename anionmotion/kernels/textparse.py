@@ -11,6 +11,8 @@ a frame, 4 too few numbers on a row, 5 a token that is not a number.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ._loader import load_ext
@@ -164,7 +166,7 @@ def index_xdatcar_ref(buf, pos, n_header, n_atoms):
 
 
 # ----------------------------------------------------------------------------- number parsing
-def parse_frames(buf, offsets, skip, n_rows, colmap, rowmap, out, *, use_ext=True):
+def parse_frames(buf, offsets, skip, n_rows, colmap, rowmap, out, *, use_ext=True, threads=2):
     """Parse the numbers of ``n_rows`` rows of each frame into ``out``.
 
     Parameters
@@ -184,6 +186,11 @@ def parse_frames(buf, offsets, skip, n_rows, colmap, rowmap, out, *, use_ext=Tru
         Row r → row of ``out`` (−1 skips the line without parsing it).
     out : ndarray, float64, shape (n_frames, n_out_rows, n_out_cols)
         OUT.
+    use_ext : bool
+        Compiled kernel (True) or the Python twin.
+    threads : int
+        Frames are split over this many threads when there are at least
+        20 000 rows to parse (the compiled kernel releases the GIL).
 
     Returns
     -------
@@ -200,8 +207,34 @@ def parse_frames(buf, offsets, skip, n_rows, colmap, rowmap, out, *, use_ext=Tru
         raise ValueError("out must be a C-contiguous float64 array of shape (n_frames, n_out_rows, n_out_cols)")
     if (len(rowmap) and rowmap.max() >= out.shape[1]) or (len(colmap) and colmap.max() >= out.shape[2]):
         raise ValueError("rowmap/colmap point outside out")
-    fn = _tp.parse_frames if use_ext else parse_frames_ref
-    return fn(buf, offsets, int(skip), int(n_rows), colmap, rowmap, out)
+    if not use_ext:
+        return parse_frames_ref(buf, offsets, int(skip), int(n_rows), colmap, rowmap, out)
+    nf = len(offsets)
+    if threads > 1 and nf >= 2 and nf * n_rows >= _THREAD_MIN_ROWS:
+        # frames are independent: split them over threads (the kernel releases the GIL)
+        bounds = np.linspace(0, nf, min(threads, nf) + 1).astype(int)
+        jobs = [(_pool().submit(_tp.parse_frames, buf, offsets[a:b], int(skip), int(n_rows), colmap, rowmap,
+                                out[a:b]), a) for a, b in zip(bounds[:-1], bounds[1:])]
+        results = [(j.result(), a) for j, a in jobs]
+        for res, a in results:
+            if res[0] != OK:
+                return (res[0], res[1] + a) + tuple(res[2:])
+        return OK, 0, 0, 0, 0
+    return _tp.parse_frames(buf, offsets, int(skip), int(n_rows), colmap, rowmap, out)
+
+
+_THREAD_MIN_ROWS = 20000
+_POOL = None
+
+
+def _pool():
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 2)),
+                                   thread_name_prefix="anionmotion-textparse")
+    return _POOL
 
 
 def _float_ref(tok: bytes) -> float:
