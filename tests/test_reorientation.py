@@ -295,3 +295,17 @@ def test_per_species_and_clusters():
     # C1 of a uniform rotation about z by ω t: ligands on z keep cos = 1, the 4 in-plane ones cos(ω t)
     lag = rc.lag_ps
     npt.assert_allclose(rc.C1, (2 + 4 * np.cos(0.5 * lag)) / 6, atol=1e-9)
+
+
+def test_angle_projections_follow_the_ligand_most_aligned_with_c():
+    # a tetrahedron turning about z: its ligand nearest +z keeps θc constant while θa, θb change
+    n = 30
+    R = np.stack([axis_angle([0, 0, 1], 0.1 * t) @ axis_angle([1, 2, 3], 0.4) for t in range(n)])[:, None]
+    traj, pos, sp = rigid_traj(R)
+    r = reorientation(traj, center="S", ligand="O")
+    th = r.angles_deg[:, 0]
+    npt.assert_allclose(th[:, 2], th[0, 2], atol=1e-9)
+    assert np.ptp(th[:, 0]) > 10
+    perm = np.r_[0, 4, 3, 2, 1]                         # reverse the ligand order in the file
+    t2 = anionmotion.from_arrays(pos[:, perm], np.eye(3) * 20, species=[sp[i] for i in perm], frame_interval=0.1)
+    npt.assert_allclose(reorientation(t2, center="S", ligand="O").angles_deg, r.angles_deg, atol=1e-9)

@@ -430,6 +430,7 @@ def coupling(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     n = len(times)
     if n < 3:
         raise OptionError(f"coupling needs at least 3 frames; got {n}")
+    pa.warn_broken(pa.broken_ligands(sysd["lig"], int(frames[0])))
     dt = float(np.median(np.diff(times)))
     n_cat, n_an = len(cat_idx), pa.n_anions
     # pass 1 (frame blocks): centre–cation distances → in-shell flags and the g(r) histogram

@@ -313,8 +313,8 @@ class ReorientationResult(Result):
         For ``threshold`` and ``symmetry``: event anion, frame, time (ps), Kabsch rotation angle
         since the previous event (degrees), count and frequency per anion per ns.
     angles_deg : ndarray, shape (n_frames, n_anions, 3), degrees
-        θa, θb, θc between each anion's orientation vector (centre → its first ligand) and the
-        cell vectors a, b, c (θx, θy, θz for orthogonal cells).
+        θa, θb, θc between each anion's orientation vector (centre → the ligand most aligned with
+        c in the first frame) and the cell vectors a, b, c (θx, θy, θz for orthogonal cells).
     times_ps : ndarray, shape (n_frames,), ps
     rho : ndarray, shape (n_theta, n_phi), sr⁻¹
         Density of ligand bond directions, all anions (θ from z, φ from y).
@@ -624,9 +624,15 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
             raise
         sym_note = str(err)
     chosen = ev_thr if event_method == "threshold" else ev_sym
-    # angle projections of the orientation vector (centre → first ligand) on the cell vectors
+    # angle projections of each anion's orientation vector on the cell vectors; the orientation ligand is
+    # the one most aligned with c in the first frame (independent of the atom order in the file)
     cell_unit = cells / np.linalg.norm(cells, axis=2, keepdims=True)
-    angles = np.degrees(np.arccos(np.clip(np.einsum("tak,tck->tac", u[:, :, 0, :], cell_unit), -1, 1)))
+    # (ties broken by a, then b: lexicographic score)
+    score = np.einsum("alk,ck->alc", np.round(np.nan_to_num(u[0]) @ np.eye(3), 12), cell_unit[0])
+    align = np.where(valid_mask, score[..., 2] + 1e-6 * score[..., 0] + 1e-12 * score[..., 1], -np.inf)
+    orient_lig = np.argmax(align, axis=1)
+    uo = u[:, np.arange(pa.n_anions), orient_lig, :]                              # (T, A, 3)
+    angles = np.degrees(np.arccos(np.clip(np.einsum("tak,tck->tac", uo, cell_unit), -1, 1)))
     rho, rho_per, te, pe = ligand_density(u, bins=rho_bins)
     framework = {"connectivity": pa.connectivity, "VPA_A3": pa.vpa_A3, "AAL_A": pa.aal_A, "cutoff_A": pa.cutoff,
                  "cutoff_source": pa.cutoff_source, "n_anions": pa.n_anions,
@@ -643,7 +649,9 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
         "tau_definition": "tau*_ps = mean time (τ/β)Γ(1/β) of the fit C = exp(−(t/τ)^β) on [0, reliable lag]; "
                           "relaxation[...]['tau_integral_ps'] = ∫C dt to the first zero or the reliable lag",
         "acf": "exact all-origin FFT (zero-padded), scipy.fft",
-        "orientation_vector": "centre → first ligand (lowest atom index); angles against cell vectors a, b, c",
+        "orientation_vector": "centre → the ligand most aligned with c in the first frame; angles against the "
+                              "cell vectors a, b, c",
+        "orientation_ligand_atoms": pa.ligands[np.arange(pa.n_anions), orient_lig],
         "rho": "θ from z, φ = atan2(u_x, u_y) from the y axis; density per steradian",
         "frequency_definition": "events / n_anions / trajectory span (ns)",
     }
