@@ -169,7 +169,12 @@ def nearest_neighbour_distance(traj, atoms, *, start=0, frames=1, block=256) -> 
     frames : int
         Number of frames averaged from ``start``.
     block : int
-        Rows of the pair matrix computed at a time (memory ∝ block · n_atoms).
+        Rows of the pair matrix computed at a time (memory ∝ block · n_atoms; at most 2e6 pairs).
+
+    Notes
+    -----
+    For more than 1000 atoms the median is taken over 1000 atoms evenly spaced in index
+    (each against every atom of the selection).
     """
     idx = traj.select(atoms)
     if len(idx) < 2:
@@ -180,13 +185,18 @@ def nearest_neighbour_distance(traj, atoms, *, start=0, frames=1, block=256) -> 
     chunk = traj.read(atoms=idx, start=start, stop=start + n)
     sites = chunk.positions.mean(axis=0)
     cell = chunk.cells.mean(axis=0)
-    nearest = np.empty(len(idx))
-    for lo in range(0, len(idx), block):
-        d = sites[None, :, :] - sites[lo:lo + block, None, :]
+    n = len(idx)
+    # at most 1000 atoms (evenly spaced in index) as the rows: the median is then cheap for any selection
+    rows = np.unique(np.linspace(0, n - 1, min(n, 1000)).astype(np.int64))
+    block = max(1, min(int(block), 2_000_000 // n))  # bounds the (block, n, 3) temporaries
+    nearest = np.empty(len(rows))
+    for lo in range(0, len(rows), block):
+        rr = rows[lo:lo + block]
+        d = sites[None, :, :] - sites[rr, None, :]
         d = minimum_image_ref(d, cell)
         r = np.sqrt(np.einsum("ijk,ijk->ij", d, d))
-        r[np.arange(r.shape[0]), np.arange(lo, lo + r.shape[0])] = np.inf
-        nearest[lo:lo + block] = r.min(axis=1)
+        r[np.arange(len(rr)), rr] = np.inf
+        nearest[lo:lo + len(rr)] = r.min(axis=1)
     return float(np.median(nearest))
 
 
