@@ -262,6 +262,13 @@ def test_cli_reorient_json_plot_and_rho(tmp_path, monkeypatch):
     assert (tmp_path / "rho.csv").read_text().count("\n") == 2 + 36 * 72
     rc = main(["reorient", "x.traj", "--center", "P", "--ligand", "S", "--json", str(out)])
     assert rc == 2                                   # refuses to overwrite
+    rc = main(["reorient", "x.traj", "--center", "P", "--ligand", "S", "--rho-anion", "3", "--rho-csv",
+               str(tmp_path / "rho3.csv")])
+    assert rc == 0 and "P S4 #3" not in (tmp_path / "rho3.csv").read_text()
+    assert "PS4 #3" in (tmp_path / "rho3.csv").read_text()
+    rc = main(["reorient", "x.traj", "--center", "P", "--ligand", "S", "--rho-anion", "8", "--rho-csv",
+               str(tmp_path / "rho8.csv")])
+    assert rc == 2                                   # only 8 anions
 
 
 def test_per_species_and_clusters():

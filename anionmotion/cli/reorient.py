@@ -43,6 +43,8 @@ def register(sub):
     p.add_argument("--hop-window", type=float, default=9.0, metavar="PS", help="t_a for --cation (ps; default 9)")
     p.add_argument("--rho", metavar="FILE", help="write the ρ(θ, φ) map as a picture (PNG/PDF/SVG)")
     p.add_argument("--rho-csv", metavar="FILE", help="write ρ(θ, φ) (all anions) as CSV")
+    p.add_argument("--rho-anion", type=int, metavar="K",
+                   help="--rho/--rho-csv for polyanion K only (index in the identification order) instead of all")
     p.add_argument("--series", action="store_true", help="include the angle projections per frame in the JSON")
     add_reader_options(p)
     add_output_options(p, json=True, plot=True)
@@ -50,29 +52,41 @@ def register(sub):
     return p
 
 
-def rho_csv(res) -> str:
-    """ρ(θ, φ) as CSV: theta_lo, theta_hi, phi_lo, phi_hi (degrees), rho (sr⁻¹)."""
+def _rho_of(res, anion):
+    if anion is None:
+        return res.rho, f"{res.n_anions} × {res.species}"
+    if not 0 <= anion < res.n_anions:
+        from ..errors import OptionError
+
+        raise OptionError(f"--rho-anion {anion} out of range: there are {res.n_anions} polyanions (0..{res.n_anions - 1})")
+    return res.rho_per_anion[anion], f"{res.species} #{anion}"
+
+
+def rho_csv(res, anion=None) -> str:
+    """ρ(θ, φ) as CSV: theta_lo, theta_hi, phi_lo, phi_hi (degrees), rho (sr⁻¹); all anions or anion K."""
+    rho, what = _rho_of(res, anion)
     te, pe = res.rho_theta_edges, res.rho_phi_edges
-    lines = [f"# rho(theta, phi) of {res.species} ligand bond directions, sr^-1; theta from z, phi from y (degrees)",
+    lines = [f"# rho(theta, phi) of the ligand bond directions of {what}, sr^-1; theta from z, phi from y (degrees)",
              "theta_lo_deg,theta_hi_deg,phi_lo_deg,phi_hi_deg,rho_per_sr"]
     for i in range(len(te) - 1):
         for j in range(len(pe) - 1):
-            lines.append(f"{te[i]:.4f},{te[i + 1]:.4f},{pe[j]:.4f},{pe[j + 1]:.4f},{res.rho[i, j]:.8g}")
+            lines.append(f"{te[i]:.4f},{te[i + 1]:.4f},{pe[j]:.4f},{pe[j + 1]:.4f},{rho[i, j]:.8g}")
     return "\n".join(lines) + "\n"
 
 
-def plot_rho(res, path, overwrite=False):
-    """Picture of ρ(θ, φ) (all anions)."""
+def plot_rho(res, path, overwrite=False, anion=None):
+    """Picture of ρ(θ, φ) (all anions, or anion K)."""
     from ..results import check_output
 
+    rho, what = _rho_of(res, anion)
     check_output(path, overwrite)
     plt = need_matplotlib()
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    m = ax.pcolormesh(res.rho_phi_edges, res.rho_theta_edges, res.rho, shading="flat", cmap="viridis")
+    m = ax.pcolormesh(res.rho_phi_edges, res.rho_theta_edges, rho, shading="flat", cmap="viridis")
     ax.set_xlabel("φ (deg, from y)")
     ax.set_ylabel("θ (deg, from z)")
     ax.invert_yaxis()
-    ax.set_title(f"ρ(θ, φ) of {res.species} bond directions")
+    ax.set_title(f"ρ(θ, φ) of the bond directions of {what}")
     fig.colorbar(m, ax=ax, label="ρ (sr⁻¹)")
     fig.tight_layout()
     fig.savefig(path, dpi=130)
@@ -154,9 +168,9 @@ def run(args) -> int:
     if args.json:
         write_json(args.json, d, overwrite=args.overwrite)
     if args.rho_csv:
-        write_text_atomic(args.rho_csv, rho_csv(res), overwrite=args.overwrite)
+        write_text_atomic(args.rho_csv, rho_csv(res, args.rho_anion), overwrite=args.overwrite)
     if args.rho:
-        plot_rho(res, args.rho, overwrite=args.overwrite)
+        plot_rho(res, args.rho, overwrite=args.overwrite, anion=args.rho_anion)
     if args.plot:
         plot_reorientation(res, args.plot, overwrite=args.overwrite)
     return 0
