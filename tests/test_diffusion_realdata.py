@@ -78,3 +78,26 @@ def test_hops_on_aimd_match_the_kernel(trajs):
     assert res.jump_frequency_per_ns == pytest.approx(res.n_events / (192 * 10.0e-3))
     auto = anionmotion.hops(traj, species="Li")
     assert 2.5 < auto.a_A < 3.5 and "nearest Li–Li" in auto.meta["a_source"]
+
+
+def test_cli_on_the_xdatcar(tmp_path, capsys):
+    import json
+
+    from anionmotion.cli import main
+
+    out = tmp_path / "li.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitWarning)
+        assert main(["msd", FILES["100p"], "--species", "Li", "--frame-interval", "0.1", "--temperature", "500",
+                     "--no-progress", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "framework centre of mass subtracted (default for xdatcar" in text
+    d = json.load(open(out))
+    assert d["n_atoms"] == 192 and d["temperature_K"] == 500 and d["drift_corrected"] is True
+    assert d["diffusion"]["fit_window_ps"] == pytest.approx([1.39, 6.95])
+    assert d["conductivity"]["volume_A3"] == pytest.approx(20.3123 ** 3, rel=1e-3)
+    hj = tmp_path / "hops.json"
+    assert main(["hops", FILES["100p"], "--species", "Li", "--frame-interval", "0.1", "--a", "3.0",
+                 "--residence", "1", "--window", "4", "--no-progress", "--json", str(hj)]) == 0
+    h = json.load(open(hj))
+    assert h["n_events"] == len(h["events"]) > 0 and {"atom", "time_ps"} <= set(h["events"][0])
