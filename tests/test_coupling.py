@@ -263,3 +263,24 @@ def test_none_means_default_and_option_errors():
     from anionmotion.analysis.reorientation import reorientation
     ro = reorientation(traj, center="S", ligand="O", threshold=None, site_tolerance=None, reliable_fraction=None)
     assert ro.meta["threshold_deg"] == 70.0 and ro.meta["reliable_fraction"] == 0.5
+
+
+@settings(deadline=None, max_examples=5)
+@given(seed=st.integers(0, 1000))
+def test_timeline_invariant_under_permutation_and_shifts(seed):
+    traj, pos = hop_system()
+    rng = np.random.default_rng(seed)
+    sp = list(traj.species)
+    ref = timeline(traj, cation="Li", center="S", ligand="O", hops=fake_hops([10], [25]), half_width=2.0)
+    perm = rng.permutation(pos.shape[1])
+    moved = pos[:, perm] + rng.normal(size=3) * 4
+    moved[:, rng.integers(pos.shape[1])] += rng.integers(-2, 3, size=3) * 16.0
+    t2 = anionmotion.from_arrays(moved % 16.0, np.eye(3) * 16, species=[sp[i] for i in perm], frame_interval=0.1,
+                                 style="wrapped")
+    new_li = int(np.nonzero(perm == 10)[0][0])
+    r = timeline(t2, cation="Li", center="S", ligand="O", hops=fake_hops([new_li], [25]), half_width=2.0)
+    a, b = ref.hops[0], r.hops[0]
+    npt.assert_allclose(b["cation_displacement_A"], a["cation_displacement_A"], atol=1e-9)
+    for key in ("ligand_angle_deg", "center_ligand_A", "cation_ligand_A"):
+        npt.assert_allclose(np.sort(b[key].reshape(len(b["times_ps"]), -1), axis=1),
+                            np.sort(a[key].reshape(len(a["times_ps"]), -1), axis=1), atol=1e-8)

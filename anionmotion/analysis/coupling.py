@@ -80,11 +80,9 @@ def min_image_rows(d, cells):
 
 
 def _angle(a, b):
-    """Angle (degrees) between row vectors."""
-    na = np.linalg.norm(a, axis=-1)
-    nb = np.linalg.norm(b, axis=-1)
-    c = np.einsum("...k,...k->...", a, b) / (na * nb)
-    return np.degrees(np.arccos(np.clip(c, -1.0, 1.0)))
+    """Angle (degrees) between vectors along the last axis: atan2(|a × b|, a·b) (accurate near 0 and 180°)."""
+    cr = np.linalg.norm(np.cross(a, b), axis=-1)
+    return np.degrees(np.arctan2(cr, np.einsum("...k,...k->...", a, b)))
 
 
 def first_shell_radius(distances, volume, n_pairs_per_frame, n_frames, *, r_max, dr=0.05):

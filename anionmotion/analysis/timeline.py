@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..results import Result
-from .coupling import _local_frames, load_system, min_image_rows, nearest_anions
+from .coupling import _angle, _local_frames, load_system, min_image_rows, nearest_anions
 from .polyanions import find_polyanions, parse_species
 
 __all__ = ["timeline", "TimelineResult"]
@@ -188,7 +188,7 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
             disp = np.linalg.norm(r - r[0], axis=-1)
             lig = sysd["lig"][lo:hi][:, an]                           # (nt, k, L, 3)
             u = sysd["u"][lo:hi][:, an]
-            ang = np.degrees(np.arccos(np.clip(np.einsum("tklx,klx->tkl", u, u[0]), -1, 1)))
+            ang = _angle(u, np.broadcast_to(u[0], u.shape))
             dcl = np.linalg.norm(lig, axis=-1)
             # cation–ligand: C→cation minus C→ligand, minimum image
             cc = sysd["cat"][lo:hi, c][:, None, :] - sysd["cen"][lo:hi][:, an]          # (nt, k, 3)
