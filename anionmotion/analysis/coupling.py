@@ -378,6 +378,11 @@ def coupling(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
         Null-distribution resamplings and random seed.
     start, stop, step : int, optional
         Frame range.
+    block_frames : int
+        Frames per block when computing the centre–cation distances (bounds the temporary memory).
+    progress : bool, optional
+    use_ext : bool
+        Compiled kernels (True) or the numpy twins.
 
     Returns
     -------

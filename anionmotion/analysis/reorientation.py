@@ -24,7 +24,7 @@ import numpy as np
 import scipy.fft
 
 from .._validate import parse_memory
-from ..errors import FitWarning, OptionError
+from ..errors import OptionError
 from ..kernels.events import rotation_events_symmetry, rotation_events_threshold
 from ..kernels.polyanion import fill_components, normalize_vectors
 from ..results import Result

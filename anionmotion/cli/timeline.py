@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
 from .reorient import add_polyanion_options
