@@ -199,3 +199,15 @@ def test_reftraj_constant_time_needs_frame_interval(tmp_path):
         t.times
     t = anionmotion.open(p, cell=[5, 5, 5], frame_interval=0.5)
     npt.assert_allclose(t.times, [0, 0.5])
+
+
+def test_zero_volume_cell_row_names_frame(tmp_path):
+    pos, vel = _copy_trio(tmp_path)
+    cell = tmp_path / "PROJECT-1.cell"
+    lines = cell.read_text().splitlines()
+    t = lines[3].split()
+    t[10] = "0.0"  # Cz of step 2
+    lines[3] = " ".join(t)
+    cell.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TrajectoryError, match=r"frame 2: cell volume is 0"):
+        anionmotion.open(pos).read()
