@@ -45,10 +45,14 @@ from libc.stdint cimport int64_t, uint64_t, int32_t, uint8_t
 cdef double NAN = float("nan")
 
 cdef double[23] POW10
+cdef uint64_t[19] IPOW10
 cdef int _i
 POW10[0] = 1.0
+IPOW10[0] = 1
 for _i in range(1, 23):
     POW10[_i] = POW10[_i - 1] * 10.0
+for _i in range(1, 19):
+    IPOW10[_i] = IPOW10[_i - 1] * 10
 
 cdef enum:
     ROLE_SKIP = -1
@@ -147,7 +151,7 @@ cdef int parse_double(const unsigned char* p, const unsigned char* end, double* 
                 n2 = swar_digits(q, &fp)
                 q += n2
             if n2 < 8 and n1 + n2 > 0:
-                m = ip * <uint64_t>POW10[n2] + fp if n2 else ip
+                m = ip * IPOW10[n2] + fp if n2 else ip
                 exp10 = -n2
                 if (q[0] == 101 or q[0] == 69):
                     q += 1
@@ -168,7 +172,7 @@ cdef int parse_double(const unsigned char* p, const unsigned char* end, double* 
                         exp10 = 1000      # force the slow path
                     exp10 += -e if eneg else e
                 if (q >= end or is_delim(q[0])) and -22 <= exp10 <= 22:
-                    v = <double>m
+                    v = <double><int64_t>m      # m < 10^14: exact, and the signed conversion is one instruction
                     if exp10 < 0:
                         v = v / POW10[-exp10]
                     elif exp10 > 0:
