@@ -26,7 +26,7 @@ STATUSES = {"ok", "skipped", "unavailable", "failed"}
 def synth_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("rep") / "out"
     rep = run_report(li2so4(n_frames=300, dt=0.04), out, temperature=600.0, progress=False,
-                     options={"shell_radius": 3.5, "grid_spacing": 0.6})
+                     options={"shell_radius": 3.5, "grid_spacing": 0.6, "hop_distance": 1.5})
     return out, rep
 
 

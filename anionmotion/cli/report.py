@@ -36,7 +36,7 @@ def add_report_options(p):
     g.add_argument("--r-max", type=float, help="g(r) range, Å")
     g.add_argument("--max-freq", type=float, help="highest VDOS frequency, THz")
     g.add_argument("--stages", help="comma-separated subset of stages to run (default all: "
-                                    "polyanions,diffusion,hops,reorientation,coupling,vdos,libration,density,rdf)")
+                                    "polyanions,diffusion,hops,reorientation,coupling,timeline,vdos,libration,density,rdf)")
     g.add_argument("--no-figures", action="store_true", help="do not draw figures")
 
 

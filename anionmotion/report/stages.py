@@ -554,6 +554,49 @@ def _coupling_body(ctx, out):
         ax.set_ylabel("events")
 
 
+def _timeline_body(ctx, out):
+    poly = _poly_obj(ctx)
+    hops = ctx.results.get("hops")
+    if hops is None:
+        raise StageSkip("the hops stage produced no hop events")
+    if getattr(hops, "n_events", len(rdict(hops).get("events") or [])) == 0:
+        raise StageSkip("no cation hop events in this trajectory: nothing to show around a hop")
+    res = call(out, _api("timeline"), ctx.traj, cation=ctx.cation.species, polyanions=poly, hops=hops, hop=0,
+               progress=ctx.progress)
+    out.parameters["hops"] = "the events of the hops stage (the first one is shown)"
+    ctx.results["timeline"] = res
+    d = rdict(res)
+    out.result = d
+    h = d["hops"][0]
+    out.summary += [("hops in the trajectory", _fmt(d.get("n_hops_total"))),
+                    ("shown", f"hop 0: {ctx.cation.species} atom {h['cation_atom']} at {_fmt(h['hop_time_ps'], 'ps')}"),
+                    ("nearest polyanions (centre atoms)", ", ".join(str(a) for a in h["center_atoms"]))]
+    t = np.asarray(h["times_ps"], float)
+    disp = np.asarray(h["cation_displacement_A"], float)
+    ang = np.asarray(h["ligand_angle_deg"], float)               # (n_t, n_nearest, n_lig)
+    cols, header = [t, disp], ["time_ps", "cation_displacement_A"]
+    for k in range(ang.shape[1]):
+        for j in range(ang.shape[2]):
+            cols.append(ang[:, k, j])
+            header.append(f"anion{h['anions'][k]}_ligand{j}_angle_deg")
+    out.tables.append(("timeline.csv", header, np.column_stack(cols)))
+    fig, ax = new_figure(out, "timeline", "Around the first hop (SPEC §5; paper 003 Fig. 3b): the cation's displacement "
+                                          "from the start of the window and the angular displacement of every ligand of "
+                                          "its nearest polyanions; dotted: the hop time.", ncols=2)
+    if fig is not None:
+        ax[0].plot(t, disp, color="k")
+        ax[0].set_xlabel("time (ps)")
+        ax[0].set_ylabel("|r(t) − r(t_ini)| (Å)")
+        for k in range(ang.shape[1]):
+            for j in range(ang.shape[2]):
+                ax[1].plot(t, ang[:, k, j], lw=0.8, color=f"C{k}", label=f"anion {h['anions'][k]}" if j == 0 else None)
+        ax[1].set_xlabel("time (ps)")
+        ax[1].set_ylabel("ligand angular displacement (deg)")
+        ax[1].legend(frameon=False)
+        for a in ax:
+            a.axvline(h["hop_time_ps"], color="grey", ls=":")
+
+
 # ----------------------------------------------------------------------------- spectra
 
 def _vdos_body(ctx, out):
@@ -743,6 +786,8 @@ STAGES = (
           ("find_polyanions", "reorientation"), _needs_polyanions, _reorientation_body),
     Stage("coupling", "Cation–polyanion coupling (paddle-wheel)", ("find_polyanions", "coupling"),
           _all(_needs_cation, _needs_polyanions), _coupling_body),
+    Stage("timeline", "Timeline around a cation hop", ("find_polyanions", "hops", "timeline"),
+          _all(_needs_cation, _needs_polyanions), _timeline_body),
     Stage("vdos", "Vibrational density of states and band centres", ("vdos",), _needs_velocities, _vdos_body),
     Stage("libration", "Libration spectrum and overlap with the cation VDOS", ("find_polyanions", "libration"),
           _all(_needs_cation, _needs_polyanions, _needs_velocities), _libration_body),
