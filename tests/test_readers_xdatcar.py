@@ -222,3 +222,11 @@ def test_zero_volume_empty_binary(tmp_path):
     write_xdatcar(tmp_path / "U", ["Qq"], [1], np.zeros((1, 1, 3)), np.array([np.eye(3)]))
     with pytest.raises(TrajectoryError, match=r"unknown species 'Qq'"):
         anionmotion.open(tmp_path / "U", format="xdatcar")
+
+
+def test_crlf_line_endings(tmp_path):
+    src = open(data_path("xdatcar", "example_center.XDATCAR"), "rb").read()
+    (tmp_path / "XDATCAR").write_bytes(src.replace(b"\n", b"\r\n"))
+    a = anionmotion.open(tmp_path / "XDATCAR", frame_interval=1).read()
+    b = anionmotion.open(data_path("xdatcar", "example_center.XDATCAR"), frame_interval=1).read()
+    npt.assert_array_equal(a.positions, b.positions)

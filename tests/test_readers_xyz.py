@@ -244,3 +244,10 @@ def test_numeric_species_need_types(tmp_path):
     assert list(t.species) == ["Mo", "O"]
     with pytest.raises(TrajectoryError, match=r"types= has no element for type\(s\) \[2\]"):
         anionmotion.open(p, cell=[5, 5, 5], types="1=Mo")
+
+
+def test_crlf_line_endings(tmp_path):
+    text = f"2\r\n{LAT}\r\nLi 0 0 0\r\nO 1 1 1\r\n2\r\n{LAT}\r\nLi 0.5 0 0\r\nO 1 1 1\r\n"
+    t = anionmotion.open(_write(tmp_path, text), frame_interval=1, unwrap=False)
+    npt.assert_array_equal(t.read().positions[1], [[0.5, 0, 0], [1, 1, 1]])
+    assert list(t.species) == ["Li", "O"]
