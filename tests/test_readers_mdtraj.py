@@ -82,3 +82,29 @@ def test_mdtraj_bad_input(tmp_path):
         anionmotion.open(tmp_path / "g.dcd", topology=PDB)
     with pytest.raises(FormatError, match="AMBER NetCDF is read by the netcdf reader"):
         anionmotion.open(NC, format="mdtraj")
+
+
+def test_trr_velocities(tmp_path):
+    mda = pytest.importorskip("MDAnalysis")  # optional peer: writes TRR files with velocities
+    from MDAnalysis.coordinates.TRR import TRRWriter
+
+    u = mda.Universe.empty(3, trajectory=True, velocities=True)
+    u.dimensions = [30, 30, 30, 90, 90, 90]
+    pos = np.arange(9.0).reshape(3, 3)
+    with TRRWriter(str(tmp_path / "v.trr"), 3) as w:
+        for k in range(4):
+            u.atoms.positions = pos + k
+            u.atoms.velocities = np.full((3, 3), k + 1.0)  # Å/ps
+            u.trajectory.ts.time = 2.0 * k
+            w.write(u)
+    (tmp_path / "top.pdb").write_text("".join(
+        f"ATOM  {i + 1:5d}  LI  LI  A{i + 1:4d}    {0:8.3f}{0:8.3f}{0:8.3f}  1.00  0.00          LI\n"
+        for i in range(3)) + "END\n")
+    t = anionmotion.open(tmp_path / "v.trr", topology=tmp_path / "top.pdb", unwrap=False)
+    assert t.has_velocities and list(t.species) == ["Li"] * 3
+    c = t.read()
+    npt.assert_allclose(c.velocities, np.arange(1, 5.0)[:, None, None] * np.ones((4, 3, 3)), rtol=1e-6)
+    npt.assert_allclose(c.positions, pos[None] + np.arange(4.0)[:, None, None], atol=1e-5)
+    npt.assert_allclose(t.times, [0, 2, 4, 6])
+    part = t.read(atoms=[2], frames=slice(2, 4))
+    npt.assert_allclose(part.velocities[:, 0], [[3, 3, 3], [4, 4, 4]], rtol=1e-6)

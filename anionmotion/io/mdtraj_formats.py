@@ -4,7 +4,8 @@ DCD, XTC, TRR and MDTraj HDF5 are read with MDTraj's file objects, which
 seek to a frame (random access, no re-reading from the start) and need no
 topology; every other MDTraj format goes through ``mdtraj.load`` once.
 
-Units: MDTraj's XTC/TRR/HDF5 data are nm and ps (converted to Å: × 10); its
+Units: MDTraj's XTC/TRR/HDF5 data are nm and ps (converted to Å: × 10; TRR and
+HDF5 velocities nm/ps → Å/ps); its
 DCD file object returns the file's numbers, which are Å for CHARMM/NAMD/LAMMPS
 DCDs.  Cells come from the unit-cell vectors (XTC/TRR) or lengths + angles
 (DCD, HDF5).  Times: XTC/TRR/HDF5 store them (ps); DCD time information
@@ -129,6 +130,8 @@ class MDTrajReader(BaseReader):
                     top = self._fh.topology
                     if top is not None and options.topology is None:
                         top_species = [a.element.symbol if a.element is not None else a.name for a in top.atoms]
+                if ext == ".trr" and self.n_frames:
+                    self._trr_vel = _trr_has_velocities(self._fh)
                 first = self._raw(0, min(1, self.n_frames))
                 self.n_atoms = int(first["xyz"].shape[1]) if self.n_frames else self._n_atoms_empty()
             else:
@@ -179,7 +182,9 @@ class MDTrajReader(BaseReader):
             self.units["time"] = "none used (DCD times are unreliable; frame_interval, ps)"
         else:
             self.times = _LAZY  # computed on first use (XTC/TRR need a pass over the file)
-        self.has_velocities = ext == ".h5" and self.n_frames > 0 and first.get("vel") is not None
+        self.has_velocities = ext in (".h5", ".trr") and self.n_frames > 0 and first.get("vel") is not None
+        if self.has_velocities:
+            self.units["velocity"] = "Å/ps (file nm/ps × 10)"
         self.coord_style = "wrapped"
         self.metadata["mdtraj_format"] = ext.lstrip(".")
 
@@ -219,8 +224,14 @@ class MDTrajReader(BaseReader):
                 xyz, time, step, box = fh.read(n)
                 out = {"xyz": xyz * 10.0, "cells": None if box is None else box * 10.0, "time": time, "vel": None}
             elif ext == ".trr":
-                xyz, time, step, box, lam = fh.read(n)
-                out = {"xyz": xyz * 10.0, "cells": None if box is None else box * 10.0, "time": time, "vel": None}
+                vel = None
+                if getattr(self, "_trr_vel", False):
+                    # MDTraj's TRR reader returns velocities (nm/ps) only through its _read method
+                    xyz, time, step, box, lam, vel, _ = fh._read(n, None, get_velocities=True)
+                    vel = None if vel is None else np.asarray(vel, dtype=np.float64) * 10.0
+                else:
+                    xyz, time, step, box, lam = fh.read(n)
+                out = {"xyz": xyz * 10.0, "cells": None if box is None else box * 10.0, "time": time, "vel": vel}
             else:  # .h5
                 fr = fh.read(n)
                 cells = None
@@ -279,3 +290,15 @@ def _topology_species_from(top, path):
 
     names = [a.element.symbol if a.element is not None and a.element.symbol else a.name for a in top.atoms]
     return elements_of(names, path=path, what="topology element")
+
+
+def _trr_has_velocities(fh):
+    """Whether a TRR file stores velocities (frame 0), through MDTraj's private ``_read``; False if unavailable."""
+    try:
+        fh.seek(0)
+        r = fh._read(1, None, get_velocities=True)
+        fh.seek(0)
+        return len(r) >= 6 and r[5] is not None
+    except (AttributeError, TypeError, ValueError, RuntimeError, OSError):
+        fh.seek(0)
+        return False
