@@ -265,3 +265,22 @@ def test_compressed_topology_and_constant_time(tmp_path):
     assert "time_note" in t.metadata
     with pytest.raises(OptionError, match="frame_interval"):
         t.times
+
+
+def test_atom_types_atomic_numbers_or_types_map(tmp_path):
+    with netCDF4.Dataset(tmp_path / "a.nc", "w", format="NETCDF3_64BIT_OFFSET") as ds:
+        ds.createDimension("frame", None)
+        ds.createDimension("atom", 3)
+        ds.createDimension("spatial", 3)
+        ds.createDimension("cell_spatial", 3)
+        ds.createDimension("cell_angular", 3)
+        v = ds.createVariable("coordinates", "f4", ("frame", "atom", "spatial"))
+        v.units = "angstrom"
+        v[0] = np.zeros((3, 3))
+        ds.createVariable("cell_lengths", "f8", ("frame", "cell_spatial"))[0] = [5, 5, 5]
+        ds.createVariable("cell_angles", "f8", ("frame", "cell_angular"))[0] = [90, 90, 90]
+        ds.createVariable("atom_types", "i4", ("atom",))[:] = [3, 15, 16]
+    t = anionmotion.open(tmp_path / "a.nc", frame_interval=1)
+    assert list(t.species) == ["Li", "P", "S"]  # atomic numbers (ASE convention)
+    t = anionmotion.open(tmp_path / "a.nc", frame_interval=1, types="3=Na,15=Cl,16=Cl")
+    assert list(t.species) == ["Na", "Cl", "Cl"]  # an explicit map wins

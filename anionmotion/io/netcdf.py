@@ -16,9 +16,10 @@ a right-handed cell; ``cell_origin`` (LAMMPS box lo) when present.
 
 Species, in order of preference: the ``topology`` option (via MDTraj); an
 element-name character variable (``element``, ``atom_names``, ``atom_name``,
-``symbols``, ``names``); ``atom_types`` (atomic numbers, ASE/anionmotion); a
-LAMMPS ``type`` variable mapped by ``types=`` (without a map the type numbers
-are kept as names, e.g. ``"1"``).  Masses from ``masses``/``mass``, charges
+``symbols``, ``names``); an integer type variable (``type``, ``atom_types``)
+mapped by ``types=`` when given; ``atom_types`` read as atomic numbers
+(ASE/anionmotion convention); a LAMMPS ``type`` variable without a map keeps
+the type numbers as names (e.g. ``"1"``).  Masses from ``masses``/``mass``, charges
 from ``charges``/``q``/``charge`` when present.  All global attributes go
 into ``metadata``.
 """
@@ -274,33 +275,42 @@ class NetCDFReader(BaseReader):
                     from ._text import elements_of
 
                     return elements_of(names, path=self.path, what=f"element name in variable {name!r}")
-        if "atom_types" in v and v["atom_types"].ndim == 1 and v["atom_types"].shape[0] == self.n_atoms:
+        type_vars = [name for name in ("type", "atom_type", "types", "atom_types")
+                     if name in v and v[name].shape[-1] == self.n_atoms and np.issubdtype(v[name].dtype, np.integer)]
+        if options.types and type_vars:
+            # an explicit type → element map wins (LAMMPS type numbers, or any integer labels)
+            t = self._type_numbers(v[type_vars[0]])
+            missing = sorted({int(x) for x in np.unique(t)} - set(options.types))
+            if missing:
+                raise TrajectoryError(f"types= has no element for atom type(s) {missing}; the file has types "
+                                      f"{sorted(int(x) for x in np.unique(t))} (variable {type_vars[0]!r})",
+                                      path=self.path)
+            out = [normalize_symbol(options.types[int(x)]) for x in t]
+            unknown = sorted({s for s in out if s not in MASSES})
+            if unknown:
+                raise TrajectoryError(f"types= maps to unknown element(s) {unknown}", path=self.path)
+            return np.asarray(out, dtype=object)
+        if "atom_types" in type_vars and v["atom_types"].ndim == 1:
+            # ASE / anionmotion convention: atomic numbers
             z = np.asarray(v["atom_types"][:]).astype(int)
             table = _symbol_of_z()
-            bad = [int(x) for x in np.unique(z) if int(x) not in table]
-            if not bad:
+            if all(int(x) in table for x in np.unique(z)):
+                self.metadata["species_note"] = "species from atom_types read as atomic numbers (ASE convention)"
                 return np.asarray([table[int(x)] for x in z], dtype=object)
-        for name in ("type", "atom_type", "types"):
-            if name in v and v[name].shape[-1] == self.n_atoms and np.issubdtype(v[name].dtype, np.integer):
-                var = v[name]
-                t = np.asarray(var[0] if var.ndim == 2 else var[:]).astype(int)
-                if var.ndim == 2 and self._perm_needed:
-                    t = t[self._order(0)]
-                if options.types:
-                    missing = sorted({int(x) for x in np.unique(t)} - set(options.types))
-                    if missing:
-                        raise TrajectoryError(f"types= has no element for atom type(s) {missing}; the file has types "
-                                              f"{sorted(int(x) for x in np.unique(t))}", path=self.path)
-                    out = [normalize_symbol(options.types[int(x)]) for x in t]
-                    unknown = sorted({s for s in out if s not in MASSES})
-                    if unknown:
-                        raise TrajectoryError(f"types= maps to unknown element(s) {unknown}", path=self.path)
-                    return np.asarray(out, dtype=object)
-                self.metadata["species_note"] = ("species are LAMMPS type numbers; map them to elements with "
-                                                 "types= / --types (e.g. 1=Li,2=P,3=S)")
-                return np.asarray([str(int(x)) for x in t], dtype=object)
+        lammps = [name for name in type_vars if name != "atom_types"]
+        if lammps:
+            t = self._type_numbers(v[lammps[0]])
+            self.metadata["species_note"] = ("species are LAMMPS type numbers; map them to elements with "
+                                             "types= / --types (e.g. 1=Li,2=P,3=S)")
+            return np.asarray([str(int(x)) for x in t], dtype=object)
         raise TrajectoryError("the file names no species (no element/atom_names/atom_types/type variable); give a "
                               "topology with topology= / --topology (PDB, PSF, prmtop …)", path=self.path)
+
+    def _type_numbers(self, var):
+        t = np.asarray(var[0] if var.ndim == 2 else var[:]).astype(int)
+        if var.ndim == 2 and self._perm_needed:
+            t = t[self._order(0)]
+        return t
 
     def _cells(self, start, stop):
         if self.options.cell is not None:
