@@ -102,3 +102,12 @@ def test_no_subcommand_prints_help(capsys):
 def test_lazy_exports_fail_cleanly():
     with pytest.raises(AttributeError, match="has no attribute 'nonexistent'"):
         anionmotion.nonexistent
+
+
+def test_detect_xdatcar_by_content_including_blank_line_frames(tmp_path):
+    header = ("Li2 test\n 1.0\n 5.0 0 0\n 0 5.0 0\n 0 0 5.0\n Li\n 2\n")
+    frames = " 0.1 0.2 0.3\n 0.5 0.5 0.5\n"
+    for sep in ("Direct configuration=     1\n", "\n"):
+        p = tmp_path / ("t" + str(len(sep)))
+        p.write_text(header + sep + frames)
+        assert detect_format(p) == "xdatcar"

@@ -78,12 +78,34 @@ def detect_format(path) -> str:
     if "ITEM: TIMESTEP" in text[:200]:
         return "lammps"
     lines = text.splitlines()
-    if len(lines) > 7 and ("configuration" in text.lower() or lines[7].strip().lower().startswith(("direct", "cart"))):
+    if _looks_like_xdatcar(lines):
         return "xdatcar"
     if lines and lines[0].strip().isdigit():
         return "extxyz"
     raise FormatError(f"unknown trajectory format; supported formats: {supported_formats()} "
                       "(give one with format= / --format)", path=path)
+
+
+def _is_floats(line, n):
+    parts = line.split()
+    if len(parts) != n:
+        return False
+    try:
+        [float(x) for x in parts]
+    except ValueError:
+        return False
+    return True
+
+
+def _looks_like_xdatcar(lines) -> bool:
+    """VASP XDATCAR header: title, scale, three lattice rows, (species,) counts, then a frame."""
+    if len(lines) < 7 or not _is_floats(lines[1], 1) or not all(_is_floats(lines[i], 3) for i in (2, 3, 4)):
+        return False
+    counts = 6 if lines[5].split() and all(t.isalpha() for t in lines[5].split()) else 5
+    if not lines[counts].split() or not all(t.isdigit() for t in lines[counts].split()):
+        return False
+    nxt = lines[counts + 1].strip().lower() if len(lines) > counts + 1 else ""
+    return nxt == "" or nxt.startswith(("direct", "cart", "konfig"))
 
 
 def supported_formats() -> str:
