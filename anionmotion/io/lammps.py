@@ -3,10 +3,12 @@
 Opening a dump runs one fast scan over the file in 32 MiB blocks (compiled,
 ``anionmotion.kernels.lammps.scan_frames``): it records the byte offset, step,
 atom count and box of every frame without parsing atom lines.  The index is
-kept in memory (keyed by path, size and modification time), so reopening the
-same file, or reading any frame range, never rescans it.  Frame ranges are read
-by seeking to the recorded offsets and parsing the atom lines in C
-(``parse_frames``), with every atom put at its place in id order.
+kept in memory (keyed by path, size and modification time; files of 256 MiB or
+more also in ``~/.cache/anionmotion``), so reopening the same file, or reading
+any frame range, never rescans it.  Frame ranges are read by seeking to the
+recorded offsets and parsing the atom lines in C (``parse_frames``, two
+threads, the next block read ahead on an I/O thread), with every atom put at
+its place in id order.
 
 Conventions (SPEC §0, docs/formats.md "LAMMPS dump (text)"):
 
@@ -15,8 +17,10 @@ Conventions (SPEC §0, docs/formats.md "LAMMPS dump (text)"):
   coordinates are converted to Cartesian with the frame's box.
 * boxes: orthogonal, triclinic (bounding-box bounds converted as the LAMMPS
   manual describes) and ``abc origin`` general boxes.
-* units ``metal`` (Å, ps, Å/ps) and ``real`` (Å, fs, Å/fs → ×1000 to Å/ps).
-  Times are TIMESTEP × ``timestep`` (ps, whatever the unit style).
+* units ``metal`` (Å, ps, Å/ps) and ``real`` (Å, fs, Å/fs → ×1000 to Å/ps),
+  as the user says (``lammps_units``); a dump's own ``ITEM: UNITS`` must agree.
+  Times are TIMESTEP × ``timestep`` (ps, whatever the unit style), else the
+  dump's ``ITEM: TIME`` values, else none (``frame_interval`` is then needed).
 """
 
 from __future__ import annotations
