@@ -209,3 +209,20 @@ def test_cli_batch_bad_manifest(tmp_path, capsys):
     p.write_text('[[run]]\nlabel = "x"\n')
     assert main(["batch", str(p)]) == 2
     assert "has no path" in capsys.readouterr().err
+
+
+@needs_netcdf
+def test_cli_batch_on_a_scheduler_address(tmp_path, client, capsys):
+    from anionmotion.cli import main
+
+    write_netcdf(str(tmp_path / "a.nc"), temperature=600, n_frames=120, dt=0.04)
+    (tmp_path / "m.toml").write_text('[batch]\nout = "o"\n[[run]]\npath = "a.nc"\nstages = ["polyanions"]\n'
+                                     'figures = false\n')
+    assert main(["batch", str(tmp_path / "m.toml"), "--scheduler", client.scheduler.address]) == 0
+    text = capsys.readouterr().out
+    assert "1 runs: 1 computed, 0 already complete (skipped), 0 failed" in text
+    assert "compare: not run (fewer than two finished reports)" in text
+    status = json.loads((tmp_path / "o" / "batch-status.json").read_text())
+    assert status["runs"][0]["status"] == "done"
+    assert main(["batch", str(tmp_path / "m.toml"), "--scheduler", client.scheduler.address, "--no-compare"]) == 0
+    assert "0 computed, 1 already complete (skipped)" in capsys.readouterr().out
