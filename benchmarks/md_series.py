@@ -30,6 +30,10 @@ from anionmotion.md.modes import MODES  # noqa: E402
 from anionmotion.md.run import output_paths, report_path  # noqa: E402
 
 
+FIT_WINDOW = (5.0, 15.0)
+"""ps: [0.25, 0.75] of the 20 ps production — past the vibrational plateau, before the noisy tail."""
+
+
 def anion_com_msd(traj, lags_ps):
     """Windowed MSD (Å²) of the anion centres of mass at the given lags (numpy, all origins)."""
     import netCDF4
@@ -59,10 +63,11 @@ def main(base):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = anionmotion.msd(traj, species="Li", temperature=T)
-            D = anionmotion.fit_diffusion(res, temperature=T, warn=False)
+            D = anionmotion.fit_diffusion(res, temperature=T, warn=False, fit=FIT_WINDOW)
         rep = json.load(open(report_path(p)))
         i10 = int(np.searchsorted(res.lag, 10.0))
         rows[mode] = dict(
+            li_msd=dict(zip((1, 2, 5, 10, 15), map(float, res.msd[np.searchsorted(res.lag, [1, 2, 5, 10, 15])]))),
             li_msd_10ps=float(res.msd[i10]), D=D.D_A2_ps, D_se=D.D_stderr_A2_ps, below=bool(D.below_threshold),
             he=D.he_relative_error, window=D.fit_window_ps, slope=D.loglog_slope,
             sigma_mScm=(D.conductivity.sigma_S_cm * 1e3 if D.conductivity is not None else float("nan")),
@@ -91,8 +96,19 @@ def main(base):
     # mode decomposition from D (σ ∝ D at fixed N, V, T), errors by Monte Carlo over D ± SE
     from anionmotion.report.compare import mode_decomposition
 
-    sigma = {m: ({"value": r["sigma_mScm"], "upper_bound": True} if r["below"] else r["sigma_mScm"])
-             for m, r in rows.items()}
+    # a mode whose Li MSD is a plateau in the fit window (log-log slope < 0.3) or whose D is not 2 SE above zero
+    # gives no D, only an upper bound D + 2 SE (σ likewise)
+    for r in rows.values():
+        r["upper_bound"] = bool(r["below"] or r["slope"] < 0.3 or r["D"] - 2 * r["D_se"] <= 0)
+    sigma = {m: ({"value": r["sigma_mScm"] + 2 * r["sigma_se_mScm"], "upper_bound": True} if r["upper_bound"]
+                 else r["sigma_mScm"]) for m, r in rows.items()}
+    for m, r in rows.items():
+        print(f"Li MSD {m}: " + ", ".join(f"{k} ps {v:.2f} Å²" for k, v in r["li_msd"].items())
+              + (f"; σ < {sigma[m]['value']:.1f} mS/cm (D + 2 SE)" if r["upper_bound"] else ""))
+    print("\nLi MSD at 10 ps relative to UC: " + ", ".join(f"{m} {r['li_msd_10ps'] / uc['li_msd_10ps']:.3f}"
+                                                       for m, r in rows.items()))
+    print("upper bounds (not diffusive in the window): " + (", ".join(m for m, r in rows.items() if r["upper_bound"])
+                                                             or "none"))
     dec = mode_decomposition(sigma)
     rng = np.random.default_rng(0)
     n = 20000
@@ -106,9 +122,12 @@ def main(base):
         d = dec["delta"][k]
         r = dec["r"][k]
         rr = deltas[k] / tot
-        print(f"| {k} ({d['from']}→{d['to']}) | {d['value']:.3f} ± {np.std(deltas[k]):.3f} | "
-              f"{r['value']:.2f} ± {np.std(rr):.2f} | {d['kind']} |")
-    print(f"| total | {dec['total']['value']:.3f} ± {np.std(tot):.3f} | 1 | {dec['total']['kind']} |")
+        dv = "—" if d["value"] is None else f"{d['value']:.3f} ± {np.std(deltas[k]):.3f}"
+        rv = "—" if r["value"] is None else f"{r['value']:.2f} ± {np.std(rr):.2f}"
+        print(f"| {k} ({d['from']}→{d['to']}) | {dv} | {rv} | Δ {d['kind']}, r {r['kind']} |")
+    t = dec["total"]
+    tv = "—" if t["value"] is None else f"{t['value']:.3f} ± {np.std(tot):.3f}"
+    print(f"| total | {tv} | 1 | {t['kind']} |")
     for note in dec.get("notes", []):
         print("note:", note)
     out = os.path.splitext(base)[0] + "_analysis.json"
