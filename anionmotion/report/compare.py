@@ -482,7 +482,7 @@ def _figures(res: CompareResult):
                                        "Ea/(k_B T) and its extrapolation (SPEC §2)."))
     for key, md in res.modes.items():
         modes = [m for m in MODES if m in md["sigma_mS_cm"]]
-        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.0, 4.0), gridspec_kw={"width_ratios": [3, 2]})
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 4.0), gridspec_kw={"width_ratios": [3, 1]})
         ys = [md["log10_sigma"][m] for m in modes]
         colors = ["tab:grey" if md["upper_bound"][m] else "tab:blue" for m in modes]
         ax1.bar(modes, ys, color=colors)
@@ -506,7 +506,8 @@ def _figures(res: CompareResult):
         if bottom == 0.0:
             ax2.text(0.5, 0.5, "r undetermined", transform=ax2.transAxes, ha="center")
         ax2.set_ylabel("fraction of the total Δ (dimensionless)")
-        ax2.legend(frameon=False, fontsize=8)
+        ax2.set_xlim(-0.6, 0.6)
+        ax2.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         figs.append((f"modes_{key.replace(' ', '')}", fig,
                      f"Constraint-mode decomposition at {key} (SPEC §8, cf. paper 000 Fig. 3f): log σ per mode with "
                      "the steps Δ between them, and the fractions r of the total."))
