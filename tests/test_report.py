@@ -306,3 +306,21 @@ def test_html_figures_render_in_chromium(synth_report, tmp_path):
     assert n_figs >= 1
     ok, total = html_images_rendered(out / "report.html", tmp_path)
     assert total == n_figs and ok == total
+
+
+def test_report_without_matplotlib_says_so(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError("No module named 'matplotlib'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    rep = run_report(li2so4(n_frames=60), tmp_path / "r", stages=["polyanions"], progress=False)
+    a = rep["analyses"]["polyanions"]
+    assert a["status"] == "ok" and a["figures"] == []
+    assert any("figures not drawn: plots need matplotlib: pip install 'anionmotion[plot]'" in n for n in a["notes"])
+    assert "<img" not in (tmp_path / "r" / "report.html").read_text()
