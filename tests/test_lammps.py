@@ -408,9 +408,13 @@ def test_units_and_time_items(tmp_path):
     assert t._reader.metadata["lammps_units"] == "real"
     npt.assert_allclose(t.times, [0.0, 0.0025])   # ITEM: TIME in fs → ps
     npt.assert_allclose(t.read().velocities[0, 0], [1.0, 2.0, 3.0])
-    p2 = write(tmp_path / "lj.dump", "ITEM: UNITS\nlj\n" + frame_text(0, 1, "1 1 1 1 1\n"))
-    with pytest.raises(TrajectoryError, match="declares 'ITEM: UNITS lj'; anionmotion reads units metal and real"):
+    p2 = write(tmp_path / "cgs.dump", "ITEM: UNITS\ncgs\n" + frame_text(0, 1, "1 1 1 1 1\n"))
+    with pytest.raises(TrajectoryError, match="declares 'ITEM: UNITS cgs'; anionmotion reads units metal, real, "
+                                              "electron, lj only"):
         anionmotion.open(p2, types="1=Li")
+    p3 = write(tmp_path / "lj.dump", "ITEM: UNITS\nlj\n" + frame_text(0, 1, "1 1 1 1 1\n"))
+    with pytest.raises(OptionError, match="declares 'ITEM: UNITS lj' but lammps_units is 'metal'"):
+        anionmotion.open(p3, types="1=Li")
 
 
 def test_general_triclinic_abc_origin(tmp_path):

@@ -35,9 +35,16 @@ FORMATS = {
     "mdtraj": ("anionmotion.io.mdtraj_formats", "MDTrajReader",
                ("*.dcd", "*.xtc", "*.trr", "*.h5", "*.binpos", "*.arc", "*.lh5", "*.mdcrd", "*.crd", "*.trj"),
                "formats read through MDTraj (DCD, XTC, TRR, HDF5, …), nm converted to Å"),
+    "vasprun": ("anionmotion.io.vasprun", "VasprunReader", ("vasprun*.xml", "*vasprun*.xml"),
+                "VASP vasprun.xml MD run (time from POTIM; constant or variable cell), gzip/bz2 allowed"),
+    "ase": ("anionmotion.io.ase_traj", "ASETrajReader", ("*.traj",),
+            "ASE ULM .traj (needs the optional ASE; a LAMMPS dump named .traj is detected by its content)"),
 }
 
 _COMPRESSION_SUFFIXES = (".gz", ".bz2")
+_ULM_MAGIC = b"- of Ulm"          # ASE ULM files (anionmotion.io.ase_traj.ULM_MAGIC)
+#: LAMMPS unit styles the dump reader converts (``lj`` is passed through unconverted, with a warning)
+LAMMPS_UNITS = ("metal", "real", "electron", "lj")
 
 
 def _reader_class(name):
@@ -64,19 +71,30 @@ def detect_format(path) -> str:
     for suf in _COMPRESSION_SUFFIXES:
         if base.endswith(suf):
             base = base[: -len(suf)]
+    head = b""
+    if os.path.isfile(path):
+        with open_binary(path) as fh:
+            head = fh.read(4096)
     for name, (_, _, patterns, _) in FORMATS.items():
         if any(fnmatch.fnmatch(base, p) for p in patterns):
             if name == "extxyz" and fnmatch.fnmatch(base, "*-pos-*.xyz"):
                 return "cp2k"
+            if name == "ase" and not head.startswith(_ULM_MAGIC):
+                break          # e.g. a LAMMPS dump named .traj (kinisi): decide by the content below
             return name
     # sniff the content
-    with open_binary(path) as fh:
-        head = fh.read(4096)
+    if not head:
+        with open_binary(path) as fh:
+            head = fh.read(4096)
+    if head.startswith(_ULM_MAGIC):
+        return "ase"
     if head[:4] in (b"CDF\x01", b"CDF\x02", b"CDF\x05") or head[:8] == b"\x89HDF\r\n\x1a\n":
         return "netcdf"
     text = head.decode("latin-1", errors="replace")
     if "ITEM: TIMESTEP" in text[:200]:
         return "lammps"
+    if "<modeling>" in text and "<generator>" in text:
+        return "vasprun"
     lines = text.splitlines()
     if _looks_like_xdatcar(lines):
         return "xdatcar"
@@ -120,13 +138,14 @@ def open(path, *, format=None, timestep=None, frame_interval=None, lammps_units=
     ----------
     path : str or path-like
     format : str, optional
-        One of ``lammps``, ``netcdf``, ``cp2k``, ``xdatcar``, ``extxyz``, ``mdtraj``; detected when None.
+        One of ``lammps``, ``netcdf``, ``cp2k``, ``xdatcar``, ``extxyz``, ``mdtraj``, ``vasprun``, ``ase``;
+        detected when None.
     timestep : float, optional
         MD time step, ps (LAMMPS: times = TIMESTEP × timestep).
     frame_interval : float, optional
         Time between stored frames, ps (files without times: XDATCAR, plain xyz, DCD).
-    lammps_units : {"metal", "real"}
-        Unit style of a LAMMPS dump.
+    lammps_units : {"metal", "real", "electron", "lj"}
+        Unit style of a LAMMPS dump (``lj``: reduced units, passed through unconverted with a warning).
     types : dict or str, optional
         LAMMPS type → element, e.g. ``{1: "Li", 2: "P"}`` or ``"1=Li,2=P"``.
     cell : array_like (3, 3) or (3,), optional
@@ -150,8 +169,8 @@ def open(path, *, format=None, timestep=None, frame_interval=None, lammps_units=
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
-    if lammps_units not in ("metal", "real"):
-        raise OptionError(f"invalid lammps_units {lammps_units!r}; choose one of metal, real")
+    if lammps_units not in LAMMPS_UNITS:
+        raise OptionError(f"invalid lammps_units {lammps_units!r}; choose one of {', '.join(LAMMPS_UNITS)}")
     if timestep is not None and not (np.isfinite(timestep) and timestep > 0):
         raise OptionError(f"timestep must be a positive time in ps; got {timestep}")
     if cell is not None:

@@ -17,8 +17,11 @@ Conventions (SPEC §0, docs/formats.md "LAMMPS dump (text)"):
   coordinates are converted to Cartesian with the frame's box.
 * boxes: orthogonal, triclinic (bounding-box bounds converted as the LAMMPS
   manual describes) and ``abc origin`` general boxes.
-* units ``metal`` (Å, ps, Å/ps) and ``real`` (Å, fs, Å/fs → ×1000 to Å/ps),
-  as the user says (``lammps_units``); a dump's own ``ITEM: UNITS`` must agree.
+* units ``metal`` (Å, ps, Å/ps), ``real`` (Å, fs, Å/fs → ×1000 to Å/ps) and
+  ``electron`` (bohr → ×0.529177 Å, fs, bohr per atomic time unit → ×21876.9
+  Å/ps), as the user says (``lammps_units``); a dump's own ``ITEM: UNITS`` must
+  agree.  ``lj`` (reduced units) has no physical scale: numbers are passed
+  through unconverted, with a warning and a note in ``units``.
   Times are TIMESTEP × ``timestep`` (ps, whatever the unit style), else the
   dump's ``ITEM: TIME`` values, else none (``frame_interval`` is then needed).
 """
@@ -31,9 +34,18 @@ import warnings
 import numpy as np
 
 from ..elements import MASSES, normalize_symbol
-from ..errors import OptionError, TrajectoryError, TruncatedFileWarning
+from ..errors import AnionmotionWarning, OptionError, TrajectoryError, TruncatedFileWarning
 from ..kernels import lammps as _k
+from ..units import AU_VELOCITY_A_PS, BOHR_A
 from .base import BaseReader, RawFrames, ReaderOptions, check_text_head, compression_of, open_binary
+
+#: unit styles read (``lj`` unconverted)
+_UNIT_STYLES = ("metal", "real", "electron", "lj")
+_LEN_NOTE = {"metal": "Å", "real": "Å", "electron": "Å (from bohr × 0.529177, units electron)",
+             "lj": "σ (units lj: reduced, NOT converted)"}
+_VEL_NOTE = {"metal": "Å/ps (units metal)", "real": "Å/ps (from Å/fs × 1000, units real)",
+             "electron": "Å/ps (from bohr per atomic time unit × 21876.9, units electron)",
+             "lj": "σ/τ (units lj: reduced, NOT converted)"}
 
 __all__ = ["LammpsDumpReader", "clear_index_cache", "BLOCK_BYTES", "PARSE_BYTES"]
 
@@ -439,7 +451,11 @@ class LammpsDumpReader(BaseReader):
         self._setup_atoms(first[int(index.atoms_offsets[0] - index.offsets[0]):])
         self._setup_times()
         self.steps = index.steps.copy()
+        if self._unit_style == "lj":
+            self.units["time"] = "τ (units lj: reduced; timestep / frame_interval are taken as given, NOT ps)"
         cells, origins = boxes_to_cells(index.box)
+        if self._len_factor != 1.0:
+            cells, origins = cells * self._len_factor, origins * self._len_factor
         self._cells, self._origins = cells, origins
         self.metadata = {"lammps_columns": " ".join(self.columns), "lammps_units": self._unit_style,
                          "box": {0: "orthogonal", 1: "triclinic", 2: "general (abc origin)"}[int(index.box[0, 9])]}
@@ -484,16 +500,21 @@ class LammpsDumpReader(BaseReader):
             rel = int(off - self._index.offsets[0])
             declared = first[rel:first.index(b"\n", rel)].decode("latin-1").strip()
         if declared is not None and declared != style:
-            if declared not in ("metal", "real"):
-                raise TrajectoryError(f"the dump declares 'ITEM: UNITS {declared}'; anionmotion reads units metal and "
-                                      "real only", path=self.path, frame=0)
+            if declared not in _UNIT_STYLES:
+                raise TrajectoryError(f"the dump declares 'ITEM: UNITS {declared}'; anionmotion reads units "
+                                      f"{', '.join(_UNIT_STYLES)} only", path=self.path, frame=0)
             raise OptionError(f"{self.path}: the dump declares 'ITEM: UNITS {declared}' but lammps_units is "
                               f"{style!r}; give lammps_units={declared!r} / --lammps-units {declared}")
-        if style not in ("metal", "real"):
-            raise OptionError(f"invalid lammps_units {style!r}; choose one of metal, real")
+        if style not in _UNIT_STYLES:
+            raise OptionError(f"invalid lammps_units {style!r}; choose one of {', '.join(_UNIT_STYLES)}")
         self._unit_style = style
         self._declared_units = declared
-        self._vel_factor = 1000.0 if style == "real" else 1.0
+        self._vel_factor = {"real": 1000.0, "electron": AU_VELOCITY_A_PS}.get(style, 1.0)
+        self._len_factor = BOHR_A if style == "electron" else 1.0
+        if style == "lj":
+            warnings.warn(f"{self.path}: units lj are reduced (σ, τ): lengths, times and velocities are passed "
+                          "through unconverted and are NOT Å / ps / Å/ps; convert with your σ and τ before "
+                          "quoting physical numbers", AnionmotionWarning, stacklevel=4)
 
     def _setup_columns(self):
         cols = self.columns
@@ -538,12 +559,11 @@ class LammpsDumpReader(BaseReader):
         self._nvals = slot
         self.coord_style = "unwrapped" if style == "unwrapped" else ("image" if self._images else "wrapped")
         self.units = {
-            "length": "Å",
+            "length": _LEN_NOTE[self._unit_style],
             "coordinates": " ".join(names) + (" + ix iy iz" if self._images else "")
             + (" (scaled → Cartesian with the frame's box)" if scaled else ""),
             "time": "ps (TIMESTEP × timestep)",
-            "velocity": ("Å/ps (from Å/fs × 1000, units real)" if self._unit_style == "real" else
-                         "Å/ps (units metal)") if self.has_velocities else "none",
+            "velocity": _VEL_NOTE[self._unit_style] if self.has_velocities else "none",
             "lammps_units": self._unit_style + (" (also declared by ITEM: UNITS)" if self._declared_units else ""),
         }
 
@@ -663,7 +683,7 @@ class LammpsDumpReader(BaseReader):
             self.times = ix.steps.astype(np.float64) * float(dt)
             self.units["time_source"] = f"TIMESTEP × timestep ({dt:g} ps)"
         elif np.all(np.isfinite(ix.box[:, 10])):
-            f = 1e-3 if self._unit_style == "real" else 1.0
+            f = 1e-3 if self._unit_style in ("real", "electron") else 1.0
             self.times = ix.box[:, 10] * f
             self.units["time"] = "ps (ITEM: TIME" + (", fs → ps)" if f != 1.0 else ")")
             self.units["time_source"] = "ITEM: TIME"
@@ -791,6 +811,8 @@ class LammpsDumpReader(BaseReader):
         coords = out[:, :, :3] if self._nvals > 3 else out
         if self._scaled:
             coords = np.einsum("tik,tkl->til", coords, cells) + origins[:, None, :]
+        elif self._len_factor != 1.0:
+            coords = coords * self._len_factor
         vel = None
         if self.has_velocities:
             vel = out[:, :, self._vel_slot:self._vel_slot + 3]
