@@ -17,7 +17,7 @@ from anionmotion.report import (MARKER, comparable, detect_cation, detect_polyan
                                 run_report, stage_names)
 from anionmotion.report import stages as stages_mod
 
-from _report_synth import li2so4, li2so4_arrays, write_netcdf
+from _report_synth import li2so4, write_netcdf
 
 STATUSES = {"ok", "skipped", "unavailable", "failed"}
 

@@ -31,7 +31,6 @@ finished runs with the same input checksum and options are skipped.  The runs ar
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
@@ -272,11 +271,3 @@ def _compare_step(m, ok):
         return {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
     return {"status": "done", "out_dir": out, "warnings": res.warnings}
 
-
-def batch_status(root) -> dict:
-    """The last ``batch-status.json`` of an output root (or an empty dict)."""
-    try:
-        with open(os.path.join(root, STATUS_FILE), encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import OptionError
-from ..results import Result, to_jsonable
+from ..results import Result
 from ..units import A2_PS_TO_CM2_S, KB_EV, nernst_einstein_S_cm
 
 __all__ = ["MODES", "D_THRESHOLD_CM2_S", "SeriesEntry", "CompareResult", "load_entry", "compare",

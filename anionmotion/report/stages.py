@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..units import A2_PS_TO_CM2_S, KB_EV
+from ..units import A2_PS_TO_CM2_S
 
 __all__ = ["Stage", "StageOutput", "ReportContext", "STAGES", "stage_names", "run_stage"]
 
