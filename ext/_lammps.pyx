@@ -61,9 +61,50 @@ cdef enum:
 
 cdef extern from *:
     """
+    #include <string.h>
+    #if defined(__SSE2__)
+    #include <emmintrin.h>
+    #endif
     static inline int am_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+
+    /* Pointer just past the n-th newline at or after p, or NULL when the buffer ends first
+       (*found then holds the newlines seen).  SSE2 compares 16 bytes at a time; memchr elsewhere. */
+    static const unsigned char* am_skip_lines(const unsigned char* p, const unsigned char* end,
+                                              long long n, long long* found) {
+        long long k = 0;
+        *found = 0;
+        if (n <= 0) return p;
+    #if defined(__SSE2__)
+        {
+            const __m128i nl = _mm_set1_epi8('\\n');
+            while (end - p >= 16) {
+                __m128i v = _mm_loadu_si128((const __m128i*)p);
+                unsigned int m = (unsigned int)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl));
+                int c = __builtin_popcount(m);
+                if (k + c >= n) {
+                    long long r = n - k;
+                    while (--r) m &= m - 1;
+                    return p + __builtin_ctz(m) + 1;
+                }
+                k += c;
+                p += 16;
+            }
+        }
+    #endif
+        while (p < end) {
+            const unsigned char* q = (const unsigned char*)memchr(p, '\\n', (size_t)(end - p));
+            if (!q) break;
+            k++;
+            p = q + 1;
+            if (k == n) return p;
+        }
+        *found = k;
+        return NULL;
+    }
     """
     int am_ctz64(unsigned long long x) noexcept nogil
+    const unsigned char* am_skip_lines(const unsigned char* p, const unsigned char* end, long long n,
+                                       long long* found) noexcept nogil
 
 
 cdef inline bint is_space(unsigned char c) noexcept nogil:
@@ -364,6 +405,7 @@ def scan_frames(const unsigned char[::1] buf,     # IN  decompressed bytes, star
     cdef int code = 0, kind = 0, j, ntok, ncol
     cdef bint have_step, have_n, have_box, have_atoms, incomplete
     cdef double time, units_off, dv
+    cdef long long found = 0
     cdef uint64_t h
     cdef double vals[4]
     status[4] = 0
@@ -426,7 +468,7 @@ def scan_frames(const unsigned char[::1] buf,     # IN  decompressed bytes, star
                 elif starts_with(r, q, b"UNITS", 5):
                     kind = 15
                 else:
-                    if q == end and at_eof and (end == b0 or end[-1] != 10):
+                    if q == end and at_eof and (end == b0 or (end - 1)[0] != 10):
                         incomplete = True     # a header cut at the end of the file
                         break
                     code = 2
@@ -455,21 +497,25 @@ def scan_frames(const unsigned char[::1] buf,     # IN  decompressed bytes, star
                     line += 1
                     ints[nf, 1] = base + (p - b0)
                     ints[nf, 8] = line
-                    # skip natoms lines
-                    k = 0
-                    while k < natoms:
-                        q = line_end(p, end)
-                        if q == NULL:
-                            if at_eof and k == natoms - 1 and count_tokens(p, end) == ncol:
+                    # skip natoms lines (16 bytes at a time with SSE2)
+                    r = am_skip_lines(p, end, natoms, &found)
+                    if r != NULL:
+                        p = r
+                        line += natoms
+                    else:
+                        # the buffer ends first; at the end of the file a last line without its newline
+                        # but with every column still completes the frame
+                        if at_eof and found == natoms - 1:
+                            q = end
+                            while q > p and (q - 1)[0] != 10:
+                                q -= 1
+                            if q < end and count_tokens(q, end) == ncol:
                                 p = end
-                                line += 1
-                                k += 1
-                                break
+                                line += natoms
+                            else:
+                                incomplete = True
+                        else:
                             incomplete = True
-                            break
-                        p = q + 1
-                        line += 1
-                        k += 1
                     if incomplete:
                         break
                     have_atoms = True
@@ -554,6 +600,10 @@ def scan_frames(const unsigned char[::1] buf,     # IN  decompressed bytes, star
                     units_off = <double>(base + (r - b0))
                 p = q + 1 if q < end else end
                 line += 1
+            if code != 0 and code != 6 and at_eof and p < end and line_end(p, end) == NULL:
+                # the offending line is the last one and has no newline: the file was cut there
+                code = 0
+                incomplete = True
             if code != 0:
                 status[4] = line
                 p = frame_start
@@ -563,7 +613,7 @@ def scan_frames(const unsigned char[::1] buf,     # IN  decompressed bytes, star
                 p = frame_start
                 line = fline
                 code = 5 if at_eof else 0
-                status[4] = fline
+                status[4] = fline if at_eof else 0
                 break
             ints[nf, 0] = base + (frame_start - b0)
             ints[nf, 2] = base + (p - b0)

@@ -790,3 +790,29 @@ def test_scan_kernel_matches_python_twin(name, cut):
     npt.assert_array_equal(out[0][0], out[1][0])
     npt.assert_array_equal(out[0][1], out[1][1])
     assert out[0][2][1] > 0 or cut is not None
+
+
+@settings(deadline=None, max_examples=150)
+@given(n_atoms=st.lists(st.integers(1, 5), min_size=1, max_size=4), widths=st.lists(st.integers(1, 14), min_size=1,
+                                                                                      max_size=5),
+       cut=st.floats(0.0, 1.0), at_eof=st.booleans(), crlf=st.booleans())
+def test_scan_property_cut_anywhere(n_atoms, widths, cut, at_eof, crlf):
+    # frames of varying atom counts (the scan does not check that) and line lengths around 16-byte boundaries
+    parts = []
+    for f, n in enumerate(n_atoms):
+        body = "".join(f"{i + 1} 1 {'7' * widths[(i + f) % len(widths)]} 2 3\n" for i in range(n))
+        parts.append(frame_text(f, n, body))
+    text = "".join(parts)
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    data = text.encode()[: int(len(text) * cut)]
+    out = []
+    for fn in (K.scan_frames, K.scan_frames_ref):
+        ints = np.zeros((10, K.INTS_WIDTH), np.int64)
+        box = np.zeros((10, K.BOX_WIDTH))
+        status = np.zeros(5, np.int64)
+        fn(data, 0, 1, at_eof, ints, box, status)
+        out.append((ints[: status[1]], box[: status[1]], status))
+    npt.assert_array_equal(out[0][2], out[1][2])
+    npt.assert_array_equal(out[0][0], out[1][0])
+    npt.assert_array_equal(out[0][1], out[1][1])

@@ -81,11 +81,15 @@ def scan_frames_ref(buf, base, line0, at_eof, ints, box, status):
     i, nf, code = 0, 0, 0
     consumed_line = 0
     err_line = 0
+    partial_blank = False
     while True:
         while i < n_lines and not lines[i].strip():
+            if i == len(lines) - 1:      # a blank last line without its newline: bytes consumed, not a line
+                partial_blank = True
+                break
             i += 1
         consumed_line = i
-        if i >= n_lines:
+        if i >= n_lines or partial_blank:
             break
         if nf >= cap:
             code = 6
@@ -110,6 +114,8 @@ def scan_frames_ref(buf, base, line0, at_eof, ints, box, status):
                 end_line = first_atom + natoms
                 if end_line > n_lines:
                     break
+                if natoms and end_line == len(lines) and len(lines[end_line - 1].split()) != len(names):
+                    break             # the last line has no newline and misses columns: cut
                 ints[nf] = (base + starts[f0], base + starts[first_atom], base + min(starts[end_line], len(data)),
                             step, natoms, line0 + f0, h >> 1, base + starts[i] + lines[i].index(b"ATOMS") + 5,
                             line0 + first_atom)
@@ -143,13 +149,13 @@ def scan_frames_ref(buf, base, line0, at_eof, ints, box, status):
             i += 2
         if not ok:
             consumed_line = f0
-            err_line = line0 + f0
+            err_line = line0 + f0 if at_eof else 0
             code = 5 if at_eof else 0
             break
         nf += 1
     status[0] = code
     status[1] = nf
-    status[2] = min(int(starts[consumed_line]), len(data))
+    status[2] = len(data) if partial_blank else min(int(starts[consumed_line]), len(data))
     status[3] = consumed_line
     status[4] = err_line
 
