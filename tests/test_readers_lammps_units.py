@@ -54,3 +54,20 @@ def test_lj_passed_through_with_warning():
 def test_unknown_units():
     with pytest.raises(OptionError, match="invalid lammps_units 'si'; choose one of metal, real, electron, lj"):
         anionmotion.open(KINISI, lammps_units="si", types="1=Li,2=Li")
+
+
+def test_electron_dump_xyz_matches_custom():
+    """The same run's LAMMPS 'dump xyz' (type labels, bohr, no box): --types, --cell (Å), --lammps-units electron."""
+    xyz = os.path.join(DATA, "lammps_moly_xyz_2frames.txt")
+    box = 48.0 * BOHR_A
+    t = anionmotion.open(xyz, types="1=Mo", cell=[box] * 3, lammps_units="electron", timestep=0.0005, unwrap=False)
+    assert t.format == "extxyz" and (t.n_atoms, t.n_frames) == (1024, 2)
+    npt.assert_allclose(t.times, [0.0005, 0.001])
+    ref = anionmotion.open(MOLY, lammps_units="electron", types="1=Mo", timestep=0.0005, unwrap=False).read()
+    got = t.read()
+    for k in range(2):      # dump xyz has no ids: compare the sets of positions
+        a = got.positions[k][np.lexsort(got.positions[k].T)]
+        b = ref.positions[k][np.lexsort(ref.positions[k].T)]
+        npt.assert_allclose(a, b, atol=1e-9)
+    with pytest.raises(anionmotion.errors.TrajectoryError, match="species column holds numbers"):
+        anionmotion.open(xyz, cell=[box] * 3)

@@ -19,9 +19,9 @@ import warnings
 
 import numpy as np
 
-from ..errors import TrajectoryError, TruncatedFileWarning
+from ..errors import AnionmotionWarning, TrajectoryError, TruncatedFileWarning
 from ..kernels import textparse as tp
-from ..units import FS_PS
+from ..units import BOHR_A, FS_PS
 from ._text import elements_of, line_at, line_number, load_buffer, raise_parse_error
 from .base import BaseReader, RawFrames
 
@@ -226,6 +226,8 @@ class XYZReader(BaseReader):
         colmap = np.full(n_tok, -1, dtype=np.int64)
         colmap[pos_p[3]:pos_p[3] + 3] = [0, 1, 2]
         self.units = {"length": "Å", "velocity": "Å/ps", "time": "ps"}
+        self._lammps_xyz = False
+        self._len_factor = 1.0
         self._vel_factor = None
         self._momenta = False
         vel_p = next((by_name[k] for k in ("vel", "velo", "velocities", "velocity") if k in by_name), None)
@@ -260,6 +262,7 @@ class XYZReader(BaseReader):
             if missing:
                 raise TrajectoryError(f"types= has no element for type(s) {missing}", path=self.path, line=3)
             labels = [options.types[int(lab)] for lab in labels]
+            self._lammps_units(options)
         self.species = elements_of(labels, path=self.path, line_of=lambda i: f.atom_line(0, i))
         mass_p = by_name.get("masses", by_name.get("mass"))
         if mass_p is not None and mass_p[1] == "R":
@@ -280,6 +283,11 @@ class XYZReader(BaseReader):
                                   "(3 lengths or 9 numbers, Å)", path=self.path, line=2)
         # times
         self.times = None
+        if self._lammps_xyz and options.timestep is not None:
+            steps = [re.match(r"\s*Atoms\. Timestep:\s*(\d+)", f.comment(i)) for i in range(self.n_frames)]
+            if all(steps):
+                self.times = np.array([int(m.group(1)) for m in steps], dtype=np.float64) * options.timestep
+                self.units["time_source"] = f"'Atoms. Timestep: N' × timestep ({options.timestep:g} ps)"
         if "time" in kv:
             tunit = kv.get("time_unit", kv.get("time_units"))
             if tunit is not None:
@@ -294,6 +302,19 @@ class XYZReader(BaseReader):
         for k, v in kv.items():
             if k not in ("lattice", "properties", "time", "pbc", "stress", "virial"):
                 self.metadata.setdefault(k, v)
+
+    def _lammps_units(self, options):
+        """A LAMMPS ``dump xyz`` (type numbers as labels): lengths in the run's unit style (SPEC §0)."""
+        self._lammps_xyz = True
+        style = options.lammps_units
+        self.metadata["lammps_units"] = style
+        if style == "electron":
+            self._len_factor = BOHR_A
+            self.units["length"] = "Å (from bohr × 0.529177, LAMMPS dump xyz in units electron; --cell is Å)"
+        elif style == "lj":
+            warnings.warn(f"{self.path}: units lj are reduced (σ): positions are passed through unconverted and are "
+                          "NOT Å", AnionmotionWarning, stacklevel=4)
+            self.units["length"] = "σ (units lj: reduced, NOT converted)"
 
     def _frame_values(self, key):
         out = np.empty(self.n_frames)
@@ -329,6 +350,8 @@ class XYZReader(BaseReader):
     def read(self, start, stop, atoms=None):
         data = self._f.parse(start, stop, self._colmap, self._ncols, atoms)
         pos = data[..., :3]
+        if self._len_factor != 1.0:
+            pos = pos * self._len_factor
         vel = None
         if self._vel_factor is not None:
             vel = data[..., 3:6] * self._vel_factor
