@@ -324,3 +324,21 @@ def test_report_without_matplotlib_says_so(tmp_path, monkeypatch):
     assert a["status"] == "ok" and a["figures"] == []
     assert any("figures not drawn: plots need matplotlib: pip install 'anionmotion[plot]'" in n for n in a["notes"])
     assert "<img" not in (tmp_path / "r" / "report.html").read_text()
+
+
+def test_report_on_real_argyrodite_xdatcar(tmp_path, datadir):
+    """Li6PS5Cl AIMD (tests/data/argyrodite, 500 K, 0.1 ps frames, no velocities): detection and reasons."""
+    path = os.path.join(datadir, "argyrodite", "Li6PS5Cl_100p_run1_XDATCAR.gz")
+    with anionmotion.open(path, frame_interval=0.1) as traj:
+        rep = run_report(traj, tmp_path / "r", temperature=500, stages=["polyanions", "diffusion", "vdos"],
+                         figures=False, progress=False, reader_options={"frame_interval": 0.1}, input_path=path)
+    det = rep["detected"]
+    assert det["cation"]["species"] == "Li" and det["cation"]["n_atoms"] == 192
+    p = det["polyanions"]
+    assert (p["center"], p["ligand"], p["n_anions"], p["n_ligands_per_anion"], p["isolated"]) == ("P", "S", 32, 4,
+                                                                                                   True)
+    a = rep["analyses"]
+    assert a["polyanions"]["status"] == "ok" and a["polyanions"]["result"]["framework"]["connectivity"] == "isolated"
+    assert a["diffusion"]["status"] == "ok" and a["diffusion"]["result"]["diffusion"]["D_cm2_s"] > 1e-8
+    assert a["vdos"]["status"] == "skipped" and "Nyquist frequency 5 THz" in a["vdos"]["reason"]
+    assert rep["input"]["sha256"] == file_sha256(path) and rep["input"]["reader_options"] == {"frame_interval": 0.1}
