@@ -28,6 +28,7 @@ GOOD = [
     (["extxyz/traj-100K-npt-1000-res.xyz", "--frame-interval", "1"], "extxyz", 960, 1),
     (["mdtraj/example_LAMMPS.dcd", "--topology", "@mdtraj/example_LAMMPS.data", "--frame-interval", "1.25"],
      "mdtraj", 256, 200),
+    (["netcdf/posfor.ncdf", "--cell", "40", "40", "40"], "netcdf", 442, 2),   # no species: atoms labelled X
 ]
 
 BAD = [
@@ -38,8 +39,6 @@ BAD = [
     (["xdatcar/XDATCAR_version5"], "carries no time information"),
     (["cp2k/dpdata/cp2k-pos-1.xyz"], "give the cell with cell= / --cell"),
     (["netcdf/posfor.ncdf"], "the file has no cell"),
-    (["netcdf/posfor.ncdf", "--cell", "40", "40", "40"], "the file names no species"),
-    (["netcdf/frame0.nc"], "give a topology with topology= / --topology"),
     (["mdtraj/example_LAMMPS.dcd", "--frame-interval", "1"], ".dcd files carry no element names"),
     (["netcdf/ace_tip3p.parm7", "--format", "netcdf"], "not a NetCDF file"),
 ]

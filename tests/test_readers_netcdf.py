@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import anionmotion
-from anionmotion.errors import FormatError, OptionError, TrajectoryError
+from anionmotion.errors import IntegrityWarning, FormatError, OptionError, TrajectoryError
 from anionmotion.io.netcdf import cell_from_lengths_angles
 
 from conftest import data_path
@@ -94,8 +94,9 @@ def test_cpptraj_without_time_and_posfor_without_cell():
     q = data_path("netcdf", "posfor.ncdf")
     with pytest.raises(TrajectoryError, match=r"the file has no cell .* give it with cell= / --cell"):
         anionmotion.open(q)
-    with pytest.raises(TrajectoryError, match="the file names no species .* give a topology"):
-        anionmotion.open(q, cell=[50, 50, 50])
+    with pytest.warns(IntegrityWarning, match="the file names no species .* labelled X; give a topology"):
+        t = anionmotion.open(q, cell=[50, 50, 50])
+    assert set(t.species) == {"X"} and "labelled X" in t._reader.metadata["species_note"]
 
 
 def test_mdtraj_written_nc_matches_mdtraj():

@@ -27,11 +27,12 @@ into ``metadata``.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
 from ..elements import MASSES, normalize_symbol
-from ..errors import FormatError, TrajectoryError
+from ..errors import FormatError, IntegrityWarning, TrajectoryError
 from .base import BaseReader, RawFrames
 
 __all__ = ["NetCDFReader", "cell_from_lengths_angles", "LENGTH_UNITS", "TIME_UNITS"]
@@ -303,8 +304,13 @@ class NetCDFReader(BaseReader):
             self.metadata["species_note"] = ("species are LAMMPS type numbers; map them to elements with "
                                              "types= / --types (e.g. 1=Li,2=P,3=S)")
             return np.asarray([str(int(x)) for x in t], dtype=object)
-        raise TrajectoryError("the file names no species (no element/atom_names/atom_types/type variable); give a "
-                              "topology with topology= / --topology (PDB, PSF, prmtop …)", path=self.path)
+        # species unknown: label every atom "X" (no element, mass unknown) so the file can still be described;
+        # analyses that select by element will find no such atoms
+        note = ("the file names no species (no element/atom_names/atom_types/type variable): atoms are labelled X; "
+                "give a topology with topology= / --topology (PDB, PSF, prmtop …) for elements")
+        self.metadata["species_note"] = note
+        warnings.warn(f"{self.path}: {note}", IntegrityWarning, stacklevel=4)
+        return np.full(self.n_atoms, "X", dtype=object)
 
     def _type_numbers(self, var):
         t = np.asarray(var[0] if var.ndim == 2 else var[:]).astype(int)
