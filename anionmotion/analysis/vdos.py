@@ -126,7 +126,10 @@ def velocity_segments(traj, atoms, *, segment_frames, source, start=None, stop=N
     if source == "file":
         for ch in stream_chunks(traj, False, segment_frames, atoms, start=start, stop=stop, step=step,
                                 progress=progress, desc="VACF"):
-            yield ch.velocities
+            v = ch.velocities
+            del ch  # release the chunk's positions before the caller transforms the velocities
+            yield v
+            del v
         return
     pending = None
     prev = None
