@@ -71,3 +71,12 @@ def test_electron_dump_xyz_matches_custom():
         npt.assert_allclose(a, b, atol=1e-9)
     with pytest.raises(anionmotion.errors.TrajectoryError, match="species column holds numbers"):
         anionmotion.open(xyz, cell=[box] * 3)
+
+
+def test_lj_without_types_labels_type_numbers():
+    with pytest.warns(AnionmotionWarning, match="units lj"):
+        t = anionmotion.open(KINISI, lammps_units="lj", frame_interval=1.0)
+    assert sorted(set(t.species)) == ["1", "2"]
+    assert "type numbers" in t._reader.metadata["species_note"]
+    with pytest.raises(OptionError, match="no element or mass column; give the element of each type"):
+        anionmotion.open(KINISI, frame_interval=1.0)           # units metal: elements are required

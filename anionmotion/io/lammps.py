@@ -459,6 +459,8 @@ class LammpsDumpReader(BaseReader):
         self._cells, self._origins = cells, origins
         self.metadata = {"lammps_columns": " ".join(self.columns), "lammps_units": self._unit_style,
                          "box": {0: "orthogonal", 1: "triclinic", 2: "general (abc origin)"}[int(index.box[0, 9])]}
+        if getattr(self, "_species_note", None):
+            self.metadata["species_note"] = self._species_note
 
     # ------------------------------------------------------------------ setup
     def _check_index(self):
@@ -669,6 +671,11 @@ class LammpsDumpReader(BaseReader):
                                       "--types 1=Li,2=P,3=S")
                 names.append(syms[j])
             return np.array(names, dtype=object)[inv]
+        if types is not None and self._unit_style == "lj":
+            # reduced-unit particles have no element: label them by type number (as the NetCDF reader does)
+            self._species_note = "units lj: species are the LAMMPS type numbers (no elements)"
+            uniq, inv = np.unique(types, return_inverse=True)
+            return np.array([str(int(t)) for t in uniq], dtype=object)[inv]
         if types is not None:
             present = ", ".join(str(int(t)) for t in np.unique(types))
             raise OptionError(f"{self.path}: the dump has atom types {present} but no element or mass column; give "
