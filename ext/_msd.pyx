@@ -15,20 +15,18 @@ the other, so the floating-point sums do not depend on the block size.
 not evenly spaced, grouping frame pairs by their (quantised) time difference.
 """
 
-cdef inline void _finish_row(double[:, ::1] buf, Py_ssize_t r, Py_ssize_t n_frames, Py_ssize_t k,
+from libc.stdlib cimport calloc, free
+
+
+cdef inline void _finish_row(double[:, ::1] buf, Py_ssize_t r, Py_ssize_t n_frames, Py_ssize_t k, double total,
                              double[:, ::1] sq, double[:, ::1] ends) noexcept nogil:
-    # centre row r on its time average, zero-pad, accumulate squares and record the end-to-end displacement
-    cdef Py_ssize_t t, L = buf.shape[1]
-    cdef double s = 0.0, mean, v
-    for t in range(n_frames):
-        s += buf[r, t]
-    mean = s / n_frames
+    # centre row r on its time average (total / n_frames), accumulate squares and the end-to-end displacement
+    cdef Py_ssize_t t
+    cdef double mean = total / n_frames, v
     for t in range(n_frames):
         v = buf[r, t] - mean
         buf[r, t] = v
         sq[k, t] += v * v
-    for t in range(n_frames, L):
-        buf[r, t] = 0.0
     v = buf[r, n_frames - 1] - buf[r, 0]
     ends[0, k] += v * v
 
@@ -37,47 +35,65 @@ def gather_block_tm(const double[:, :, ::1] pos,    # IN  (n_frames, n_atoms, 3)
                     Py_ssize_t a0,                  # IN  first atom of the block
                     Py_ssize_t n_block,             # IN  atoms in the block
                     const double[:, ::1] drift,     # IN  (n_frames, 3) Å subtracted from every atom, or (0, 3)
-                    double[:, ::1] buf,             # OUT (>= 3·n_block, L >= n_frames) rows 3j+k: centred, zero-padded
+                    double[:, ::1] buf,             # OUT (>= 3·n_block, L >= n_frames) rows 3j+k: centred series
                     double[:, ::1] sq,              # IN/OUT (3, n_frames) Σ over atoms of the centred values²
                     double[:, ::1] ends):           # IN/OUT (1, 3) Σ over atoms of (x(T−1) − x(0))²
-    """Gather atoms a0..a0+n_block−1 of time-major positions into centred rows; no validation here."""
-    cdef Py_ssize_t n_frames = pos.shape[0], t, j, k
+    """Gather atoms a0..a0+n_block−1 of time-major positions into centred rows; no validation here.
+
+    Columns ``n_frames:`` of ``buf`` are not written: the caller keeps them zero (the zero padding).
+    Each row's sum runs over t = 0 … T−1 in order, as in :func:`gather_block_am`, so both give the
+    same bits.
+    """
+    cdef Py_ssize_t n_frames = pos.shape[0], t, j, k, t0, t1, r
     cdef bint use_drift = drift.shape[0] > 0
-    if n_frames == 0:
+    cdef double v
+    cdef double *tot
+    if n_frames == 0 or n_block == 0:
         return
-    cdef Py_ssize_t t0, t1
-    with nogil:
-        # transpose in tiles of 64 frames: the tile of ``pos`` stays in cache while each row is written
-        # contiguously
-        for t0 in range(0, n_frames, 64):
-            t1 = t0 + 64 if t0 + 64 < n_frames else n_frames
+    tot = <double *> calloc(3 * n_block, sizeof(double))
+    if tot == NULL:
+        raise MemoryError()
+    try:
+        with nogil:
+            # transpose in tiles of 64 frames: the tile of ``pos`` stays in cache while each row is written
+            # contiguously; the row sums are accumulated on the way
+            for t0 in range(0, n_frames, 64):
+                t1 = t0 + 64 if t0 + 64 < n_frames else n_frames
+                for j in range(n_block):
+                    for k in range(3):
+                        r = 3 * j + k
+                        for t in range(t0, t1):
+                            if use_drift:
+                                v = pos[t, a0 + j, k] - drift[t, k]
+                            else:
+                                v = pos[t, a0 + j, k]
+                            buf[r, t] = v
+                            tot[r] += v
             for j in range(n_block):
                 for k in range(3):
-                    if use_drift:
-                        for t in range(t0, t1):
-                            buf[3 * j + k, t] = pos[t, a0 + j, k] - drift[t, k]
-                    else:
-                        for t in range(t0, t1):
-                            buf[3 * j + k, t] = pos[t, a0 + j, k]
-        for j in range(n_block):
-            for k in range(3):
-                _finish_row(buf, 3 * j + k, n_frames, k, sq, ends)
+                    _finish_row(buf, 3 * j + k, n_frames, k, tot[3 * j + k], sq, ends)
+    finally:
+        free(tot)
 
 
 def gather_block_am(const double[:, :, ::1] src,    # IN  (n_block, 3, n_frames) Å, atom-major (drift already removed)
-                    double[:, ::1] buf,             # OUT (>= 3·n_block, L >= n_frames)
+                    double[:, ::1] buf,             # OUT (>= 3·n_block, L >= n_frames); columns n_frames: kept zero
                     double[:, ::1] sq,              # IN/OUT (3, n_frames)
                     double[:, ::1] ends):           # IN/OUT (1, 3)
     """Gather atom-major series (a block read from the scratch file) into centred rows; no validation here."""
     cdef Py_ssize_t n_block = src.shape[0], n_frames = src.shape[2], t, j, k
+    cdef double v, total
     if n_frames == 0:
         return
     with nogil:
         for j in range(n_block):
             for k in range(3):
+                total = 0.0
                 for t in range(n_frames):
-                    buf[3 * j + k, t] = src[j, k, t]
-                _finish_row(buf, 3 * j + k, n_frames, k, sq, ends)
+                    v = src[j, k, t]
+                    buf[3 * j + k, t] = v
+                    total += v
+                _finish_row(buf, 3 * j + k, n_frames, k, total, sq, ends)
 
 
 def subtract_drift_am(double[:, :, ::1] block,      # IN/OUT (n_atoms, 3, n_frames) Å

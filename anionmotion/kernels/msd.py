@@ -141,6 +141,7 @@ class MSDAccumulator:
         self.workers = workers
         self.use_ext = use_ext
         self.n_atoms = 0
+        # columns n_frames: of the buffer are the zero padding; the gather kernels never write there
         self._buf = np.zeros((3 * self.block_atoms, self.L))
         self._sq = np.zeros((3, self.n_frames))
         self._ends = np.zeros((1, 3))
