@@ -65,7 +65,12 @@ cdef extern from *:
     #if defined(__SSE2__)
     #include <emmintrin.h>
     #endif
+    #if defined(_MSC_VER)
+    #include <intrin.h>
+    static __inline int am_ctz64(unsigned long long x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    #else
     static inline int am_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    #endif
 
     /* Pointer just past the n-th newline at or after p, or NULL when the buffer ends first
        (*found then holds the newlines seen).  SSE2 compares 16 bytes at a time; memchr elsewhere. */
