@@ -1,4 +1,4 @@
-"""LAMMPS dump units electron (bohr, fs, bohr/atomic time) and lj (passed through, with a warning)."""
+"""LAMMPS dump units electron (bohr, fs, bohr/fs) and lj (passed through, with a warning)."""
 
 import os
 
@@ -8,7 +8,7 @@ import pytest
 
 import anionmotion
 from anionmotion.errors import AnionmotionWarning, OptionError
-from anionmotion.units import AU_VELOCITY_A_PS, BOHR_A
+from anionmotion.units import BOHR_A
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "lammps_units")
 MOLY = os.path.join(DATA, "lammps_moly_custom_2frames.txt")
@@ -35,8 +35,8 @@ def test_electron_velocities_and_scaled(tmp_path):
     t = anionmotion.open(p, lammps_units="electron", types="1=Li", frame_interval=1.0, unwrap=False)
     c = t.read()
     npt.assert_allclose(c.positions[0, 0], [5 * BOHR_A, 2.5 * BOHR_A, 0])
-    npt.assert_allclose(c.velocities[0, 0], [0.001 * AU_VELOCITY_A_PS, 0, -0.002 * AU_VELOCITY_A_PS])
-    assert 21876 < AU_VELOCITY_A_PS < 21877
+    # LAMMPS units electron velocities are bohr/fs (x += v·dt with dt in fs): 1 bohr/fs = 529.177 Å/ps
+    npt.assert_allclose(c.velocities[0, 0], [0.001 * BOHR_A * 1000, 0, -0.002 * BOHR_A * 1000])
     # ITEM: TIME in fs for units electron
     p2 = tmp_path / "e2.dump"
     p2.write_text("ITEM: UNITS\nelectron\nITEM: TIME\n0.5\n" + text)

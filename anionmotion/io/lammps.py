@@ -18,8 +18,7 @@ Conventions (SPEC §0, docs/formats.md "LAMMPS dump (text)"):
 * boxes: orthogonal, triclinic (bounding-box bounds converted as the LAMMPS
   manual describes) and ``abc origin`` general boxes.
 * units ``metal`` (Å, ps, Å/ps), ``real`` (Å, fs, Å/fs → ×1000 to Å/ps) and
-  ``electron`` (bohr → ×0.529177 Å, fs, bohr per atomic time unit → ×21876.9
-  Å/ps), as the user says (``lammps_units``); a dump's own ``ITEM: UNITS`` must
+  ``electron`` (bohr → ×0.529177 Å, fs, bohr/fs → ×529.177 Å/ps), as the user says (``lammps_units``); a dump's own ``ITEM: UNITS`` must
   agree.  ``lj`` (reduced units) has no physical scale: numbers are passed
   through unconverted, with a warning and a note in ``units``.
   Times are TIMESTEP × ``timestep`` (ps, whatever the unit style), else the
@@ -36,7 +35,7 @@ import numpy as np
 from ..elements import MASSES, normalize_symbol
 from ..errors import AnionmotionWarning, OptionError, TrajectoryError, TruncatedFileWarning
 from ..kernels import lammps as _k
-from ..units import AU_VELOCITY_A_PS, BOHR_A
+from ..units import BOHR_A, FS_PS
 from .base import BaseReader, RawFrames, ReaderOptions, check_text_head, compression_of, open_binary
 
 #: unit styles read (``lj`` unconverted)
@@ -44,7 +43,7 @@ _UNIT_STYLES = ("metal", "real", "electron", "lj")
 _LEN_NOTE = {"metal": "Å", "real": "Å", "electron": "Å (from bohr × 0.529177, units electron)",
              "lj": "σ (units lj: reduced, NOT converted)"}
 _VEL_NOTE = {"metal": "Å/ps (units metal)", "real": "Å/ps (from Å/fs × 1000, units real)",
-             "electron": "Å/ps (from bohr per atomic time unit × 21876.9, units electron)",
+             "electron": "Å/ps (from bohr/fs × 529.177, units electron)",
              "lj": "σ/τ (units lj: reduced, NOT converted)"}
 
 __all__ = ["LammpsDumpReader", "clear_index_cache", "BLOCK_BYTES", "PARSE_BYTES"]
@@ -511,7 +510,9 @@ class LammpsDumpReader(BaseReader):
             raise OptionError(f"invalid lammps_units {style!r}; choose one of {', '.join(_UNIT_STYLES)}")
         self._unit_style = style
         self._declared_units = declared
-        self._vel_factor = {"real": 1000.0, "electron": AU_VELOCITY_A_PS}.get(style, 1.0)
+        # units electron: LAMMPS integrates x (bohr) += v dt (fs), so v is bohr/fs (force->mvv2e = 1.06657
+        # Hartree per amu (bohr/fs)^2 says the same); NOT the Hartree atomic unit bohr/2.4189e-17 s
+        self._vel_factor = {"real": 1000.0, "electron": BOHR_A / FS_PS}.get(style, 1.0)
         self._len_factor = BOHR_A if style == "electron" else 1.0
         if style == "lj":
             warnings.warn(f"{self.path}: units lj are reduced (σ, τ): lengths, times and velocities are passed "
