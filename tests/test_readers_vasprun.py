@@ -2,7 +2,6 @@
 
 import gzip
 import os
-import warnings
 
 import numpy as np
 import numpy.testing as npt

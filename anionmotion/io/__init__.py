@@ -37,6 +37,8 @@ FORMATS = {
                "formats read through MDTraj (DCD, XTC, TRR, HDF5, …), nm converted to Å"),
     "vasprun": ("anionmotion.io.vasprun", "VasprunReader", ("vasprun*.xml", "*vasprun*.xml"),
                 "VASP vasprun.xml MD run (time from POTIM; constant or variable cell), gzip/bz2 allowed"),
+    "outcar": ("anionmotion.io.outcar", "OUTCARReader", ("outcar*", "*outcar*"),
+               "VASP OUTCAR MD run (POSITION blocks, lattice per step; time from POTIM), gzip/bz2 allowed"),
     "ase": ("anionmotion.io.ase_traj", "ASETrajReader", ("*.traj",),
             "ASE ULM .traj (needs the optional ASE; a LAMMPS dump named .traj is detected by its content)"),
 }
@@ -138,7 +140,7 @@ def open(path, *, format=None, timestep=None, frame_interval=None, lammps_units=
     ----------
     path : str or path-like
     format : str, optional
-        One of ``lammps``, ``netcdf``, ``cp2k``, ``xdatcar``, ``extxyz``, ``mdtraj``, ``vasprun``, ``ase``;
+        One of ``lammps``, ``netcdf``, ``cp2k``, ``xdatcar``, ``extxyz``, ``mdtraj``, ``vasprun``, ``outcar``, ``ase``;
         detected when None.
     timestep : float, optional
         MD time step, ps (LAMMPS: times = TIMESTEP × timestep).

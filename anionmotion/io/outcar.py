@@ -1,0 +1,204 @@
+"""VASP ``OUTCAR`` molecular-dynamics runs.
+
+Parts read::
+
+       VRHFIN =O: s2p4                        (one per POTCAR = per species, in order)
+       ions per type =               2   4
+       IBRION =      0    ionic relax: 0-MD …
+       POTIM  = 1.0000    time-step for ionic-motion
+       POMASS =  16.00  1.00                  (the INCAR summary line: one mass per species)
+     …
+          direct lattice vectors                 reciprocal lattice vectors
+        10.000000000  0.000000000  0.000000000     0.100000000 …     (a, b, c: first three columns, Å)
+     …
+     POSITION                                       TOTAL-FORCE (eV/Angst)
+     -----------------------------------------------------------------------------------
+          4.34854      4.20903      5.20000        -0.141986 …      (Cartesian Å, one row per ion)
+
+One streamed pass over the (plain, gzip or bz2) file records the byte offset
+of every ``POSITION`` block and the lattice printed last before it (the cell of
+that ionic step); :meth:`read` parses only the requested blocks.  Step ``k``
+is at ``k × POTIM`` fs when ``IBRION = 0``; otherwise give ``frame_interval``.
+A block cut by the end of the file is dropped with a
+:class:`~anionmotion.errors.TruncatedFileWarning`.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+
+from ..errors import FormatError, TrajectoryError, TruncatedFileWarning
+from ..units import FS_PS
+from ._text import elements_of
+from .base import BaseReader, RawFrames, check_text_head, open_binary
+
+__all__ = ["OUTCARReader"]
+
+_VRHFIN = re.compile(rb"^\s*VRHFIN\s*=\s*([A-Za-z]+)\s*:")
+_INT = re.compile(rb"^\s*(IBRION)\s*=\s*(-?\d+)")
+_POTIM = re.compile(rb"^\s*POTIM\s*=\s*([-+0-9.Ee]+)")
+_POMASS = re.compile(rb"^\s*POMASS\s*=\s*([-+0-9.Ee\s]+)$")
+
+
+class OUTCARReader(BaseReader):
+    """VASP OUTCAR MD run: Cartesian positions per ionic step, lattice per step, plain/gzip/bz2.
+
+    Parameters
+    ----------
+    path : str
+    options : ReaderOptions
+        ``frame_interval`` (ps) when the run is not MD (IBRION ≠ 0) or POTIM is missing.
+    """
+
+    format_name = "outcar"
+    description = "VASP OUTCAR (POSITION/TOTAL-FORCE blocks, lattice per step; time from POTIM)"
+
+    def __init__(self, path, options):
+        super().__init__(path, options)
+        species, counts, masses = [], None, None
+        ibrion = potim = None
+        offsets, cells = [], []
+        lattice = None
+        n = None
+        truncated = False
+        pos = 0
+        with open_binary(self.path) as fh:
+            head = fh.read(65536)
+            check_text_head(head, self.path, "a VASP OUTCAR")
+            if b" vasp." not in head[:400] and b"POTCAR:" not in head:
+                raise FormatError("not a VASP OUTCAR (no 'vasp.' version line or POTCAR: line at the start)",
+                                  path=self.path)
+        with open_binary(self.path) as fh:
+            it = iter(fh)
+            for line in it:
+                start = pos
+                pos += len(line)
+                if b"POSITION" in line and b"TOTAL-FORCE" in line:
+                    if n is None:
+                        if counts is None:
+                            raise TrajectoryError("a POSITION block before 'ions per type ='; expected the "
+                                                  "OUTCAR header first", path=self.path)
+                        n = sum(counts)
+                    if lattice is None:
+                        raise TrajectoryError("a POSITION block before any 'direct lattice vectors' block",
+                                              path=self.path, frame=len(offsets))
+                    ln = next(it, None)
+                    if ln is None:
+                        truncated = True
+                        break
+                    pos += len(ln)
+                    if not ln.strip().startswith(b"---"):
+                        raise TrajectoryError("expected a line of dashes after the POSITION header",
+                                              path=self.path, frame=len(offsets))
+                    rows, ended = 0, False
+                    while True:
+                        ln = next(it, None)
+                        if ln is None:
+                            break
+                        pos += len(ln)
+                        if ln.strip().startswith(b"---"):
+                            ended = True
+                            break
+                        rows += 1
+                    if not ended:
+                        truncated = True
+                        break
+                    if rows != n:
+                        raise TrajectoryError(f"the POSITION block has {rows} rows; 'ions per type' gives {n}",
+                                              path=self.path, frame=len(offsets))
+                    offsets.append(start)
+                    cells.append(lattice)
+                    continue
+                if b"direct lattice vectors" in line:
+                    vals = []
+                    for _ in range(3):
+                        ln = next(it, b"")
+                        pos += len(ln)
+                        vals.append(ln.split()[:3])
+                    try:
+                        lattice = np.array(vals, dtype=np.float64)
+                    except ValueError:
+                        if not vals[-1]:
+                            truncated = True
+                            break
+                        raise TrajectoryError("expected three lattice rows after 'direct lattice vectors'",
+                                              path=self.path, frame=len(offsets)) from None
+                    continue
+                if offsets:
+                    continue                  # the header items below come before the first step
+                m = _VRHFIN.match(line)
+                if m:
+                    species.append(m.group(1).decode())
+                    continue
+                if b"ions per type" in line:
+                    counts = [int(x) for x in line.split(b"=")[1].split()]
+                    continue
+                m = _INT.match(line)
+                if m and ibrion is None:
+                    ibrion = int(m.group(2))
+                    continue
+                m = _POTIM.match(line)
+                if m and potim is None:
+                    potim = float(m.group(1))
+                    continue
+                m = _POMASS.match(line)
+                if m and masses is None:
+                    masses = [float(x) for x in m.group(1).split()]
+        if counts is None:
+            raise TrajectoryError("no 'ions per type =' line; is this an OUTCAR?", path=self.path)
+        if len(species) != len(counts):
+            raise TrajectoryError(f"{len(species)} VRHFIN species lines but 'ions per type' has {len(counts)} "
+                                  "numbers", path=self.path)
+        if truncated:
+            warnings.warn(f"{self.path}: the file ends inside ionic step {len(offsets)}; keeping the "
+                          f"{len(offsets)} complete step(s)", TruncatedFileWarning, stacklevel=3)
+        if not offsets:
+            raise TrajectoryError("no complete 'POSITION … TOTAL-FORCE' block (no ionic step)", path=self.path)
+        self.n_atoms = int(sum(counts))
+        self.n_frames = len(offsets)
+        self._offsets = np.asarray(offsets, dtype=np.int64)
+        self._cells = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
+        self.species = np.repeat(elements_of(species, path=self.path, what="VRHFIN species"), counts)
+        if masses is not None and len(masses) == len(counts):
+            self.masses = np.repeat(np.asarray(masses, dtype=np.float64), counts)
+        self.metadata = {k: v for k, v in (("IBRION", ibrion), ("POTIM_fs", potim)) if v is not None}
+        if ibrion == 0 and potim is not None and potim > 0:
+            self.times = np.arange(self.n_frames, dtype=np.float64) * potim * FS_PS
+            tsrc = f"step × POTIM ({potim:g} fs)"
+        else:
+            if options.frame_interval is None:
+                why = (f"IBRION = {ibrion} is not molecular dynamics" if ibrion not in (None, 0)
+                       else "POTIM is missing" if potim is None else f"POTIM = {potim:g} is not a positive time")
+                raise TrajectoryError(f"{why}, so the steps have no times; give the time between steps with "
+                                      "frame_interval= / --frame-interval (ps)", path=self.path)
+            tsrc = "frame_interval"
+        self.coord_style = "wrapped"
+        self.units = {"length": "Å (Cartesian POSITION)", "time": tsrc, "velocity": "none (not in OUTCAR)"}
+
+    def read_cells(self, start, stop):
+        return self._cells[start:stop].copy()
+
+    def read(self, start, stop, atoms=None):
+        n = self.n_atoms
+        out = np.empty((stop - start, n, 3))
+        with open_binary(self.path) as fh:
+            for k in range(stop - start):
+                fh.seek(int(self._offsets[start + k]))
+                fh.readline()
+                fh.readline()
+                rows = [fh.readline() for _ in range(n)]
+                try:
+                    vals = np.array(b" ".join(b" ".join(r.split()[:3]) for r in rows).split(), dtype=np.float64)
+                except ValueError:
+                    raise TrajectoryError("non-numeric value in the POSITION block", path=self.path,
+                                          frame=start + k) from None
+                if vals.size != 3 * n:
+                    raise TrajectoryError(f"the POSITION block has {vals.size} coordinates; expected {3 * n}",
+                                          path=self.path, frame=start + k)
+                out[k] = vals.reshape(n, 3)
+        if atoms is not None:
+            out = np.ascontiguousarray(out[:, np.asarray(atoms, dtype=np.int64)])
+        return RawFrames(coords=out, style="wrapped", cells=self.read_cells(start, stop))
