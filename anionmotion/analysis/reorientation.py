@@ -382,7 +382,8 @@ class ReorientationResult(Result):
             f"C1 at {self.reliable_lag_ps:.4g} ps   {self.C1_at_reliable_lag:.4f} (longest reliable lag = "
             f"{self.meta['reliable_fraction']} × span) → rotating: {'yes' if self.rotating else 'no'}",
             f"tau1 / tau2       {t1} / {t2} (stretched-exponential mean time; integral: "
-            f"{_fmt(self.relaxation['C1']['tau_integral_ps'])} / {_fmt(self.relaxation['C2']['tau_integral_ps'])} ps)",
+            f"{_fmt(self.relaxation['C1']['tau_integral_ps'])} / {_fmt(self.relaxation['C2']['tau_integral_ps'])} ps"
+            + ("" if self.relaxation["C1"]["decayed"] else ", lower bounds: C1 stays above 1/e") + ")",
             f"rotation events   {self.rotation_events} ({self.meta['event_method']}; "
             f"{self.rotation_frequency_per_ns:.4g} per anion per ns)",
         ]
