@@ -67,3 +67,25 @@ def test_bad_files_and_missing_ase(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ase.io.trajectory", None)
     with pytest.raises(ImportError, match="reading ASE .traj files needs ASE: pip install ase"):
         anionmotion.open(CU, frame_interval=1.0)
+
+
+def test_time_from_info_and_missing_cell(tmp_path):
+    from ase import Atoms
+    from ase.io.trajectory import Trajectory
+    from ase.units import fs
+
+    p = tmp_path / "t.traj"
+    with Trajectory(str(p), "w") as tr:
+        for k in range(3):
+            at = Atoms("LiCl", positions=[[0, 0, 0], [1.0 + k, 0, 0]], cell=[5, 5, 5], pbc=True)
+            at.info["time"] = 10.0 * k * fs                         # ASE time units, as ase.md writes it
+            tr.write(at)
+    t = anionmotion.open(p, unwrap=False)
+    npt.assert_allclose(t.times, [0.0, 0.01, 0.02])
+    npt.assert_allclose(t.read().positions[:, 1, 0], [1, 2, 3])
+    q = tmp_path / "nocell.traj"
+    with Trajectory(str(q), "w") as tr:
+        tr.write(Atoms("Li", positions=[[0, 0, 0]]))
+    with pytest.raises(TrajectoryError, match="the frames carry no cell; give it with cell= / --cell"):
+        anionmotion.open(q, frame_interval=1.0)
+    npt.assert_allclose(anionmotion.open(q, frame_interval=1.0, cell=[4, 4, 4]).cells[0], np.eye(3) * 4)

@@ -153,3 +153,18 @@ def test_scan_block_boundaries(monkeypatch):
     assert ref[2] == 3 and ref[3] and len(ref[0]) == 3
     for a, b in ref[0]:
         assert raw[a:a + 10] == b"<structure" and raw[b - 12:b] == b"</structure>"
+
+
+def test_variable_cell_per_step(tmp_path):
+    """NPT runs: every step's own basis is used (the last step's cell edited here)."""
+    raw = open(H2O, "rb").read()
+    last = raw.rfind(b"<calculation>")
+    k = raw.find(b'<varray name="basis"', last)
+    old = b"      10.00000000       0.00000000       0.00000000 "
+    j = raw.find(old, k)
+    p = tmp_path / "vasprun.npt.xml"
+    p.write_bytes(raw[:j] + b"      11.00000000       0.00000000       0.00000000 " + raw[j + len(old):])
+    t = anionmotion.open(p, unwrap=False)
+    npt.assert_allclose(t.cells[:, 0, 0], [10, 10, 11])
+    frac = anionmotion.open(H2O, unwrap=False).read().fractional(wrap=False)
+    npt.assert_allclose(t.read().fractional(wrap=False), frac, atol=1e-12)   # same fractional coordinates
