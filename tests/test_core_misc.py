@@ -85,8 +85,8 @@ def test_missing_file_cli_exit_2(capsys):
 def test_bad_option_value_cli_exit_2(tmp_path, capsys):
     p = tmp_path / "x.lammpstrj"
     p.write_text("ITEM: TIMESTEP\n0\n")
-    assert main(["info", str(p), "--lammps-units", "lj"]) == 2
-    assert "invalid lammps_units 'lj'; choose one of metal, real" in capsys.readouterr().err
+    assert main(["info", str(p), "--lammps-units", "cgs"]) == 2
+    assert "invalid lammps_units 'cgs'; choose one of metal, real, electron, lj" in capsys.readouterr().err
 
 
 def test_version_and_module_entry_point():
