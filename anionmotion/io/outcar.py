@@ -184,21 +184,39 @@ class OUTCARReader(BaseReader):
     def read(self, start, stop, atoms=None):
         n = self.n_atoms
         out = np.empty((stop - start, n, 3))
-        with open_binary(self.path) as fh:
-            for k in range(stop - start):
-                fh.seek(int(self._offsets[start + k]))
-                fh.readline()
-                fh.readline()
-                rows = [fh.readline() for _ in range(n)]
-                try:
-                    vals = np.array(b" ".join(b" ".join(r.split()[:3]) for r in rows).split(), dtype=np.float64)
-                except ValueError:
-                    raise TrajectoryError("non-numeric value in the POSITION block", path=self.path,
-                                          frame=start + k) from None
-                if vals.size != 3 * n:
-                    raise TrajectoryError(f"the POSITION block has {vals.size} coordinates; expected {3 * n}",
-                                          path=self.path, frame=start + k)
-                out[k] = vals.reshape(n, 3)
+        for k in range(stop - start):
+            a = int(self._offsets[start + k])
+            fh = getattr(self, "_fh", None)
+            if fh is None or self._fh_pos > a:       # keep the handle: reading forward never re-decompresses
+                if fh is not None:
+                    fh.close()
+                fh = self._fh = open_binary(self.path)
+                self._fh_pos = 0
+            if self._fh_pos != a:
+                fh.seek(a)
+            rows = [fh.readline() for _ in range(n + 2)][2:]
+            self._fh_pos = fh.tell()
+            try:
+                vals = np.array(b" ".join(b" ".join(r.split()[:3]) for r in rows).split(), dtype=np.float64)
+            except ValueError:
+                raise TrajectoryError("non-numeric value in the POSITION block", path=self.path,
+                                      frame=start + k) from None
+            if vals.size != 3 * n:
+                raise TrajectoryError(f"the POSITION block has {vals.size} coordinates; expected {3 * n}",
+                                      path=self.path, frame=start + k)
+            out[k] = vals.reshape(n, 3)
         if atoms is not None:
             out = np.ascontiguousarray(out[:, np.asarray(atoms, dtype=np.int64)])
         return RawFrames(coords=out, style="wrapped", cells=self.read_cells(start, stop))
+
+    def close(self):
+        fh = getattr(self, "_fh", None)
+        if fh is not None:
+            fh.close()
+            self._fh = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass

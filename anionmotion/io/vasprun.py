@@ -245,28 +245,53 @@ class VasprunReader(BaseReader):
         n = stop - start
         cells = np.empty((n, 3, 3))
         pos = np.empty((n, self.n_atoms, 3)) if want_pos else None
-        with open_binary(self.path) as fh:
-            for k in range(n):
-                a, b = (int(x) for x in self._ranges[start + k])
-                fh.seek(a)
-                raw = fh.read(b - a)
-                frame = start + k
-                try:
-                    el = ET.fromstring(raw)
-                except ET.ParseError as err:
-                    raise TrajectoryError(f"malformed <structure> ({err})", path=self.path, frame=frame) from None
-                basis = el.find("crystal/varray[@name='basis']")
-                if basis is None:
-                    raise TrajectoryError("the step's <structure> has no <crystal><varray name=\"basis\">",
+        for k in range(n):
+            a, b = (int(x) for x in self._ranges[start + k])
+            raw = self._read_bytes(a, b)
+            frame = start + k
+            try:
+                el = ET.fromstring(raw)
+            except ET.ParseError as err:
+                raise TrajectoryError(f"malformed <structure> ({err})", path=self.path, frame=frame) from None
+            basis = el.find("crystal/varray[@name='basis']")
+            if basis is None:
+                raise TrajectoryError("the step's <structure> has no <crystal><varray name=\"basis\">",
+                                      path=self.path, frame=frame)
+            cells[k] = self._vectors(basis, 3, frame, "basis")
+            if want_pos:
+                p = el.find("varray[@name='positions']")
+                if p is None:
+                    raise TrajectoryError("the step's <structure> has no <varray name=\"positions\">",
                                           path=self.path, frame=frame)
-                cells[k] = self._vectors(basis, 3, frame, "basis")
-                if want_pos:
-                    p = el.find("varray[@name='positions']")
-                    if p is None:
-                        raise TrajectoryError("the step's <structure> has no <varray name=\"positions\">",
-                                              path=self.path, frame=frame)
-                    pos[k] = self._vectors(p, self.n_atoms, frame, "positions")
+                pos[k] = self._vectors(p, self.n_atoms, frame, "positions")
         return cells, pos
+
+    def _read_bytes(self, a, b):
+        """Bytes ``[a, b)`` of the (decompressed) stream; the handle stays open so that reading forward through
+        a gzip/bz2 file does not decompress it again from the start for every chunk."""
+        fh = getattr(self, "_fh", None)
+        if fh is None or self._fh_pos > a:
+            if fh is not None:
+                fh.close()
+            fh = self._fh = open_binary(self.path)
+            self._fh_pos = 0
+        if self._fh_pos != a:
+            fh.seek(a)
+        raw = fh.read(b - a)
+        self._fh_pos = a + len(raw)
+        return raw
+
+    def close(self):
+        fh = getattr(self, "_fh", None)
+        if fh is not None:
+            fh.close()
+            self._fh = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
 
     def _vectors(self, varray, n, frame, what):
         vs = varray.findall("v")
