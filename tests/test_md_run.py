@@ -272,6 +272,17 @@ def test_load_user_system_by_residue_and_by_distance(tmp_path):
         load_system(xml3, pdb, anion_residues=["SO4"])
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_system(str(tmp_path / "none.xml"), pdb)
+    # PDBx/mmCIF works the same way
+    from openmm import app
+
+    cif = str(tmp_path / "m.cif")
+    st = app.PDBFile(pdb)
+    with open(cif, "w") as fh:
+        app.PDBxFile.writeFile(st.topology, st.positions, fh)
+    u4 = load_system(xml, cif, anion_residues=["SO4"])
+    assert [g.tolist() for g in u4.groups] == [g.tolist() for g in m.groups]
+    npt.assert_allclose(u4.positions, m.positions, atol=2e-4)
+    assert repr(u4) == "MDSystem('m.xml', 224 atoms (S32 O128 Li64), 32 anions)"
 
 
 # ------------------------------------------------------------------------------ CLI

@@ -83,6 +83,13 @@ class MDSystem:
     def n_atoms(self) -> int:
         return int(self.positions.shape[0])
 
+    def __repr__(self):
+        counts = {}
+        for sp in self.species:
+            counts[sp] = counts.get(sp, 0) + 1
+        comp = " ".join(f"{k}{v}" for k, v in counts.items())
+        return f"MDSystem({self.name!r}, {self.n_atoms} atoms ({comp}), {len(self.groups)} anions)"
+
     def copy_system(self):
         """A deep copy of the OpenMM System (via XML), masses included."""
         openmm = need_openmm()
