@@ -39,7 +39,8 @@ class ReaderOptions:
     frame_interval : float or None
         Time between stored frames, ps (XDATCAR, plain xyz, DCD, or any file).
     lammps_units : str
-        ``"metal"`` (Å, ps, Å/ps) or ``"real"`` (Å, fs, Å/fs).
+        ``"metal"`` (Å, ps, Å/ps), ``"real"`` (Å, fs, Å/fs), ``"electron"`` (bohr, fs, bohr/fs) or ``"lj"``
+        (reduced units, passed through unconverted with a warning).
     types : dict or None
         LAMMPS type → element symbol.
     cell : ndarray (3, 3) or None
