@@ -13,10 +13,12 @@ __all__ = ["add_reader_options", "open_from_args", "add_output_options", "reader
 def add_reader_options(p: argparse.ArgumentParser):
     """Add the reader options shared by every subcommand (same names as :func:`anionmotion.open` keywords)."""
     g = p.add_argument_group("reader options")
-    g.add_argument("--format", help="force a format: lammps, netcdf, cp2k, xdatcar, extxyz, mdtraj, vasprun, outcar, ase (default: detect)")
+    g.add_argument("--format", help="force a format: lammps, netcdf, cp2k, xdatcar, extxyz, mdtraj, vasprun, outcar, "
+                                    "ase (default: detect)")
     g.add_argument("--timestep", type=float, help="MD time step in ps (LAMMPS: time = TIMESTEP × this)")
     g.add_argument("--frame-interval", type=float, help="time between stored frames in ps (XDATCAR: POTIM×NBLOCK/1000)")
-    g.add_argument("--lammps-units", default="metal", help="LAMMPS unit style: metal (default), real, electron (bohr, fs), or lj (reduced, not converted)")
+    g.add_argument("--lammps-units", default="metal",
+                   help="LAMMPS unit style: metal (default), real, electron (bohr, fs), or lj (reduced, not converted)")
     g.add_argument("--types", help="LAMMPS type → element map, e.g. 1=Li,2=P,3=S")
     g.add_argument("--cell", type=float, nargs="+", metavar="A",
                    help="cell for files without one: 3 lengths or 9 numbers (rows a, b, c), Å")
