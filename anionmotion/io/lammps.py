@@ -19,8 +19,9 @@ Conventions (SPEC §0, docs/formats.md "LAMMPS dump (text)"):
   manual describes) and ``abc origin`` general boxes.
 * units ``metal`` (Å, ps, Å/ps), ``real`` (Å, fs, Å/fs → ×1000 to Å/ps) and
   ``electron`` (bohr → ×0.529177 Å, fs, bohr/fs → ×529.177 Å/ps), as the user
-  says (``lammps_units``); a dump's own ``ITEM: UNITS`` must agree.  ``lj`` (reduced units) has no physical scale: numbers are passed
-  through unconverted, with a warning and a note in ``units``.
+  says (``lammps_units``); a dump's own ``ITEM: UNITS`` must agree.  ``lj``
+  (reduced units) has no physical scale: numbers are passed through
+  unconverted, with a warning and a note in ``units``.
   Times are TIMESTEP × ``timestep`` (ps, whatever the unit style), else the
   dump's ``ITEM: TIME`` values, else none (``frame_interval`` is then needed).
 """
