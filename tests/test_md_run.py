@@ -381,3 +381,24 @@ def test_killed_while_reporting_finishes_the_report(tmp_path, monkeypatch):
     rep = short_run(out, time=0.1)
     assert rep["n_frames"] == 21 and rep["ns_per_day"] is None
     assert os.path.exists(report_path(out)) and not os.path.exists(out + ".state")
+
+
+def test_mode_all_skips_complete_outputs_and_refuses_when_all_done(tmp_path, capsys):
+    out = str(tmp_path / "s.nc")
+    kw = dict(mode="all", temperature=900.0, time=0.05, equilibrate=0.05, reequilibrate=0.05, frame_every=5,
+              threads=1, progress=False)
+    with pytest.warns(ModeWarning):
+        reps = run_md(build_li2so4(2), out, verbose=False, **kw)
+    assert sorted(reps) == ["RC", "RTC", "RTVC", "UC"]
+    os.unlink(tmp_path / "s_RTVC.nc")
+    os.unlink(tmp_path / "s_RTVC.constraints.json")
+    with pytest.warns(ModeWarning):
+        reps2 = run_md(build_li2so4(2), out, verbose=True, **kw)
+    err = capsys.readouterr().err
+    assert "s_UC.nc is complete with these settings; skipped" in err and "[RTVC]: minimising" in err
+    assert reps2["UC"] == json.load(open(tmp_path / "s_UC.constraints.json"))
+    assert read_nc(str(tmp_path / "s_RTVC.nc"))[3]["run_complete"] == 1
+    with pytest.raises(OptionError, match="all outputs exist and are complete; refusing to overwrite"):
+        run_md(build_li2so4(2), out, verbose=False, **kw)
+    with pytest.raises(OptionError, match="output file exists and is complete"):
+        run_md(build_li2so4(2), out, verbose=False, **dict(kw, temperature=950.0))
