@@ -167,3 +167,17 @@ def test_cell_lengths_angles_round_trip(lengths, angles):
 
 def test_atomic_numbers():
     assert [atomic_number(s) for s in ("H", "Li", "O", "S", "Na", "Lr", "Xx", "li")] == [1, 3, 8, 16, 11, 103, 0, 3]
+
+
+def test_ase_reads_it(tmp_path):
+    pytest.importorskip("ase")
+    from ase.io.netcdftrajectory import NetCDFTrajectory
+
+    p = str(tmp_path / "t.nc")
+    pos, _ = write(p)
+    t = NetCDFTrajectory(p, "r")
+    a = t[2]
+    assert len(t) == 4 and a.get_chemical_symbols() == SPECIES
+    npt.assert_allclose(a.positions, pos[2], rtol=1e-6)
+    npt.assert_allclose(a.cell.lengths(), [10, 11, 12])
+    t.close()
