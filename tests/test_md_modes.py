@@ -295,3 +295,21 @@ def test_missing_openmm_message(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", block)
     with pytest.raises(ImportError, match=r"anionmotion.md needs OpenMM: pip install 'anionmotion\[md\]'"):
         _openmm.need_openmm()
+
+
+def test_stiffness_for_wavenumbers_round_trip():
+    from anionmotion.md.modes import stiffness_for_wavenumbers
+
+    m = build_li2so4(2)
+    masses = np.array([m.system.getParticleMass(i).value_in_unit(openmm.unit.dalton) for i in range(m.n_atoms)])
+    k_rot, k_com = stiffness_for_wavenumbers(m.positions, m.box, m.groups, masses, libration_cm1=400.0,
+                                             tether_cm1=450.0)
+    setup = apply_mode(m.copy_system(), m.positions, m.box, m.groups, "RTC", k_rot=k_rot, k_com=k_com)
+    assert setup.restraint_wavenumbers["libration_cm1"] == pytest.approx(400.0, rel=1e-9)
+    assert setup.restraint_wavenumbers["tether_cm1"] == pytest.approx(450.0, rel=1e-9)
+    # the defaults correspond to ≈ 517 and 541 cm⁻¹ for SO4
+    k_rot, _ = stiffness_for_wavenumbers(m.positions, m.box, m.groups, masses, libration_cm1=516.68)
+    assert k_rot == pytest.approx(1e4, rel=1e-3)
+    assert stiffness_for_wavenumbers(m.positions, m.box, m.groups, masses) == (None, None)
+    with pytest.raises(OptionError, match="libration_cm1 must be a positive wavenumber"):
+        stiffness_for_wavenumbers(m.positions, m.box, m.groups, masses, libration_cm1=-5)

@@ -402,3 +402,18 @@ def test_mode_all_skips_complete_outputs_and_refuses_when_all_done(tmp_path, cap
         run_md(build_li2so4(2), out, verbose=False, **kw)
     with pytest.raises(OptionError, match="output file exists and is complete"):
         run_md(build_li2so4(2), out, verbose=False, **dict(kw, temperature=950.0))
+
+
+def test_cli_wavenumber_targets(tmp_path, capsys):
+    from anionmotion.cli import main
+
+    out = str(tmp_path / "w.nc")
+    assert main(["md", "--system", "li2so4", "--k-rot", "1e4", "--libration-cm1", "400", "--out", out]) == 2
+    assert "give --k-rot or --libration-cm1, not both" in capsys.readouterr().err
+    with pytest.warns(ModeWarning):
+        assert main(["md", "--system", "li2so4", "--cells", "2", "--mode", "RTC", "--libration-cm1", "400",
+                     "--tether-cm1", "450", "--time", "0.02", "--equilibrate", "0.02", "--reequilibrate", "0.02",
+                     "--threads", "1", "--no-progress", "--out", out]) == 0
+    rep = json.load(open(report_path(out)))
+    assert rep["restraint_wavenumbers_cm1"]["libration_cm1"] == pytest.approx(400.0, rel=1e-6)
+    assert rep["restraint_wavenumbers_cm1"]["tether_cm1"] == pytest.approx(450.0, rel=1e-6)

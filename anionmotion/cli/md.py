@@ -37,8 +37,12 @@ def register(sub):
                    help="equilibration after switching the mode on, ps (≥ 5 recommended)")
     r.add_argument("--timestep", type=float, default=1.0, help="fs")
     r.add_argument("--frame-every", type=int, default=5, help="MD steps between stored frames")
-    r.add_argument("--k-rot", type=float, default=1.0e4, help="Eckart stiffness, kJ mol⁻¹ (amu nm²)⁻²")
-    r.add_argument("--k-com", type=float, default=1.0e6, help="COM tether stiffness, kJ mol⁻¹ nm⁻²")
+    r.add_argument("--k-rot", type=float, help="Eckart stiffness, kJ mol⁻¹ (amu nm²)⁻² (default 1e4)")
+    r.add_argument("--k-com", type=float, help="COM tether stiffness, kJ mol⁻¹ nm⁻² (default 1e6)")
+    r.add_argument("--libration-cm1", type=float,
+                   help="instead of --k-rot: put the Eckart libration line at this wavenumber, cm⁻¹")
+    r.add_argument("--tether-cm1", type=float,
+                   help="instead of --k-com: put the COM tether line at this wavenumber, cm⁻¹")
     r.add_argument("--seed", type=int, default=1, help="random seed (velocities, thermostat), ≥ 1")
     r.add_argument("--thermostat", default="langevin", help="langevin (LangevinMiddle) or nose-hoover (chain)")
     r.add_argument("--friction", type=float, default=1.0, help="Langevin friction / Nosé–Hoover frequency, ps⁻¹")
@@ -72,16 +76,31 @@ def _system(args):
 
 
 def run(args) -> int:
-    from ..md.modes import MODES
+    import numpy as np
+
+    from ..md.modes import K_COM_DEFAULT, K_ROT_DEFAULT, MODES, stiffness_for_wavenumbers
     from ..md.run import run_md
 
     mode = str(args.mode)
     if mode.lower() != "all" and mode.upper() not in MODES:
         raise OptionError(f"invalid --mode {args.mode!r}; choose one of {', '.join(MODE_CHOICES)}")
+    if args.k_rot is not None and args.libration_cm1 is not None:
+        raise OptionError("give --k-rot or --libration-cm1, not both")
+    if args.k_com is not None and args.tether_cm1 is not None:
+        raise OptionError("give --k-com or --tether-cm1, not both")
     mdsys = _system(args)
+    k_rot = K_ROT_DEFAULT if args.k_rot is None else args.k_rot
+    k_com = K_COM_DEFAULT if args.k_com is None else args.k_com
+    if args.libration_cm1 is not None or args.tether_cm1 is not None:
+        masses = np.array([mass.value_in_unit(mass.unit) for mass in
+                           (mdsys.system.getParticleMass(i) for i in range(mdsys.n_atoms))])
+        kr, kc = stiffness_for_wavenumbers(mdsys.positions, mdsys.box, mdsys.groups, masses,
+                                           libration_cm1=args.libration_cm1, tether_cm1=args.tether_cm1)
+        k_rot = kr if kr is not None else k_rot
+        k_com = kc if kc is not None else k_com
     run_md(mdsys, args.out, mode="all" if mode.lower() == "all" else mode.upper(), temperature=args.temperature,
            time=args.time, equilibrate=args.equilibrate, reequilibrate=args.reequilibrate, timestep=args.timestep,
-           frame_every=args.frame_every, k_rot=args.k_rot, k_com=args.k_com, seed=args.seed,
+           frame_every=args.frame_every, k_rot=k_rot, k_com=k_com, seed=args.seed,
            thermostat=args.thermostat.lower(), friction=args.friction, minimize=not args.no_minimize,
            platform=args.platform, threads=args.threads, overwrite=args.overwrite,
            progress=False if args.no_progress else None, checkpoint_every=args.checkpoint_every)

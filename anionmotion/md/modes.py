@@ -51,6 +51,7 @@ from ._openmm import need_openmm, strip_nm
 __all__ = ["MODES", "K_ROT_DEFAULT", "K_COM_DEFAULT", "ModeSetup", "check_mode", "check_groups", "make_whole",
            "kabsch_rotation", "rotation_angle", "fit_template", "reference_geometry", "eckart_coefficients",
            "eckart_energy", "com_tether_energy", "group_coms", "apply_mode", "count_dof", "libration_wavenumber",
+           "stiffness_for_wavenumbers",
            "tether_wavenumber", "ROT_FORCE_GROUP", "COM_FORCE_GROUP"]
 
 MODES = ("UC", "RC", "RTC", "RTVC")
@@ -288,6 +289,39 @@ def libration_wavenumber(k_rot, inertia):
 def tether_wavenumber(k_com, mass):
     """COM tether wavenumber (cm⁻¹), ω = √(k/M), for a mass in amu."""
     return math.sqrt(k_com / mass) * _RADPS_TO_CM1
+
+
+def stiffness_for_wavenumbers(positions, box, groups, masses, *, libration_cm1=None, tether_cm1=None):
+    """Stiffnesses whose restraint lines lie at (or, for the other anions, below) target wavenumbers.
+
+    Parameters
+    ----------
+    positions : array_like, shape (n_atoms, 3), nm
+    box : array_like, shape (3, 3) or (3,), nm
+    groups : list of int sequences, centre first
+    masses : array_like, shape (n_atoms,), amu
+    libration_cm1, tether_cm1 : float, optional, cm⁻¹
+        Targets for the Eckart libration ω = √(k_rot I) and the tether ω = √(k_com / M).
+
+    Returns
+    -------
+    (k_rot, k_com) : floats or None
+        kJ mol⁻¹ (amu nm²)⁻² and kJ mol⁻¹ nm⁻²; None for a target not given.  k_rot uses the largest
+        principal moment of inertia and k_com the lightest anion, so no anion's line exceeds its target.
+    """
+    m = np.asarray(masses, dtype=np.float64)
+    groups = check_groups(groups, m.size)
+    whole = make_whole(positions, box, groups)
+    k_rot = k_com = None
+    for name, w in (("libration_cm1", libration_cm1), ("tether_cm1", tether_cm1)):
+        if w is not None and not (np.isfinite(w) and w > 0):
+            raise OptionError(f"{name} must be a positive wavenumber in cm⁻¹; got {w}")
+    if libration_cm1 is not None:
+        inertia = max(inertia_max(whole[g], m[g]) for g in groups)
+        k_rot = (libration_cm1 / _RADPS_TO_CM1) ** 2 / inertia
+    if tether_cm1 is not None:
+        k_com = (tether_cm1 / _RADPS_TO_CM1) ** 2 * min(m[g].sum() for g in groups)
+    return k_rot, k_com
 
 
 @dataclass
