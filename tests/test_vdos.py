@@ -225,12 +225,11 @@ def test_vdos_invariant_to_atom_order_and_translation(perm_seed, shift):
 
 def test_cli_vdos(tmp_path, monkeypatch):
     from anionmotion.cli import main
-    import anionmotion.cli._common as common
+    import anionmotion.cli.vdos as cv
 
     pos, vel, sp, dt = oscillators(nu=[3.0, 3.0, 9.0, 9.0], n=4)
     tr = am.from_arrays(pos, np.eye(3) * 10, species=["Li", "Li", "O", "O"], velocities=vel, frame_interval=dt)
-    monkeypatch.setattr(common, "open_from_args", lambda args, path=None: tr)
-    import anionmotion.cli.vdos as cv
+    # patch only this subcommand's binding (patching cli._common would leak into modules imported meanwhile)
     monkeypatch.setattr(cv, "open_from_args", lambda args, path=None: tr)
     js = tmp_path / "v.json"
     csv = tmp_path / "v.csv"
