@@ -285,3 +285,52 @@ def test_atom_types_atomic_numbers_or_types_map(tmp_path):
     assert list(t.species) == ["Li", "P", "S"]  # atomic numbers (ASE convention)
     t = anionmotion.open(tmp_path / "a.nc", frame_interval=1, types="3=Na,15=Cl,16=Cl")
     assert list(t.species) == ["Na", "Cl", "Cl"]  # an explicit map wins
+
+
+def test_declared_unwrapped_coordinates_are_used_as_stored(tmp_path):
+    """A file whose global attribute says coordinate_style=unwrapped is not unwrapped again (SPEC §1)."""
+    import numpy as np
+    import anionmotion
+    # a jump of 0.45 box between frames: unwrapping would fold it back, the declared style keeps it
+    pos = np.zeros((3, 1, 3))
+    pos[1, 0, 0] = 4.5
+    pos[2, 0, 0] = 9.0
+    box = np.diag([10.0, 10.0, 10.0])
+    path = tmp_path / "u.nc"
+    _write_minimal_amber(path, pos, box, unwrapped=True)
+    traj = anionmotion.open(path, frame_interval=1.0)
+    assert traj.coord_style == "unwrapped"
+    np.testing.assert_allclose(traj.read().positions[:, 0, 0], [0.0, 4.5, 9.0], atol=1e-5)
+    path2 = tmp_path / "w.nc"
+    _write_minimal_amber(path2, pos, box, unwrapped=False)
+    traj2 = anionmotion.open(path2, frame_interval=1.0)
+    assert traj2.coord_style == "wrapped"
+    with pytest.warns(anionmotion.UnwrapWarning):
+        np.testing.assert_allclose(traj2.read().positions[:, 0, 0], [0.0, 4.5, -1.0], atol=1e-5)
+
+
+def _write_minimal_amber(path, pos, box, unwrapped):
+    import netCDF4
+    import numpy as np
+    with netCDF4.Dataset(path, "w", format="NETCDF3_64BIT_OFFSET") as ds:
+        ds.Conventions = "AMBER"
+        ds.ConventionVersion = "1.0"
+        if unwrapped:
+            ds.coordinate_style = "unwrapped"
+        ds.createDimension("frame", None)
+        ds.createDimension("spatial", 3)
+        ds.createDimension("atom", pos.shape[1])
+        ds.createDimension("cell_spatial", 3)
+        ds.createDimension("cell_angular", 3)
+        ds.createDimension("label", 5)
+        c = ds.createVariable("coordinates", "f4", ("frame", "atom", "spatial"))
+        c.units = "angstrom"
+        c[:] = pos
+        cl = ds.createVariable("cell_lengths", "f8", ("frame", "cell_spatial"))
+        cl.units = "angstrom"
+        cl[:] = np.tile(np.diag(box), (len(pos), 1))
+        ca = ds.createVariable("cell_angles", "f8", ("frame", "cell_angular"))
+        ca.units = "degree"
+        ca[:] = 90.0
+        t = ds.createVariable("atom_types", "i4", ("atom",))
+        t[:] = 3

@@ -243,7 +243,9 @@ class NetCDFReader(BaseReader):
         self.species = self._species(v, options)
         self.masses = self._per_atom(v, ("masses", "mass"))
         self.charges = self._per_atom(v, ("charges", "charge", "q"))
-        self.coord_style = "wrapped"
+        # files that declare unwrapped coordinates (anionmotion md, OpenMM) are used as they are (SPEC §1)
+        style = str(self.metadata.get("coordinate_style", "")).strip().lower()
+        self.coord_style = "unwrapped" if style == "unwrapped" else "wrapped"
 
     # ----------------------------------------------------------------- helpers
     def _per_atom(self, v, names):
@@ -347,7 +349,7 @@ class NetCDFReader(BaseReader):
         origins = None
         if self._origin and self.options.cell is None:
             origins = np.asarray(v["cell_origin"][start:stop], dtype=np.float64) * self._cf
-        return RawFrames(coords=np.ascontiguousarray(crd), style="wrapped", cells=self._cells(start, stop),
+        return RawFrames(coords=np.ascontiguousarray(crd), style=self.coord_style, cells=self._cells(start, stop),
                          times=None if self.times is None else self.times[start:stop], velocities=vel,
                          origins=origins)
 
