@@ -243,3 +243,15 @@ def test_cli_density(tmp_path, monkeypatch):
     assert main(["density", "x.lammpstrj", "--species", "Li", "--csv", str(tmp_path / "q.csv")]) == 2
     assert main(["density", "x.lammpstrj", "--species", "Li", "--out", str(tmp_path / "li.txt")]) == 2
     assert main(["density", "x.lammpstrj", "--species", "Li", "--out", str(out)]) == 2  # exists
+
+
+@settings(deadline=None, max_examples=15)
+@given(seed=st.integers(0, 1000), shift=st.tuples(st.integers(-5, 5), st.integers(-5, 5), st.integers(-5, 5)))
+def test_translation_by_whole_voxels_rolls_the_grid(seed, shift):
+    shape = (4, 5, 6)
+    tr, pos = traj_random(n_frames=4, seed=seed, style="unwrapped")
+    r = am.density(tr, "Li", grid=shape)
+    t = (np.array(shift) / np.array(shape)) @ CELL  # a translation by whole voxels
+    tr2 = am.from_arrays(pos + t, CELL, species=["Li"] * 6 + ["S"] * 4, frame_interval=1.0)
+    r2 = am.density(tr2, "Li", grid=shape)
+    npt.assert_allclose(r2.density, np.roll(r.density, shift, axis=(0, 1, 2)), atol=1e-12)

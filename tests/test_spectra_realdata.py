@@ -87,3 +87,13 @@ def test_lammps_structure(lammps, tmp_path):
 
     write_grid(d, tmp_path / "li.CHGCAR")
     npt.assert_allclose(read_chgcar(tmp_path / "li.CHGCAR")[1], d.density, rtol=1e-10, atol=1e-14)
+
+
+def test_triclinic_lammps_structure():
+    tr = am.open(data_path("lammps", "li2so4_tri_T1000.unwrapped.first60.lammpstrj.gz"), timestep=0.001,
+                 types="1=Li,2=S,3=O")
+    assert abs(tr.cells[0][1, 0]) > 1.0  # a genuinely triclinic cell
+    g = am.rdf(tr, ["S-O"], bins=300)
+    npt.assert_allclose(g.first_shell["S-O"]["coordination"], 4.0, atol=0.01)
+    d = am.density(tr, "Li", spacing=0.5)
+    npt.assert_allclose(d.occupancy.sum(), 144, rtol=1e-12)
