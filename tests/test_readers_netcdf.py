@@ -291,22 +291,22 @@ def test_declared_unwrapped_coordinates_are_used_as_stored(tmp_path):
     """A file whose global attribute says coordinate_style=unwrapped is not unwrapped again (SPEC §1)."""
     import numpy as np
     import anionmotion
-    # a jump of 0.45 box between frames: unwrapping would fold it back, the declared style keeps it
+    # a jump of 0.6 box between frames: unwrapping would fold it back, the declared style keeps it
     pos = np.zeros((3, 1, 3))
-    pos[1, 0, 0] = 4.5
-    pos[2, 0, 0] = 9.0
+    pos[1, 0, 0] = 6.0
+    pos[2, 0, 0] = 6.0
     box = np.diag([10.0, 10.0, 10.0])
     path = tmp_path / "u.nc"
     _write_minimal_amber(path, pos, box, unwrapped=True)
     traj = anionmotion.open(path, frame_interval=1.0)
     assert traj.coord_style == "unwrapped"
-    np.testing.assert_allclose(traj.read().positions[:, 0, 0], [0.0, 4.5, 9.0], atol=1e-5)
+    np.testing.assert_allclose(traj.read().positions[:, 0, 0], [0.0, 6.0, 6.0], atol=1e-5)
     path2 = tmp_path / "w.nc"
     _write_minimal_amber(path2, pos, box, unwrapped=False)
     traj2 = anionmotion.open(path2, frame_interval=1.0)
     assert traj2.coord_style == "wrapped"
     with pytest.warns(anionmotion.UnwrapWarning):
-        np.testing.assert_allclose(traj2.read().positions[:, 0, 0], [0.0, 4.5, -1.0], atol=1e-5)
+        np.testing.assert_allclose(traj2.read().positions[:, 0, 0], [0.0, -4.0, -4.0], atol=1e-5)
 
 
 def _write_minimal_amber(path, pos, box, unwrapped):
