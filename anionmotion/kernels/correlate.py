@@ -83,20 +83,17 @@ def acf_sum(x, *, n_lags=None, weights=None):
         return np.zeros(L) if one_d else np.zeros((L, n_w))
     nfft = scipy.fft.next_fast_len(2 * T, real=True)
     nf = nfft // 2 + 1
-    power = np.zeros((n_w, nf))
-    # series blocks: copy (transposed) into a zero-padded row buffer and transform along contiguous rows;
-    # the real buffer stays near 64 MB
-    block = max(1, min(n_series, int(64e6 // (8 * nfft * n_comp))))
-    buf = np.zeros((block * n_comp, nfft))
+    power = np.zeros((nf, n_w))
+    # blocks of series (complex work array near 64 MB); pocketfft zero-pads and transforms along the time
+    # axis in its own cache-friendly column batches; |F|² is summed over components with one einsum on the
+    # (re, im) float view, then weighted per series
+    block = max(1, min(n_series, int(64e6 // (16 * nf * n_comp))))
     for i0 in range(0, n_series, block):
         nb = min(block, n_series - i0)
-        rows = nb * n_comp
-        buf[:rows, :T] = x[:, i0:i0 + nb, :].reshape(T, rows).T
-        f = scipy.fft.rfft(buf[:rows], axis=-1, workers=_WORKERS)
-        p = np.square(f.real)
-        p += np.square(f.imag)
-        power += weights[i0:i0 + nb].T @ p.reshape(nb, n_comp, nf).sum(axis=1)
-    power = power.T
+        f = scipy.fft.rfft(x[:, i0:i0 + nb, :].reshape(T, nb * n_comp), n=nfft, axis=0, workers=_WORKERS)
+        fv = f.view(np.float64).reshape(nf, nb, 2 * n_comp)
+        power += np.einsum("kic,kic->ki", fv, fv) @ weights[i0:i0 + nb]
+        del f, fv
     out = scipy.fft.irfft(power, n=nfft, axis=0, workers=_WORKERS)[:L]
     return out[:, 0] if one_d else out
 
