@@ -337,7 +337,7 @@ class Trajectory:
                      np.concatenate([c.origins for c in chunks]))
 
     def iter_chunks(self, frames_per_chunk: int = 1000, atoms=None, *, frames=None, start=None, stop=None, step=None,
-                    progress=None, desc=None) -> Iterator[Chunk]:
+                    progress=None, desc=None, unwrap=None) -> Iterator[Chunk]:
         """Stream unwrapped positions (and velocities, cells, times) with bounded memory.
 
         Parameters
@@ -351,6 +351,9 @@ class Trajectory:
             between is still read, so that unwrapping stays exact.
         progress : bool or None
             Show a tqdm progress bar; None = only on a terminal.
+        unwrap : bool or None
+            False hands out positions as stored (for analyses that wrap them
+            anyway: density grids, g(r)); None uses the trajectory's setting.
 
         Yields
         ------
@@ -366,6 +369,7 @@ class Trajectory:
         species = self.species[idx]
         masses = self.masses[idx]
         state = None  # (prev_wrapped_frac, prev_unwrapped_frac)
+        do_unwrap = self.unwrap if unwrap is None else bool(unwrap)
         n_out = len(range(start, stop, step))
         pbar = _progress(n_out, progress if progress is not None else self.progress, desc or f"reading {self.path}")
         raw_per_read = frames_per_chunk * step
@@ -374,7 +378,7 @@ class Trajectory:
             while pos < stop:
                 hi = min(stop, pos + raw_per_read)
                 raw = self._reader.read(pos, hi, idx)
-                chunk, state = self._process(raw, pos, idx, state, times, species, masses)
+                chunk, state = self._process(raw, pos, idx, state, times, species, masses, do_unwrap)
                 keep = np.arange((start - pos) % step, hi - pos, step)
                 if step > 1:
                     chunk = _take_frames(chunk, keep)
@@ -388,7 +392,7 @@ class Trajectory:
                 pbar.close()
 
     # ------------------------------------------------------------ internals
-    def _process(self, raw: RawFrames, frame0, idx, state, times, species, masses):
+    def _process(self, raw: RawFrames, frame0, idx, state, times, species, masses, do_unwrap=True):
         n = raw.coords.shape[0]
         cells = np.ascontiguousarray(raw.cells, dtype=np.float64)
         self._check_cells(cells, frame0)
@@ -399,7 +403,7 @@ class Trajectory:
             vel = np.ascontiguousarray(vel, dtype=np.float64)
             _check_finite(vel, "velocities", self.path, frame0, idx)
         origins = np.zeros((n, 3)) if raw.origins is None else np.asarray(raw.origins, dtype=np.float64)
-        if raw.style == "unwrapped" or not self.unwrap:
+        if raw.style == "unwrapped" or not do_unwrap:
             pos = coords if raw.style != "fractional" else frac_to_cart(coords, cells)
         elif raw.images is not None:
             img = np.asarray(raw.images, dtype=np.float64)
@@ -460,6 +464,10 @@ class Trajectory:
 
 def _check_finite(arr, what, path, frame0, idx):
     if arr.size == 0:
+        return
+    # one summation pass, no temporary: the sum is finite when every element is (and overflow
+    # of huge finite values only sends us to the exact check below)
+    if np.isfinite(np.add.reduce(arr, axis=None)):
         return
     ok = np.isfinite(arr)
     if ok.all():

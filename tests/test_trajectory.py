@@ -167,3 +167,24 @@ def test_repr_and_context_manager():
     with anionmotion.from_arrays(_walk(2, 2), CELL, species=["Li", "S"], frame_interval=1) as traj:
         assert "n_atoms=2 (Li1 S1) n_frames=2" in repr(traj)
         assert len(traj) == 2
+
+
+def test_iter_chunks_without_unwrapping_leaves_the_setting_alone():
+    pos = _walk(20, 3, scale=1.0)
+    wrapped = _wrap(pos, CELL)
+    traj = anionmotion.from_arrays(wrapped, CELL, species=["Li"] * 3, frame_interval=1, style="wrapped")
+    raw = np.concatenate([c.positions for c in traj.iter_chunks(7, unwrap=False)])
+    npt.assert_allclose(raw, wrapped, atol=1e-12)
+    assert traj.unwrap is True
+    npt.assert_allclose(traj.read().positions - traj.read().positions[0], pos - pos[0], atol=1e-10)
+
+
+def test_infinite_velocity_is_found_even_when_sums_overflow():
+    pos = _walk(4, 2)
+    vel = np.full_like(pos, 1e308)  # the sum overflows although every value is finite
+    traj = anionmotion.from_arrays(pos, CELL, species=["Li", "Li"], velocities=vel, frame_interval=1)
+    assert traj.read().velocities.shape == (4, 2, 3)
+    vel[2, 1, 2] = np.inf
+    traj = anionmotion.from_arrays(pos, CELL, species=["Li", "Li"], velocities=vel, frame_interval=1)
+    with pytest.raises(TrajectoryError, match=r"frame 2, atom 1: velocities contain inf \(component z\)"):
+        traj.read()

@@ -11,12 +11,7 @@ def stream_chunks(traj, need_unwrap, frames_per_chunk, atoms, *, start=None, sto
 
     Density grids and g(r) wrap positions anyway, and a VACF from file velocities never looks at them:
     skipping the unwrap saves two coordinate transforms per frame and spurious :class:`UnwrapWarning`\\ s on
-    coarsely sampled runs.  The trajectory's own setting is restored afterwards.
+    coarsely sampled runs.  The trajectory's own setting is left untouched.
     """
-    saved = traj.unwrap
-    traj.unwrap = bool(saved and need_unwrap)
-    try:
-        yield from traj.iter_chunks(frames_per_chunk, atoms, start=start, stop=stop, step=step, progress=progress,
-                                    desc=desc)
-    finally:
-        traj.unwrap = saved
+    yield from traj.iter_chunks(frames_per_chunk, atoms, start=start, stop=stop, step=step, progress=progress,
+                                desc=desc, unwrap=bool(traj.unwrap and need_unwrap))
