@@ -7,7 +7,8 @@ import argparse
 from .._validate import parse_types
 from ..errors import OptionError
 
-__all__ = ["add_reader_options", "open_from_args", "add_output_options", "reader_kwargs", "need_matplotlib"]
+__all__ = ["add_reader_options", "open_from_args", "add_output_options", "reader_kwargs", "need_matplotlib",
+           "add_frame_options", "add_polyanion_options", "check_outputs", "write_outputs", "progress_of"]
 
 
 def add_reader_options(p: argparse.ArgumentParser):
@@ -69,3 +70,47 @@ def need_matplotlib():
     except ImportError as err:
         raise ImportError("plots need matplotlib: pip install 'anionmotion[plot]'") from err
     return plt
+
+
+def add_frame_options(p):
+    """``--start/--stop/--step``: the frame range (0-based, stop exclusive)."""
+    g = p.add_argument_group("frame range")
+    g.add_argument("--start", type=int, help="first frame (default 0)")
+    g.add_argument("--stop", type=int, help="stop before this frame (default: the end)")
+    g.add_argument("--step", type=int, help="frame stride (default 1)")
+
+
+def add_polyanion_options(p, *, required_center=False, frames=True, purpose=""):
+    """``--center/--ligand/--cluster/--cutoff`` defining the polyanions (SPEC §4), plus the frame range."""
+    g = p.add_argument_group("polyanion definition (SPEC §4)" + (f" {purpose}" if purpose else ""))
+    g.add_argument("--center", required=required_center, help="centre species of the polyanion, e.g. P")
+    g.add_argument("--ligand", help="ligand species, e.g. S (clusters: orientation species, default the lightest)")
+    g.add_argument("--cluster", help="species of centre-less clusters, e.g. 'B H' for B12H12 (instead of --center)")
+    g.add_argument("--cutoff", type=float, metavar="Å",
+                   help="centre–ligand cutoff (Å); default: first gap of the distance distribution in the first frame")
+    if frames:
+        add_frame_options(p)
+
+
+def check_outputs(args, *paths):
+    """Refuse existing output files (unless ``--overwrite``) before any work is done."""
+    from ..results import check_output
+
+    for path in paths:
+        if path:
+            check_output(path, args.overwrite)
+
+
+def write_outputs(args, *, json_data=None, csv_text=None):
+    """Write ``--json`` (a dict) and ``--csv`` (text) when they were asked for."""
+    from ..results import write_json, write_text_atomic
+
+    if getattr(args, "json", None) and json_data is not None:
+        write_json(args.json, json_data, overwrite=args.overwrite)
+    if getattr(args, "csv", None) and csv_text is not None:
+        write_text_atomic(args.csv, csv_text, overwrite=args.overwrite)
+
+
+def progress_of(args):
+    """Progress-bar setting from ``--no-progress`` (None = only on a terminal)."""
+    return False if getattr(args, "no_progress", False) else None

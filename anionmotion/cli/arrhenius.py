@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import add_output_options, need_matplotlib
+from ._common import add_output_options, check_outputs, need_matplotlib
 
 __all__ = ["register", "run", "plot"]
 
@@ -51,11 +51,8 @@ def plot(path, res, overwrite=False):
 
 def run(args) -> int:
     from ..analysis.arrhenius import arrhenius
-    from ..results import check_output
 
-    for out in (args.json, args.plot):
-        if out:
-            check_output(out, args.overwrite)
+    check_outputs(args, args.json, args.plot)
     res = arrhenius(args.results, at=args.at)
     print(res.summary())
     if args.json:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
-from .reorient import add_polyanion_options
+from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs,
+                      need_matplotlib, open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run", "plot_coupling"]
 
@@ -68,20 +68,16 @@ def plot_coupling(res, path, overwrite=False):
 
 def run(args) -> int:
     from ..analysis.coupling import coupling
-    from ..results import check_output, write_json
 
-    for f in (args.json, args.plot):
-        if f:
-            check_output(f, args.overwrite)
+    check_outputs(args, args.json, args.plot)
     with open_from_args(args) as traj:
         res = coupling(traj, cation=args.cation, center=args.center, ligand=args.ligand, cutoff=args.cutoff,
                        cluster=args.cluster, shell=args.shell, min_residence=args.min_residence, hop_a=args.hop_a,
                        hop_residence=args.hop_residence, hop_window=args.hop_window, coincidence_window=args.window,
                        n_nearest=args.nearest, n_permutations=args.permutations, seed=args.seed, start=args.start,
-                       stop=args.stop, step=args.step, progress=False if args.no_progress else None)
+                       stop=args.stop, step=args.step, progress=progress_of(args))
     print(res.summary())
-    if args.json:
-        write_json(args.json, res.to_dict(), overwrite=args.overwrite)
+    write_outputs(args, json_data=res.to_dict())
     if args.plot:
         plot_coupling(res, args.plot, overwrite=args.overwrite)
     return 0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, need_matplotlib,
+                      open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -23,9 +24,7 @@ def register(sub):
     p.add_argument("--remove-drift", nargs="?", const="framework", metavar="SPECIES",
                    help="subtract the framework's centre-of-mass drift before binning (default framework = every "
                         "other atom; or name species, e.g. 'S O')")
-    p.add_argument("--start", type=int, help="first frame")
-    p.add_argument("--stop", type=int, help="stop before this frame")
-    p.add_argument("--step", type=int, help="frame stride")
+    add_frame_options(p)
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
     p.set_defaults(func=run)
@@ -36,7 +35,7 @@ def run(args) -> int:
     from ..analysis.density import density
     from ..errors import OptionError
     from ..report.grids import _format_of, write_grid
-    from ..results import check_output, write_json, write_text_atomic
+    from ..results import write_text_atomic
 
     if not (args.out or args.json or args.csv or args.plot):
         raise OptionError("nothing to write: give --out GRID (and/or --json, --csv with --axis, --plot with --axis)")
@@ -44,14 +43,12 @@ def run(args) -> int:
         raise OptionError("--csv and --plot write the 1-D distribution; give --axis a|b|c")
     if args.out:
         _format_of(args.out)
-    for out in (args.out, args.json, args.csv, args.plot):
-        if out:
-            check_output(out, args.overwrite)
+    check_outputs(args, args.out, args.json, args.csv, args.plot)
     species = " ".join(args.species)
     with open_from_args(args) as traj:
         res = density(traj, species, grid=args.grid, spacing=args.spacing, profile_bins=args.profile_bins,
                       remove_drift=args.remove_drift, start=args.start, stop=args.stop, step=args.step,
-                      progress=False if args.no_progress else None)
+                      progress=progress_of(args))
     print(res.summary())
     if args.out:
         write_grid(res, args.out, overwrite=args.overwrite)
@@ -61,8 +58,7 @@ def run(args) -> int:
         i = int(pr["p"].argmax())
         print(f"distribution along {args.axis}: maximum p = {pr['p'][i]:.4g} at s = {pr['s'][i]:.4f} "
               f"({pr['x_A'][i]:.3f} Å)")
-    if args.json:
-        write_json(args.json, res.to_dict(), overwrite=args.overwrite)
+    write_outputs(args, json_data=res.to_dict())
     if args.csv:
         write_text_atomic(args.csv, res.profile_csv(args.axis), overwrite=args.overwrite)
     if args.plot:

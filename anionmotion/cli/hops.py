@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import add_output_options, add_reader_options, open_from_args
+from ._common import add_output_options, add_reader_options, open_from_args, progress_of
 
 __all__ = ["register", "run"]
 
@@ -33,7 +33,7 @@ def run(args) -> int:
         check_output(args.json, args.overwrite)
     with open_from_args(args) as traj:
         res = hops(traj, species=args.species, a=args.a, residence=args.residence, window=args.window,
-                   memory=args.memory, progress=False if args.no_progress else None)
+                   memory=args.memory, progress=progress_of(args))
     print(res.summary())
     if args.events:
         print("atom  frame  time_ps")

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from ._common import add_output_options, add_reader_options, open_from_args
+from ._common import add_output_options, add_reader_options, open_from_args, progress_of
 
 __all__ = ["register", "run", "describe"]
 
@@ -129,7 +129,7 @@ def run(args) -> int:
     if args.json:
         check_output(args.json, args.overwrite)
     with open_from_args(args) as traj:
-        d = describe(traj, progress=False if args.no_progress else None)
+        d = describe(traj, progress=progress_of(args))
     print(_text(d))
     if args.json:
         write_json(args.json, d, overwrite=args.overwrite)

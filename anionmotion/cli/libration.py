@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, need_matplotlib,
+                      open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -24,9 +25,7 @@ def register(sub):
     p.add_argument("--max-freq", type=float, help="highest frequency, THz (default Nyquist); also limits the overlap")
     p.add_argument("--window", default="hann", help="lag window: hann (default), hamming, blackman, none")
     p.add_argument("--max-lag", type=float, help="longest correlation time kept, ps")
-    p.add_argument("--start", type=int, help="first frame")
-    p.add_argument("--stop", type=int, help="stop before this frame")
-    p.add_argument("--step", type=int, help="frame stride")
+    add_frame_options(p)
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
     p.set_defaults(func=run)
@@ -36,24 +35,18 @@ def register(sub):
 def run(args) -> int:
     from ..analysis.libration import libration
     from ..errors import OptionError
-    from ..results import check_output, write_json, write_text_atomic
 
     if not args.cluster and not (args.center and args.ligand):
         raise OptionError("give --center and --ligand (e.g. --center P --ligand S) or --cluster")
-    for out in (args.json, args.csv, args.plot):
-        if out:
-            check_output(out, args.overwrite)
+    check_outputs(args, args.json, args.csv, args.plot)
     cation = None if str(args.cation).lower() == "none" else args.cation
     with open_from_args(args) as traj:
         res = libration(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff, cluster=args.cluster,
                         cation=cation, omega=args.omega, window=args.window, max_freq=args.max_freq,
                         max_lag=args.max_lag, start=args.start, stop=args.stop, step=args.step,
-                        progress=False if args.no_progress else None)
+                        progress=progress_of(args))
     print(res.summary())
-    if args.json:
-        write_json(args.json, res.to_dict(), overwrite=args.overwrite)
-    if args.csv:
-        write_text_atomic(args.csv, res.to_csv(), overwrite=args.overwrite)
+    write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)
     if args.plot:
         plot(res, args.plot)
     return 0

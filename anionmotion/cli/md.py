@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import OptionError
+from ._common import progress_of
 
 MODE_CHOICES = ("UC", "RC", "RTC", "RTVC", "all")
 
@@ -103,5 +104,5 @@ def run(args) -> int:
            frame_every=args.frame_every, k_rot=k_rot, k_com=k_com, seed=args.seed,
            thermostat=args.thermostat.lower(), friction=args.friction, minimize=not args.no_minimize,
            platform=args.platform, threads=args.threads, overwrite=args.overwrite,
-           progress=False if args.no_progress else None, checkpoint_every=args.checkpoint_every)
+           progress=progress_of(args), checkpoint_every=args.checkpoint_every)
     return 0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
 from ..errors import OptionError
-from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, need_matplotlib,
+                      open_from_args, progress_of)
 
 __all__ = ["register", "run", "parse_charges", "write_csv", "plot"]
 
@@ -34,9 +34,7 @@ def register(sub):
                    help="charges for --collective: trajectory (default), formal, or per species e.g. Li=1,P=5,S=-2,Cl=-1")
     p.add_argument("--hop-distance", type=float, metavar="Å",
                    help="a of the He et al. error estimate (default: nearest-neighbour distance of the species)")
-    p.add_argument("--start", type=int, help="first frame")
-    p.add_argument("--stop", type=int, help="stop frame (exclusive)")
-    p.add_argument("--step", type=int, help="frame stride")
+    add_frame_options(p)
     p.add_argument("--scratch-dir", help="directory for the out-of-core scratch file (default: system temp)")
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
@@ -103,17 +101,15 @@ def plot(path, res, fit=None, overwrite=False):
 def run(args) -> int:
     from ..analysis.diffusion import fit_diffusion, report_dict
     from ..analysis.msd import msd
-    from ..results import check_output, write_json
+    from ..results import write_json
 
-    for out in (args.json, args.csv, args.plot):
-        if out:
-            check_output(out, args.overwrite)
+    check_outputs(args, args.json, args.csv, args.plot)
     charges = parse_charges(args.charges)
     with open_from_args(args) as traj:
         res = msd(traj, species=args.species, drift=args.drift, temperature=args.temperature, charge=args.charge,
                   collective=args.collective, charges=charges, start=args.start, stop=args.stop, step=args.step,
                   memory=args.memory, scratch_dir=args.scratch_dir,
-                  progress=False if args.no_progress else None)
+                  progress=progress_of(args))
     print(res.summary())
     fit = None
     if len(res.lag) >= 4:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, need_matplotlib,
+                      open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -22,9 +23,7 @@ def register(sub):
     p.add_argument("--ligand", help="polyanion ligand species (for COM pairs)")
     p.add_argument("--cluster", help="species of centre-less clusters (for COM pairs)")
     p.add_argument("--cutoff", type=float, help="polyanion centre-ligand cutoff, Å (default automatic)")
-    p.add_argument("--start", type=int, help="first frame")
-    p.add_argument("--stop", type=int, help="stop before this frame")
-    p.add_argument("--step", type=int, help="frame stride")
+    add_frame_options(p)
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
     p.set_defaults(func=run)
@@ -33,11 +32,8 @@ def register(sub):
 
 def run(args) -> int:
     from ..analysis.rdf import COM, parse_pair, rdf
-    from ..results import check_output, write_json, write_text_atomic
 
-    for out in (args.json, args.csv, args.plot):
-        if out:
-            check_output(out, args.overwrite)
+    check_outputs(args, args.json, args.csv, args.plot)
     pairs = [parse_pair(p) for p in args.pair]
     with open_from_args(args) as traj:
         polys = None
@@ -48,12 +44,9 @@ def run(args) -> int:
                                     cluster=args.cluster)
         res = rdf(traj, pairs, rmax=args.rmax, bins=args.bins, temperature=args.temperature, polyanions=polys,
                   start=args.start, stop=args.stop, step=args.step,
-                  progress=False if args.no_progress else None)
+                  progress=progress_of(args))
     print(res.summary())
-    if args.json:
-        write_json(args.json, res.to_dict(), overwrite=args.overwrite)
-    if args.csv:
-        write_text_atomic(args.csv, res.to_csv(), overwrite=args.overwrite)
+    write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)
     if args.plot:
         plot(res, args.plot)
     return 0

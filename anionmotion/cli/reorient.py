@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs,
+                      need_matplotlib, open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run", "plot_reorientation", "plot_rho", "rho_csv"]
-
-
-def add_polyanion_options(p, *, required_center=False):
-    """--center/--ligand/--cluster/--cutoff (shared with coupling and timeline)."""
-    g = p.add_argument_group("polyanion definition (SPEC §4)")
-    g.add_argument("--center", required=required_center, help="centre species of the polyanion, e.g. P")
-    g.add_argument("--ligand", help="ligand species, e.g. S (clusters: orientation species, default the lightest)")
-    g.add_argument("--cluster", help="species of centre-less clusters, e.g. 'B H' for B12H12 (instead of --center)")
-    g.add_argument("--cutoff", type=float, metavar="Å",
-                   help="centre–ligand cutoff (Å); default: first gap of the distance distribution in the first frame")
-    g.add_argument("--start", type=int, help="first frame (default 0)")
-    g.add_argument("--stop", type=int, help="stop frame (exclusive; default: end)")
-    g.add_argument("--step", type=int, help="frame stride (default 1)")
 
 
 def register(sub):
@@ -142,21 +130,19 @@ def run(args) -> int:
     from ..analysis.reorientation import reorientation
     from ..results import check_output, write_json, write_text_atomic
 
-    for f in (args.json, args.plot, args.rho, args.rho_csv):
-        if f:
-            check_output(f, args.overwrite)
+    check_outputs(args, args.json, args.plot, args.rho, args.rho_csv)
     with open_from_args(args) as traj:
         res = reorientation(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff, cluster=args.cluster,
                             threshold=args.threshold, event_method="symmetry" if args.symmetry else "threshold",
                             site_tolerance=args.site_tolerance, reliable_fraction=args.reliable_fraction,
                             start=args.start, stop=args.stop, step=args.step,
-                            progress=False if args.no_progress else None)
+                            progress=progress_of(args))
         d = res.to_dict(include_series=args.series)
         if args.cation:
             from ..analysis.hops import hops
 
             h = hops(traj, species=args.cation, a=args.hop_a, residence=args.hop_residence, window=args.hop_window,
-                     start=args.start, stop=args.stop, step=args.step, progress=False if args.no_progress else None)
+                     start=args.start, stop=args.stop, step=args.step, progress=progress_of(args))
             d["cation"] = {"species": args.cation, "jump_frequency_per_ns": h.jump_frequency_per_ns,
                            "n_hops": h.n_events, "a_A": h.a_A, "residence_ps": h.residence_ps,
                            "window_ps": h.window_ps}

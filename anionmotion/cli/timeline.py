@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 
-from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
-from .reorient import add_polyanion_options
+from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs,
+                      need_matplotlib, open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run", "plot_timeline"]
 
@@ -70,22 +70,16 @@ def plot_timeline(res, path, overwrite=False):
 
 def run(args) -> int:
     from ..analysis.timeline import timeline
-    from ..results import check_output, write_json, write_text_atomic
 
-    for f in (args.json, args.csv, args.plot):
-        if f:
-            check_output(f, args.overwrite)
+    check_outputs(args, args.json, args.csv, args.plot)
     with open_from_args(args) as traj:
         res = timeline(traj, cation=args.cation, center=args.center, ligand=args.ligand, cutoff=args.cutoff,
                        cluster=args.cluster, hop=args.hop, hop_a=args.hop_a, hop_residence=args.hop_residence,
                        hop_window=args.hop_window, half_width=args.half_width, n_nearest=args.nearest,
                        start=args.start, stop=args.stop, step=args.step,
-                       progress=False if args.no_progress else None)
+                       progress=progress_of(args))
     print(res.summary())
-    if args.json:
-        write_json(args.json, res.to_dict(), overwrite=args.overwrite)
-    if args.csv:
-        write_text_atomic(args.csv, res.to_csv(), overwrite=args.overwrite)
+    write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)
     if args.plot:
         plot_timeline(res, args.plot, overwrite=args.overwrite)
     return 0

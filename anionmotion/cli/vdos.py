@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import add_output_options, add_reader_options, need_matplotlib, open_from_args
+from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, need_matplotlib,
+                      open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -23,9 +24,7 @@ def register(sub):
                    help="all time origins (default) or a single origin at the first frame (as LAMMPS compute vacf)")
     p.add_argument("--memory", default="1GB", help="memory budget for the velocities (default 1GB); longer runs "
                                                     "are block-averaged over segments")
-    p.add_argument("--start", type=int, help="first frame")
-    p.add_argument("--stop", type=int, help="stop before this frame")
-    p.add_argument("--step", type=int, help="frame stride")
+    add_frame_options(p)
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
     p.set_defaults(func=run)
@@ -34,20 +33,14 @@ def register(sub):
 
 def run(args) -> int:
     from ..analysis.vdos import vdos
-    from ..results import check_output, write_json, write_text_atomic
 
-    for out in (args.json, args.csv, args.plot):
-        if out:
-            check_output(out, args.overwrite)
+    check_outputs(args, args.json, args.csv, args.plot)
     with open_from_args(args) as traj:
         res = vdos(traj, species=args.species, window=args.window, max_freq=args.max_freq, max_lag=args.max_lag,
                    velocities=args.velocities, origins=args.origins, memory=args.memory, start=args.start,
-                   stop=args.stop, step=args.step, progress=False if args.no_progress else None)
+                   stop=args.stop, step=args.step, progress=progress_of(args))
     print(res.summary())
-    if args.json:
-        write_json(args.json, res.to_dict(), overwrite=args.overwrite)
-    if args.csv:
-        write_text_atomic(args.csv, res.to_csv(), overwrite=args.overwrite)
+    write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)
     if args.plot:
         plot(res, args.plot)
     return 0
