@@ -14,13 +14,12 @@ timelines) can use it without recomputing.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._validate import parse_memory
-from ..errors import OptionError, SamplingWarning
+from ..errors import OptionError
 from ..kernels.hops import find_runs, half_separations, hop_functional
 from ..kernels.pbc import minimum_image_ref
 from ..results import Result

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs,
-                      need_matplotlib, open_from_args, progress_of, write_outputs)
+                      need_matplotlib, open_from_args, progress_of)
 
 __all__ = ["register", "run", "plot_reorientation", "plot_rho", "rho_csv"]
 
@@ -128,7 +128,7 @@ def plot_reorientation(res, path, overwrite=False):
 
 def run(args) -> int:
     from ..analysis.reorientation import reorientation
-    from ..results import check_output, write_json, write_text_atomic
+    from ..results import write_json, write_text_atomic
 
     check_outputs(args, args.json, args.plot, args.rho, args.rho_csv)
     with open_from_args(args) as traj:

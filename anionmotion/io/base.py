@@ -14,12 +14,12 @@ import bz2
 import gzip
 import io
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from ..errors import FormatError, OptionError
+from ..errors import FormatError
 
 __all__ = ["ReaderOptions", "RawFrames", "BaseReader", "open_binary", "compression_of", "check_text_head"]
 

@@ -30,7 +30,6 @@ the cancellation error at the level of the direct loop's rounding.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import scipy.fft

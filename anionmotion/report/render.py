@@ -124,7 +124,7 @@ def render_markdown(report: dict) -> str:
              f"| atoms | {tr['n_atoms']} (" + ", ".join(f"{k} {v}" for k, v in tr["species"].items()) + ") |",
              f"| frames | {tr['n_frames']} |", f"| time span | {tr['span_ps']:.6g} ps (Δt {tr['dt_ps']:.6g} ps) |",
              f"| velocities | {'yes' if tr['velocities'] else 'no'} |",
-             f"| temperature | " + (f"{report['temperature_K']} K ({report['temperature_source']})"
+             "| temperature | " + (f"{report['temperature_K']} K ({report['temperature_source']})"
                                     if report["temperature_K"] is not None else "not given") + " |", "",
              "## Detected", "", f"- **mobile cation** ({det['cation']['source']}): {det['cation']['reason']}",
              f"- **polyanions** ({det['polyanions']['source']}): {det['polyanions']['reason']}", "",
