@@ -143,7 +143,17 @@ class BaseReader:
         return self.read(start, stop, np.zeros(0, dtype=np.int64)).cells
 
     def close(self):
-        pass
+        """Release the file; the default closes a handle kept as ``self._fh`` (idempotent)."""
+        fh = getattr(self, "_fh", None)
+        if fh is not None:
+            fh.close()
+            self._fh = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown or half-built reader
+            pass
 
     # -- helpers -------------------------------------------------------------
     def __enter__(self):

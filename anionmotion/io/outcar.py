@@ -209,14 +209,3 @@ class OUTCARReader(BaseReader):
             out = np.ascontiguousarray(out[:, np.asarray(atoms, dtype=np.int64)])
         return RawFrames(coords=out, style="wrapped", cells=self.read_cells(start, stop))
 
-    def close(self):
-        fh = getattr(self, "_fh", None)
-        if fh is not None:
-            fh.close()
-            self._fh = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass

@@ -281,17 +281,6 @@ class VasprunReader(BaseReader):
         self._fh_pos = a + len(raw)
         return raw
 
-    def close(self):
-        fh = getattr(self, "_fh", None)
-        if fh is not None:
-            fh.close()
-            self._fh = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass
 
     def _vectors(self, varray, n, frame, what):
         vs = varray.findall("v")
