@@ -461,6 +461,8 @@ class LammpsDumpReader(BaseReader):
                          "box": {0: "orthogonal", 1: "triclinic", 2: "general (abc origin)"}[int(index.box[0, 9])]}
         if getattr(self, "_species_note", None):
             self.metadata["species_note"] = self._species_note
+        if getattr(self, "_topology_meta", None):
+            self.metadata.update(self._topology_meta)
 
     # ------------------------------------------------------------------ setup
     def _check_index(self):
@@ -626,8 +628,9 @@ class LammpsDumpReader(BaseReader):
             if code:
                 raise self._parse_error(10, np.array([0, 0, where["element"], 0]), 0, atoms_bytes, 0)
             elements = tok.view("S8").ravel()[order]
-        self.species = self._species(types, elements, mass_col)
-        self.masses = None if mass_col is None else mass_col
+        if self.options.topology is None:
+            self.species = self._species(types, elements, mass_col)
+            self.masses = None if mass_col is None else mass_col
         if "q" in where:
             roles = np.full(len(cols), _k.ROLE_SKIP, dtype=np.int32)
             roles[where["q"]] = 0
@@ -636,6 +639,57 @@ class LammpsDumpReader(BaseReader):
             if code:
                 raise self._parse_error(code, err, 0, atoms_bytes, 0)
             self.charges = q[order, 0]
+        if self.options.topology is not None:
+            self._apply_topology(types)
+
+    def _apply_topology(self, dump_types):
+        """Types, species, masses and charges from the LAMMPS data file ``options.topology``, by atom id.
+
+        The element of a type is ``types=`` if given, else the element named after its mass in ``Masses``
+        (``1 6.941 # Li``), else the element of the nearest standard mass; ``metadata["type_elements"]``
+        records the mapping and its source.  A ``type`` column of the dump must agree with the data file.
+        Charges come from the data file (atom styles with a charge) unless the dump has a ``q`` column.
+        """
+        from .lammps_data import elements_of_types, read_lammps_data
+
+        data = read_lammps_data(self.options.topology)
+        rows = data.index_of(self.atom_ids, dump_path=self.path)
+        types = data.types[rows]
+        if dump_types is not None:
+            bad = np.nonzero(dump_types != types)[0]
+            if len(bad):
+                k = int(bad[0])
+                raise TrajectoryError(f"atom id {int(self.atom_ids[k])} has type {int(dump_types[k])} in the dump "
+                                      f"but type {int(types[k])} in the data file {data.path}; the topology does "
+                                      "not describe this dump", path=self.path, frame=0, atom=int(self.atom_ids[k]))
+        tmap = self.options.types
+        if tmap:
+            missing = sorted({int(t) for t in np.unique(types)} - {int(k) for k in tmap})
+            if missing:
+                raise OptionError(f"{self.path}: atom type(s) {', '.join(map(str, missing))} have no element in "
+                                  "types= / --types; give every type used or leave the mapping to the data file")
+        elem, src = elements_of_types(data, tmap)
+        uniq, inv = np.unique(types, return_inverse=True)
+        self.types = types
+        self.species = np.array([elem[int(t)] for t in uniq], dtype=object)[inv]
+        self.masses = np.array([data.type_masses[int(t)] for t in uniq], dtype=np.float64)[inv]
+        if data.charges is not None and getattr(self, "charges", None) is None:
+            self.charges = data.charges[rows]
+            charge_src = f"data file ({data.atom_style})"
+        elif getattr(self, "charges", None) is not None:
+            charge_src = "dump column q (first frame)"
+        else:
+            charge_src = f"none (atom style {data.atom_style} has no charge)"
+        self._topology_meta = {
+            "topology": data.path,
+            "atom_style": data.atom_style + (" (inferred from the column count)" if data.inferred_style else ""),
+            "type_elements": {int(t): f"{elem[int(t)]} ({src[int(t)]}, mass {data.type_masses[int(t)]:g})"
+                              for t in uniq},
+            "charges_source": charge_src,
+        }
+        self.units["species"] = "from the data file " + os.path.basename(data.path) + ": " + ", ".join(
+            f"type {int(t)} → {elem[int(t)]}" for t in uniq)
+        self.units["masses"] = "amu (data file Masses)"
 
     def _species(self, types, elements, mass_col):
         tmap = self.options.types
@@ -762,12 +816,6 @@ class LammpsDumpReader(BaseReader):
         if getattr(self, "_prefetch", None) is not None:
             self._wait_prefetch()
         self._close_handle()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # pragma: no cover
-            pass
 
     # ------------------------------------------------------------------ read
     def read_cells(self, start, stop):
