@@ -397,8 +397,9 @@ class LammpsDumpReader(BaseReader):
     ----------
     path : str
     options : ReaderOptions
-        Uses ``timestep`` (ps), ``lammps_units`` (``metal``/``real``) and
-        ``types`` (type → element).
+        Uses ``timestep`` (ps), ``lammps_units`` (``metal``/``real``),
+        ``types`` (type → element) and ``topology`` (a LAMMPS data file: types,
+        elements, masses and charges by atom id, see :meth:`_apply_topology`).
 
     Attributes
     ----------
