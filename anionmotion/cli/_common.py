@@ -25,7 +25,8 @@ def add_reader_options(p: argparse.ArgumentParser):
                    help="cell for files without one: 3 lengths or 9 numbers (rows a, b, c), Å")
     g.add_argument("--vel", help="CP2K velocity file when not found next to the positions")
     g.add_argument("--cell-file", help="CP2K .cell file when not found next to the positions")
-    g.add_argument("--topology", help="topology for MDTraj formats (PDB, PSF, prmtop …)")
+    g.add_argument("--topology", help="topology: for MDTraj/NetCDF formats a PDB, PSF, prmtop …; for a LAMMPS "
+                   "dump its LAMMPS data file (types, elements, masses, charges by atom id)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -50,7 +50,8 @@ class ReaderOptions:
     cell_file : str or None
         CP2K ``*.cell`` file when not found next to the positions.
     topology : str or None
-        Topology for MDTraj formats that carry no element names (PDB, PSF, prmtop…).
+        Topology for MDTraj formats that carry no element names (PDB, PSF, prmtop…), or the LAMMPS data
+        file of a LAMMPS dump (types, elements, masses and charges by atom id).
     """
 
     format: Optional[str] = None
