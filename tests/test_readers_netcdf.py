@@ -334,3 +334,19 @@ def _write_minimal_amber(path, pos, box, unwrapped):
         ca[:] = 90.0
         t = ds.createVariable("atom_types", "i4", ("atom",))
         t[:] = 3
+
+
+def test_closing_twice_never_closes_another_open_file():
+    """netCDF-C reuses dataset ids: a second close of a closed reader must not close a newer file."""
+    import numpy as np
+    import anionmotion
+    path = data_path("netcdf", "frame0.nc")
+    a = anionmotion.open(path, frame_interval=1.0)
+    a.close()
+    b = anionmotion.open(path, frame_interval=1.0)
+    a.close()
+    del a
+    import gc
+    gc.collect()
+    assert np.all(np.isfinite(b.read(frames=slice(0, 1)).positions))
+    b.close()

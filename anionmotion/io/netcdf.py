@@ -33,6 +33,7 @@ import numpy as np
 
 from ..elements import MASSES, normalize_symbol
 from ..errors import FormatError, IntegrityWarning, TrajectoryError
+from ._netcdf_lock import netcdf_locked
 from .base import BaseReader, RawFrames
 
 __all__ = ["NetCDFReader", "cell_from_lengths_angles", "LENGTH_UNITS", "TIME_UNITS"]
@@ -151,6 +152,7 @@ class NetCDFReader(BaseReader):
     format_name = "netcdf"
     description = "AMBER-convention NetCDF (LAMMPS dump netcdf incl. CDF-5, AMBER, OpenMM, MDTraj, anionmotion md)"
 
+    @netcdf_locked
     def __init__(self, path, options):
         super().__init__(path, options)
         try:
@@ -329,9 +331,11 @@ class NetCDFReader(BaseReader):
         return cell_from_lengths_angles(lengths, angles)
 
     # ----------------------------------------------------------------- protocol
+    @netcdf_locked
     def read_cells(self, start, stop):
         return self._cells(start, stop)
 
+    @netcdf_locked
     def read(self, start, stop, atoms=None):
         v = self._ds.variables
         sel = slice(None) if atoms is None else np.asarray(atoms, dtype=np.int64)
@@ -353,11 +357,14 @@ class NetCDFReader(BaseReader):
                          times=None if self.times is None else self.times[start:stop], velocities=vel,
                          origins=origins)
 
+    @netcdf_locked
     def close(self):
-        try:
-            self._ds.close()
-        except Exception:  # already closed
-            pass
+        # idempotent: netCDF4's Dataset.close() on a closed dataset calls nc_close() on its old id again,
+        # which by then may belong to another open file (netCDF-C reuses ids) and would close that one
+        ds = getattr(self, "_ds", None)
+        self._ds = None
+        if ds is not None and ds.isopen():
+            ds.close()
 
 
 def _py(x):

@@ -40,6 +40,7 @@ import numpy as np
 from .._version import __version__
 from ..elements import MASSES, normalize_symbol
 from ..errors import FormatError, OptionError
+from ._netcdf_lock import netcdf_locked
 
 __all__ = ["NetCDFWriter", "cell_to_lengths_angles", "lengths_angles_to_cell", "atomic_number"]
 
@@ -120,6 +121,7 @@ class NetCDFWriter:
     ...     w.write(pos, cell, time=0.0, velocities=vel)
     """
 
+    @netcdf_locked
     def __init__(self, path, species, *, masses=None, charges=None, metadata=None, velocities=True, title="",
                  mode="w", overwrite=False):
         nc4 = _netcdf4()
@@ -214,6 +216,7 @@ class NetCDFWriter:
             v[:] = q
         self.set_attributes(metadata)
 
+    @netcdf_locked
     def set_attributes(self, metadata):
         """Set global attributes (str, bool, int, float; None is skipped; others become str)."""
         for k, val in metadata.items():
@@ -231,6 +234,7 @@ class NetCDFWriter:
                 val = str(val)
             self._ds.setncattr(str(k), val)
 
+    @netcdf_locked
     def truncate(self, n_frames):
         """Continue writing at frame ``n_frames`` (≤ :attr:`n_frames`): later frames are overwritten.
 
@@ -248,6 +252,7 @@ class NetCDFWriter:
             self._last = np.asarray(self._ds.variables["coordinates"][self.n_frames - 1], dtype=np.float64)
         return self._last
 
+    @netcdf_locked
     def write(self, positions, cell, *, time, velocities=None, unwrap=False):
         """Append one frame.
 
@@ -284,10 +289,12 @@ class NetCDFWriter:
         self._last = pos
         self.n_frames = i + 1
 
+    @netcdf_locked
     def sync(self):
         """Flush everything written so far to disk."""
         self._ds.sync()
 
+    @netcdf_locked
     def close(self):
         if self._ds is not None and self._ds.isopen():
             self._ds.close()

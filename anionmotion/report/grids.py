@@ -22,6 +22,7 @@ import numpy as np
 
 from ..elements import MASSES
 from ..errors import OptionError
+from ..io._netcdf_lock import netcdf_locked
 from ..results import check_output, write_text_atomic
 from ..units import BOHR_A
 
@@ -173,6 +174,7 @@ def read_cube(path):
     return cell, rho, atoms[:, 0].astype(int), atoms[:, 2:5] * BOHR_A
 
 
+@netcdf_locked
 def write_netcdf(result, path, *, overwrite=False):
     """NetCDF4 file with ``density`` (Å⁻³), ``cell``, ``origin``, atom structure and the analysis metadata."""
     try:
@@ -224,6 +226,7 @@ def write_netcdf(result, path, *, overwrite=False):
     return path
 
 
+@netcdf_locked
 def read_netcdf(path):
     """Read a grid written by :func:`write_netcdf`: returns (cell (3,3) Å, density Å⁻³, species, frac)."""
     import netCDF4
