@@ -12,7 +12,8 @@ import numpy as np
 
 from .errors import OptionError
 
-__all__ = ["MASSES", "ION_CHARGES", "MOBILE_CATIONS", "normalize_symbol", "mass_of", "masses_of", "ion_charge"]
+__all__ = ["MASSES", "ION_CHARGES", "MOBILE_CATIONS", "ATOMIC_NUMBERS", "normalize_symbol", "mass_of", "masses_of",
+           "ion_charge", "atomic_number", "symbol_of_z"]
 
 MASSES = {
     "H": 1.0079, "D": 2.0136, "He": 4.0030, "Li": 6.9412, "Be": 9.0122, "B": 10.8117, "C": 12.0108,
@@ -85,3 +86,19 @@ def ion_charge(symbol: str) -> float:
         return float(ION_CHARGES[s])
     except KeyError:
         raise OptionError(f"no tabulated ionic charge for {symbol!r}; give it explicitly (charge= / --charge)") from None
+
+
+ATOMIC_NUMBERS = {sym: z for z, sym in enumerate((k for k in MASSES if k != "D"), start=1)}
+"""Atomic number of every element symbol (:data:`MASSES` is ordered by Z; deuterium is 1)."""
+ATOMIC_NUMBERS["D"] = 1
+_SYMBOL_OF_Z = {z: sym for sym, z in ATOMIC_NUMBERS.items() if sym != "D"}
+
+
+def atomic_number(symbol) -> int:
+    """Atomic number of an element symbol (any capitalisation); 0 for anything that is not an element."""
+    return ATOMIC_NUMBERS.get(normalize_symbol(symbol), 0)
+
+
+def symbol_of_z(z):
+    """Element symbol of atomic number ``z``, or None when ``z`` is not 1–103."""
+    return _SYMBOL_OF_Z.get(int(z))

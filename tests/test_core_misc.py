@@ -111,3 +111,12 @@ def test_detect_xdatcar_by_content_including_blank_line_frames(tmp_path):
         p = tmp_path / ("t" + str(len(sep)))
         p.write_text(header + sep + frames)
         assert detect_format(p) == "xdatcar"
+
+
+def test_atomic_numbers_round_trip():
+    from anionmotion.elements import atomic_number, symbol_of_z
+
+    for z, sym in [(1, "H"), (3, "Li"), (11, "Na"), (16, "S"), (41, "Nb"), (83, "Bi"), (103, "Lr")]:
+        assert atomic_number(sym) == z and symbol_of_z(z) == sym
+    assert atomic_number("LI") == 3 and atomic_number("D") == 1 and atomic_number("X") == 0
+    assert symbol_of_z(0) is None and symbol_of_z(104) is None

@@ -31,7 +31,7 @@ import warnings
 
 import numpy as np
 
-from ..elements import MASSES, normalize_symbol
+from ..elements import MASSES, normalize_symbol, symbol_of_z
 from ..errors import FormatError, IntegrityWarning, TrajectoryError
 from ._netcdf_lock import netcdf_locked
 from .base import BaseReader, RawFrames
@@ -43,21 +43,7 @@ LENGTH_UNITS = {"angstrom": 1.0, "angstroms": 1.0, "a": 1.0, "å": 1.0, "nanomet
 TIME_UNITS = {"picosecond": 1.0, "picoseconds": 1.0, "ps": 1.0, "femtosecond": 1e-3, "femtoseconds": 1e-3,
               "fs": 1e-3, "nanosecond": 1e3, "nanoseconds": 1e3, "ns": 1e3, "": 1.0, "lj": 1.0}
 
-_Z_TO_SYMBOL = None
 _NAME_VARS = ("element", "elements", "atom_names", "atom_name", "symbols", "names", "atom_element")
-
-
-def _symbol_of_z():
-    global _Z_TO_SYMBOL
-    if _Z_TO_SYMBOL is None:
-        order = ["H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl", "Ar",
-                 "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br",
-                 "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te",
-                 "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm",
-                 "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn",
-                 "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr"]
-        _Z_TO_SYMBOL = {i + 1: s for i, s in enumerate(order)}
-    return _Z_TO_SYMBOL
 
 
 def cell_from_lengths_angles(lengths, angles):
@@ -298,10 +284,9 @@ class NetCDFReader(BaseReader):
         if "atom_types" in type_vars and v["atom_types"].ndim == 1:
             # ASE / anionmotion convention: atomic numbers
             z = np.asarray(v["atom_types"][:]).astype(int)
-            table = _symbol_of_z()
-            if all(int(x) in table for x in np.unique(z)):
+            if all(symbol_of_z(x) is not None for x in np.unique(z)):
                 self.metadata["species_note"] = "species from atom_types read as atomic numbers (ASE convention)"
-                return np.asarray([table[int(x)] for x in z], dtype=object)
+                return np.asarray([symbol_of_z(x) for x in z], dtype=object)
         lammps = [name for name in type_vars if name != "atom_types"]
         if lammps:
             t = self._type_numbers(v[lammps[0]])

@@ -38,18 +38,13 @@ import os
 import numpy as np
 
 from .._version import __version__
-from ..elements import MASSES, normalize_symbol
+from ..elements import atomic_number, normalize_symbol
 from ..errors import FormatError, OptionError
 from ._netcdf_lock import netcdf_locked
 
 __all__ = ["NetCDFWriter", "cell_to_lengths_angles", "lengths_angles_to_cell", "atomic_number"]
 
-_Z = {s: z for z, s in enumerate((k for k in MASSES if k != "D"), start=1)}
 
-
-def atomic_number(symbol) -> int:
-    """Atomic number of an element symbol; 0 for anything that is not an element."""
-    return _Z.get(normalize_symbol(symbol), 0)
 
 
 def cell_to_lengths_angles(cells):

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from ..elements import MASSES
+from ..elements import atomic_number
 from ..errors import OptionError
 from ..io._netcdf_lock import netcdf_locked
 from ..results import check_output, write_text_atomic
@@ -29,13 +29,7 @@ from ..units import BOHR_A
 __all__ = ["atomic_number", "write_grid", "write_chgcar", "write_cube", "write_netcdf", "read_chgcar", "read_cube", "read_netcdf",
            "GRID_FORMATS"]
 
-_Z = {sym: z for z, sym in enumerate((k for k in MASSES if k != "D"), start=1)}
-_Z["D"] = 1
 
-
-def atomic_number(symbol) -> int:
-    """Atomic number of an element symbol (MASSES is ordered by Z); 0 when unknown."""
-    return int(_Z.get(str(symbol), 0))
 
 
 GRID_FORMATS = {".chgcar": "chgcar", ".vasp": "chgcar", ".cube": "cube", ".cub": "cube", ".nc": "netcdf",
