@@ -736,9 +736,11 @@ class LammpsDumpReader(BaseReader):
         if types is not None:
             present = ", ".join(str(int(t)) for t in np.unique(types))
             raise OptionError(f"{self.path}: the dump has atom types {present} but no element or mass column; give "
-                              "the element of each type with types={1: 'Li', 2: 'P'} / --types 1=Li,2=P,...")
+                              "the element of each type with types={1: 'Li', 2: 'P'} / --types 1=Li,2=P,..., or the "
+                              "run's LAMMPS data file with topology= / --topology")
         raise OptionError(f"{self.path}: the dump has no type, element or mass column (columns: "
-                          f"{' '.join(self.columns)}); anionmotion cannot tell the species")
+                          f"{' '.join(self.columns)}); anionmotion cannot tell the species: give the run's "
+                          "LAMMPS data file with topology= / --topology")
 
     def _setup_times(self):
         ix = self._index
