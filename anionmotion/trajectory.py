@@ -322,19 +322,31 @@ class Trajectory:
             Unwrapped positions (continuous from the first frame read, which
             is taken as stored), velocities, cells and times.
         """
-        chunks = list(self.iter_chunks(frames_per_chunk=4096, atoms=atoms, frames=frames, start=start, stop=stop,
-                                       step=step, progress=progress))
         idx = self.select(atoms)
-        if not chunks:
-            return Chunk(np.zeros((0, len(idx), 3)), None, np.zeros((0, 3, 3)), np.zeros(0), np.zeros(0, np.int64),
-                         idx, self.species[idx], self.masses[idx], np.zeros((0, 3)))
-        if len(chunks) == 1:
-            return chunks[0]
-        vel = None if chunks[0].velocities is None else np.concatenate([c.velocities for c in chunks])
-        return Chunk(np.concatenate([c.positions for c in chunks]), vel, np.concatenate([c.cells for c in chunks]),
-                     np.concatenate([c.times for c in chunks]), np.concatenate([c.frame_indices for c in chunks]),
-                     chunks[0].atom_indices, chunks[0].species, chunks[0].masses,
-                     np.concatenate([c.origins for c in chunks]))
+        lo, hi, st = self._frame_range(frames, start, stop, step)
+        n_out = len(range(lo, hi, st))
+        # one output array filled chunk by chunk: peak memory is the result plus one chunk, not twice the result
+        pos = np.empty((n_out, len(idx), 3))
+        vel = None
+        cells = np.empty((n_out, 3, 3))
+        times = np.empty(n_out)
+        fidx = np.empty(n_out, dtype=np.int64)
+        origins = np.empty((n_out, 3))
+        k = 0
+        for c in self.iter_chunks(frames_per_chunk=1024, atoms=idx, start=lo, stop=hi, step=st, progress=progress):
+            n = c.n_frames
+            pos[k:k + n] = c.positions
+            if c.velocities is not None:
+                if vel is None:
+                    vel = np.empty_like(pos)
+                vel[k:k + n] = c.velocities
+            cells[k:k + n] = c.cells
+            times[k:k + n] = c.times
+            fidx[k:k + n] = c.frame_indices
+            origins[k:k + n] = c.origins
+            k += n
+        return Chunk(pos[:k], vel if vel is None else vel[:k], cells[:k], times[:k], fidx[:k], idx,
+                     self.species[idx], self.masses[idx], origins[:k])
 
     def iter_chunks(self, frames_per_chunk: int = 1000, atoms=None, *, frames=None, start=None, stop=None, step=None,
                     progress=None, desc=None, unwrap=None) -> Iterator[Chunk]:
