@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, need_matplotlib,
-                      open_from_args, progress_of, write_outputs)
+from ._common import (add_frame_options, add_output_options, add_polyanion_options, add_reader_options,
+                      check_outputs, need_matplotlib, open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -14,10 +14,7 @@ def register(sub):
                                    "frame-to-frame rotations), their ACF and spectrum, and the overlap with "
                                    "the cation VDOS (SPEC §6, paper 003 Fig. 3c).")
     p.add_argument("traj", help="trajectory file")
-    p.add_argument("--center", help="centre species of the polyanions (e.g. P)")
-    p.add_argument("--ligand", help="ligand species (e.g. S)")
-    p.add_argument("--cluster", help="species of centre-less clusters (e.g. 'B H')")
-    p.add_argument("--cutoff", type=float, help="centre-ligand cutoff, Å (default automatic)")
+    add_polyanion_options(p, frames=False)
     p.add_argument("--cation", default="auto", help="cation whose VDOS is compared (default: first mobile cation "
                                                     "present; 'none' to skip)")
     p.add_argument("--omega", default="auto", choices=("auto", "velocities", "rotations"),

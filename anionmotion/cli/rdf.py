@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, need_matplotlib,
+from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs, need_matplotlib,
                       open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
@@ -19,11 +19,7 @@ def register(sub):
     p.add_argument("--rmax", type=float, help="range in Å (default min(10, half the smallest cell width))")
     p.add_argument("--bins", type=int, default=400, help="number of bins (default 400)")
     p.add_argument("--temperature", type=float, help="temperature in K for F(r) = -k_B T ln g(r)")
-    p.add_argument("--center", help="polyanion centre species (for COM pairs)")
-    p.add_argument("--ligand", help="polyanion ligand species (for COM pairs)")
-    p.add_argument("--cluster", help="species of centre-less clusters (for COM pairs)")
-    p.add_argument("--cutoff", type=float, help="polyanion centre-ligand cutoff, Å (default automatic)")
-    add_frame_options(p)
+    add_polyanion_options(p, purpose="for COM pairs")
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
     p.set_defaults(func=run)
