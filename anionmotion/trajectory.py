@@ -192,16 +192,11 @@ class Trajectory:
 
     @property
     def is_uniform(self) -> bool:
-        """Whether the frames are evenly spaced in time (to 1e-6 relative, or to float32 rounding of the times).
+        """Whether the frames are evenly spaced in time (the package's one rule:
+        :func:`anionmotion.analysis.base.uniform_spacing`, 1e-6 relative or float32 rounding of the times)."""
+        from .analysis.base import uniform_spacing
 
-        AMBER NetCDF stores times as float32: 0.01 ps steps at 20 ps differ by ~4e-6 ps after rounding.
-        """
-        t = self.times
-        if len(t) < 3:
-            return True
-        d = np.diff(t)
-        tol = max(1e-6 * abs(d[0]), 8.0 * float(np.finfo(np.float32).eps) * float(np.max(np.abs(t))))
-        return bool(np.all(np.abs(d - d[0]) <= tol))
+        return uniform_spacing(self.times)[0]
 
     # ---------------------------------------------------------------- cells
     @property
@@ -294,17 +289,37 @@ class Trajectory:
         return out
 
     # ----------------------------------------------------------------- read
-    def _frame_range(self, frames=None, start=None, stop=None, step=None):
+    def frame_range(self, frames=None, *, start=None, stop=None, step=None):
+        """The analysed frames as a :class:`~anionmotion.analysis.base.FrameRange` (start, stop, step).
+
+        Parameters
+        ----------
+        frames : slice, optional
+            E.g. ``slice(100, None, 2)``; alternatively ``start``/``stop``/``step``
+            (Python slice semantics, negative values count from the end).
+
+        Raises
+        ------
+        OptionError
+            For a step that is not positive.
+        """
+        from .analysis.base import FrameRange
+
         if frames is not None:
             if isinstance(frames, slice):
                 start, stop, step = frames.start, frames.stop, frames.step
             else:
                 raise TypeError("frames must be a slice (e.g. slice(0, 100, 2)); got "
                                 f"{type(frames).__name__}")
-        start, stop, step = slice(start, stop, step).indices(self.n_frames)
-        if step <= 0:
+        if step is not None and int(step) <= 0:
             raise OptionError(f"frame step must be positive; got {step}")
-        return start, max(stop, start), step
+        start, stop, step = slice(start, stop, step).indices(self.n_frames)
+        return FrameRange(int(start), int(max(stop, start)), int(step))
+
+    def _frame_range(self, frames=None, start=None, stop=None, step=None):
+        """Tuple form of :meth:`frame_range` (kept for callers of 0.1)."""
+        fr = self.frame_range(frames, start=start, stop=stop, step=step)
+        return fr.start, fr.stop, fr.step
 
     def read(self, atoms=None, frames=None, *, start=None, stop=None, step=None, progress=None) -> Chunk:
         """Read a frame range into memory.
