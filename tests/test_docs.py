@@ -22,6 +22,6 @@ def test_docs_build_without_warnings(tmp_path):
     built = {os.path.splitext(f)[0] for f in os.listdir(out) if f.endswith(".html")}
     assert pages <= built, f"pages not built: {sorted(pages - built)}"
     api = (out / "api.html").read_text(encoding="utf-8")
-    for name in ("anionmotion.analysis.msd.msd", "anionmotion.report.compare.mode_decomposition",
+    for name in ("anionmotion.analysis.msd.msd", "anionmotion.analysis.modes.mode_decomposition",
                  "anionmotion.report.run_report"):
         assert name in api, f"{name} missing from the API page"

@@ -13,12 +13,12 @@ import sys
 import warnings
 
 from .._version import __version__
+from ..analysis.registry import cli_subcommands
 
 __all__ = ["main", "parse_args", "build_parser"]
 
-#: subcommand modules, in help order
-SUBCOMMANDS = ["info", "msd", "hops", "arrhenius", "reorient", "coupling", "timeline", "vdos", "libration",
-               "density", "rdf", "md", "report", "compare", "batch"]
+#: subcommand modules, in help order (generated from the analysis registry)
+SUBCOMMANDS = cli_subcommands()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,8 +6,9 @@ import argparse
 
 from .._validate import parse_types
 from ..errors import OptionError
+from ..plotting import need_matplotlib  # noqa: F401  (re-exported for the subcommands)
 
-__all__ = ["add_reader_options", "open_from_args", "add_output_options", "reader_kwargs", "need_matplotlib",
+__all__ = ["add_memory_option", "add_reader_options", "open_from_args", "add_output_options", "reader_kwargs", "need_matplotlib",
            "add_frame_options", "add_polyanion_options", "check_outputs", "write_outputs", "progress_of"]
 
 
@@ -28,6 +29,13 @@ def add_reader_options(p: argparse.ArgumentParser):
     g.add_argument("--topology", help="topology: for MDTraj/NetCDF formats a PDB, PSF, prmtop …; for a LAMMPS "
                    "dump its LAMMPS data file (types, elements, masses, charges by atom id)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_memory_option(p):
+    """``--memory``: the one memory budget of every analysis (default half of the available RAM)."""
+    p.add_argument("--memory", metavar="SIZE",
+                   help="memory budget, e.g. 2GB (default: half of the available RAM); peak memory does not grow "
+                        "with the trajectory length")
 
 
 def reader_kwargs(args) -> dict:
@@ -59,18 +67,6 @@ def add_output_options(p: argparse.ArgumentParser, *, json=True, csv=False, plot
     if plot:
         p.add_argument("--plot", metavar="FILE", help="write a figure (PNG/PDF/SVG; needs matplotlib)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-
-
-def need_matplotlib():
-    """Import matplotlib with the Agg backend, or raise ImportError with the install command."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as err:
-        raise ImportError("plots need matplotlib: pip install 'anionmotion[plot]'") from err
-    return plt
 
 
 def add_frame_options(p):

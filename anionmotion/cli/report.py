@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._common import add_reader_options, open_from_args, reader_kwargs
+from ._common import add_memory_option, add_reader_options, open_from_args, reader_kwargs
 
 __all__ = ["register", "run", "add_report_options", "report_options"]
 
@@ -61,6 +61,7 @@ def register(sub):
                    help="replace a previous report in --out (a complete report of the same input and options "
                         "is otherwise kept and reported as up to date)")
     add_report_options(p)
+    add_memory_option(p)
     add_reader_options(p)
     p.set_defaults(func=run)
     return p
@@ -87,7 +88,7 @@ def run(args) -> int:
         rep = run_report(traj, out, cation=args.cation, center=args.center, ligand=args.ligand,
                          temperature=args.temperature, stages=stages, options=report_options(args),
                          figures=not args.no_figures, overwrite=args.overwrite, progress=progress,
-                         reader_options=reader_kwargs(args), input_path=path)
+                         reader_options=reader_kwargs(args), input_path=path, memory=args.memory)
     if rep.get("up_to_date"):
         print(f"{out}: already holds the complete report of this input with these options; nothing to do "
               "(use --overwrite to recompute)")

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from .core import MARKER, OPTION_DEFAULTS, comparable, file_sha256, report_status, run_report
-from .detect import detect_cation, detect_polyanions
+from ..analysis.detect import detect_cation, detect_polyanions
 from .stages import STAGES, stage_names
 
 __all__ = ["run_report", "report_status", "comparable", "file_sha256", "MARKER", "OPTION_DEFAULTS",

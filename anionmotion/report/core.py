@@ -30,7 +30,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import OptionError
 from ..results import to_jsonable, write_json, write_text_atomic
-from .detect import detect_cation, detect_polyanions
+from ..analysis.detect import detect_cation, detect_polyanions
 from .render import render_html, render_markdown
 from .stages import STAGES, ReportContext, run_stage
 
@@ -192,7 +192,7 @@ def comparable(report: dict) -> dict:
 
 def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperature=None, stages=None,
                options=None, figures=True, overwrite=False, progress=None, reader_options=None,
-               input_path=None, labels=None, mapper=None, source=None) -> dict:
+               input_path=None, labels=None, mapper=None, source=None, memory=None) -> dict:
     """Run every applicable analysis on ``traj`` and write the report folder ``out_dir``.
 
     Parameters
@@ -233,6 +233,9 @@ def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperat
         depend on it.
     source : (str, dict), optional
         Trajectory path and reader options that block tasks use to open the file themselves.
+    memory : int or str, optional
+        Memory budget handed to every analysis (``"2GB"``; default: each analysis's default, half of
+        the available RAM).  The results do not depend on it, so it is not part of the resume key.
 
     Returns
     -------
@@ -268,8 +271,12 @@ def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperat
 
     cat = detect_cation(traj, cation)
     poly = detect_polyanions(traj, cation=cat.species, center=center, ligand=ligand)
+    if memory is not None:
+        from .._validate import parse_memory
+
+        memory = parse_memory(memory)
     ctx = ReportContext(traj, cat, poly, temperature_K, options, progress, mapper=mapper, source=source,
-                        figures=bool(figures))
+                        figures=bool(figures), memory=memory)
     written, figs_png = [], {}
     analyses = {}
     bar = _stage_bar(len(STAGES), progress)

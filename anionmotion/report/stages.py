@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..analysis.registry import ANALYSES
 from ..units import A2_PS_TO_CM2_S
 
 __all__ = ["Stage", "StageOutput", "ReportContext", "STAGES", "stage_names", "run_stage"]
@@ -40,6 +41,8 @@ class ReportContext:
     options : dict
         Report options (lag windows, hop distance, grid spacing …); None = analysis default.
     progress : bool or None
+    memory : int or str or None
+        Memory budget handed to every analysis (``memory=``); None = each analysis's default.
     results : dict
         Result objects of the stages that already ran, by stage name (``"polyanions"`` holds the
         :func:`anionmotion.find_polyanions` object).
@@ -55,6 +58,7 @@ class ReportContext:
     mapper: Optional[Callable] = None
     source: Optional[tuple] = None
     figures: bool = True
+    memory: Optional[object] = None
 
 
 @dataclass
@@ -186,7 +190,7 @@ def call(out, fn, *args, **kwargs):
             continue
         passed[key] = value
     for key, value in passed.items():
-        if key != "progress":
+        if key not in ("progress", "memory"):
             out.parameters.setdefault(key, value)
     return fn(*args, **passed)
 
@@ -231,7 +235,7 @@ def _pm(x, err, unit="", digits=3):
 
 
 def _plt():
-    from ..cli._common import need_matplotlib
+    from ..plotting import need_matplotlib
 
     return need_matplotlib()
 
@@ -303,7 +307,10 @@ def _polyanions_body(ctx, out):
     obj = call(out, _api("find_polyanions"), ctx.traj, center=pa.center, ligand=pa.ligand,
                cutoff=_opt(ctx, "polyanion_cutoff"))
     ctx.results["polyanions"] = obj
-    broken = obj.check_integrity(ctx.traj, progress=ctx.progress) if hasattr(obj, "check_integrity") else None
+    from ..analysis.base import resolve_memory
+
+    fpc = max(1, int(0.25 * resolve_memory(ctx.memory) // max(len(obj.atoms) * 3 * 8 * 6, 1)))
+    broken = obj.check_integrity(ctx.traj, frames_per_chunk=fpc, progress=ctx.progress)
     pos = ctx.traj.read(atoms=obj.atoms, frames=slice(obj.frame, obj.frame + 1))
     bonds = np.linalg.norm(obj.ligand_vectors(pos)[0], axis=-1)
     bonds = bonds[np.isfinite(bonds) & (bonds > 0)]
@@ -354,7 +361,7 @@ def _diffusion_body(ctx, out):
                          "atoms, merged by their atom-weighted mean")
     else:
         res = call(out, _api("msd"), ctx.traj, species=sp, temperature=ctx.temperature_K,
-                   charge=_opt(ctx, "charge"), progress=ctx.progress)
+                   charge=_opt(ctx, "charge"), progress=ctx.progress, memory=ctx.memory)
     ctx.results["msd"] = res
     lo, hi = _opt(ctx, "lag_min"), _opt(ctx, "lag_max")
     window = None
@@ -438,7 +445,7 @@ def _hops_body(ctx, out):
                          f"Δt = {residence:.4g} ps (a third of the span, same ratio), so hops lasting less than "
                          f"{DEFAULT_RESIDENCE_PS:g} ps count too")
     res = call(out, _api("hops"), ctx.traj, species=sp, a=_opt(ctx, "hop_distance"), window=window,
-               residence=residence, progress=ctx.progress)
+               residence=residence, progress=ctx.progress, memory=ctx.memory)
     ctx.results["hops"] = res
     d = rdict(res)
     out.result = d
@@ -468,7 +475,7 @@ def _hops_body(ctx, out):
 def _reorientation_body(ctx, out):
     poly = _poly_obj(ctx)
     res = call(out, _api("reorientation"), ctx.traj, polyanions=poly, threshold=_opt(ctx, "rotation_threshold_deg"),
-               progress=ctx.progress)
+               progress=ctx.progress, memory=ctx.memory)
     ctx.results["reorientation"] = res
     d = rdict(res)
     out.result = d
@@ -519,7 +526,7 @@ def _coupling_body(ctx, out):
     poly = _poly_obj(ctx)
     hops = ctx.results.get("hops")
     res = call(out, _api("coupling"), ctx.traj, cation=ctx.cation.species, polyanions=poly,
-               shell=_opt(ctx, "shell_radius"), hops=hops, progress=ctx.progress)
+               shell=_opt(ctx, "shell_radius"), hops=hops, progress=ctx.progress, memory=ctx.memory)
     if hops is not None:
         out.parameters["hops"] = "the events of the hops stage"
     ctx.results["coupling"] = res
@@ -562,7 +569,7 @@ def _timeline_body(ctx, out):
     if getattr(hops, "n_events", len(rdict(hops).get("events") or [])) == 0:
         raise StageSkip("no cation hop events in this trajectory: nothing to show around a hop")
     res = call(out, _api("timeline"), ctx.traj, cation=ctx.cation.species, polyanions=poly, hops=hops, hop=0,
-               progress=ctx.progress)
+               progress=ctx.progress, memory=ctx.memory)
     out.parameters["hops"] = "the events of the hops stage (the first one is shown)"
     ctx.results["timeline"] = res
     d = rdict(res)
@@ -601,7 +608,7 @@ def _timeline_body(ctx, out):
 
 def _vdos_body(ctx, out):
     fn = _api("vdos")
-    res = call(out, fn, ctx.traj, max_freq=_opt(ctx, "max_freq"), progress=ctx.progress)
+    res = call(out, fn, ctx.traj, max_freq=_opt(ctx, "max_freq"), progress=ctx.progress, memory=ctx.memory)
     ctx.results["vdos"] = res
     d = rdict(res)
     out.result = d
@@ -633,7 +640,7 @@ def _vdos_body(ctx, out):
 def _libration_body(ctx, out):
     poly = _poly_obj(ctx)
     res = call(out, _api("libration"), ctx.traj, polyanions=poly, cation=ctx.cation.species,
-               max_freq=_opt(ctx, "max_freq"), progress=ctx.progress)
+               max_freq=_opt(ctx, "max_freq"), progress=ctx.progress, memory=ctx.memory)
     ctx.results["libration"] = res
     d = rdict(res)
     out.result = d
@@ -668,7 +675,7 @@ def _libration_body(ctx, out):
 
 def _density_body(ctx, out):
     sp = ctx.cation.species
-    res = call(out, _api("density"), ctx.traj, sp, spacing=_opt(ctx, "grid_spacing"), progress=ctx.progress)
+    res = call(out, _api("density"), ctx.traj, sp, spacing=_opt(ctx, "grid_spacing"), progress=ctx.progress, memory=ctx.memory)
     ctx.results["density"] = res
     d = rdict(res)
     out.result = d
@@ -736,7 +743,7 @@ def _rdf_body(ctx, out):
         pairs.append(f"{ctx.polyanions.center}-{sp}")
     pairs.append(f"{sp}-{sp}")
     res = call(out, _api("rdf"), ctx.traj, pairs, rmax=_opt(ctx, "r_max"), temperature=ctx.temperature_K,
-               polyanions=None, progress=ctx.progress)
+               polyanions=None, progress=ctx.progress, memory=ctx.memory)
     ctx.results["rdf"] = res
     d = rdict(res)
     out.result = d
@@ -776,24 +783,22 @@ def _rdf_body(ctx, out):
 
 # ----------------------------------------------------------------------------- registry
 
-STAGES = (
-    Stage("polyanions", "Polyanions and framework descriptors", ("find_polyanions",), _needs_polyanions,
-          _polyanions_body),
-    Stage("diffusion", "MSD, diffusion coefficient, conductivity, TMSD", ("msd", "fit_diffusion", "conductivity"),
-          _needs_cation, _diffusion_body),
-    Stage("hops", "Cation hops and jump frequency", ("hops",), _needs_cation, _hops_body),
-    Stage("reorientation", "Polyanion reorientation: C1, C2, rotation frequency, ρ(θ, φ)",
-          ("find_polyanions", "reorientation"), _needs_polyanions, _reorientation_body),
-    Stage("coupling", "Cation–polyanion coupling (paddle-wheel)", ("find_polyanions", "coupling"),
-          _all(_needs_cation, _needs_polyanions), _coupling_body),
-    Stage("timeline", "Timeline around a cation hop", ("find_polyanions", "hops", "timeline"),
-          _all(_needs_cation, _needs_polyanions), _timeline_body),
-    Stage("vdos", "Vibrational density of states and band centres", ("vdos",), _needs_velocities, _vdos_body),
-    Stage("libration", "Libration spectrum and overlap with the cation VDOS", ("find_polyanions", "libration"),
-          _all(_needs_cation, _needs_polyanions, _needs_velocities), _libration_body),
-    Stage("density", "Cation probability density grid", ("density",), _needs_cation, _density_body),
-    Stage("rdf", "Radial distribution functions and free-energy profile", ("rdf",), _needs_cation, _rdf_body),
-)
+#: when each stage applies and what it runs, by registry name (anionmotion.analysis.registry)
+_STAGE_LOGIC = {
+    "polyanions": (_needs_polyanions, _polyanions_body),
+    "diffusion": (_needs_cation, _diffusion_body),
+    "hops": (_needs_cation, _hops_body),
+    "reorientation": (_needs_polyanions, _reorientation_body),
+    "coupling": (_all(_needs_cation, _needs_polyanions), _coupling_body),
+    "timeline": (_all(_needs_cation, _needs_polyanions), _timeline_body),
+    "vdos": (_needs_velocities, _vdos_body),
+    "libration": (_all(_needs_cation, _needs_polyanions, _needs_velocities), _libration_body),
+    "density": (_needs_cation, _density_body),
+    "rdf": (_needs_cation, _rdf_body),
+}
+
+STAGES = tuple(Stage(e.name, e.title, tuple(e.needs), *_STAGE_LOGIC[e.name]) for e in ANALYSES)
+"""The report stages, generated from the analysis registry (same order and titles)."""
 
 
 def stage_names():
