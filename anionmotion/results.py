@@ -77,7 +77,11 @@ def write_json(path, data, overwrite=False):
 
 
 class Result:
-    """Mixin for frozen-dataclass results: ``to_dict()``, ``save()``, ``summary()``."""
+    """Mixin for frozen-dataclass results: ``to_dict()``, ``save()``, ``summary()``, ``tables()``, ``plot()``.
+
+    Tables and figures are defined once per result class in :mod:`anionmotion.analysis.views` and used by
+    the CLI (``--csv``, ``--plot``), the report and notebooks alike.
+    """
 
     def to_dict(self) -> dict:
         """All fields as JSON-compatible types (arrays become lists)."""
@@ -89,3 +93,79 @@ class Result:
 
     def summary(self) -> str:  # pragma: no cover - overridden
         return repr(self)
+
+    # ---------------------------------------------------------------- views
+    def tables(self, **context) -> list:
+        """The tables of this result (:class:`anionmotion.analysis.views.Table`: name, header, data).
+
+        ``context`` passes extra information a view may use (e.g. ``fit=`` for an MSD).
+        """
+        from .analysis.views import tables
+
+        return tables(self, **context)
+
+    def figures(self, **context) -> list:
+        """The figures of this result (:class:`anionmotion.analysis.views.FigureSpec`: stem, caption, draw)."""
+        from .analysis.views import figures
+
+        return figures(self, **context)
+
+    def plot(self, ax=None, *, which=0, **context):
+        """Draw figure ``which`` (index or stem) of this result and return the matplotlib Figure.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or sequence of Axes, optional
+            Where to draw (as many axes as the figure has panels); default a new figure.
+        which : int or str
+            Index in :meth:`figures` or its stem (``"msd"``, ``"orientation_density"``…).
+        """
+        specs = self.figures(**context)
+        if not specs:
+            raise OptionError(f"{type(self).__name__} has no figure")
+        if isinstance(which, str):
+            match = [f for f in specs if f.stem == which]
+            if not match:
+                raise OptionError(f"no figure {which!r}; this result draws {', '.join(f.stem for f in specs)}")
+            spec = match[0]
+        else:
+            spec = specs[int(which)]
+        if ax is None:
+            from .plotting import need_matplotlib
+
+            plt = need_matplotlib()
+            fig, axes = plt.subplots(1, spec.ncols, figsize=(spec.width * (1 + 0.6 * (spec.ncols - 1)), spec.height),
+                                     squeeze=False)
+            axes = list(axes[0])
+        else:
+            axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+            fig = axes[0].figure
+        spec.draw(axes)
+        return fig
+
+    def save_plot(self, path, *, which=0, overwrite=False, dpi=130, **context):
+        """Draw figure ``which`` and write it to ``path`` (PNG/PDF/SVG); refuses to overwrite unless asked."""
+        check_output(path, overwrite)
+        fig = self.plot(which=which, **context)
+        try:
+            fig.tight_layout()
+            fig.savefig(path, dpi=dpi)
+        finally:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        return path
+
+    def write_csv(self, path, *, which=0, overwrite=False, **context):
+        """Write table ``which`` (index or name) of :meth:`tables` to ``path`` as CSV."""
+        tabs = self.tables(**context)
+        if not tabs:
+            raise OptionError(f"{type(self).__name__} has no table to write")
+        if isinstance(which, str):
+            match = [t for t in tabs if t.name == which]
+            if not match:
+                raise OptionError(f"no table {which!r}; this result has {', '.join(t.name for t in tabs)}")
+            tab = match[0]
+        else:
+            tab = tabs[int(which)]
+        return write_text_atomic(path, tab.to_csv(), overwrite)

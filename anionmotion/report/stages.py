@@ -21,7 +21,6 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..analysis.registry import ANALYSES
-from ..units import A2_PS_TO_CM2_S
 
 __all__ = ["Stage", "StageOutput", "ReportContext", "STAGES", "stage_names", "run_stage"]
 
@@ -257,6 +256,16 @@ def new_figure(out, stem, caption, *, ncols=1, width=6.4, height=4.0):
     return fig, axes[0]
 
 
+def _add_views(out, res, **context):
+    """The result's own tables and figures (anionmotion.analysis.views) into the stage output."""
+    for t in res.tables(**context):
+        out.tables.append((t.name, t.header, t.data))
+    for spec in res.figures(**context):
+        fig, ax = new_figure(out, spec.stem, spec.caption, ncols=spec.ncols, width=spec.width, height=spec.height)
+        if fig is not None:
+            spec.draw(list(ax))
+
+
 def _needs_cation(ctx):
     if ctx.cation.species is None:
         return f"no mobile cation: {ctx.cation.reason}"
@@ -400,32 +409,7 @@ def _diffusion_body(ctx, out):
                             + (" (MELTING, > 2 Å²)" if d.get("framework_melting") else " (intact)")))
     if _get(dif, "method"):
         out.summary.append(("fit method", str(dif["method"])))
-    lag, msd = np.asarray(d["lag_ps"], float), np.asarray(d["msd_A2"], float)
-    cols = [lag, msd]
-    header = ["lag_ps", "msd_A2"]
-    if d.get("msd_xyz_A2") is not None:
-        xyz = np.asarray(d["msd_xyz_A2"], float)
-        cols += [xyz[:, 0], xyz[:, 1], xyz[:, 2]]
-        header += ["msd_x_A2", "msd_y_A2", "msd_z_A2"]
-    out.tables.append(("msd.csv", header, np.column_stack(cols)))
-    fig, ax = new_figure(out, "msd", f"Mean-squared displacement of {sp} (all-origin, FFT); dashed: the "
-                                     "linear fit over the fit window.")
-    if fig is not None:
-        ax = ax[0]
-        ax.plot(lag, msd, color="k", label="total")
-        if len(cols) > 2:
-            for c, lab in zip(cols[2:], "xyz"):
-                ax.plot(lag, c, lw=0.8, label=lab)
-        D = _get(dif, "D_cm2_s")
-        if win is not None and D is not None and not _get(dif, "below_threshold"):
-            sel = (lag >= win[0]) & (lag <= win[1])
-            if sel.any():
-                slope = 6 * D / A2_PS_TO_CM2_S
-                icpt = np.mean(msd[sel] - slope * lag[sel])
-                ax.plot(lag[sel], icpt + slope * lag[sel], "r--", label="fit")
-        ax.set_xlabel("lag time τ (ps)")
-        ax.set_ylabel("MSD (Å²)")
-        ax.legend(frameon=False)
+    _add_views(out, res, fit=fit)
 
 
 # ----------------------------------------------------------------------------- hops
@@ -455,19 +439,7 @@ def _hops_body(ctx, out):
     out.summary += [("hop distance a", _fmt(d.get("a_A"), "Å") + (f" ({_get(d, 'meta', 'a_source')})"
                                                                  if _get(d, "meta", "a_source") else "")),
                     ("Δt, t_a", f"{_fmt(d.get('residence_ps'))}, {_fmt(d.get('window_ps'))} ps")]
-    if events:
-        arr = np.array([[e["atom"], e["time_ps"]] for e in events], float)
-        out.tables.append(("hops.csv", ["atom", "time_ps"], arr))
-    fig, ax = new_figure(out, "hops", f"Hop events of {sp} (long-lived displacement functional, SPEC §3): "
-                                      "one dot per event at its centre time.")
-    if fig is not None:
-        ax = ax[0]
-        if events:
-            ax.plot([e["time_ps"] for e in events], [e["atom"] for e in events], "o", ms=3)
-        else:
-            ax.text(0.5, 0.5, "no hop events", transform=ax.transAxes, ha="center")
-        ax.set_xlabel("time (ps)")
-        ax.set_ylabel(f"{sp} atom index")
+    _add_views(out, res)
 
 
 # ----------------------------------------------------------------------------- reorientation
@@ -490,34 +462,7 @@ def _reorientation_body(ctx, out):
     if hops is not None:
         jf = rdict(hops).get("jump_frequency_per_ns")
         out.summary.append(("cation jump frequency (for comparison)", _fmt(jf, "per cation per ns")))
-    lag = np.asarray(d["lag_ps"], float)
-    c1, c2 = np.asarray(d["C1"], float), np.asarray(d["C2"], float)
-    out.tables.append(("reorientation.csv", ["lag_ps", "C1", "C2"], np.column_stack([lag, c1, c2])))
-    fig, ax = new_figure(out, "reorientation", "Reorientation autocorrelation functions of the centre→ligand "
-                                               "unit vectors (SPEC §4); dotted: the 0.9 rotation criterion and "
-                                               "the longest reliable lag.")
-    if fig is not None:
-        ax = ax[0]
-        ax.plot(lag, c1, label="C1 = ⟨u(t0+t)·u(t0)⟩")
-        ax.plot(lag, c2, label="C2 = ⟨P2(u(t0+t)·u(t0))⟩")
-        ax.axhline(0.9, color="grey", ls=":")
-        if d.get("reliable_lag_ps") is not None:
-            ax.axvline(d["reliable_lag_ps"], color="grey", ls=":")
-        ax.set_xlabel("lag time (ps)")
-        ax.set_ylabel("C(t) (dimensionless)")
-        ax.legend(frameon=False)
-    rho = d.get("rho")
-    if rho is not None and np.size(rho):
-        dens = np.asarray(rho, float)
-        th = np.asarray(d.get("rho_theta_edges"), float)
-        ph = np.asarray(d.get("rho_phi_edges"), float)
-        fig, ax = new_figure(out, "orientation_density", "ρ(θ, φ): density of ligand bond directions of all "
-                                                         "anions (θ from z, φ from y in the xy plane; SPEC §4).")
-        if fig is not None:
-            m = ax[0].pcolormesh(ph, th, dens, shading="flat")
-            fig.colorbar(m, ax=ax[0], label="ρ(θ, φ) (sr⁻¹)")
-            ax[0].set_xlabel("φ (deg)")
-            ax[0].set_ylabel("θ (deg)")
+    _add_views(out, res)
 
 
 # ----------------------------------------------------------------------------- coupling
@@ -532,7 +477,6 @@ def _coupling_body(ctx, out):
     ctx.results["coupling"] = res
     d = rdict(res)
     out.result = d
-    r = np.asarray([x for x in (d.get("pearson") or []) if x is not None], float)
     out.summary += [("first shell", f"{_fmt(d.get('shell_A'), 'Å', 4)} ({d.get('shell_source')})"),
                     ("residence events", _fmt(d.get("n_events"))),
                     ("Pearson r (θ_C–cation vs θ_C–ligand): mean, median",
@@ -546,19 +490,7 @@ def _coupling_body(ctx, out):
                                                          f"p = {_fmt(c.get('p_value'))})"))
     else:
         out.summary.append(("hop–rotation coincidence", f"not computed: {c.get('note', 'no hops')}"))
-    if r.size:
-        out.tables.append(("coupling.csv", ["pearson_r"], r[:, None]))
-    fig, ax = new_figure(out, "coupling", "Distribution of the Pearson r between the cation and ligand angular "
-                                          "displacements over residence events (SPEC §5); dotted: r = 0.5 (coupled).")
-    if fig is not None:
-        ax = ax[0]
-        if r.size:
-            ax.hist(r, bins=np.linspace(-1, 1, 21), color="tab:green")
-        else:
-            ax.text(0.5, 0.5, "no residence events with a defined r", transform=ax.transAxes, ha="center")
-        ax.axvline(0.5, color="grey", ls=":")
-        ax.set_xlabel("Pearson r (dimensionless)")
-        ax.set_ylabel("events")
+    _add_views(out, res)
 
 
 def _timeline_body(ctx, out):
@@ -578,30 +510,7 @@ def _timeline_body(ctx, out):
     out.summary += [("hops in the trajectory", _fmt(d.get("n_hops_total"))),
                     ("shown", f"hop 0: {ctx.cation.species} atom {h['cation_atom']} at {_fmt(h['hop_time_ps'], 'ps')}"),
                     ("nearest polyanions (centre atoms)", ", ".join(str(a) for a in h["center_atoms"]))]
-    t = np.asarray(h["times_ps"], float)
-    disp = np.asarray(h["cation_displacement_A"], float)
-    ang = np.asarray(h["ligand_angle_deg"], float)               # (n_t, n_nearest, n_lig)
-    cols, header = [t, disp], ["time_ps", "cation_displacement_A"]
-    for k in range(ang.shape[1]):
-        for j in range(ang.shape[2]):
-            cols.append(ang[:, k, j])
-            header.append(f"anion{h['anions'][k]}_ligand{j}_angle_deg")
-    out.tables.append(("timeline.csv", header, np.column_stack(cols)))
-    fig, ax = new_figure(out, "timeline", "Around the first hop (SPEC §5; paper 003 Fig. 3b): the cation's displacement "
-                                          "from the start of the window and the angular displacement of every ligand of "
-                                          "its nearest polyanions; dotted: the hop time.", ncols=2)
-    if fig is not None:
-        ax[0].plot(t, disp, color="k")
-        ax[0].set_xlabel("time (ps)")
-        ax[0].set_ylabel("|r(t) − r(t_ini)| (Å)")
-        for k in range(ang.shape[1]):
-            for j in range(ang.shape[2]):
-                ax[1].plot(t, ang[:, k, j], lw=0.8, color=f"C{k}", label=f"anion {h['anions'][k]}" if j == 0 else None)
-        ax[1].set_xlabel("time (ps)")
-        ax[1].set_ylabel("ligand angular displacement (deg)")
-        ax[1].legend(frameon=False)
-        for a in ax:
-            a.axvline(h["hop_time_ps"], color="grey", ls=":")
+    _add_views(out, res)
 
 
 # ----------------------------------------------------------------------------- spectra
@@ -613,7 +522,6 @@ def _vdos_body(ctx, out):
     d = rdict(res)
     out.result = d
     out.summary.append(("velocities", str(_get(d, "meta", "velocity_source") or "–")))
-    f = np.asarray(d["freq_THz"], float)
     bands = d.get("band_center_THz") or {}
     species = [k for k in d["vdos"] if k != "total"]
     for sp in species + ["total"]:
@@ -622,19 +530,7 @@ def _vdos_body(ctx, out):
     kt = d.get("kinetic_temperature_K") or {}
     if "total" in kt:
         out.summary.append(("kinetic temperature (from the velocities)", _fmt(kt["total"], "K", 4)))
-    keys = list(d["vdos"])
-    out.tables.append(("vdos.csv", ["freq_THz"] + [f"vdos_{k}_per_THz" for k in keys],
-                       np.column_stack([f] + [np.asarray(d["vdos"][k], float) for k in keys])))
-    fig, ax = new_figure(out, "vdos", "Atom-projected vibrational density of states (SPEC §6), each normalised "
-                                      "to 3·N of its species; dotted: band centres.")
-    if fig is not None:
-        for sp in species:
-            line, = ax[0].plot(f, np.asarray(d["vdos"][sp], float), lw=0.9, label=sp)
-            if bands.get(sp) is not None:
-                ax[0].axvline(bands[sp], color=line.get_color(), ls=":", lw=0.8)
-        ax[0].set_xlabel("frequency ν (THz)")
-        ax[0].set_ylabel("g(ν) (THz⁻¹)")
-        ax[0].legend(frameon=False)
+    _add_views(out, res)
 
 
 def _libration_body(ctx, out):
@@ -649,26 +545,7 @@ def _libration_body(ctx, out):
                                                     f"{_fmt(d.get('peak_THz'), 'THz')}"),
                     ("rms angular velocity", _fmt(d.get("omega_rms"), "rad/ps")),
                     (f"spectral overlap with the {d.get('cation') or 'cation'} VDOS", _fmt(d.get("overlap_with_cation")))]
-    f, sp = np.asarray(d["freq_THz"], float), np.asarray(d["spectrum"], float)
-    cols, header = [f, sp], ["freq_THz", "libration_per_THz"]
-    cv = d.get("cation_vdos")
-    if cv is not None:
-        cols.append(np.asarray(cv, float))
-        header.append(f"vdos_{d.get('cation')}_per_THz")
-    out.tables.append(("libration.csv", header, np.column_stack(cols)))
-    fig, ax = new_figure(out, "libration", "Libration spectrum of the polyanions (angular-velocity ACF, SPEC §6) "
-                                           "and the cation VDOS, each scaled to unit area; their overlap is a "
-                                           "coupling measure.")
-    if fig is not None:
-        ax = ax[0]
-        for y, lab in ((sp, "libration"), (None if cv is None else np.asarray(cv, float), f"{d.get('cation')} VDOS")):
-            if y is None:
-                continue
-            area = np.trapezoid(y, f) if len(f) > 1 else 0.0
-            ax.plot(f, y / area if area else y, label=lab)
-        ax.set_xlabel("frequency ν (THz)")
-        ax.set_ylabel("spectrum scaled to unit area (THz⁻¹)")
-        ax.legend(frameon=False)
+    _add_views(out, res)
 
 
 # ----------------------------------------------------------------------------- structure
@@ -684,27 +561,7 @@ def _density_body(ctx, out):
     out.summary += [("grid", " × ".join(str(n) for n in g.shape) + " (a × b × c)"),
                     ("max density", _fmt(g.max() if g.size else None, "Å⁻³")),
                     ("mean density", _fmt(g.mean() if g.size else None, "Å⁻³"))]
-    prof = d.get("profiles") or {}
-    for axis in ("a", "b", "c"):
-        pr = prof.get(axis)
-        if pr:
-            out.tables.append((f"density_profile_{axis}.csv", ["s", "x_A", "p_per_unit_s"],
-                               np.column_stack([pr["s"], pr["x_A"], pr["p"]])))
-    fig, ax = new_figure(out, "density", f"{sp} probability density (SPEC §7): 1-D distributions along a, b, c "
-                                         "and the grid summed along c (projection on the ab plane).", ncols=2)
-    if fig is not None:
-        for axis in ("a", "b", "c"):
-            pr = prof.get(axis)
-            if pr:
-                ax[0].plot(pr["s"], pr["p"], label=axis)
-        ax[0].set_xlabel("fractional coordinate s")
-        ax[0].set_ylabel("p(s) (per unit s)")
-        ax[0].legend(frameon=False)
-        if g.ndim == 3 and g.size:
-            m = ax[1].imshow(g.mean(axis=2).T, origin="lower", extent=(0, 1, 0, 1), aspect="auto")
-            fig.colorbar(m, ax=ax[1], label="mean over c of ρ (Å⁻³)")
-        ax[1].set_xlabel("a (fractional)")
-        ax[1].set_ylabel("b (fractional)")
+    _add_views(out, res)
 
 
 def _write_grids(res, out):
@@ -738,7 +595,6 @@ def _write_grids(res, out):
 def _rdf_body(ctx, out):
     sp = ctx.cation.species
     pairs = []
-    poly = ctx.results.get("polyanions")
     if ctx.polyanions.found:
         pairs.append(f"{ctx.polyanions.center}-{sp}")
     pairs.append(f"{sp}-{sp}")
@@ -747,38 +603,14 @@ def _rdf_body(ctx, out):
     ctx.results["rdf"] = res
     d = rdict(res)
     out.result = d
-    r = np.asarray(d["r_A"], float)
-    keys = list(d["g"])
-    header, cols = ["r_A"], [r]
-    fe_all = d.get("free_energy_eV") or {}
-    for key in keys:
-        header += [f"g_{key}", f"n_{key}"] + ([f"F_{key}_eV"] if key in fe_all else [])
-        cols += [np.asarray(d["g"][key], float), np.asarray(d["coordination"][key], float)]
-        if key in fe_all:
-            cols.append(np.array([np.nan if v is None else v for v in fe_all[key]], float))
+    for key in d["g"]:
         fs = (d.get("first_shell") or {}).get(key) or {}
         out.summary.append((f"{key}: first peak, first minimum",
                             f"{_fmt(fs.get('r_peak_A'), 'Å')}, {_fmt(fs.get('r_min_A'), 'Å')}"))
         out.summary.append((f"{key}: coordination n(r_min)", _fmt(fs.get("coordination"))))
-    out.tables.append(("rdf.csv", header, np.column_stack(cols)))
     if ctx.temperature_K is None:
         out.notes.append("F(r) needs a temperature: give --temperature")
-    fig, ax = new_figure(out, "rdf", "Radial distribution functions (minimum image, time-averaged; SPEC §7) and "
-                                     "the free-energy profile F(r) = −k_B T ln g(r).", ncols=2)
-    if fig is not None:
-        for key in keys:
-            ax[0].plot(r, np.asarray(d["g"][key], float), label=key)
-            if key in fe_all:
-                ax[1].plot(r, np.array([np.nan if v is None else v for v in fe_all[key]], float), label=key)
-        ax[0].set_xlabel("r (Å)")
-        ax[0].set_ylabel("g(r) (dimensionless)")
-        ax[0].legend(frameon=False)
-        ax[1].set_xlabel("r (Å)")
-        ax[1].set_ylabel("F(r) (eV)")
-        if not fe_all:
-            ax[1].text(0.5, 0.5, "no temperature: F(r) not computed", transform=ax[1].transAxes, ha="center")
-        else:
-            ax[1].legend(frameon=False)
+    _add_views(out, res)
 
 
 # ----------------------------------------------------------------------------- registry

@@ -1,0 +1,412 @@
+"""How results tabulate and draw themselves: one definition used by the CLI, the report and the API.
+
+Every result class of a registered analysis has a *view* here: the tables it
+writes (CSV, with named columns and units in the header) and the figures it
+draws (each with a file stem, a caption and a ``draw(axes)`` function).  The
+:class:`~anionmotion.results.Result` methods :meth:`~anionmotion.results.Result.tables`,
+:meth:`~anionmotion.results.Result.figures` and :meth:`~anionmotion.results.Result.plot`
+dispatch here by result class, so ``anionmotion msd --plot``, the report's
+``figures/msd.png`` and ``res.plot()`` in a notebook are the same picture.
+
+Views only read result attributes; they compute nothing that the analysis did not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..units import A2_PS_TO_CM2_S
+
+__all__ = ["Table", "FigureSpec", "tables", "figures", "register_view", "table_csv"]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table a result writes as CSV.
+
+    Attributes
+    ----------
+    name : str
+        File name (``msd.csv``).
+    header : list of str
+        Column names with units (``lag_ps``, ``msd_A2``).
+    data : ndarray, shape (n_rows, n_columns)
+    """
+
+    name: str
+    header: list
+    data: np.ndarray
+
+    def __iter__(self):  # (name, header, data) unpacking, as the report's table tuples
+        return iter((self.name, self.header, self.data))
+
+    def to_csv(self) -> str:
+        return table_csv(self.header, self.data)
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """A figure a result draws: ``draw(axes)`` fills ``ncols`` axes side by side."""
+
+    stem: str
+    caption: str
+    draw: Callable
+    ncols: int = 1
+    width: float = 6.4
+    height: float = 4.0
+
+
+def table_csv(header, data) -> str:
+    """CSV text: one header line, then rows with 10 significant digits (NaN as empty)."""
+    data = np.asarray(data, dtype=np.float64)
+    lines = [",".join(header)]
+    for row in data.reshape(len(data), -1):
+        lines.append(",".join("" if not np.isfinite(x) else f"{x:.10g}" for x in row))
+    return "\n".join(lines) + "\n"
+
+
+_VIEWS = {}
+
+
+def register_view(class_name):
+    """Decorator: register ``(tables_fn, figures_fn)`` of a view class for results of class ``class_name``."""
+    def deco(view_cls):
+        _VIEWS[class_name] = view_cls()
+        return view_cls
+    return deco
+
+
+def _view(res):
+    for cls in type(res).__mro__:
+        v = _VIEWS.get(cls.__name__)
+        if v is not None:
+            return v
+    return None
+
+
+def tables(res, **context) -> list:
+    """Tables of ``res`` (list of :class:`Table`); empty for result classes without a view."""
+    v = _view(res)
+    return [] if v is None else [t for t in v.tables(res, **context) if t is not None]
+
+
+def figures(res, **context) -> list:
+    """Figures of ``res`` (list of :class:`FigureSpec`); empty for result classes without a view."""
+    v = _view(res)
+    return [] if v is None else [f for f in v.figures(res, **context) if f is not None]
+
+
+def _arr(x):
+    return np.asarray(x, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------- MSD / diffusion
+@register_view("MSDResult")
+class _MSDView:
+    def tables(self, res, fit=None, **_):
+        cols, header = [_arr(res.lag), _arr(res.msd)], ["lag_ps", "msd_A2"]
+        if res.msd_xyz is not None:
+            xyz = _arr(res.msd_xyz)
+            cols += [xyz[:, 0], xyz[:, 1], xyz[:, 2]]
+            header += ["msd_x_A2", "msd_y_A2", "msd_z_A2"]
+        if res.charge_msd is not None:
+            cols.append(_arr(res.charge_msd))
+            header.append("charge_msd_e2A2")
+        return [Table("msd.csv", header, np.column_stack(cols))]
+
+    def figures(self, res, fit=None, **_):
+        def draw(axes):
+            ax = axes[0]
+            lag, msd = _arr(res.lag), _arr(res.msd)
+            ax.plot(lag, msd, color="k", label="total")
+            if res.msd_xyz is not None:
+                for k, lab in enumerate("xyz"):
+                    ax.plot(lag, _arr(res.msd_xyz)[:, k], lw=0.8, label=lab)
+            if fit is not None:
+                win = getattr(fit, "fit_window_ps", None) or getattr(fit, "window_ps", None)
+                D = getattr(fit, "D_cm2_s", None)
+                below = bool(getattr(fit, "below_threshold", False))
+                if win is not None and D is not None and not below and np.isfinite(D):
+                    sel = (lag >= win[0]) & (lag <= win[1])
+                    if sel.any():
+                        slope = 6 * D / A2_PS_TO_CM2_S
+                        icpt = np.mean(msd[sel] - slope * lag[sel])
+                        ax.plot(lag[sel], icpt + slope * lag[sel], "r--", label="fit")
+            ax.set_xlabel("lag time τ (ps)")
+            ax.set_ylabel("MSD (Å²)")
+            ax.set_title(f"{res.species}: {res.n_atoms} atoms, TMSD {res.tmsd:.3g} Å²")
+            ax.legend(frameon=False)
+
+        return [FigureSpec("msd", f"Mean-squared displacement of {res.species} (all-origin, FFT); dashed: the "
+                                  "linear fit over the fit window.", draw)]
+
+
+# --------------------------------------------------------------------------------------------- hops
+@register_view("HopsResult")
+class _HopsView:
+    def tables(self, res, **_):
+        if not len(res.event_atom):
+            return []
+        return [Table("hops.csv", ["atom", "frame", "time_ps", "start_frame", "stop_frame"],
+                      np.column_stack([res.event_atom, res.event_frame, res.event_time_ps, res.event_start_frame,
+                                       res.event_stop_frame]).astype(np.float64))]
+
+    def figures(self, res, **_):
+        def draw(axes):
+            ax = axes[0]
+            if len(res.event_atom):
+                ax.plot(_arr(res.event_time_ps), res.event_atom, "o", ms=3)
+            else:
+                ax.text(0.5, 0.5, "no hop events", transform=ax.transAxes, ha="center")
+            ax.set_xlabel("time (ps)")
+            ax.set_ylabel(f"{res.species} atom index")
+
+        return [FigureSpec("hops", f"Hop events of {res.species} (long-lived displacement functional, SPEC §3): one "
+                                   "dot per event at its centre time.", draw)]
+
+
+# --------------------------------------------------------------------------------------------- reorientation
+@register_view("ReorientationResult")
+class _ReorientationView:
+    def tables(self, res, **_):
+        return [Table("reorientation.csv", ["lag_ps", "C1", "C2"],
+                      np.column_stack([_arr(res.lag_ps), _arr(res.C1), _arr(res.C2)]))]
+
+    def figures(self, res, **_):
+        def draw_acf(axes):
+            ax = axes[0]
+            ax.plot(res.lag_ps, res.C1, label="C1 = ⟨u(t0+t)·u(t0)⟩")
+            ax.plot(res.lag_ps, res.C2, label="C2 = ⟨P2(u(t0+t)·u(t0))⟩")
+            ax.axhline(0.9, color="grey", ls=":")
+            ax.axvline(res.reliable_lag_ps, color="grey", ls=":")
+            ax.set_xlabel("lag time (ps)")
+            ax.set_ylabel("C(t) (dimensionless)")
+            ax.set_title(f"{res.n_anions} × {res.species}: rotating = {res.rotating}")
+            ax.legend(frameon=False)
+
+        out = [FigureSpec("reorientation", "Reorientation autocorrelation functions of the centre→ligand unit "
+                                           "vectors (SPEC §4); dotted: the 0.9 rotation criterion and the longest "
+                                           "reliable lag.", draw_acf)]
+        if res.rho is not None and np.size(res.rho):
+            def draw_rho(axes):
+                fig = axes[0].figure
+                m = axes[0].pcolormesh(res.rho_phi_edges, res.rho_theta_edges, res.rho, shading="flat")
+                fig.colorbar(m, ax=axes[0], label="ρ(θ, φ) (sr⁻¹)")
+                axes[0].invert_yaxis()
+                axes[0].set_xlabel("φ (deg, from y)")
+                axes[0].set_ylabel("θ (deg, from z)")
+
+            out.append(FigureSpec("orientation_density", "ρ(θ, φ): density of ligand bond directions of all anions "
+                                                         "(θ from z, φ from y in the xy plane; SPEC §4).", draw_rho))
+        angles = getattr(res, "angles_deg", None)
+        if angles is not None and np.size(angles) and res.n_anions:
+            def draw_angles(axes):
+                ax = axes[0]
+                t = _arr(res.times_ps)
+                for k, lab in enumerate("abc"):
+                    ax.plot(t, angles[:, 0, k], lw=0.8, label=f"θ{lab}")
+                ev = (res.events or {}).get(res.meta.get("event_method", "threshold"))
+                if ev:
+                    for tt in _arr(ev["time_ps"])[np.asarray(ev["anion"]) == 0]:
+                        ax.axvline(tt, color="r", lw=0.6, alpha=0.6)
+                ax.set_xlabel("time (ps)")
+                ax.set_ylabel("angle to cell vector (deg)")
+                ax.legend(frameon=False, fontsize=8)
+
+            out.append(FigureSpec("orientation_angles", "Angles between the orientation vector of anion 0 and the "
+                                                        "cell vectors a, b, c; red: its rotation events.",
+                                  draw_angles))
+        return out
+
+
+# --------------------------------------------------------------------------------------------- coupling
+@register_view("CouplingResult")
+class _CouplingView:
+    def tables(self, res, **_):
+        if not res.n_events:
+            return []
+        return [Table("coupling_events.csv",
+                      ["cation_atom", "anion", "ligand_atom", "start_frame", "stop_frame", "duration_ps", "pearson_r"],
+                      np.column_stack([res.event_cation, res.event_anion, res.event_ligand, res.event_start_frame,
+                                       res.event_stop_frame, res.event_duration_ps,
+                                       res.event_pearson]).astype(np.float64))]
+
+    def figures(self, res, **_):
+        def draw(axes):
+            ax = axes[0]
+            r = _arr(res.pearson)
+            if r.size:
+                ax.hist(r, bins=np.linspace(-1, 1, 21), color="tab:green")
+            else:
+                ax.text(0.5, 0.5, "no residence events with a defined r", transform=ax.transAxes, ha="center")
+            ax.axvline(0.5, color="grey", ls=":")
+            ax.set_xlabel("Pearson r (dimensionless)")
+            ax.set_ylabel("events")
+
+        return [FigureSpec("coupling", "Distribution of the Pearson r between the cation and ligand angular "
+                                       "displacements over residence events (SPEC §5); dotted: r = 0.5 (coupled).",
+                           draw)]
+
+
+# --------------------------------------------------------------------------------------------- timeline
+@register_view("TimelineResult")
+class _TimelineView:
+    def tables(self, res, hop=0, **_):
+        if not res.hops:
+            return []
+        h = res.hops[min(hop, len(res.hops) - 1)]
+        ang = _arr(h["ligand_angle_deg"])
+        cols, header = [_arr(h["times_ps"]), _arr(h["cation_displacement_A"])], ["time_ps", "cation_displacement_A"]
+        for k in range(ang.shape[1]):
+            for j in range(ang.shape[2]):
+                cols.append(ang[:, k, j])
+                header.append(f"anion{h['anions'][k]}_ligand{j}_angle_deg")
+        return [Table("timeline.csv", header, np.column_stack(cols))]
+
+    def figures(self, res, hop=0, **_):
+        if not res.hops:
+            return []
+        h = res.hops[min(hop, len(res.hops) - 1)]
+
+        def draw(axes):
+            t, ang = _arr(h["times_ps"]), _arr(h["ligand_angle_deg"])
+            axes[0].plot(t, _arr(h["cation_displacement_A"]), color="k")
+            axes[0].set_xlabel("time (ps)")
+            axes[0].set_ylabel("|r(t) − r(t_ini)| (Å)")
+            for k in range(ang.shape[1]):
+                for j in range(ang.shape[2]):
+                    axes[1].plot(t, ang[:, k, j], lw=0.8, color=f"C{k}",
+                                 label=f"anion {h['anions'][k]}" if j == 0 else None)
+            axes[1].set_xlabel("time (ps)")
+            axes[1].set_ylabel("ligand angular displacement (deg)")
+            axes[1].legend(frameon=False)
+            for a in axes:
+                a.axvline(h["hop_time_ps"], color="grey", ls=":")
+
+        return [FigureSpec("timeline", "Around a hop (SPEC §5; paper 003 Fig. 3b): the cation's displacement from "
+                                       "the start of the window and the angular displacement of every ligand of its "
+                                       "nearest polyanions; dotted: the hop time.", draw, ncols=2)]
+
+
+# --------------------------------------------------------------------------------------------- spectra
+@register_view("VDOSResult")
+class _VDOSView:
+    def tables(self, res, **_):
+        keys = list(res.vdos)
+        return [Table("vdos.csv", ["freq_THz"] + [f"vdos_{k}_per_THz" for k in keys],
+                      np.column_stack([_arr(res.freq_THz)] + [_arr(res.vdos[k]) for k in keys]))]
+
+    def figures(self, res, **_):
+        def draw(axes):
+            f = _arr(res.freq_THz)
+            for sp in [k for k in res.vdos if k != "total"]:
+                line, = axes[0].plot(f, _arr(res.vdos[sp]), lw=0.9, label=sp)
+                bc = (res.band_center_THz or {}).get(sp)
+                if bc is not None:
+                    axes[0].axvline(bc, color=line.get_color(), ls=":", lw=0.8)
+            axes[0].set_xlabel("frequency ν (THz)")
+            axes[0].set_ylabel("g(ν) (THz⁻¹)")
+            axes[0].legend(frameon=False)
+
+        return [FigureSpec("vdos", "Atom-projected vibrational density of states (SPEC §6), each normalised to 3·N of "
+                                   "its species; dotted: band centres.", draw)]
+
+
+@register_view("LibrationResult")
+class _LibrationView:
+    def tables(self, res, **_):
+        cols, header = [_arr(res.freq_THz), _arr(res.spectrum)], ["freq_THz", "libration_per_THz"]
+        if res.cation_vdos is not None:
+            cols.append(_arr(res.cation_vdos))
+            header.append(f"vdos_{res.cation}_per_THz")
+        return [Table("libration.csv", header, np.column_stack(cols))]
+
+    def figures(self, res, **_):
+        def draw(axes):
+            f = _arr(res.freq_THz)
+            for y, lab in ((res.spectrum, "libration"), (res.cation_vdos, f"{res.cation} VDOS")):
+                if y is None:
+                    continue
+                y = _arr(y)
+                area = np.trapezoid(y, f) if len(f) > 1 else 0.0
+                axes[0].plot(f, y / area if area else y, label=lab)
+            axes[0].set_xlabel("frequency ν (THz)")
+            axes[0].set_ylabel("spectrum scaled to unit area (THz⁻¹)")
+            axes[0].legend(frameon=False)
+
+        return [FigureSpec("libration", "Libration spectrum of the polyanions (angular-velocity ACF, SPEC §6) and the "
+                                        "cation VDOS, each scaled to unit area; their overlap is a coupling measure.",
+                           draw)]
+
+
+# --------------------------------------------------------------------------------------------- structure
+@register_view("DensityResult")
+class _DensityView:
+    def tables(self, res, **_):
+        out = []
+        for axis in ("a", "b", "c"):
+            pr = (res.profiles or {}).get(axis)
+            if pr:
+                out.append(Table(f"density_profile_{axis}.csv", ["s", "x_A", "p_per_unit_s"],
+                                 np.column_stack([_arr(pr["s"]), _arr(pr["x_A"]), _arr(pr["p"])])))
+        return out
+
+    def figures(self, res, **_):
+        g = _arr(res.density)
+
+        def draw(axes):
+            for axis in ("a", "b", "c"):
+                pr = (res.profiles or {}).get(axis)
+                if pr:
+                    axes[0].plot(pr["s"], pr["p"], label=axis)
+            axes[0].set_xlabel("fractional coordinate s")
+            axes[0].set_ylabel("p(s) (per unit s)")
+            axes[0].legend(frameon=False)
+            if g.ndim == 3 and g.size:
+                m = axes[1].imshow(g.mean(axis=2).T, origin="lower", extent=(0, 1, 0, 1), aspect="auto")
+                axes[1].figure.colorbar(m, ax=axes[1], label="mean over c of ρ (Å⁻³)")
+            axes[1].set_xlabel("a (fractional)")
+            axes[1].set_ylabel("b (fractional)")
+
+        return [FigureSpec("density", f"{res.species} probability density (SPEC §7): 1-D distributions along a, b, c "
+                                      "and the grid averaged along c (projection on the ab plane).", draw, ncols=2)]
+
+
+@register_view("RDFResult")
+class _RDFView:
+    def tables(self, res, **_):
+        r = _arr(res.r_A)
+        header, cols = ["r_A"], [r]
+        fe = res.free_energy_eV or {}
+        for key in res.g:
+            header += [f"g_{key}", f"n_{key}"] + ([f"F_{key}_eV"] if key in fe else [])
+            cols += [_arr(res.g[key]), _arr(res.coordination[key])]
+            if key in fe:
+                cols.append(np.array([np.nan if v is None else v for v in fe[key]], float))
+        return [Table("rdf.csv", header, np.column_stack(cols))]
+
+    def figures(self, res, **_):
+        fe = res.free_energy_eV or {}
+
+        def draw(axes):
+            r = _arr(res.r_A)
+            for key in res.g:
+                axes[0].plot(r, _arr(res.g[key]), label=key)
+                if key in fe:
+                    axes[1].plot(r, np.array([np.nan if v is None else v for v in fe[key]], float), label=key)
+            axes[0].set_xlabel("r (Å)")
+            axes[0].set_ylabel("g(r) (dimensionless)")
+            axes[0].legend(frameon=False)
+            axes[1].set_xlabel("r (Å)")
+            axes[1].set_ylabel("F(r) (eV)")
+            if not fe:
+                axes[1].text(0.5, 0.5, "no temperature: F(r) not computed", transform=axes[1].transAxes,
+                             ha="center")
+            else:
+                axes[1].legend(frameon=False)
+
+        return [FigureSpec("rdf", "Radial distribution functions (minimum image, time-averaged; SPEC §7) and the "
+                                  "free-energy profile F(r) = −k_B T ln g(r).", draw, ncols=2)]
