@@ -1,0 +1,111 @@
+"""Results tabulate and draw themselves: one view per result class, used by the CLI, the report and the API."""
+
+import csv
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import anionmotion  # noqa: E402
+from anionmotion.analysis import views  # noqa: E402
+from anionmotion.analysis.registry import ANALYSES  # noqa: E402
+from anionmotion.errors import OptionError  # noqa: E402
+from anionmotion.report import example_path  # noqa: E402
+
+
+def test_every_registered_result_class_has_a_view():
+    names = [n for e in ANALYSES for n in e.api if n.endswith("Result")]
+    assert names, "the registry lists result classes"
+    missing = [n for n in names if n not in views._VIEWS]
+    assert not missing, f"result classes without a view: {missing}"
+
+
+@pytest.fixture(scope="module")
+def example():
+    return anionmotion.open(example_path(), progress=False)
+
+
+@pytest.fixture(scope="module")
+def results(example):
+    msd = anionmotion.msd(example, species="Li")
+    return {
+        "msd": msd,
+        "fit": anionmotion.fit_diffusion(msd),
+        "reorientation": anionmotion.reorientation(example, center="S", ligand="O"),
+        "rdf": anionmotion.rdf(example, ["S-Li", "Li-Li"], temperature=1000.0),
+        "density": anionmotion.density(example, "Li", spacing=0.5),
+        "vdos": anionmotion.vdos(example),
+    }
+
+
+def _csv_rows(text):
+    return list(csv.reader(io.StringIO(text)))
+
+
+@pytest.mark.parametrize("name", ["msd", "reorientation", "rdf", "density", "vdos"])
+def test_tables_round_trip_through_csv(results, name, tmp_path):
+    res = results[name]
+    tabs = res.tables()
+    assert tabs
+    for t in tabs:
+        assert t.data.ndim == 2 and t.data.shape[1] == len(t.header)
+        rows = _csv_rows(t.to_csv())
+        assert rows[0] == t.header and len(rows) == len(t.data) + 1
+        back = np.array([[float(x) if x else np.nan for x in r] for r in rows[1:]])
+        np.testing.assert_allclose(back, t.data, rtol=1e-9, equal_nan=True)
+    path = tmp_path / "t.csv"
+    res.write_csv(path, which=tabs[0].name)
+    assert path.read_text() == tabs[0].to_csv()
+    with pytest.raises(OptionError, match="exists"):
+        res.write_csv(path)
+
+
+def test_msd_table_is_the_msd(results):
+    res = results["msd"]
+    (t,) = res.tables()
+    np.testing.assert_array_equal(t.data[:, 0], res.lag)
+    np.testing.assert_array_equal(t.data[:, 1], res.msd)
+    np.testing.assert_array_equal(t.data[:, 2:5], res.msd_xyz)
+
+
+@pytest.mark.parametrize("name", ["msd", "reorientation", "rdf", "density", "vdos"])
+def test_figures_draw_on_new_and_given_axes(results, name, tmp_path):
+    res = results[name]
+    specs = res.figures()
+    assert specs and len({s.stem for s in specs}) == len(specs)
+    for s in specs:
+        fig = res.plot(which=s.stem)
+        assert any(ax.has_data() for ax in fig.axes)
+        plt.close(fig)
+        fig2, axes = plt.subplots(1, s.ncols, squeeze=False)
+        assert res.plot(list(axes[0]), which=s.stem) is fig2
+        plt.close(fig2)
+    out = tmp_path / "fig.png"
+    res.save_plot(out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(OptionError, match="no figure"):
+        res.plot(which="nonsense")
+
+
+def test_msd_figure_shows_the_fit_line(results):
+    res, fit = results["msd"], results["fit"]
+    fig = res.plot(fit=fit)
+    labels = [ln.get_label() for ln in fig.axes[0].lines]
+    plt.close(fig)
+    assert ("fit" in labels) == (not fit.below_threshold)
+
+
+def test_hops_view_lists_every_event():
+    pos = np.zeros((200, 2, 3))
+    pos[100:, 0, 0] = 4.0
+    traj = anionmotion.from_arrays(pos, np.eye(3) * 20, species=["Na", "Na"], frame_interval=0.1)
+    res = anionmotion.hops(traj, species="Na", a=3.0, residence=3, window=9)
+    (t,) = res.tables()
+    assert t.header[:3] == ["atom", "frame", "time_ps"]
+    np.testing.assert_array_equal(t.data[:, 0], res.event_atom)
+    np.testing.assert_array_equal(t.data[:, 2], res.event_time_ps)
+    plt.close(res.plot())
