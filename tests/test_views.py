@@ -109,3 +109,27 @@ def test_hops_view_lists_every_event():
     np.testing.assert_array_equal(t.data[:, 0], res.event_atom)
     np.testing.assert_array_equal(t.data[:, 2], res.event_time_ps)
     plt.close(res.plot())
+
+
+def test_report_json_thins_long_series_and_keeps_pairs():
+    from anionmotion.report.stages import MAX_JSON_POINTS, StageOutput, rdict, thin_series
+
+    n = 3 * MAX_JSON_POINTS + 7
+    pos = np.cumsum(np.random.default_rng(1).normal(size=(n, 2, 3)), axis=0) * 0.05
+    res = anionmotion.msd(anionmotion.from_arrays(pos, np.eye(3) * 40, species=["Li", "Li"], frame_interval=0.01),
+                          species="Li")
+    d = rdict(res)
+    k = -(-n // MAX_JSON_POINTS)
+    assert len(d["lag_ps"]) == len(d["msd_A2"]) == len(range(0, n, k)) <= MAX_JSON_POINTS
+    np.testing.assert_allclose(d["lag_ps"], res.lag[::k])
+    np.testing.assert_allclose(d["msd_A2"], res.msd[::k])
+    assert d["thinned_series"]["msd"] == {"n": n, "stride": k}
+    assert d["tmsd_A2"] == res.tmsd                      # scalars untouched
+    short = {"a": np.arange(10), "b": {"c": list(range(MAX_JSON_POINTS))}}
+    assert thin_series(short)["b"]["c"] == short["b"]["c"]
+    out = StageOutput("x", "X", result={"curve": np.arange(n, dtype=float)})
+    r = out.to_dict()["result"]
+    assert len(r["curve"]) <= MAX_JSON_POINTS and r["thinned_series"]["curve"]["n"] == n
+    # the full series stays in the result's table
+    (t,) = res.tables()
+    assert len(t.data) == n

@@ -79,9 +79,14 @@ class StageOutput:
     warnings: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        thinned = {}
+        result = thin_series(self.result, thinned)
+        if thinned and isinstance(result, dict):
+            result = dict(result)
+            result["thinned_series"] = {**(result.get("thinned_series") or {}), **thinned}
         return {"name": self.name, "title": self.title, "status": self.status, "reason": self.reason,
                 "parameters": self.parameters, "summary": dict(self.summary), "notes": self.notes,
-                "warnings": self.warnings, "result": self.result}
+                "warnings": self.warnings, "result": result}
 
 
 class StageSkip(Exception):
@@ -194,11 +199,64 @@ def call(out, fn, *args, **kwargs):
     return fn(*args, **passed)
 
 
+#: report.json keeps at most this many points of a per-lag or per-frame series (the CSV tables hold them all)
+MAX_JSON_POINTS = 5000
+
+
+def _stride(n):
+    return -(-int(n) // MAX_JSON_POINTS)
+
+
+def thin_series(obj, thinned=None, path=""):
+    """``obj`` with every array/list longer than :data:`MAX_JSON_POINTS` thinned to every k-th element.
+
+    Arrays of the same length get the same stride, so paired series (lag and MSD) stay paired; 2-D arrays
+    are thinned along their first axis.  ``thinned`` (a dict) collects ``path → {n, stride}``.
+    """
+    if isinstance(obj, dict):
+        return {k: thin_series(v, thinned, f"{path}.{k}" if path else str(k)) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray) and obj.ndim >= 1 and obj.dtype != object and len(obj) > MAX_JSON_POINTS:
+        k = _stride(len(obj))
+        if thinned is not None:
+            thinned[path] = {"n": int(len(obj)), "stride": k}
+        return obj[::k]
+    if isinstance(obj, list) and len(obj) > MAX_JSON_POINTS and all(not isinstance(v, (dict, list)) for v in obj[:3]):
+        k = _stride(len(obj))
+        if thinned is not None:
+            thinned[path] = {"n": int(len(obj)), "stride": k}
+        return obj[::k]
+    return obj
+
+
+def _thin_result(result, thinned=None):
+    """A copy of a frozen-dataclass result whose long array fields are thinned (shares the arrays' memory)."""
+    import dataclasses
+
+    if not dataclasses.is_dataclass(result) or isinstance(result, type):
+        return result
+    changes = {}
+    for f in dataclasses.fields(result):
+        v = getattr(result, f.name)
+        t = thin_series(v, thinned, f.name)
+        if t is not v:
+            changes[f.name] = t
+    if not changes:
+        return result
+    try:
+        return dataclasses.replace(result, **changes)
+    except (TypeError, ValueError):  # a result whose __post_init__ checks shapes: thin the dict instead
+        return result
+
+
 def rdict(result) -> dict:
-    """``result.to_dict()`` for Result objects; dicts pass through."""
+    """``result.to_dict()`` for Result objects (long series thinned, see :func:`thin_series`); dicts pass through."""
     if isinstance(result, dict):
         return result
-    return result.to_dict()
+    thinned = {}
+    d = _thin_result(result, thinned).to_dict()
+    if thinned:
+        d["thinned_series"] = thinned
+    return d
 
 
 def _get(d, *keys, default=None):
