@@ -6,16 +6,26 @@ the diffusion fit and the conductivity need (volume, charge, temperature).
 
 Paths
 -----
-* evenly spaced frames, selection fits the memory budget: the unwrapped
-  positions are read once into one (n_frames, n_atoms, 3) array and the FFT
-  kernel (:func:`anionmotion.kernels.msd.msd_fft`) runs over atom blocks;
-* evenly spaced frames, selection larger than the budget: frame chunks are
-  streamed into an atom-major float64 scratch file (n_atoms, 3, n_frames) in
-  a temporary directory (deleted afterwards), and atom blocks are read back and
+``MSD`` is an :class:`~anionmotion.analysis.base.AnalysisBase`: the base gives
+the frame range, the one evenly-spaced rule
+(:func:`~anionmotion.analysis.base.uniform_spacing`; float32-rounded NetCDF
+times count as evenly spaced, dt = (t_last − t_first)/(n − 1)), the memory
+budget and the progress bars of the reading pass and the FFT pass.
+
+* evenly spaced frames, positions + FFT workspace + one read chunk within half
+  the memory budget: the unwrapped positions are read once into one
+  (n_frames, n_atoms, 3) array and the FFT kernel
+  (:class:`anionmotion.kernels.msd.MSDAccumulator`) runs over atom blocks;
+* evenly spaced frames, otherwise: frame chunks are streamed into a
+  :class:`~anionmotion.analysis.base.SeriesStore` scratch file (rows atom·3 +
+  direction, i.e. the atom-major layout (n_atoms, 3, n_frames), float64) in a
+  temporary directory (deleted afterwards), and atom blocks are read back and
   transformed; peak memory is bounded by the budget, not by the trajectory's
-  length, and the result is the same (the atoms are summed in the same order);
+  length, and the result is the same bit for bit (the atoms are summed in the
+  same order, and both gathers sum each series in time order);
 * frames at uneven times (log-spaced dumps): every frame pair, grouped by
-  time difference (:func:`anionmotion.kernels.msd.msd_pairs`), O(N·T²).
+  time difference (:func:`anionmotion.kernels.msd.msd_pairs`), O(N·T²), in
+  memory or over atom blocks of the same scratch file.
 
 Drift correction subtracts the centre-of-mass displacement of the framework
 (every atom that is neither selected nor a mobile cation species) from each
@@ -26,23 +36,22 @@ otherwise, and the choice is recorded in ``meta``.
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
-from .._validate import parse_memory
 from ..elements import ION_CHARGES, MOBILE_CATIONS, ion_charge
-from ..errors import OptionError
-from ..kernels.msd import (MSDAccumulator, lag_keys, msd_fft, msd_pairs, subtract_drift_am_ref,
+from ..errors import OptionError, TrajectoryError
+from ..kernels.msd import (MSDAccumulator, fft_length, lag_keys, msd_fft, msd_pairs, subtract_drift_am_ref,
                            workspace_bytes_per_atom)
 from ..kernels import msd as _kmsd
 from ..results import Result, to_jsonable
+from .base import AnalysisBase, SeriesStore, default_memory, format_bytes
 
-__all__ = ["msd", "MSD", "MSDResult", "DRIFT_FORMATS", "TMSD_DIFFUSING_A2", "TMSD_MELTING_A2", "default_memory"]
+__all__ = ["msd", "MSD", "MSDResult", "DRIFT_FORMATS", "TMSD_DIFFUSING_A2", "TMSD_MELTING_A2", "default_memory",
+           "IN_MEMORY_FRACTION", "MAX_CHUNK_BYTES"]
 
 DRIFT_FORMATS = ("xdatcar", "cp2k")
 """Reader formats (ab-initio MD) for which drift correction is on by default."""
@@ -50,25 +59,6 @@ TMSD_DIFFUSING_A2 = 5.0
 """Paper 003: TMSD of the mobile species ≥ 5 Å² = diffusing."""
 TMSD_MELTING_A2 = 2.0
 """Paper 003: TMSD of the non-mobile cations > 2 Å² = framework melting."""
-
-
-def default_memory() -> int:
-    """Default memory budget: half of the memory currently available (bytes), at least 256 MiB."""
-    avail = None
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except OSError:
-        pass
-    if avail is None:
-        try:
-            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            avail = 4 * 1024**3
-    return max(256 * 1024**2, avail // 2)
 
 
 @dataclass(frozen=True, repr=False)
@@ -219,7 +209,16 @@ def _charges_for(traj, charges):
     raise OptionError(f"invalid charges {charges!r}; choose one of trajectory, formal, or a dict species → charge")
 
 
-class MSD:
+IN_MEMORY_FRACTION = 0.5
+"""``mode="auto"`` keeps the positions in memory only when positions + FFT workspace + one read chunk fit this
+fraction of the budget (the rest of the budget is headroom for the reader and the other arrays)."""
+MAX_CHUNK_BYTES = 128 * 1024**2
+"""Largest working set of one read chunk (bytes): larger chunks do not read faster, they only cost memory."""
+OUT_OF_CORE_WORKSPACE = _kmsd.DEFAULT_WORKSPACE
+"""Largest FFT workspace of one atom block on the out-of-core paths (bytes; at least one atom)."""
+
+
+class MSD(AnalysisBase):
     """Analysis object: exact all-origin MSD of a selection, in bounded memory (SPEC §2).
 
     Parameters
@@ -246,22 +245,38 @@ class MSD:
     charges : "trajectory", "formal" or dict
         Charges for ``collective``: from the file, the formal ionic charges, or per species.
     memory : int or str, optional
-        Memory budget (``"2GB"``); default half of the available RAM.
+        Memory budget (``"2GB"``); default half of the available RAM
+        (:func:`anionmotion.analysis.base.default_memory`).  Peak memory stays
+        within the budget and does not grow with the trajectory length once
+        the positions no longer fit half of it.
     mode : {"auto", "memory", "out-of-core"}
-        ``auto`` keeps the selection in memory when 1.5 × its float64
-        positions fit the budget and streams it through a scratch file
-        otherwise; the other two force a path (same results).
+        ``auto`` keeps the selection's positions in memory when they, the FFT
+        workspace and one read chunk fit :data:`IN_MEMORY_FRACTION` of the
+        budget, and streams them through a scratch file otherwise; the other
+        two force a path (same results, bit for bit on evenly spaced frames).
     scratch_dir : str, optional
         Where the out-of-core scratch file goes (default: the system temp dir).
     workers : int
         Threads for scipy.fft.
     progress : bool, optional
-        Progress bar over the whole job (None = the trajectory's setting).
+        Progress bars of the reading pass and the FFT pass (None = the trajectory's setting).
+    use_ext : bool
+        Compiled kernels (True) or their numpy twins.
+
+    Attributes (after :meth:`run`)
+    ------------------------------
+    The base's (:class:`~anionmotion.analysis.base.AnalysisBase`): ``frame_range``,
+    ``frames``, ``times``, ``uniform``, ``dt`` (ps, (t_last − t_first)/(n − 1)),
+    ``budget`` (bytes), ``frames_per_chunk``.
     """
+
+    name = "msd"
+    needs_unwrap = True
 
     def __init__(self, species, *, drift=None, framework=None, framework_cations=None, temperature=None, charge=None,
                  collective=False, charges="trajectory", memory=None, mode="auto", scratch_dir=None, workers=2,
                  progress=None, use_ext=True):
+        super().__init__(memory=memory, progress=progress, use_ext=use_ext)
         self.species = species
         self.drift = drift
         self.framework = framework
@@ -270,14 +285,11 @@ class MSD:
         self.charge = charge
         self.collective = collective
         self.charges = charges
-        self.memory = memory
         if mode not in ("auto", "memory", "out-of-core"):
             raise OptionError(f"invalid mode {mode!r}; choose one of auto, memory, out-of-core")
         self.mode = mode
         self.scratch_dir = scratch_dir
         self.workers = workers
-        self.progress = progress
-        self.use_ext = use_ext
 
     def __repr__(self):
         return (f"MSD(species={self.species!r}, drift={self.drift!r}, framework={self.framework!r}, "
@@ -287,26 +299,32 @@ class MSD:
                 f"progress={self.progress!r})")
 
     # ------------------------------------------------------------------ setup
-    def _prepare(self, traj, start, stop, step):
+    def _atoms(self):
+        return self._read
+
+    def _bytes_per_frame(self, n_atoms_read) -> int:
+        """Working bytes per frame of a read chunk.
+
+        The reader's copies of every atom (stored float32 + float64, also for
+        the velocities when the file has them: 36 B per atom and array), the
+        read atoms' raw, fractional, unwrapped and Cartesian float64 positions
+        (4 × 24 B) and the copies made here (selection for the store and its
+        transpose, framework and charged atoms: 24 B each).
+        """
+        traj = self.traj
+        arrays = 2 if getattr(traj, "has_velocities", False) else 1
+        reader = (36 * traj.n_atoms + 48 * int(n_atoms_read)) * arrays
+        return int(reader + 96 * int(n_atoms_read) + 24 * (2 * len(self._idx) + len(self._fw) + len(self._qidx)))
+
+    def _chunk_frames(self):
+        return self._fpc
+
+    def _prepare(self):
+        traj = self.traj
         meta = {}
-        self._traj = traj
         self._idx = traj.select(self.species)
         if len(self._idx) == 0:
             raise OptionError(f"the selection {self.species!r} is empty")
-        fstart, fstop, fstep = traj._frame_range(None, start, stop, step)
-        self._range = (fstart, fstop, fstep)
-        self._frames = np.arange(fstart, fstop, fstep, dtype=np.int64)
-        T = len(self._frames)
-        if T == 0:
-            raise OptionError(f"no frames in the range start={start}, stop={stop}, step={step} "
-                              f"({traj.n_frames} frames)")
-        self._times = traj.times[self._frames]
-        dts = np.diff(self._times)
-        if T < 3:
-            self._uniform = True
-        else:
-            self._uniform = bool(np.all(np.abs(dts - dts[0]) <= 1e-6 * abs(dts[0])))
-        self._dt = (float(np.mean(dts)) if T > 1 else None) if self._uniform else None
         sel_species = sorted(set(traj.species[self._idx]))
         others = np.setdiff1d(np.arange(traj.n_atoms), self._idx)
         # drift
@@ -358,189 +376,191 @@ class MSD:
         self._col_fw = np.searchsorted(self._read, self._fw)
         self._col_fc = np.searchsorted(self._read, self._fc)
         self._col_q = np.searchsorted(self._read, self._qidx)
-        # memory plan
-        N = len(self._idx)
-        budget = default_memory() if self.memory is None else parse_memory(self.memory)
-        self._budget = budget
-        sel_bytes = T * N * 24
-        per_frame_read = len(self._read) * 24 * 4  # raw + unwrapped + selection copy + transposed copy
-        self._fpc = int(max(1, min(T, (budget // 4) // max(per_frame_read, 1))))
-        if self._uniform:
+        self._plan(meta)
+        meta["selected_species"] = sel_species
+        self._meta = meta
+
+    def _plan(self, meta):
+        """Choose the path, the frames per read chunk and the atoms per FFT block from the budget.
+
+        The budget covers everything that grows with atoms × frames (the
+        positions in memory, the FFT block workspace and the block read back
+        from the scratch file) and one read chunk; arrays of O(n_frames)
+        scalars per direction (times, volumes, drift, charge displacement,
+        the summed spectra) come on top and are counted only in the
+        in-memory decision and in ``meta["memory_estimate_bytes"]``.
+        """
+        T, N = self.n_frames, len(self._idx)
+        budget = self.budget
+        sel_bytes = 24 * T * N
+        per_frame = self._bytes_per_frame(len(self._read))
+        fpc = int(max(1, min(T, min(budget // 4, MAX_CHUNK_BYTES) // max(per_frame, 1))))
+        L = fft_length(T)
+        # O(T): times, frames, volumes, COM/drift, charge series, S1 sums, summed spectra, inverse FFT, result
+        fixed = 8 * (24 * T + 8 * L)
+        if self.uniform:
             ws_atom = workspace_bytes_per_atom(T)
-            fits = 1.5 * sel_bytes + per_frame_read * self._fpc <= budget
-            if self.mode == "memory" or (self.mode == "auto" and fits):
-                self._path = "memory"
-                ws = max(ws_atom, min(_kmsd.DEFAULT_WORKSPACE, max(int(0.4 * sel_bytes), 8 * 1024**2)))
-                self._block = int(max(1, min(N, ws // ws_atom)))
+            ws_mem = max(ws_atom, min(_kmsd.DEFAULT_WORKSPACE, max(int(0.4 * sel_bytes), 8 * 1024**2)))
+            block_mem = int(max(1, min(N, ws_mem // ws_atom)))
+            need_mem = sel_bytes + block_mem * ws_atom + fpc * per_frame + fixed
+            if self.mode == "memory" or (self.mode == "auto" and need_mem <= IN_MEMORY_FRACTION * budget):
+                self._path, self._block, estimate = "memory", block_mem, need_mem
             else:
                 self._path = "out-of-core"
                 per_atom = ws_atom + 24 * T  # FFT workspace + the block read back from the scratch file
-                avail = budget - per_frame_read * self._fpc
-                self._block = int(min(N, avail // per_atom))
-                if self._block < 1:
-                    raise OptionError(f"memory budget of {_fmt_bytes(budget)} is too small for {T} frames: one atom's "
-                                      f"FFT needs {_fmt_bytes(per_atom)}; give at least "
-                                      f"{_fmt_bytes(int(per_atom * 4 / 3) + per_frame_read)} (memory= / --memory)")
+                # a tight budget goes to one atom's FFT first; the read chunk gets the rest (at least one frame)
+                fpc = int(max(1, min(fpc, (budget - per_atom) // max(per_frame, 1))))
+                avail = budget - fpc * per_frame
+                if avail < per_atom:
+                    raise OptionError(f"memory budget of {format_bytes(budget)} is too small for {T} frames: one "
+                                      f"atom's FFT needs {format_bytes(per_atom)}; give at least "
+                                      f"{format_bytes(int(per_atom * 4 / 3) + per_frame)} (memory= / --memory)")
+                self._block = int(max(1, min(N, min(avail, OUT_OF_CORE_WORKSPACE) // per_atom)))
+                estimate = self._block * per_atom + fpc * per_frame + fixed
         else:
-            fits = 1.5 * sel_bytes <= budget
-            in_mem = self.mode == "memory" or (self.mode == "auto" and fits)
+            need_mem = sel_bytes + fpc * per_frame + fixed
+            in_mem = self.mode == "memory" or (self.mode == "auto" and need_mem <= IN_MEMORY_FRACTION * budget)
             self._path = "pairs (uneven frame spacing)" if in_mem else "pairs, out-of-core"
-            self._block = int(max(1, min(N, (budget // 4) // max(24 * T, 1))))
-        meta.update({"path": self._path, "memory_budget_bytes": int(budget), "frames_per_chunk": self._fpc,
-                     "atoms_per_block": self._block, "selected_species": sel_species})
-        self._meta = meta
+            if in_mem:
+                self._block, estimate = N, need_mem
+            else:
+                # a quarter of the budget for the float64 block read back (and as much for its time-major copy);
+                # the pair sums depend on the block size, so this rule is kept as it was
+                self._block = int(max(1, min(N, min(budget // 4, OUT_OF_CORE_WORKSPACE) // (24 * T))))
+                estimate = self._block * 48 * T + fpc * per_frame + fixed
+        self._fpc = fpc
+        meta.update({"path": self._path, "memory_budget_bytes": int(budget), "frames_per_chunk": fpc,
+                     "atoms_per_block": self._block, "memory_estimate_bytes": int(estimate),
+                     "memory_budget_source": "given" if self.memory is not None else
+                     "default (half the available RAM)"})
 
     # ------------------------------------------------------------------ pass
-    def _progress_bar(self, total):
-        enabled = self.progress if self.progress is not None else self._traj.progress
-        if enabled is False:
-            return None
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # pragma: no cover
-            return None
-        return tqdm(total=total, desc=f"msd {self.species}", unit="step", disable=None if enabled is None else not enabled,
-                    file=sys.stderr, leave=False, dynamic_ncols=True)
-
-    def _stream(self, sink, pbar):
-        """One pass over the frames: positions of the selection go to ``sink(t0, pos)``; framework COM etc."""
-        traj, (fstart, fstop, fstep) = self._traj, self._range
-        T = len(self._frames)
+    def _start_pass(self):
+        T, N = self.n_frames, len(self._idx)
+        traj = self.traj
+        self._t = 0
         self._com = np.zeros((T, 3)) if self._want_drift else None
         self._P = np.zeros((T, 3)) if self.collective else None
+        self._vols = np.empty(T)
         self._fc_first = self._fc_last = None
-        self._vol_sum = 0.0
         if self._want_drift:
             mw = traj.masses[self._fw]
-            mw = mw / mw.sum()
+            self._mw = mw / mw.sum()
         if self.collective:
-            qv = self._q_all[self._qidx]
-        t0 = 0
-        for chunk in traj.iter_chunks(self._fpc, atoms=self._read, start=fstart, stop=fstop, step=fstep,
-                                      progress=False):
-            p = chunk.positions
-            n = p.shape[0]
-            sink(t0, p[:, self._col_sel] if len(self._col_sel) != len(self._read) else p)
-            if self._want_drift:
-                self._com[t0:t0 + n] = np.einsum("tik,i->tk", p[:, self._col_fw], mw)
-            if self.collective:
-                self._P[t0:t0 + n] = np.einsum("tik,i->tk", p[:, self._col_q], qv)
-            if len(self._fc):
-                if self._fc_first is None:
-                    self._fc_first = p[0, self._col_fc].copy()
-                self._fc_last = p[-1, self._col_fc].copy()
-            self._vol_sum += float(chunk.volumes.sum())
-            t0 += n
-            if pbar is not None:
-                pbar.update(n)
-        if t0 != T:  # pragma: no cover - reader contract
-            raise OptionError(f"read {t0} frames, expected {T}")
+            self._qv = self._q_all[self._qidx]
+        self._pos = self._store = None
+        if self._path in ("memory", "pairs (uneven frame spacing)"):
+            self._pos = np.empty((T, N, 3))
+        else:
+            self._store = SeriesStore(3 * N, T, budget=self.budget, mode="out-of-core", scratch_dir=self.scratch_dir,
+                                      prefix="anionmotion-msd-")
+            self._meta["scratch_file_bytes"] = int(self._store.nbytes)
 
-    # ---------------------------------------------------------------- compute
-    def run(self, traj, start=None, stop=None, step=None) -> MSDResult:
-        """Compute the MSD of the selection over frames ``start:stop:step``."""
-        self._prepare(traj, start, stop, step)
-        T, N = len(self._frames), len(self._idx)
-        pbar = self._progress_bar(T + N)
-        try:
-            if self._path == "memory" or self._path.startswith("pairs (uneven"):
-                pos = np.empty((T, N, 3))
-
-                def sink(t0, p):
-                    pos[t0:t0 + p.shape[0]] = p
-
-                self._stream(sink, pbar)
-                drift = self._drift()
-                if self._uniform:
-                    acc = MSDAccumulator(T, self._block, workers=self.workers, use_ext=self.use_ext)
-                    for a0 in range(0, N, self._block):
-                        nb = min(self._block, N - a0)
-                        acc.add_time_major(pos, a0, nb, drift)
-                        if pbar is not None:
-                            pbar.update(nb)
-                    msd_tot, msd_xyz, tmsd_xyz = acc.finish()
-                    lag = np.arange(T) * (self._dt or 0.0)
-                    n_orig = (T - np.arange(T)).astype(np.int64)
-                else:
-                    if drift is not None:
-                        pos -= drift[:, None, :]
-                    lag, msd_tot, msd_xyz, n_orig = msd_pairs(pos, self._times, use_ext=self.use_ext)
-                    tmsd_xyz = ((pos[-1] - pos[0]) ** 2).mean(axis=0)
-                    if pbar is not None:
-                        pbar.update(N)
-                del pos
-            else:
-                msd_tot, msd_xyz, tmsd_xyz, lag, n_orig = self._run_out_of_core(pbar)
-        finally:
-            if pbar is not None:
-                pbar.close()
-        return self._finish(lag, msd_tot, msd_xyz, n_orig, tmsd_xyz)
+    def _accumulate(self, chunk):
+        p = chunk.positions
+        n = p.shape[0]
+        t0 = self._t
+        sel = p[:, self._col_sel] if len(self._col_sel) != len(self._read) else p
+        if self._pos is not None:
+            self._pos[t0:t0 + n] = sel
+        else:
+            self._store.write(t0, sel)  # rows atom·3 + direction: the atom-major layout (N, 3, T)
+        if self._want_drift:
+            _weighted_sum(p, self._col_fw, self._mw, self._com[t0:t0 + n])
+        if self.collective:
+            _weighted_sum(p, self._col_q, self._qv, self._P[t0:t0 + n])
+        if len(self._fc):
+            if self._fc_first is None:
+                self._fc_first = p[0, self._col_fc].copy()
+            self._fc_last = p[-1, self._col_fc].copy()
+        self._vols[t0:t0 + n] = chunk.volumes
+        self._t = t0 + n
 
     def _drift(self):
         if not self._want_drift:
             return None
         return np.ascontiguousarray(self._com - self._com[0])
 
-    def _run_out_of_core(self, pbar):
-        T, N = len(self._frames), len(self._idx)
-        tmpdir = tempfile.mkdtemp(prefix="anionmotion-msd-", dir=self.scratch_dir)
-        path = os.path.join(tmpdir, "positions_atom_major.f64")
-        self._meta["scratch_file_bytes"] = int(T * N * 24)
+    # ---------------------------------------------------------------- compute
+    def run(self, traj, start=None, stop=None, step=None) -> MSDResult:
+        """Compute the MSD of the selection over frames ``start:stop:step``."""
+        self._setup(traj, start, stop, step)
+        self._prepare()
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.ftruncate(fd, T * N * 24)
+            self._start_pass()
+            self._iterate("reading")
+            if self._t != self.n_frames:  # pragma: no cover - reader contract
+                raise TrajectoryError(f"read {self._t} frames, expected {self.n_frames}", path=traj.path)
+            out = self._transform()
+        finally:
+            self._release()
+        return self._finish(*out)
 
-                def sink(t0, p):
-                    # (n, N, 3) -> rows (atom, direction) of n frames at offset t0 in each row of length T
-                    rows = np.ascontiguousarray(p.transpose(1, 2, 0)).reshape(3 * N, p.shape[0])
-                    for r in range(3 * N):
-                        os.pwrite(fd, memoryview(rows[r]), (r * T + t0) * 8)
+    def _release(self):
+        self._pos = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
-                self._stream(sink, pbar)
-                drift = self._drift()
-                if self._uniform:
-                    acc = MSDAccumulator(T, self._block, workers=self.workers, use_ext=self.use_ext)
-                    sub = _kmsd._msd.subtract_drift_am if self.use_ext else subtract_drift_am_ref
+    def _transform(self):
+        """The FFT (or pair) pass over atom blocks; returns ``(lag, msd, msd_xyz, n_origins, tmsd_xyz)``."""
+        T, N = self.n_frames, len(self._idx)
+        drift = self._drift()
+        B = self._block
+        with self._phase(N, "FFT over atom blocks" if self.uniform else "frame pairs over atom blocks",
+                         unit="atom") as bar:
+            if self.uniform:
+                acc = MSDAccumulator(T, B, workers=self.workers, use_ext=self.use_ext)
+                if self._pos is not None:
+                    for a0 in range(0, N, B):
+                        nb = min(B, N - a0)
+                        acc.add_time_major(self._pos, a0, nb, drift)
+                        bar.update(nb)
                 else:
-                    keys, quantum = lag_keys(self._times)
-                    accp = np.zeros((len(keys), 3))
-                    count = np.zeros(len(keys), dtype=np.int64)
-                    tm = np.zeros(3)
-                for a0 in range(0, N, self._block):
-                    nb = min(self._block, N - a0)
-                    block = _read_rows(fd, a0 * 3 * T, nb * 3 * T).reshape(nb, 3, T)
-                    if self._uniform:
+                    sub = _kmsd._msd.subtract_drift_am if self.use_ext else subtract_drift_am_ref
+                    for _, rows in self._store.blocks(3 * B):
+                        block = rows.reshape(-1, 3, T)
                         if drift is not None:
                             sub(block, drift, 0)
                         acc.add_atom_major(block)
-                    else:
-                        p = np.ascontiguousarray(block.transpose(2, 0, 1))
-                        if drift is not None:
-                            p -= drift[:, None, :]
-                        c2 = np.zeros(len(keys), dtype=np.int64)
-                        (_kmsd._msd.msd_pairs if self.use_ext else _kmsd.msd_pairs_ref)(
-                            p, self._times, keys, quantum, accp, c2)
-                        count = c2
-                        tm += ((p[-1] - p[0]) ** 2).sum(axis=0)
-                    del block
-                    if pbar is not None:
-                        pbar.update(nb)
-            finally:
-                os.close(fd)
-        finally:
-            if os.path.exists(path):
-                os.unlink(path)
-            os.rmdir(tmpdir)
-        if self._uniform:
-            msd_tot, msd_xyz, tmsd_xyz = acc.finish()
-            return msd_tot, msd_xyz, tmsd_xyz, np.arange(T) * (self._dt or 0.0), (T - np.arange(T)).astype(np.int64)
-        msd_xyz = accp / (np.maximum(count, 1) * N)[:, None]
-        return msd_xyz.sum(axis=1), msd_xyz, tm / N, keys * quantum, count
+                        bar.update(block.shape[0])
+                        del rows, block
+                self._pos = None
+                acc.free_workspace()
+                msd_tot, msd_xyz, tmsd_xyz = acc.finish()
+                lag = np.arange(T) * (self.dt or 0.0)
+                n_orig = (T - np.arange(T)).astype(np.int64)
+                return lag, msd_tot, msd_xyz, n_orig, tmsd_xyz
+            if self._pos is not None:
+                pos = self._pos
+                if drift is not None:
+                    pos -= drift[:, None, :]
+                # one kernel call over every atom (the sums over atoms per frame pair are then those of msd_pairs)
+                lag, msd_tot, msd_xyz, n_orig = msd_pairs(pos, self.times, use_ext=self.use_ext)
+                tmsd_xyz = ((pos[-1] - pos[0]) ** 2).mean(axis=0)
+                bar.update(N)
+                return lag, msd_tot, msd_xyz, n_orig, tmsd_xyz
+            keys, quantum = lag_keys(self.times)
+            accp = np.zeros((len(keys), 3))
+            count = np.zeros(len(keys), dtype=np.int64)
+            tm = np.zeros(3)
+            pairs = _kmsd._msd.msd_pairs if self.use_ext else _kmsd.msd_pairs_ref
+            for _, rows in self._store.blocks(3 * B):
+                p = np.ascontiguousarray(rows.reshape(-1, 3, T).transpose(2, 0, 1))
+                del rows
+                if drift is not None:
+                    p -= drift[:, None, :]
+                count = np.zeros(len(keys), dtype=np.int64)  # the same pairs for every block
+                pairs(p, self.times, keys, quantum, accp, count)
+                tm += ((p[-1] - p[0]) ** 2).sum(axis=0)
+                bar.update(p.shape[1])
+                del p
+            msd_xyz = accp / (np.maximum(count, 1) * N)[:, None]
+            return keys * quantum, msd_xyz.sum(axis=1), msd_xyz, count, tm / N
 
     def _finish(self, lag, msd_tot, msd_xyz, n_orig, tmsd_xyz):
-        traj = self._traj
-        T = len(self._frames)
+        traj = self.traj
+        T = self.n_frames
         meta = self._meta
         # framework melting
         fw_tmsd = fw_melt = None
@@ -573,18 +593,18 @@ class MSD:
         cm = cmx = None
         if self.collective:
             P = np.ascontiguousarray(self._P[:, None, :])
-            if self._uniform:
+            if self.uniform:
                 cm, cmx = msd_fft(P, workers=self.workers, use_ext=self.use_ext)
             else:
-                _, cm, cmx, _ = msd_pairs(P, self._times, use_ext=self.use_ext)
+                _, cm, cmx, _ = msd_pairs(P, self.times, use_ext=self.use_ext)
         # hop distance for the He et al. estimate
         hop = None
         if len(self._idx) >= 2:
             from .hops import nearest_neighbour_distance
 
-            nfr = 1 if not self._dt else max(1, int(round(1.0 / self._dt)))
+            nfr = 1 if not self.dt else max(1, int(round(1.0 / self.dt)))
             try:
-                hop = nearest_neighbour_distance(traj, self._idx, start=self._range[0], frames=min(nfr, T))
+                hop = nearest_neighbour_distance(traj, self._idx, start=self.frame_range.start, frames=min(nfr, T))
             except OptionError:
                 hop = None
             if hop is not None and not hop > 0:
@@ -597,28 +617,15 @@ class MSD:
             atom_indices=self._idx, n_frames=T, lag=np.asarray(lag, dtype=np.float64), msd=msd_tot, msd_xyz=msd_xyz,
             n_origins=np.asarray(n_orig, dtype=np.int64), tmsd=tmsd, tmsd_xyz=np.asarray(tmsd_xyz),
             diffusing=bool(tmsd >= TMSD_DIFFUSING_A2), framework_tmsd=fw_tmsd, framework_melting=fw_melt,
-            volume_A3=self._vol_sum / T, temperature_K=temperature, charge=charge, dt_ps=self._dt,
+            volume_A3=math.fsum(self._vols) / T, temperature_K=temperature, charge=charge, dt_ps=self.dt,
             drift=self._drift(), charge_msd=cm, charge_msd_xyz=cmx, hop_distance_A=hop, meta=meta)
 
 
-def _fmt_bytes(n):
-    for unit, f in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= f:
-            return f"{n / f:.3g} {unit}"
-    return f"{int(n)} bytes"
-
-
-def _read_rows(fd, offset_items, count):
-    """Read ``count`` float64 values at item offset ``offset_items`` of the scratch file."""
-    out = np.empty(count, dtype=np.float64)
-    view = memoryview(out).cast("B")
-    pos, off = 0, offset_items * 8
-    while pos < len(view):
-        n = os.preadv(fd, [view[pos:]], off + pos)
-        if n <= 0:  # pragma: no cover
-            raise OSError("short read from the MSD scratch file")
-        pos += n
-    return out
+def _weighted_sum(p, cols, w, out):
+    """out[t, k] = Σ_j w_j p[t, cols_j, k], summed atom after atom (the same bits whatever the chunking)."""
+    out[...] = 0.0
+    for j, c in enumerate(cols):
+        out += w[j] * p[:, c]
 
 
 def msd(traj, *, species, drift=None, framework=None, framework_cations=None, temperature=None, charge=None,
@@ -647,9 +654,12 @@ def msd(traj, *, species, drift=None, framework=None, framework_cations=None, te
     -----
     MSD(τ) = (1/N) Σ_i ⟨|r_i(t+τ) − r_i(t)|²⟩_t over every origin t.  Evenly
     spaced frames: FFT, O(N·T log T); uneven frames: every frame pair grouped
-    by time difference, O(N·T²).  Peak memory: 1.5 × the selection's float64
-    positions in memory mode (plus a bounded FFT workspace); otherwise the
-    ``memory`` budget, with a scratch file of 24·N·T bytes on disk.
+    by time difference, O(N·T²).  Peak memory: in memory mode the selection's
+    float64 positions (24·N·T bytes) plus a bounded FFT workspace and one read
+    chunk (≤ 128 MiB), chosen only when these fit half the ``memory`` budget;
+    otherwise at most the budget (FFT blocks ≤ 256 MiB), whatever T, with a
+    scratch file of 24·N·T bytes on disk.  Arrays of O(T) scalars (times,
+    drift, charge displacement) come on top.
 
     References
     ----------

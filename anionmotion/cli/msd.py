@@ -23,7 +23,10 @@ def register(sub):
     p.add_argument("--charge", type=float, metavar="Z", help="charge of one ion (e); default: formal ionic charge")
     p.add_argument("--fit", type=float, nargs=2, metavar=("START", "END"),
                    help="fit window in ps (default: 0.1–0.5 of the longest lag)")
-    p.add_argument("--memory", help="memory budget, e.g. 2GB or 500MB (default: half the available RAM)")
+    p.add_argument("--memory", help="memory budget, e.g. 2GB or 500MB (default: half the available RAM); the "
+                                    "positions stay in memory only when they fit half of it, otherwise they go "
+                                    "through a scratch file (--scratch-dir) and peak memory does not grow with "
+                                    "the trajectory length")
     drift = p.add_mutually_exclusive_group()
     drift.add_argument("--drift", dest="drift", action="store_true", default=None,
                        help="subtract the framework centre-of-mass motion (default: on for XDATCAR/CP2K input)")

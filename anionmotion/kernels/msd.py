@@ -131,6 +131,11 @@ class MSDAccumulator:
     -----
     Atoms must be added in the same order whatever the block size; the sums
     are then identical (bit for bit) however the selection is split.
+
+    Memory: the block buffer (``block_atoms`` × :func:`workspace_bytes_per_atom`
+    bytes, allocated by the first ``add_*`` call) plus O(n_frames) sums;
+    :meth:`free_workspace` drops the buffer before :meth:`finish` so that the
+    final inverse FFT does not add to the peak.
     """
 
     def __init__(self, n_frames, block_atoms, *, workers=2, use_ext=True):
@@ -140,11 +145,21 @@ class MSDAccumulator:
         self.workers = workers
         self.use_ext = use_ext
         self.n_atoms = 0
-        # columns n_frames: of the buffer are the zero padding; the gather kernels never write there
-        self._buf = np.zeros((3 * self.block_atoms, self.L))
+        self._buf = None
         self._sq = np.zeros((3, self.n_frames))
         self._ends = np.zeros((1, 3))
         self._power = np.zeros((3, self.L // 2 + 1))
+
+    def _buffer(self):
+        # columns n_frames: of the buffer are the zero padding; the gather kernels never write there
+        if self._buf is None:
+            self._buf = np.zeros((3 * self.block_atoms, self.L))
+        return self._buf
+
+    def free_workspace(self):
+        """Release the block buffer (bytes: ``block_atoms`` × :func:`workspace_bytes_per_atom`); a later
+        ``add_*`` call allocates it again."""
+        self._buf = None
 
     def _transform(self, n_block):
         if self.n_frames == 0 or n_block == 0:
@@ -159,7 +174,7 @@ class MSDAccumulator:
             raise ValueError(f"block of {n_block} atoms exceeds the buffer ({self.block_atoms})")
         d = np.zeros((0, 3)) if drift is None else drift
         (_msd.gather_block_tm if self.use_ext else gather_block_tm_ref)(
-            pos, a0, n_block, d, self._buf, self._sq, self._ends)
+            pos, a0, n_block, d, self._buffer(), self._sq, self._ends)
         self._transform(n_block)
 
     def add_atom_major(self, src):
@@ -167,7 +182,7 @@ class MSDAccumulator:
         n_block = src.shape[0]
         if n_block > self.block_atoms:
             raise ValueError(f"block of {n_block} atoms exceeds the buffer ({self.block_atoms})")
-        (_msd.gather_block_am if self.use_ext else gather_block_am_ref)(src, self._buf, self._sq, self._ends)
+        (_msd.gather_block_am if self.use_ext else gather_block_am_ref)(src, self._buffer(), self._sq, self._ends)
         self._transform(n_block)
 
     def finish(self):
