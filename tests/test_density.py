@@ -152,7 +152,7 @@ def test_spacing_and_errors():
         am.density(tr, "Li", spacing=-1)
     with pytest.raises(OptionError, match="no atoms of species Na"):
         am.density(tr, "Na")
-    with pytest.raises(OptionError, match="the frame range is empty"):
+    with pytest.raises(OptionError, match="no frames in the range start=10, stop=None, step=None"):
         am.density(tr, "Li", start=10)
     with pytest.raises(OptionError, match="at most 2e8 points"):
         am.density(tr, "Li", grid=(1000, 1000, 1000))

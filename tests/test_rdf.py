@@ -143,7 +143,7 @@ def test_errors_and_edge_cases():
         am.rdf(tr, "Li-Li", temperature=-5)
     with pytest.raises(OptionError, match="give at least one pair"):
         am.rdf(tr, [])
-    with pytest.raises(OptionError, match="the frame range is empty"):
+    with pytest.raises(OptionError, match="no frames in the range start=5, stop=None, step=None"):
         am.rdf(tr, "Li-Li", start=5)
     one = am.rdf(tr, "Li-P", stop=1)  # one frame, one P atom
     assert one.n_frames == 1 and one.free_energy_eV is None

@@ -1,6 +1,6 @@
 """Probability density of a species on a fractional grid and 1-D profiles along cell axes (SPEC §7).
 
-:func:`density` streams frames, wraps the (optionally drift-corrected)
+:func:`density` (the :class:`Density` analysis) streams frames, wraps the (optionally drift-corrected)
 positions of a species into fractional coordinates of each frame's own cell
 (triclinic and NPT cells alike) and bins them with the compiled kernel.  The
 grid is normalised to atoms per Å³; writers for CHGCAR, cube and NetCDF are in
@@ -17,9 +17,10 @@ from ..errors import OptionError
 from ..kernels.grid import bin_axis, bin_fractional
 from ..kernels.unwrap import cart_to_frac
 from ..results import Result
-from ._streaming import stream_chunks
+from ._streaming import cell_stats, frame_blocks, run_frame_blocks
+from .base import AnalysisBase, format_bytes
 
-__all__ = ["density", "DensityResult", "grid_shape_for_spacing", "AXES"]
+__all__ = ["density", "Density", "DensityResult", "grid_shape_for_spacing", "AXES"]
 
 AXES = {"a": 0, "b": 1, "c": 2}
 
@@ -119,8 +120,196 @@ def grid_shape_for_spacing(cell, spacing):
     return tuple(int(max(1, np.ceil(L / spacing - 1e-9))) for L in lengths)
 
 
+class _DensityAccumulator:
+    """Counts of one block of frames: grid, 1-D profiles, Σ V and the frame count (picklable plan in, state out)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.grid = np.zeros(plan["shape"])
+        self.prof = [np.zeros(n) for n in plan["pbins"]]
+        self.vol_sum = 0.0
+        self.n = 0
+        self.com0 = None
+
+    def add(self, chunk):
+        p = self.plan
+        pos = chunk.positions[:, p["cols_sel"]] - chunk.origins[:, None, :]
+        if p["cols_ref"] is not None:
+            m_ref = p["m_ref"]
+            com = np.einsum("tik,i->tk", chunk.positions[:, p["cols_ref"]], m_ref) / m_ref.sum()
+            if self.com0 is None:
+                self.com0 = com[0].copy()
+            pos = pos - (com - self.com0)[:, None, :]
+        frac = cart_to_frac(np.ascontiguousarray(pos), chunk.cells)
+        del pos
+        vols = chunk.volumes
+        self.vol_sum += float(vols.sum())
+        # constant cell: plain counts (exact in float64), normalised once at the end; NPT: 1/V_t per frame
+        w = np.ones(chunk.n_frames) if p["constant_cell"] else 1.0 / vols
+        bin_fractional(frac, weights=w, out=self.grid, use_ext=p["use_ext"])
+        ones = np.ones(chunk.n_frames)
+        for k in range(3):
+            bin_axis(frac, k, weights=ones, out=self.prof[k], use_ext=p["use_ext"])
+        self.n += chunk.n_frames
+
+    def state(self):
+        return {"grid": self.grid, "prof": self.prof, "vol_sum": self.vol_sum, "n": self.n}
+
+
+class Density(AnalysisBase):
+    """Streamed probability density on a fractional grid (the class behind :func:`density`; same parameters).
+
+    Frames are binned chunk by chunk into one grid validated against the memory budget before it is
+    allocated.  With a ``mapper`` the frames are split into blocks (``block_frames``) that run as separate
+    tasks (each reading its own frames) and whose counts are summed in block order: the grid counts and
+    the profiles are then identical to the serial pass (exact integer counts), and for changing (NPT) cells
+    equal to rounding.
+    """
+
+    name = "density"
+
+    def __init__(self, species, *, grid=None, spacing=None, profile_bins=None, remove_drift=None,
+                 frames_per_chunk=None, mapper=None, source=None, block_frames=None, memory=None, progress=None,
+                 use_ext=True):
+        super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        self.species_arg, self.grid_arg, self.spacing = species, grid, spacing
+        self.profile_bins, self.remove_drift = profile_bins, remove_drift
+        if frames_per_chunk is not None and int(frames_per_chunk) < 1:
+            raise OptionError(f"frames_per_chunk must be a positive integer; got {frames_per_chunk}")
+        self.fixed_chunk = None if frames_per_chunk is None else int(frames_per_chunk)
+        self.mapper, self.source, self.block_frames = mapper, source, block_frames
+
+    def _atoms(self):
+        return self.read_idx
+
+    def _bytes_per_frame(self, n_atoms_read):
+        # raw float32 + float64 positions, the selection's shifted copy and fractional coordinates
+        return int(n_atoms_read) * 24 * 3 + len(self.sel) * 24 * 3
+
+    def _chunk_frames(self):
+        return self.fixed_chunk if self.fixed_chunk is not None else super()._chunk_frames()
+
+    def _prepare(self):
+        traj = self.traj
+        species = self.species_arg
+        sel = traj.select(species)
+        if len(sel) == 0:
+            raise OptionError("the selection is empty; nothing to bin")
+        self.sel = sel
+        self.label = species if isinstance(species, str) else " ".join(sorted(set(traj.species[sel])))
+        grid, spacing = self.grid_arg, self.spacing
+        if grid is not None and spacing is not None:
+            raise OptionError("give either grid= or spacing=, not both")
+        if grid is not None:
+            if len(grid) != 3 or any(int(n) != n or int(n) < 1 for n in grid):
+                raise OptionError(f"grid must be three positive integers (points along a, b, c); got {grid}")
+        if self.profile_bins is not None and int(self.profile_bins) < 1:
+            raise OptionError(f"profile_bins must be a positive integer; got {self.profile_bins}")
+        with self._phase(self.n_frames, "cells", unit="frame") as bar:
+            self.mean_cell, self.constant_cell, _ = cell_stats(traj, self.frame_range)
+            bar.update(self.n_frames)
+        if grid is not None:
+            shape = tuple(int(n) for n in grid)
+        else:
+            shape = grid_shape_for_spacing(self.mean_cell, 0.2 if spacing is None else spacing)
+        n_points = np.prod(shape, dtype=np.float64)
+        if n_points > 2e8:
+            raise OptionError(f"grid {shape} has {n_points:.3g} points; use a coarser grid "
+                              "or spacing (at most 2e8 points)")
+        self.shape = shape
+        self.pbins = [int(self.profile_bins) if self.profile_bins is not None else n for n in shape]
+        ref = None
+        if self.remove_drift is not None:
+            if isinstance(self.remove_drift, str) and self.remove_drift == "framework":
+                ref = np.setdiff1d(np.arange(traj.n_atoms), sel)
+            else:
+                ref = traj.select(self.remove_drift)
+            if len(ref) == 0:
+                raise OptionError("remove_drift selects no atoms; nothing to take the drift from")
+        self.ref = ref
+        self.read_idx = sel if ref is None else np.union1d(sel, ref)
+        self.needs_unwrap = ref is not None  # the drift needs continuous framework positions
+        # blocks: with a mapper (and no drift, which needs the framework unwrapped from the first frame)
+        self.use_blocks = self.mapper is not None and ref is None
+        grid_bytes = 8 * n_points
+        fpc = self._chunk_frames()
+        self.frames_per_chunk = fpc
+        if self.use_blocks:
+            bf = self.block_frames if self.block_frames is not None else max(fpc, -(-self.n_frames // 8))
+            self.blocks = frame_blocks(self.frame_range, bf)
+        else:
+            self.blocks = None
+        held = 2 + (len(self.blocks) if self.blocks else 0)  # accumulator, result, partial grids of a gathering mapper
+        if grid_bytes * held > 0.5 * self.budget:
+            raise OptionError(f"grid {'×'.join(map(str, shape))} needs {format_bytes(grid_bytes * held)} "
+                              f"({held} copies of {format_bytes(grid_bytes)}), more than half the memory budget "
+                              f"{format_bytes(self.budget)}; use a coarser grid/spacing or a larger memory= "
+                              "(--memory)")
+        self.plan = {"shape": shape, "pbins": self.pbins, "cols_sel": np.searchsorted(self.read_idx, sel),
+                     "cols_ref": None if ref is None else np.searchsorted(self.read_idx, ref),
+                     "m_ref": None if ref is None else traj.masses[ref], "constant_cell": self.constant_cell,
+                     "use_ext": self.use_ext}
+        self.acc = _DensityAccumulator(self.plan)
+
+    def _iterate(self, desc="reading"):
+        if not self.use_blocks:
+            return super()._iterate(desc)
+        source = self.source if self.source is not None else self.traj
+        with self._phase(self.n_frames, f"{desc} ({len(self.blocks)} frame blocks)", unit="frame") as bar:
+            for st in run_frame_blocks(_DensityAccumulator, self.plan, source, self.blocks,
+                                       frames_per_chunk=self.frames_per_chunk, atoms=self.read_idx,
+                                       unwrap=False, mapper=self.mapper, bar=bar):
+                acc = self.acc
+                acc.grid += st["grid"]
+                for k in range(3):
+                    acc.prof[k] += st["prof"][k]
+                acc.vol_sum += st["vol_sum"]
+                acc.n += st["n"]
+
+    def _accumulate(self, chunk):
+        self.acc.add(chunk)
+
+    def _finish(self):
+        traj, acc, n_frames = self.traj, self.acc, self.n_frames
+        shape, pbins, sel = self.shape, self.pbins, self.sel
+        n_vox = float(np.prod(shape))
+        if self.constant_cell:
+            vol = float(abs(np.linalg.det(traj.cells[self.frame_range.start])))
+            grid_acc = acc.grid * (n_vox / vol / n_frames)
+        else:
+            grid_acc = acc.grid * (n_vox / n_frames)
+        fr = self.frame_range
+        first = traj.read(frames=slice(fr.start, fr.start + 1))
+        sfrac = first.fractional(wrap=True)[0]
+        lengths = np.linalg.norm(self.mean_cell, axis=1)
+        profiles = {}
+        for k, name in enumerate("abc"):
+            nb = pbins[k]
+            s = (np.arange(nb) + 0.5) / nb
+            profiles[name] = {"s": s, "x_A": s * lengths[k], "p": acc.prof[k] * nb / (len(sel) * n_frames)}
+        remove_drift, ref = self.remove_drift, self.ref
+        meta = {
+            "grid": list(shape),
+            "spacing_A": None if self.grid_arg is not None else (0.2 if self.spacing is None else float(self.spacing)),
+            "voxel_edges_A": (lengths / np.array(shape)).tolist(), "frames": [fr.start, fr.stop, fr.step],
+            "normalisation": "atoms per Å³, each frame divided by its own voxel volume; Σ ρ V_voxel = N",
+            "wrapped": "fractional coordinates of each frame's own cell, wrapped into [0, 1)",
+            "remove_drift": (None if ref is None else
+                             ("framework (all other atoms)" if isinstance(remove_drift, str)
+                              and remove_drift == "framework" else str(remove_drift))),
+            "mean_volume_A3": acc.vol_sum / n_frames, "profile_bins": pbins,
+            "cell_changes": not self.constant_cell, "memory_bytes": int(self.budget),
+            "frame_blocks": None if not self.blocks else len(self.blocks),
+        }
+        return DensityResult(density=grid_acc, cell=self.mean_cell,
+                             origin=np.asarray(first.origins[0], dtype=np.float64), species=self.label,
+                             n_atoms=int(len(sel)), n_frames=n_frames, profiles=profiles,
+                             structure={"species": [str(s) for s in first.species], "frac": sfrac}, meta=meta)
+
+
 def density(traj, species, *, grid=None, spacing=None, profile_bins=None, remove_drift=None, start=None, stop=None,
-            step=None, frames_per_chunk=500, progress=None) -> DensityResult:
+            step=None, frames_per_chunk=None, progress=None, memory=None, mapper=None, source=None,
+            block_frames=None) -> DensityResult:
     """Probability density of a species on a 3-D fractional grid (SPEC §7).
 
     Parameters
@@ -139,8 +328,22 @@ def density(traj, species, *, grid=None, spacing=None, profile_bins=None, remove
         position before wrapping (``"framework"``: every atom not being binned).  Default: no correction.
     start, stop, step : int, optional
         Frame range.
-    frames_per_chunk : int
-        Frames streamed at a time.
+    frames_per_chunk : int, optional
+        Frames streamed at a time (default: from the memory budget).
+    progress : bool, optional
+        Progress bar of the reading pass.
+    memory : str or int, optional
+        Memory budget, e.g. ``"2GB"`` (default half of the available RAM); the grid (and the partial grids of
+        a mapper) must fit half of it, checked before anything is allocated.
+    mapper : callable, optional
+        ``mapper(function, items) -> results`` (in order) running blocks of frames as separate tasks (e.g.
+        Dask); merged in block order, equal to the serial result (counts exactly).  Not used with
+        ``remove_drift`` (the drift needs the framework unwrapped continuously from the first frame).
+    source : str or (str, dict), optional
+        Path (and :func:`anionmotion.open` options) the block tasks open themselves, for process or remote
+        workers; default the trajectory object (local workers).
+    block_frames : int, optional
+        Frames per block task (default an eighth of the run, at least one chunk).
 
     Returns
     -------
@@ -157,85 +360,6 @@ def density(traj, species, *, grid=None, spacing=None, profile_bins=None, remove
     ----------
     SPEC §7; paper 000 Fig. 6a (Li distribution along c).
     """
-    sel = traj.select(species)
-    if len(sel) == 0:
-        raise OptionError("the selection is empty; nothing to bin")
-    label = species if isinstance(species, str) else " ".join(sorted(set(traj.species[sel])))
-    fr_start, fr_stop, fr_step = traj._frame_range(None, start, stop, step)
-    n_frames = len(range(fr_start, fr_stop, fr_step))
-    if n_frames < 1:
-        raise OptionError("the frame range is empty; a density grid needs at least 1 frame")
-    cells = traj.cells[fr_start:fr_stop:fr_step]
-    mean_cell = cells.mean(axis=0)
-    if grid is not None and spacing is not None:
-        raise OptionError("give either grid= or spacing=, not both")
-    if grid is not None:
-        if len(grid) != 3 or any(int(n) != n or int(n) < 1 for n in grid):
-            raise OptionError(f"grid must be three positive integers (points along a, b, c); got {grid}")
-        shape = tuple(int(n) for n in grid)
-    else:
-        shape = grid_shape_for_spacing(mean_cell, 0.2 if spacing is None else spacing)
-    if np.prod(shape, dtype=np.float64) > 2e8:
-        raise OptionError(f"grid {shape} has {np.prod(shape, dtype=np.float64):.3g} points; use a coarser grid "
-                          "or spacing (at most 2e8 points)")
-    if profile_bins is not None and int(profile_bins) < 1:
-        raise OptionError(f"profile_bins must be a positive integer; got {profile_bins}")
-    pbins = [int(profile_bins) if profile_bins is not None else n for n in shape]
-
-    ref = None
-    if remove_drift is not None:
-        if isinstance(remove_drift, str) and remove_drift == "framework":
-            ref = np.setdiff1d(np.arange(traj.n_atoms), sel)
-        else:
-            ref = traj.select(remove_drift)
-        if len(ref) == 0:
-            raise OptionError("remove_drift selects no atoms; nothing to take the drift from")
-    read_idx = sel if ref is None else np.union1d(sel, ref)
-    cols_sel = np.searchsorted(read_idx, sel)
-    cols_ref = None if ref is None else np.searchsorted(read_idx, ref)
-    m_ref = None if ref is None else traj.masses[ref]
-
-    grid_acc = np.zeros(shape)
-    need_unwrap = ref is not None  # the drift needs continuous framework positions
-    prof = [np.zeros(n) for n in pbins]
-    com0 = None
-    n_vox = float(np.prod(shape))
-    vol_sum = 0.0
-    for chunk in stream_chunks(traj, need_unwrap, frames_per_chunk, read_idx, start=fr_start, stop=fr_stop,
-                         step=fr_step, progress=progress, desc="density"):
-        pos = chunk.positions[:, cols_sel] - chunk.origins[:, None, :]
-        if ref is not None:
-            com = np.einsum("tik,i->tk", chunk.positions[:, cols_ref], m_ref) / m_ref.sum()
-            if com0 is None:
-                com0 = com[0].copy()
-            pos = pos - (com - com0)[:, None, :]
-        frac = cart_to_frac(np.ascontiguousarray(pos), chunk.cells)
-        vols = chunk.volumes
-        vol_sum += float(vols.sum())
-        bin_fractional(frac, weights=n_vox / vols / n_frames, out=grid_acc)
-        for k in range(3):
-            bin_axis(frac, k, weights=np.ones(chunk.n_frames), out=prof[k])
-    # structure of the first analysed frame for the writers
-    first = traj.read(frames=slice(fr_start, fr_start + 1))
-    sfrac = first.fractional(wrap=True)[0]
-    lengths = np.linalg.norm(mean_cell, axis=1)
-    profiles = {}
-    for k, name in enumerate("abc"):
-        nb = pbins[k]
-        s = (np.arange(nb) + 0.5) / nb
-        profiles[name] = {"s": s, "x_A": s * lengths[k], "p": prof[k] * nb / (len(sel) * n_frames)}
-    meta = {
-        "grid": list(shape), "spacing_A": None if grid is not None else (0.2 if spacing is None else float(spacing)),
-        "voxel_edges_A": (lengths / np.array(shape)).tolist(), "frames": [fr_start, fr_stop, fr_step],
-        "normalisation": "atoms per Å³, each frame divided by its own voxel volume; Σ ρ V_voxel = N",
-        "wrapped": "fractional coordinates of each frame's own cell, wrapped into [0, 1)",
-        "remove_drift": (None if ref is None else
-                         ("framework (all other atoms)" if isinstance(remove_drift, str) and remove_drift == "framework"
-                          else str(remove_drift))),
-        "mean_volume_A3": vol_sum / n_frames, "profile_bins": pbins,
-        "cell_changes": bool(np.ptp(cells, axis=0).max() > 1e-9) if len(cells) else False,
-    }
-    return DensityResult(density=grid_acc, cell=mean_cell, origin=np.asarray(first.origins[0], dtype=np.float64),
-                         species=label, n_atoms=int(len(sel)), n_frames=n_frames, profiles=profiles,
-                         structure={"species": [str(s) for s in first.species], "frac": sfrac}, meta=meta)
-
+    return Density(species, grid=grid, spacing=spacing, profile_bins=profile_bins, remove_drift=remove_drift,
+                   frames_per_chunk=frames_per_chunk, mapper=mapper, source=source, block_frames=block_frames,
+                   memory=memory, progress=progress).run(traj, start, stop, step)

@@ -6,6 +6,8 @@ centre of mass, or (no velocities) from the best rotation between consecutive
 frames (mass-weighted Kabsch fit; ω = rotation vector / Δt at the midpoints).
 The all-origin ACF of ω (FFT) gives the libration spectrum; the overlap with
 the cation VDOS is the area shared by the two unit-normalised spectra.
+:class:`Libration` streams ω into a series store (RAM or scratch file within
+``memory=``) and transforms it in blocks of anions, exact at any length.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from scipy.spatial.transform import Rotation
 from .._validate import check_choice
 from ..elements import MOBILE_CATIONS
 from ..errors import OptionError, SamplingWarning
-from ..kernels.correlate import WINDOWS, acf_sum, spectrum_from_acf
+from ..kernels.correlate import WINDOWS, spectrum_from_acf
 from ..results import Result
 from ..units import THZ_TO_CM1, THZ_TO_MEV
+from ._streaming import check_acf_memory, correlate_store
+from .base import AnalysisBase, SeriesStore
 from .vdos import band_center, vdos
 
-__all__ = ["libration", "LibrationResult", "angular_velocities", "rotation_angular_velocities", "spectral_overlap"]
+__all__ = ["libration", "Libration", "LibrationResult", "angular_velocities", "rotation_angular_velocities", "spectral_overlap"]
 
 
 @dataclass(frozen=True)
@@ -190,9 +194,174 @@ def rotation_angular_velocities(r0, r1, masses, dt):
     return rot.reshape(shape + (3,)) / dt
 
 
+class Libration(AnalysisBase):
+    """Streamed libration spectrum (the class behind :func:`libration`; same parameters).
+
+    ω of every anion is computed chunk by chunk and written to a
+    :class:`~anionmotion.analysis.base.SeriesStore` (rows = anion × component; in memory when it fits half
+    the budget, else a scratch file); the exact all-origin ACF is computed from blocks of rows (power spectra
+    summed over blocks, one inverse transform), equal to the in-memory FFT to rounding.
+    """
+
+    name = "libration"
+    needs_unwrap = False  # member vectors are minimum-image: ω does not need continuous positions
+
+    def __init__(self, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, cation="auto",
+                 window="hann", max_freq=None, max_lag=None, omega="auto", frames_per_chunk=None, mapper=None,
+                 scratch_dir=None, store_mode="auto", rows_per_block=None, memory=None, progress=None,
+                 use_ext=True):
+        super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        check_choice(omega, "omega", ("auto", "velocities", "rotations"))
+        check_choice(str(window).lower() if window is not None else "none", "window", WINDOWS)
+        self.window = "none" if window is None else str(window).lower()
+        self.center, self.ligand, self.cutoff, self.cluster = center, ligand, cutoff, cluster
+        self.polys = polyanions
+        self.cation, self.max_freq, self.max_lag, self.omega = cation, max_freq, max_lag, omega
+        if frames_per_chunk is not None and int(frames_per_chunk) < 1:
+            raise OptionError(f"frames_per_chunk must be a positive integer; got {frames_per_chunk}")
+        self.fixed_chunk = None if frames_per_chunk is None else int(frames_per_chunk)
+        self.mapper, self.scratch_dir, self.store_mode = mapper, scratch_dir, store_mode
+        self.rows_per_block = rows_per_block
+
+    def _atoms(self):
+        return self.polys.atoms
+
+    def _bytes_per_frame(self, n_atoms_read):
+        A, M = self.tab.shape
+        # raw + float64 positions/velocities of the read atoms; member vectors, relative positions and
+        # velocities (A·M·3 floats, several copies); inertia tensors, their pseudo-inverse and ω (A·3·3)
+        return int(n_atoms_read) * 24 * 4 + A * M * 24 * 8 + A * 9 * 8 * 8
+
+    def _chunk_frames(self):
+        return self.fixed_chunk if self.fixed_chunk is not None else super()._chunk_frames()
+
+    def _prepare(self):
+        traj = self.traj
+        if self.polys is None:
+            from .polyanions import find_polyanions
+
+            self.polys = find_polyanions(traj, center=self.center, ligand=self.ligand, cutoff=self.cutoff,
+                                         cluster=self.cluster)
+        polys = self.polys
+        if polys.n_anions == 0:
+            raise OptionError("no polyanions found; nothing librates")
+        n_frames = self.n_frames
+        omega = self.omega
+        source = omega if omega != "auto" else ("velocities" if traj.has_velocities else "rotations")
+        if source == "velocities" and not traj.has_velocities:
+            raise OptionError(f"{traj.path}: the trajectory has no velocities; use omega='rotations'")
+        self.source = source
+        need = 2 if source == "velocities" else 3
+        if n_frames < need:
+            raise OptionError(f"a libration spectrum from {source} needs at least {need} frames; "
+                              f"the frame range has {n_frames}")
+        self._require_uniform("the libration spectrum")
+        if self.max_freq is not None and not (np.isfinite(self.max_freq) and self.max_freq > 0):
+            raise OptionError(f"max_freq must be a positive frequency in THz; got {self.max_freq}")
+        if self.max_lag is not None and not (np.isfinite(self.max_lag) and self.max_lag > 0):
+            raise OptionError(f"max_lag must be a positive time in ps; got {self.max_lag}")
+        dt = self.dt
+        self.nyquist = 1.0 / (2 * dt)
+        if source == "rotations":
+            warnings.warn(f"{traj.path}: angular velocities from rotations between frames {dt:.6g} ps apart; the "
+                          f"Nyquist frequency is {self.nyquist:.4g} THz ({self.nyquist * THZ_TO_CM1:.0f} cm⁻¹); "
+                          "faster librations are aliased", SamplingWarning, stacklevel=4)
+        if self.cation == "auto":
+            present = set(traj.species)
+            self.cation = next((c for c in MOBILE_CATIONS if c in present), None)
+        self.tab, self.mas = _member_table(polys)
+        atoms = polys.atoms
+        self.cols = np.searchsorted(atoms, np.where(self.tab >= 0, self.tab, atoms[0]))
+        T = n_frames if source == "velocities" else n_frames - 1
+        self.T = T
+        n_lags = T if self.max_lag is None else min(T, int(round(self.max_lag / dt)) + 1)
+        self.n_lags = max(n_lags, 2) if T >= 2 else T
+        check_acf_memory(self.budget, T, 1, f"{polys.n_anions} polyanions", self.memory)
+        self.store = SeriesStore(3 * polys.n_anions, T, budget=self.budget, mode=self.store_mode,
+                                 scratch_dir=self.scratch_dir, prefix="anionmotion-omega-")
+        self._t = 0
+        self._prev = None
+
+    def _accumulate(self, chunk):
+        polys, mas = self.polys, self.mas
+        r = _relative(polys, chunk, mas)
+        if self.source == "velocities":
+            v = chunk.velocities[:, self.cols]
+            v[:, mas == 0] = 0.0
+            w = angular_velocities(r, v, mas)
+        else:
+            seq = r if self._prev is None else np.concatenate([self._prev[None], r])
+            self._prev = r[-1]
+            if len(seq) < 2:
+                return
+            w = rotation_angular_velocities(seq[:-1], seq[1:], mas, self.dt)
+        self.store.write(self._t, w.reshape(len(w), -1))
+        self._t += len(w)
+
+    def run(self, traj, start=None, stop=None, step=None):
+        try:
+            return super().run(traj, start, stop, step)
+        finally:
+            if getattr(self, "store", None) is not None:
+                self.store.close()
+
+    def _finish(self):
+        polys, dt, T, n_lags = self.polys, self.dt, self.T, self.n_lags
+        store_kind = "in memory" if self.store.in_memory else "out-of-core scratch file"
+        with self._phase(self.store.n_rows, "ω ACF transform", unit="series") as bar:
+            s, n_blocks = correlate_store(self.store, np.ones((self.store.n_rows, 1)), n_lags, budget=self.budget,
+                                          mapper=self.mapper, bar=bar, rows_per_block=self.rows_per_block)
+        self.store.close()
+        s = s[:, 0]
+        c = s / ((T - np.arange(n_lags)) * polys.n_anions)
+        window = self.window
+        freq, S = spectrum_from_acf(c, dt, window=window)
+        area = np.trapezoid(S, freq)
+        if not (area > 0):
+            raise OptionError("the angular velocities have no spectral weight (the polyanions do not rotate)")
+        S = S * (3 * polys.n_anions / area)
+        nyquist = self.nyquist
+        nu_max = nyquist if self.max_freq is None else min(float(self.max_freq), nyquist)
+        keep = freq <= nu_max * (1 + 1e-12)
+        f = freq[keep]
+        pos = np.nonzero(f > 0)[0]
+        peak = float(f[pos[np.argmax(S[keep][pos])]]) if len(pos) else float("nan")
+        cat_g = overlap = None
+        cat_meta = None
+        fr = self.frame_range
+        cation = self.cation
+        if cation is not None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SamplingWarning)
+                vres = vdos(self.traj, species=cation, window=window, max_lag=self.max_lag, start=fr.start,
+                            stop=fr.stop, step=fr.step, progress=self.progress, memory=self.memory,
+                            mapper=self.mapper, scratch_dir=self.scratch_dir)
+            cat_g = np.interp(f, vres.freq_THz, vres.vdos[cation])
+            overlap = spectral_overlap(f, S[keep], cat_g, nu_max)
+            cat_meta = {"species": cation, "velocity_source": vres.meta["velocity_source"],
+                        "band_center_THz": vres.band_center_THz[cation], "segments": vres.meta["segments"],
+                        "series_store": vres.meta["series_store"]}
+        meta = {
+            "polyanion": polys.label, "polyanion_cutoff_A": polys.cutoff, "omega_source": (
+                "velocities: ω = I⁻¹ L about the centre of mass" if self.source == "velocities"
+                else "frame-to-frame mass-weighted Kabsch rotations, ω = rotation vector / Δt (midpoints)"),
+            "window": window, "dt_ps": dt, "nyquist_THz": nyquist, "max_freq_THz": nu_max,
+            "frames": [fr.start, fr.stop, fr.step], "n_omega_frames": T, "max_lag_ps": (n_lags - 1) * dt,
+            "normalisation": "∫_0^ν_Nyq S dν = 3 N_anions",
+            "overlap_definition": "∫_0^ν_max min(ŝ, ĝ) dν of unit-area spectra (negative noise clipped)",
+            "cation_vdos": cat_meta, "memory_bytes": int(self.budget), "series_store": store_kind,
+            "row_blocks": n_blocks, "exact_all_origin": True,
+        }
+        return LibrationResult(freq_THz=f, freq_cm1=f * THZ_TO_CM1, freq_meV=f * THZ_TO_MEV, spectrum=S[keep],
+                               band_center_THz=band_center(f, S[keep], nu_max), peak_THz=peak,
+                               lag_ps=np.arange(n_lags) * dt, omega_acf=c, cation=cation, cation_vdos=cat_g,
+                               overlap_with_cation=overlap, n_anions=polys.n_anions,
+                               omega_rms=float(np.sqrt(c[0])) if len(c) else float("nan"), meta=meta)
+
+
 def libration(traj, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, cation="auto",
               window="hann", max_freq=None, max_lag=None, omega="auto", start=None, stop=None, step=None,
-              frames_per_chunk=2000, progress=None) -> LibrationResult:
+              frames_per_chunk=None, progress=None, memory=None, mapper=None, scratch_dir=None) -> LibrationResult:
     """Angular-velocity ACF and libration spectrum of the polyanions; overlap with the cation VDOS (SPEC §6).
 
     Parameters
@@ -215,6 +384,19 @@ def libration(traj, *, center=None, ligand=None, cutoff=None, cluster=None, poly
         :class:`SamplingWarning` states the Nyquist frequency) or ``auto`` (velocities when the file has them).
     start, stop, step : int, optional
         Frame range.
+    frames_per_chunk : int, optional
+        Frames read at a time (default: from the memory budget).
+    progress : bool, optional
+        Progress bars of the reading pass and the transforms.
+    memory : str or int, optional
+        Memory budget, e.g. ``"2GB"`` (default half of the available RAM).  ω of all anions is kept in RAM
+        only when 8·3·N_anions·T bytes fit half the budget, else in a scratch file; the ACF is exact either
+        way.  The cation VDOS uses the same budget (after ω is released).
+    mapper : callable, optional
+        ``mapper(function, items) -> results`` (in order) running the row blocks of both transforms
+        (e.g. as Dask tasks); default the built-in ``map``.
+    scratch_dir : str, optional
+        Folder of the scratch files (default the system temp dir).
 
     Returns
     -------
@@ -224,103 +406,12 @@ def libration(traj, *, center=None, ligand=None, cutoff=None, cluster=None, poly
     -----
     C_ω(t) = (1/N_a) Σ_a ⟨ω_a(t0+t)·ω_a(t0)⟩_{t0}; S(ν) = ∫ w(t) C_ω(t) e^{−2πiνt} dt normalised to 3 N_a;
     overlap O = ∫_0^{ν_max} min(ŝ, ĝ_cation) dν of the unit-area spectra (docs/spectra.md).
-    ω for all frames and anions is held in memory (n_frames × n_anions × 3 floats).
 
     References
     ----------
     SPEC §6; paper 003 Fig. 3c.
     """
-    check_choice(omega, "omega", ("auto", "velocities", "rotations"))
-    check_choice(str(window).lower() if window is not None else "none", "window", WINDOWS)
-    window = "none" if window is None else str(window).lower()
-    if polyanions is None:
-        from .polyanions import find_polyanions
-
-        polyanions = find_polyanions(traj, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster)
-    polys = polyanions
-    if polys.n_anions == 0:
-        raise OptionError("no polyanions found; nothing librates")
-    fr_start, fr_stop, fr_step = traj._frame_range(None, start, stop, step)
-    n_frames = len(range(fr_start, fr_stop, fr_step))
-    source = omega if omega != "auto" else ("velocities" if traj.has_velocities else "rotations")
-    if source == "velocities" and not traj.has_velocities:
-        raise OptionError(f"{traj.path}: the trajectory has no velocities; use omega='rotations'")
-    need = 2 if source == "velocities" else 3
-    if n_frames < need:
-        raise OptionError(f"a libration spectrum from {source} needs at least {need} frames; "
-                          f"the frame range has {n_frames}")
-    if not traj.is_uniform:
-        raise OptionError(f"{traj.path}: frames are not evenly spaced in time; the libration spectrum needs a "
-                          "uniform time step")
-    if max_freq is not None and not (np.isfinite(max_freq) and max_freq > 0):
-        raise OptionError(f"max_freq must be a positive frequency in THz; got {max_freq}")
-    if max_lag is not None and not (np.isfinite(max_lag) and max_lag > 0):
-        raise OptionError(f"max_lag must be a positive time in ps; got {max_lag}")
-    dt = traj.dt * fr_step
-    nyquist = 1.0 / (2 * dt)
-    if source == "rotations":
-        warnings.warn(f"{traj.path}: angular velocities from rotations between frames {dt:.6g} ps apart; the "
-                      f"Nyquist frequency is {nyquist:.4g} THz ({nyquist * THZ_TO_CM1:.0f} cm⁻¹); faster "
-                      "librations are aliased", SamplingWarning, stacklevel=2)
-    if cation == "auto":
-        present = set(traj.species)
-        cation = next((c for c in MOBILE_CATIONS if c in present), None)
-    tab, mas = _member_table(polys)
-    atoms = polys.atoms
-    cols = np.searchsorted(atoms, np.where(tab >= 0, tab, atoms[0]))
-    pieces = []
-    prev = None
-    for chunk in traj.iter_chunks(frames_per_chunk, atoms, start=fr_start, stop=fr_stop, step=fr_step,
-                                  progress=progress, desc="libration"):
-        r = _relative(polys, chunk, mas)
-        if source == "velocities":
-            v = chunk.velocities[:, cols]
-            v[:, mas == 0] = 0.0
-            pieces.append(angular_velocities(r, v, mas))
-        else:
-            seq = r if prev is None else np.concatenate([prev[None], r])
-            if len(seq) >= 2:
-                pieces.append(rotation_angular_velocities(seq[:-1], seq[1:], mas, dt))
-            prev = r[-1]
-    w = np.concatenate(pieces)  # (T, A, 3) rad/ps
-    T = len(w)
-    n_lags = T if max_lag is None else min(T, int(round(max_lag / dt)) + 1)
-    n_lags = max(n_lags, 2) if T >= 2 else T
-    s = acf_sum(w, n_lags=n_lags)
-    c = s / ((T - np.arange(n_lags)) * polys.n_anions)
-    freq, S = spectrum_from_acf(c, dt, window=window)
-    area = np.trapezoid(S, freq)
-    if not (area > 0):
-        raise OptionError("the angular velocities have no spectral weight (the polyanions do not rotate)")
-    S = S * (3 * polys.n_anions / area)
-    nu_max = nyquist if max_freq is None else min(float(max_freq), nyquist)
-    keep = freq <= nu_max * (1 + 1e-12)
-    f = freq[keep]
-    pos = np.nonzero(f > 0)[0]
-    peak = float(f[pos[np.argmax(S[keep][pos])]]) if len(pos) else float("nan")
-    cat_g = overlap = None
-    cat_meta = None
-    if cation is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", SamplingWarning)
-            vres = vdos(traj, species=cation, window=window, max_lag=max_lag, start=fr_start, stop=fr_stop,
-                        step=fr_step, progress=progress)
-        cat_g = np.interp(f, vres.freq_THz, vres.vdos[cation])
-        overlap = spectral_overlap(f, S[keep], cat_g, nu_max)
-        cat_meta = {"species": cation, "velocity_source": vres.meta["velocity_source"],
-                    "band_center_THz": vres.band_center_THz[cation], "segments": vres.meta["segments"]}
-    meta = {
-        "polyanion": polys.label, "polyanion_cutoff_A": polys.cutoff, "omega_source": (
-            "velocities: ω = I⁻¹ L about the centre of mass" if source == "velocities"
-            else "frame-to-frame mass-weighted Kabsch rotations, ω = rotation vector / Δt (midpoints)"),
-        "window": window, "dt_ps": dt, "nyquist_THz": nyquist, "max_freq_THz": nu_max,
-        "frames": [fr_start, fr_stop, fr_step], "n_omega_frames": T, "max_lag_ps": (n_lags - 1) * dt,
-        "normalisation": "∫_0^ν_Nyq S dν = 3 N_anions",
-        "overlap_definition": "∫_0^ν_max min(ŝ, ĝ) dν of unit-area spectra (negative noise clipped)",
-        "cation_vdos": cat_meta,
-    }
-    return LibrationResult(freq_THz=f, freq_cm1=f * THZ_TO_CM1, freq_meV=f * THZ_TO_MEV, spectrum=S[keep],
-                           band_center_THz=band_center(f, S[keep], nu_max), peak_THz=peak,
-                           lag_ps=np.arange(n_lags) * dt, omega_acf=c, cation=cation, cation_vdos=cat_g,
-                           overlap_with_cation=overlap, n_anions=polys.n_anions,
-                           omega_rms=float(np.sqrt(c[0])) if len(c) else float("nan"), meta=meta)
+    return Libration(center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, polyanions=polyanions,
+                     cation=cation, window=window, max_freq=max_freq, max_lag=max_lag, omega=omega,
+                     frames_per_chunk=frames_per_chunk, mapper=mapper, scratch_dir=scratch_dir, memory=memory,
+                     progress=progress).run(traj, start, stop, step)

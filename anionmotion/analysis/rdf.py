@@ -1,6 +1,6 @@
 """Partial radial distribution functions, coordination numbers and free-energy profiles (SPEC §7).
 
-:func:`rdf` streams frames, histograms the minimum-image (any-image when the
+:func:`rdf` (the :class:`RDF` analysis) streams frames, histograms the minimum-image (any-image when the
 cell is small) distances of every requested pair with the compiled cell-list
 kernel, and normalises by the ideal-gas count of each frame's own volume (NPT
 cells are handled frame by frame).
@@ -14,12 +14,13 @@ import numpy as np
 
 from ..elements import normalize_symbol
 from ..errors import OptionError
-from ..kernels.pbc import distance_histogram, perpendicular_widths
+from ..kernels.pbc import distance_histogram
 from ..results import Result
-from ._streaming import stream_chunks
 from ..units import KB_EV
+from ._streaming import cell_stats, frame_blocks, run_frame_blocks
+from .base import AnalysisBase, format_bytes
 
-__all__ = ["rdf", "RDFResult", "parse_pair", "first_minimum"]
+__all__ = ["rdf", "RDF", "RDFResult", "parse_pair", "first_minimum"]
 
 COM = "COM"
 """Pseudo-species of a pair naming the polyanion centres of mass (needs ``polyanions=``)."""
@@ -50,6 +51,8 @@ class RDFResult(Result):
         N_a and N_b of each pair.
     meta : dict
         rmax, bins, frames, normalisation, image treatment.
+    counts : dict of str -> ndarray of int64, shape (n_bins,), or None
+        The raw pair-distance histograms Σ_t H_ab,t (ordered pairs).
     """
 
     r_A: np.ndarray
@@ -62,6 +65,7 @@ class RDFResult(Result):
     n_frames: int
     n_pairs: dict
     meta: dict = field(default_factory=dict)
+    counts: dict | None = None
 
     def summary(self) -> str:
         lines = [f"g(r)  {self.n_frames} frames, r < {self.meta['rmax_A']:.3f} Å in {len(self.r_A)} bins"
@@ -124,8 +128,192 @@ def first_minimum(r, g, *, smooth_A=0.15):
     return float(r[int(np.argmax(g))]), None
 
 
+class _RDFAccumulator:
+    """Pair-distance histograms of one block of frames and its Σ_t 1/V_t (picklable plan in, state out)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.hist = {k: np.zeros(plan["bins"], dtype=np.int64) for k in plan["keys"]}
+        self.ideal_per_volume = 0.0
+        self.n = 0
+
+    def add(self, chunk):
+        p = self.plan
+        self.ideal_per_volume += float(np.sum(1.0 / chunk.volumes))
+        com = p["polyanions"].com(chunk) if p["needs_com"] else None
+        pos = chunk.positions - chunk.origins[:, None, :]
+        for (a, b), k in zip(p["pairs"], p["keys"]):
+            pa = com if a == COM else pos[:, p["cols"][a]]
+            pb = com if b == COM else pos[:, p["cols"][b]]
+            if len(pa[0] if len(pa) else []) == 0:
+                continue
+            self.hist[k] += distance_histogram(pa, pb, chunk.cells, rmax=p["rmax"], n_bins=p["bins"], same=(a == b))
+        self.n += chunk.n_frames
+
+    def state(self):
+        return {"hist": self.hist, "ideal_per_volume": self.ideal_per_volume, "n": self.n}
+
+
+class RDF(AnalysisBase):
+    """Streamed partial g(r) (the class behind :func:`rdf`; same parameters).
+
+    Histograms are int64 counts, so a run split into frame blocks (``mapper``) gives the same counts as the
+    serial pass, bit for bit; only Σ 1/V_t is a float sum (equal to rounding).
+    """
+
+    name = "g(r)"
+    needs_unwrap = False  # distances are periodic; COMs use minimum-image member vectors
+
+    def __init__(self, pairs, *, rmax=None, bins=400, temperature=None, polyanions=None, frames_per_chunk=None,
+                 mapper=None, source=None, block_frames=None, memory=None, progress=None, use_ext=True):
+        super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        self.pairs_arg, self.rmax, self.bins_arg = pairs, rmax, bins
+        self.temperature, self.polyanions = temperature, polyanions
+        if frames_per_chunk is not None and int(frames_per_chunk) < 1:
+            raise OptionError(f"frames_per_chunk must be a positive integer; got {frames_per_chunk}")
+        self.fixed_chunk = None if frames_per_chunk is None else int(frames_per_chunk)
+        self.mapper, self.source, self.block_frames = mapper, source, block_frames
+
+    def _atoms(self):
+        return self.read_idx
+
+    def _bytes_per_frame(self, n_atoms_read):
+        # raw float32 + float64 positions, the origin-shifted copy, per-pair selections and cell-list work
+        return int(n_atoms_read) * 24 * 6
+
+    def _chunk_frames(self):
+        return self.fixed_chunk if self.fixed_chunk is not None else super()._chunk_frames()
+
+    def _validate_options(self, traj):
+        pairs = self.pairs_arg
+        if isinstance(pairs, (str, tuple)):
+            pairs = [pairs]
+        pairs = [parse_pair(p) for p in pairs]
+        if not pairs:
+            raise OptionError("give at least one pair, e.g. pairs=['Li-Li']")
+        bins = int(self.bins_arg)
+        if bins < 1:
+            raise OptionError(f"bins must be a positive integer; got {bins}")
+        temperature = self.temperature
+        if temperature is None:
+            temperature = traj.metadata.get("temperature") if isinstance(traj.metadata, dict) else None
+        if temperature is not None and not (np.isfinite(temperature) and temperature > 0):
+            raise OptionError(f"temperature must be a positive number of kelvin; got {temperature}")
+        needs_com = any(COM in p for p in pairs)
+        if needs_com and self.polyanions is None:
+            raise OptionError(f"pairs with {COM} need polyanions= (from anionmotion.find_polyanions)")
+        self.pairs, self.bins, self.temperature, self.needs_com = pairs, bins, temperature, needs_com
+
+    def run(self, traj, start=None, stop=None, step=None):
+        self._validate_options(traj)  # option errors before the frame range (as before)
+        return super().run(traj, start, stop, step)
+
+    def _prepare(self):
+        traj, pairs, bins, needs_com = self.traj, self.pairs, self.bins, self.needs_com
+        polyanions = self.polyanions
+        with self._phase(self.n_frames, "cells", unit="frame") as bar:
+            _, _, min_width = cell_stats(traj, self.frame_range)
+            bar.update(self.n_frames)
+        half_w = 0.5 * min_width
+        rmax = self.rmax
+        if rmax is None:
+            rmax = min(10.0, half_w)
+        elif not (np.isfinite(rmax) and rmax > 0):
+            raise OptionError(f"rmax must be a positive distance in Å; got {rmax}")
+        self.rmax_A, self.half_w = float(rmax), half_w
+        species_needed = sorted({s for p in pairs for s in p if s != COM})
+        sel_species = traj.select(species_needed) if species_needed else np.zeros(0, dtype=np.int64)
+        extra = polyanions.atoms if needs_com else np.zeros(0, dtype=np.int64)
+        self.read_idx = np.union1d(sel_species, extra).astype(np.int64)
+        sp_read = traj.species[self.read_idx]
+        cols = {s: np.nonzero(sp_read == s)[0] for s in species_needed}
+        counts = {s: len(cols[s]) for s in species_needed}
+        if needs_com:
+            counts[COM] = polyanions.n_anions
+            if polyanions.n_atoms != traj.n_atoms:
+                raise OptionError(f"polyanions were identified in a structure of {polyanions.n_atoms} atoms; "
+                                  f"the trajectory has {traj.n_atoms}")
+        self.counts = counts
+        self.keys = [f"{a}-{b}" for a, b in pairs]
+        fpc = self._chunk_frames()
+        self.frames_per_chunk = fpc
+        self.use_blocks = self.mapper is not None
+        if self.use_blocks:
+            bf = self.block_frames if self.block_frames is not None else max(fpc, -(-self.n_frames // 8))
+            self.blocks = frame_blocks(self.frame_range, bf)
+        else:
+            self.blocks = None
+        hist_bytes = 8 * bins * len(self.keys)
+        held = 4 + (len(self.blocks) if self.blocks else 0)  # histograms, g, n(r), F and partial histograms
+        if hist_bytes * held > 0.5 * self.budget:
+            raise OptionError(f"{bins} bins × {len(self.keys)} pairs need {format_bytes(hist_bytes * held)}, more "
+                              f"than half the memory budget {format_bytes(self.budget)}; use fewer bins or a larger "
+                              "memory= (--memory)")
+        self.plan = {"pairs": pairs, "keys": self.keys, "cols": cols, "rmax": self.rmax_A, "bins": bins,
+                     "needs_com": needs_com, "polyanions": polyanions if needs_com else None}
+        self.acc = _RDFAccumulator(self.plan)
+
+    def _iterate(self, desc="reading"):
+        if not self.use_blocks:
+            return super()._iterate(desc)
+        source = self.source if self.source is not None else self.traj
+        with self._phase(self.n_frames, f"{desc} ({len(self.blocks)} frame blocks)", unit="frame") as bar:
+            for st in run_frame_blocks(_RDFAccumulator, self.plan, source, self.blocks,
+                                       frames_per_chunk=self.frames_per_chunk, atoms=self.read_idx,
+                                       unwrap=False, mapper=self.mapper, bar=bar):
+                for k in self.keys:
+                    self.acc.hist[k] += st["hist"][k]
+                self.acc.ideal_per_volume += st["ideal_per_volume"]
+                self.acc.n += st["n"]
+
+    def _accumulate(self, chunk):
+        self.acc.add(chunk)
+
+    def _finish(self):
+        pairs, keys, bins, counts = self.pairs, self.keys, self.bins, self.counts
+        rmax, n_frames, temperature = self.rmax_A, self.n_frames, self.temperature
+        hist, ideal_per_volume = self.acc.hist, self.acc.ideal_per_volume
+        edges = np.linspace(0.0, rmax, bins + 1)
+        r = 0.5 * (edges[1:] + edges[:-1])
+        shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
+        g, coord, first, fe, npairs = {}, {}, {}, {}, {}
+        for (a, b), k in zip(pairs, keys):
+            na, nb = counts[a], counts[b]
+            nb_eff = nb - 1 if a == b else nb
+            npairs[k] = [int(na), int(nb)]
+            if na == 0 or nb_eff <= 0:
+                raise OptionError(f"pair {k}: needs at least one {a} and one other {b} atom (found {na} and {nb})")
+            ideal = na * nb_eff * ideal_per_volume * shell
+            g[k] = hist[k] / ideal
+            coord[k] = np.cumsum(hist[k]) / (na * n_frames)
+            rp, rm = first_minimum(r, g[k])
+            n_first = None
+            if rm is not None:
+                n_first = float(coord[k][min(bins - 1, int(np.searchsorted(edges, rm, side="right")) - 1)])
+            first[k] = {"r_peak_A": rp, "r_min_A": rm, "coordination": n_first}
+            if temperature is not None:
+                with np.errstate(divide="ignore"):
+                    fe[k] = np.where(g[k] > 0, -KB_EV * temperature * np.log(np.where(g[k] > 0, g[k], 1.0)), np.nan)
+        fr = self.frame_range
+        half_w = self.half_w
+        meta = {
+            "pairs": keys, "rmax_A": rmax, "bins": bins, "dr_A": rmax / bins, "frames": [fr.start, fr.stop, fr.step],
+            "half_min_cell_width_A": half_w,
+            "images": ("minimum image" if rmax <= half_w * (1 + 1e-12) else
+                       "every periodic image within rmax (rmax exceeds half the cell width)"),
+            "normalisation": "ideal-gas count per frame volume; same-species pairs use N_b − 1",
+            "free_energy": "F = −k_B T ln g (eV)" if temperature is not None else "not computed (temperature unknown)",
+            "kernel": "compiled cell lists (ext/_pbc.pyx)", "memory_bytes": int(self.budget),
+            "frame_blocks": None if not self.blocks else len(self.blocks),
+        }
+        return RDFResult(r_A=r, edges_A=edges, g=g, coordination=coord, first_shell=first,
+                         free_energy_eV=fe if temperature is not None else None,
+                         temperature_K=None if temperature is None else float(temperature), n_frames=n_frames,
+                         n_pairs=npairs, meta=meta, counts=hist)
+
+
 def rdf(traj, pairs, *, rmax=None, bins=400, temperature=None, polyanions=None, start=None, stop=None, step=None,
-        frames_per_chunk=256, progress=None) -> RDFResult:
+        frames_per_chunk=None, progress=None, memory=None, mapper=None, source=None, block_frames=None) -> RDFResult:
     """Time-averaged partial radial distribution functions g_ab(r) (SPEC §7).
 
     Parameters
@@ -147,8 +335,21 @@ def rdf(traj, pairs, *, rmax=None, bins=400, temperature=None, polyanions=None, 
         From :func:`anionmotion.find_polyanions`, for ``COM`` pairs.
     start, stop, step : int, optional
         Frame range.
-    frames_per_chunk : int
-        Frames read at a time (memory bound).
+    frames_per_chunk : int, optional
+        Frames read at a time (default: from the memory budget).
+    progress : bool, optional
+        Progress bar of the reading pass.
+    memory : str or int, optional
+        Memory budget, e.g. ``"2GB"`` (default half of the available RAM); the histograms are checked
+        against it before they are allocated.
+    mapper : callable, optional
+        ``mapper(function, items) -> results`` (in order) running blocks of frames as separate tasks (e.g.
+        Dask); the int64 histograms are summed in block order, identical to the serial pass.
+    source : str or (str, dict), optional
+        Path (and :func:`anionmotion.open` options) the block tasks open themselves (process or remote
+        workers); default the trajectory object.
+    block_frames : int, optional
+        Frames per block task (default an eighth of the run, at least one chunk).
 
     Returns
     -------
@@ -165,93 +366,6 @@ def rdf(traj, pairs, *, rmax=None, bins=400, temperature=None, polyanions=None, 
     ----------
     SPEC §7; paper 000 Fig. 4b (cation–anion-centre free energy).
     """
-    if isinstance(pairs, (str, tuple)):
-        pairs = [pairs]
-    pairs = [parse_pair(p) for p in pairs]
-    if not pairs:
-        raise OptionError("give at least one pair, e.g. pairs=['Li-Li']")
-    bins = int(bins)
-    if bins < 1:
-        raise OptionError(f"bins must be a positive integer; got {bins}")
-    if temperature is None:
-        temperature = traj.metadata.get("temperature") if isinstance(traj.metadata, dict) else None
-    if temperature is not None and not (np.isfinite(temperature) and temperature > 0):
-        raise OptionError(f"temperature must be a positive number of kelvin; got {temperature}")
-    needs_com = any(COM in p for p in pairs)
-    if needs_com and polyanions is None:
-        raise OptionError(f"pairs with {COM} need polyanions= (from anionmotion.find_polyanions)")
-    fr_start, fr_stop, fr_step = traj._frame_range(None, start, stop, step)
-    n_frames = len(range(fr_start, fr_stop, fr_step))
-    if n_frames < 1:
-        raise OptionError("the frame range is empty; g(r) needs at least 1 frame")
-    cells_all = traj.cells[fr_start:fr_stop:fr_step]
-    half_w = 0.5 * float(perpendicular_widths(cells_all).min())
-    if rmax is None:
-        rmax = min(10.0, half_w)
-    elif not (np.isfinite(rmax) and rmax > 0):
-        raise OptionError(f"rmax must be a positive distance in Å; got {rmax}")
-    rmax = float(rmax)
-
-    # atoms to read and the columns of each species in the chunk
-    species_needed = sorted({s for p in pairs for s in p if s != COM})
-    sel_species = traj.select(species_needed) if species_needed else np.zeros(0, dtype=np.int64)
-    extra = polyanions.atoms if needs_com else np.zeros(0, dtype=np.int64)
-    read_idx = np.union1d(sel_species, extra).astype(np.int64)
-    sp_read = traj.species[read_idx]
-    cols = {s: np.nonzero(sp_read == s)[0] for s in species_needed}
-    counts = {s: len(cols[s]) for s in species_needed}
-    if needs_com:
-        counts[COM] = polyanions.n_anions
-        if polyanions.n_atoms != traj.n_atoms:
-            raise OptionError(f"polyanions were identified in a structure of {polyanions.n_atoms} atoms; "
-                              f"the trajectory has {traj.n_atoms}")
-    keys = [f"{a}-{b}" for a, b in pairs]
-    hist = {k: np.zeros(bins, dtype=np.int64) for k in keys}
-    ideal_per_volume = 0.0  # Σ_t 1/V_t
-    need_unwrap = False  # distances are periodic; COMs use minimum-image member vectors
-    for chunk in stream_chunks(traj, need_unwrap, frames_per_chunk, read_idx, start=fr_start, stop=fr_stop,
-                         step=fr_step, progress=progress, desc="g(r)"):
-        ideal_per_volume += float(np.sum(1.0 / chunk.volumes))
-        com = polyanions.com(chunk) if needs_com else None
-        pos = chunk.positions - chunk.origins[:, None, :]
-        for (a, b), k in zip(pairs, keys):
-            pa = com if a == COM else pos[:, cols[a]]
-            pb = com if b == COM else pos[:, cols[b]]
-            if len(pa[0] if len(pa) else []) == 0:
-                continue
-            hist[k] += distance_histogram(pa, pb, chunk.cells, rmax=rmax, n_bins=bins, same=(a == b))
-    edges = np.linspace(0.0, rmax, bins + 1)
-    r = 0.5 * (edges[1:] + edges[:-1])
-    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    g, coord, first, fe, npairs = {}, {}, {}, {}, {}
-    for (a, b), k in zip(pairs, keys):
-        na, nb = counts[a], counts[b]
-        nb_eff = nb - 1 if a == b else nb
-        npairs[k] = [int(na), int(nb)]
-        if na == 0 or nb_eff <= 0:
-            raise OptionError(f"pair {k}: needs at least one {a} and one other {b} atom (found {na} and {nb})")
-        ideal = na * nb_eff * ideal_per_volume * shell
-        g[k] = hist[k] / ideal
-        coord[k] = np.cumsum(hist[k]) / (na * n_frames)
-        rp, rm = first_minimum(r, g[k])
-        n_first = None
-        if rm is not None:
-            n_first = float(coord[k][min(bins - 1, int(np.searchsorted(edges, rm, side="right")) - 1)])
-        first[k] = {"r_peak_A": rp, "r_min_A": rm, "coordination": n_first}
-        if temperature is not None:
-            with np.errstate(divide="ignore"):
-                fe[k] = np.where(g[k] > 0, -KB_EV * temperature * np.log(np.where(g[k] > 0, g[k], 1.0)), np.nan)
-    meta = {
-        "pairs": keys, "rmax_A": rmax, "bins": bins, "dr_A": rmax / bins, "frames": [fr_start, fr_stop, fr_step],
-        "half_min_cell_width_A": half_w,
-        "images": ("minimum image" if rmax <= half_w * (1 + 1e-12) else
-                   "every periodic image within rmax (rmax exceeds half the cell width)"),
-        "normalisation": "ideal-gas count per frame volume; same-species pairs use N_b − 1",
-        "free_energy": "F = −k_B T ln g (eV)" if temperature is not None else "not computed (temperature unknown)",
-        "kernel": "compiled cell lists (ext/_pbc.pyx)",
-    }
-    return RDFResult(r_A=r, edges_A=edges, g=g, coordination=coord, first_shell=first,
-                     free_energy_eV=fe if temperature is not None else None,
-                     temperature_K=None if temperature is None else float(temperature), n_frames=n_frames,
-                     n_pairs=npairs, meta=meta)
-
+    return RDF(pairs, rmax=rmax, bins=bins, temperature=temperature, polyanions=polyanions,
+               frames_per_chunk=frames_per_chunk, mapper=mapper, source=source, block_frames=block_frames,
+               memory=memory, progress=progress).run(traj, start, stop, step)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, need_matplotlib,
-                      open_from_args, progress_of, write_outputs)
+from ._common import (add_frame_options, add_memory_option, add_output_options, add_reader_options, check_outputs,
+                      need_matplotlib, open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -24,6 +24,7 @@ def register(sub):
     p.add_argument("--remove-drift", nargs="?", const="framework", metavar="SPECIES",
                    help="subtract the framework's centre-of-mass drift before binning (default framework = every "
                         "other atom; or name species, e.g. 'S O')")
+    add_memory_option(p)
     add_frame_options(p)
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
@@ -48,7 +49,7 @@ def run(args) -> int:
     with open_from_args(args) as traj:
         res = density(traj, species, grid=args.grid, spacing=args.spacing, profile_bins=args.profile_bins,
                       remove_drift=args.remove_drift, start=args.start, stop=args.stop, step=args.step,
-                      progress=progress_of(args))
+                      memory=args.memory, progress=progress_of(args))
     print(res.summary())
     if args.out:
         write_grid(res, args.out, overwrite=args.overwrite)

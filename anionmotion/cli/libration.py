@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import (add_frame_options, add_output_options, add_polyanion_options, add_reader_options,
-                      check_outputs, need_matplotlib, open_from_args, progress_of, write_outputs)
+from ._common import (add_frame_options, add_memory_option, add_output_options, add_polyanion_options,
+                      add_reader_options, check_outputs, need_matplotlib, open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -22,6 +22,9 @@ def register(sub):
     p.add_argument("--max-freq", type=float, help="highest frequency, THz (default Nyquist); also limits the overlap")
     p.add_argument("--window", default="hann", help="lag window: hann (default), hamming, blackman, none")
     p.add_argument("--max-lag", type=float, help="longest correlation time kept, ps")
+    add_memory_option(p)
+    p.add_argument("--scratch-dir", help="directory of the ω and velocity scratch files used when they do not fit "
+                                         "half of --memory (default: system temp); the spectra stay exact")
     add_frame_options(p)
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
@@ -41,7 +44,7 @@ def run(args) -> int:
         res = libration(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff, cluster=args.cluster,
                         cation=cation, omega=args.omega, window=args.window, max_freq=args.max_freq,
                         max_lag=args.max_lag, start=args.start, stop=args.stop, step=args.step,
-                        progress=progress_of(args))
+                        memory=args.memory, scratch_dir=args.scratch_dir, progress=progress_of(args))
     print(res.summary())
     write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)
     if args.plot:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs, need_matplotlib,
-                      open_from_args, progress_of, write_outputs)
+from ._common import (add_memory_option, add_output_options, add_polyanion_options, add_reader_options,
+                      check_outputs, need_matplotlib, open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -19,6 +19,7 @@ def register(sub):
     p.add_argument("--rmax", type=float, help="range in Å (default min(10, half the smallest cell width))")
     p.add_argument("--bins", type=int, default=400, help="number of bins (default 400)")
     p.add_argument("--temperature", type=float, help="temperature in K for F(r) = -k_B T ln g(r)")
+    add_memory_option(p)
     add_polyanion_options(p, purpose="for COM pairs")
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
@@ -39,7 +40,7 @@ def run(args) -> int:
             polys = find_polyanions(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff,
                                     cluster=args.cluster)
         res = rdf(traj, pairs, rmax=args.rmax, bins=args.bins, temperature=args.temperature, polyanions=polys,
-                  start=args.start, stop=args.stop, step=args.step,
+                  start=args.start, stop=args.stop, step=args.step, memory=args.memory,
                   progress=progress_of(args))
     print(res.summary())
     write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)

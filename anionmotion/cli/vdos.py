@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, need_matplotlib,
-                      open_from_args, progress_of, write_outputs)
+from ._common import (add_frame_options, add_memory_option, add_output_options, add_reader_options, check_outputs,
+                      need_matplotlib, open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -22,8 +22,11 @@ def register(sub):
                    help="velocity source (auto: the file's, else central differences of positions)")
     p.add_argument("--origins", default="all", choices=("all", "first"),
                    help="all time origins (default) or a single origin at the first frame (as LAMMPS compute vacf)")
-    p.add_argument("--memory", default="1GB", help="memory budget for the velocities (default 1GB); longer runs "
-                                                    "are block-averaged over segments")
+    add_memory_option(p)
+    p.add_argument("--scratch-dir", help="directory of the velocity scratch file used when the velocities do not "
+                                         "fit half of --memory (default: system temp); the VACF stays exact")
+    p.add_argument("--segment-frames", type=int, help="block-average over segments of this many frames instead of "
+                                                      "one all-origin VACF over the whole run")
     add_frame_options(p)
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
@@ -37,7 +40,8 @@ def run(args) -> int:
     check_outputs(args, args.json, args.csv, args.plot)
     with open_from_args(args) as traj:
         res = vdos(traj, species=args.species, window=args.window, max_freq=args.max_freq, max_lag=args.max_lag,
-                   velocities=args.velocities, origins=args.origins, memory=args.memory, start=args.start,
+                   velocities=args.velocities, origins=args.origins, memory=args.memory,
+                   segment_frames=args.segment_frames, scratch_dir=args.scratch_dir, start=args.start,
                    stop=args.stop, step=args.step, progress=progress_of(args))
     print(res.summary())
     write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)

@@ -17,8 +17,8 @@ from .._validate import as_array
 from ..errors import OptionError
 
 __all__ = [
-    "acf", "acf_direct_ref", "acf_sum", "acf_sum_ref", "spectrum_from_acf", "spectrum_from_acf_ref",
-    "lag_window", "WINDOWS", "vacf", "vdos",
+    "acf", "acf_direct_ref", "acf_sum", "acf_sum_ref", "acf_power_rows", "acf_from_power", "acf_sum_rows",
+    "acf_nfft", "spectrum_from_acf", "spectrum_from_acf_ref", "lag_window", "WINDOWS", "vacf", "vdos",
 ]
 
 WINDOWS = ("none", "hann", "hamming", "blackman")
@@ -95,6 +95,111 @@ def acf_sum(x, *, n_lags=None, weights=None):
         power += np.einsum("kic,kic->ki", fv, fv) @ weights[i0:i0 + nb]
         del f, fv
     out = scipy.fft.irfft(power, n=nfft, axis=0, workers=_WORKERS)[:L]
+    return out[:, 0] if one_d else out
+
+
+def acf_nfft(n_frames) -> int:
+    """Transform length of the zero-padded all-origin correlation of ``n_frames`` frames (≥ 2·n_frames)."""
+    return scipy.fft.next_fast_len(2 * int(n_frames), real=True)
+
+
+def _row_weights(weights, n_rows):
+    one_d = weights is None or np.ndim(weights) == 1
+    if weights is None:
+        w = np.ones((n_rows, 1))
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim == 1:
+            w = w[:, None]
+        w = as_array(w, "weights", shape=(n_rows, None))
+    return w, one_d
+
+
+def acf_power_rows(rows, nfft, *, weights=None):
+    """Weighted power spectra Σ_r w_r |X_r(k)|² of row-major series (one block of an out-of-core ACF).
+
+    Parameters
+    ----------
+    rows : ndarray, shape (n_rows, n_frames), float64
+        One series per row (e.g. one Cartesian component of one atom's velocity), time along the row:
+        the layout of :class:`anionmotion.analysis.base.SeriesStore`.
+    nfft : int
+        Zero-padded transform length, at least ``2·n_frames`` (see :func:`acf_nfft`).
+    weights : ndarray, shape (n_rows,) or (n_rows, n_w), optional
+        Weight of each row (default 1); several columns give several weighted sums from the same transforms.
+
+    Returns
+    -------
+    ndarray, shape (nfft // 2 + 1, n_w), float64, u²
+        Power spectra summed over the rows, one column per weight column.  The sum over blocks of rows
+        is the power spectrum of the whole set (linearity), and :func:`acf_from_power` turns it into the
+        origin sums S(m) of :func:`acf_sum`.
+
+    Notes
+    -----
+    Rows are transformed in sub-blocks whose complex work array is about 64 MB, so the working memory is
+    that plus the input block; cost O(n_rows · T log T).
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2:
+        raise ValueError(f"rows must have shape (n_rows, n_frames); got {rows.shape}")
+    n_rows, T = rows.shape
+    nfft = int(nfft)
+    if nfft < 2 * T:
+        raise OptionError(f"nfft must be >= 2·n_frames = {2 * T}; got {nfft}")
+    w, _ = _row_weights(weights, n_rows)
+    nf = nfft // 2 + 1
+    power = np.zeros((nf, w.shape[1]))
+    if n_rows == 0 or T == 0:
+        return power
+    sub = max(1, min(n_rows, int(64e6 // (16 * nf))))
+    for i0 in range(0, n_rows, sub):
+        nb = min(sub, n_rows - i0)
+        f = scipy.fft.rfft(rows[i0:i0 + nb], n=nfft, axis=1, workers=_WORKERS)
+        fv = f.view(np.float64).reshape(nb, nf, 2)
+        p = np.einsum("ikc,ikc->ik", fv, fv)
+        del f, fv
+        power += p.T @ w[i0:i0 + nb]
+        del p
+    return power
+
+
+def acf_from_power(power, nfft, n_lags):
+    """Origin sums S(m), m < ``n_lags``, from summed power spectra (inverse FFT of :func:`acf_power_rows`).
+
+    Returns
+    -------
+    ndarray, shape (n_lags, n_w), float64, u²
+    """
+    power = np.asarray(power, dtype=np.float64)
+    return scipy.fft.irfft(power, n=int(nfft), axis=0, workers=_WORKERS)[:int(n_lags)]
+
+
+def acf_sum_rows(rows, *, n_lags=None, weights=None):
+    """:func:`acf_sum` for row-major series: S(m) = Σ_r w_r Σ_t x_r(t) x_r(t+m).
+
+    Parameters
+    ----------
+    rows : ndarray, shape (n_rows, n_frames), float64
+    n_lags : int, optional
+    weights : ndarray, shape (n_rows,) or (n_rows, n_w), optional
+
+    Returns
+    -------
+    ndarray, shape (n_lags,) or (n_lags, n_w), u²
+        Equals ``acf_sum(rows.T, weights=...)`` (and, with the three components of each atom as three rows
+        of equal weight, ``acf_sum`` of the (T, n_atoms, 3) array).
+    """
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2:
+        raise ValueError(f"rows must have shape (n_rows, n_frames); got {rows.shape}")
+    n_rows, T = rows.shape
+    L = _n_lags(T, n_lags)
+    w, one_d = _row_weights(weights, n_rows)
+    if T == 0 or L == 0 or n_rows == 0:
+        return np.zeros(L) if one_d else np.zeros((L, w.shape[1]))
+    nfft = acf_nfft(T)
+    out = acf_from_power(acf_power_rows(rows, nfft, weights=w), nfft, L)
     return out[:, 0] if one_d else out
 
 
