@@ -28,6 +28,9 @@ __all__ = ["Chunk", "Trajectory", "from_arrays", "UNWRAP_JUMP_LIMIT"]
 UNWRAP_JUMP_LIMIT = 0.35
 """Fractional frame-to-frame jump above which unwrapping is ambiguous (SPEC §1)."""
 
+_CELL_BLOCK = 65536
+"""Frames whose cells are read and checked at once by :attr:`Trajectory.cells` (4.5 MiB of float64)."""
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -140,6 +143,7 @@ class Trajectory:
         self._frame_interval = frame_interval
         self._times = None
         self._cells = None
+        self._cell0 = None
 
     # ------------------------------------------------------------------ time
     @property
@@ -201,17 +205,70 @@ class Trajectory:
     # ---------------------------------------------------------------- cells
     @property
     def cells(self) -> np.ndarray:
-        """Cell of every frame, shape (n_frames, 3, 3), Å, rows a, b, c."""
+        """Cell of every frame, shape (n_frames, 3, 3), Å, rows a, b, c.
+
+        When every frame has the same cell (:attr:`cell_constant`) this is a
+        read-only broadcast view of the one cell: it costs 72 bytes, not
+        72 bytes per frame (index it, or use ``cells[0]``; do not write to it).
+        The cells are checked (positive volume) block by block as they are read.
+        """
         if self._cells is None:
-            c = np.asarray(self._reader.read_cells(0, self.n_frames), dtype=np.float64)
-            self._check_cells(c, 0)
-            self._cells = c
+            self._load_cells()
         return self._cells
 
     @property
+    def cell_constant(self) -> bool:
+        """True when every frame has the same cell (bit for bit); :attr:`cells` is then a broadcast view."""
+        if self._cells is None:
+            self._load_cells()
+        return self._cell0 is not None
+
+    @property
     def volume(self) -> float:
-        """Time-averaged cell volume, Å³."""
+        """Time-averaged cell volume, Å³ (the one cell's volume when the cell is constant, O(1))."""
+        if self.cell_constant:
+            return float(abs(np.linalg.det(self._cell0)))
         return float(np.mean(np.abs(np.linalg.det(self.cells))))
+
+    def _load_cells(self):
+        """Read the cells once, in blocks of frames: keep one cell when they are all equal, else all of them."""
+        n = self.n_frames
+        self._cell0 = None
+        hint = getattr(self._reader, "constant_cell", lambda: None)()
+        if hint is not None and n:
+            c0 = np.array(hint, dtype=np.float64).reshape(3, 3)
+            self._set_constant_cell(c0)
+            return
+        full = None
+        c0 = None
+        for s in range(0, n, _CELL_BLOCK):
+            e = min(n, s + _CELL_BLOCK)
+            blk = np.ascontiguousarray(self._reader.read_cells(s, e), dtype=np.float64)
+            if blk.shape != (e - s, 3, 3):
+                raise TrajectoryError(f"the reader returned cells of shape {blk.shape} for frames {s}..{e - 1}; "
+                                      f"expected ({e - s}, 3, 3)", path=self.path)
+            self._check_cells(blk, s)
+            if c0 is None:
+                c0 = np.array(blk[0])
+            if full is None:
+                # bit-for-bit equality (also tells -0.0 from 0.0): a broadcast view must give exactly the stored cells
+                if np.all(blk.reshape(-1, 9).view(np.int64) == c0.reshape(9).view(np.int64)):
+                    continue
+                full = np.empty((n, 3, 3))
+                full[:s] = c0
+            full[s:e] = blk
+        if full is not None:
+            self._cells = full
+        elif c0 is not None:
+            self._set_constant_cell(c0)
+        else:
+            self._cells = np.zeros((0, 3, 3))
+
+    def _set_constant_cell(self, c0):
+        self._check_cells(c0[None], 0)
+        c0.flags.writeable = False
+        self._cell0 = c0
+        self._cells = np.broadcast_to(c0, (self.n_frames, 3, 3))
 
     def _check_cells(self, cells, frame0):
         vol = np.linalg.det(cells)
@@ -321,7 +378,8 @@ class Trajectory:
         fr = self.frame_range(frames, start=start, stop=stop, step=step)
         return fr.start, fr.stop, fr.step
 
-    def read(self, atoms=None, frames=None, *, start=None, stop=None, step=None, progress=None) -> Chunk:
+    def read(self, atoms=None, frames=None, *, start=None, stop=None, step=None, progress=None,
+             velocities=None) -> Chunk:
         """Read a frame range into memory.
 
         Parameters
@@ -330,6 +388,8 @@ class Trajectory:
             See :meth:`select`; None = all atoms.
         frames : slice, optional
             Frame range, e.g. ``slice(100, 200)``; alternatively ``start``/``stop``/``step``.
+        velocities : bool or None
+            See :meth:`iter_chunks` (None: as stored; False: not read; True: required).
 
         Returns
         -------
@@ -338,7 +398,7 @@ class Trajectory:
             is taken as stored), velocities, cells and times.
         """
         idx = self.select(atoms)
-        lo, hi, st = self._frame_range(frames, start, stop, step)
+        lo, hi, st = self.frame_range(frames, start=start, stop=stop, step=step)
         n_out = len(range(lo, hi, st))
         # one output array filled chunk by chunk: peak memory is the result plus one chunk, not twice the result
         pos = np.empty((n_out, len(idx), 3))
@@ -348,7 +408,8 @@ class Trajectory:
         fidx = np.empty(n_out, dtype=np.int64)
         origins = np.empty((n_out, 3))
         k = 0
-        for c in self.iter_chunks(frames_per_chunk=1024, atoms=idx, start=lo, stop=hi, step=st, progress=progress):
+        for c in self.iter_chunks(frames_per_chunk=1024, atoms=idx, start=lo, stop=hi, step=st, progress=progress,
+                                  velocities=velocities):
             n = c.n_frames
             pos[k:k + n] = c.positions
             if c.velocities is not None:
@@ -364,7 +425,7 @@ class Trajectory:
                      self.species[idx], self.masses[idx], origins[:k])
 
     def iter_chunks(self, frames_per_chunk: int = 1000, atoms=None, *, frames=None, start=None, stop=None, step=None,
-                    progress=None, desc=None, unwrap=None) -> Iterator[Chunk]:
+                    progress=None, desc=None, unwrap=None, velocities=None) -> Iterator[Chunk]:
         """Stream unwrapped positions (and velocities, cells, times) with bounded memory.
 
         Parameters
@@ -381,6 +442,16 @@ class Trajectory:
         unwrap : bool or None
             False hands out positions as stored (for analyses that wrap them
             anyway: density grids, g(r)); None uses the trajectory's setting.
+        velocities : bool or None
+            None: velocities as stored (None when the file has none); False:
+            velocities are not read at all (``Chunk.velocities`` is None — less
+            I/O and memory for analyses of positions); True: velocities are
+            required (:class:`~anionmotion.errors.OptionError` when the file
+            has none).
+
+        Only the selected atoms are read (readers select while reading, see
+        :class:`~anionmotion.io.base.BaseReader`), and wrapped positions are
+        unwrapped in place in the chunk's own array.
 
         Yields
         ------
@@ -390,8 +461,13 @@ class Trajectory:
         if frames_per_chunk is None or int(frames_per_chunk) < 1:
             raise OptionError(f"frames_per_chunk must be a positive integer; got {frames_per_chunk}")
         frames_per_chunk = int(frames_per_chunk)
-        start, stop, step = self._frame_range(frames, start, stop, step)
+        fr = self.frame_range(frames, start=start, stop=stop, step=step)
+        start, stop, step = fr.start, fr.stop, fr.step
         idx = self.select(atoms)
+        if velocities is not None:
+            velocities = bool(velocities)
+            if velocities and not self.has_velocities:
+                raise OptionError(f"{self.path}: velocities were asked for but the trajectory stores none")
         times = self.times
         species = self.species[idx]
         masses = self.masses[idx]
@@ -404,8 +480,12 @@ class Trajectory:
             pos = start
             while pos < stop:
                 hi = min(stop, pos + raw_per_read)
-                raw = self._reader.read(pos, hi, idx)
-                chunk, state = self._process(raw, pos, idx, state, times, species, masses, do_unwrap)
+                if velocities is None:
+                    raw = self._reader.read(pos, hi, idx)
+                else:
+                    raw = self._reader.read(pos, hi, idx, velocities=velocities)
+                chunk, state = self._process(raw, pos, idx, state, times, species, masses, do_unwrap,
+                                             velocities is not False)
                 keep = np.arange((start - pos) % step, hi - pos, step)
                 if step > 1:
                     chunk = _take_frames(chunk, keep)
@@ -419,34 +499,66 @@ class Trajectory:
                 pbar.close()
 
     # ------------------------------------------------------------ internals
-    def _process(self, raw: RawFrames, frame0, idx, state, times, species, masses, do_unwrap=True):
+    def _process(self, raw: RawFrames, frame0, idx, state, times, species, masses, do_unwrap=True, want_vel=True):
+        """Check, convert and unwrap one block of frames.
+
+        Only the selected atoms are in ``raw``.  Wrapped coordinates are
+        unwrapped in place in one float64 array of the chunk's size: the
+        reader's own when it hands it over (``raw.owned``) or converted from
+        float32, otherwise one copy; no further full-size temporaries.
+        """
         n = raw.coords.shape[0]
         cells = np.ascontiguousarray(raw.cells, dtype=np.float64)
         self._check_cells(cells, frame0)
         coords = np.ascontiguousarray(raw.coords, dtype=np.float64)
+        owned = bool(getattr(raw, "owned", False)) or not np.may_share_memory(coords, raw.coords)
         _check_finite(coords, "coordinates", self.path, frame0, idx)
-        vel = raw.velocities
+        vel = raw.velocities if want_vel else None
         if vel is not None:
             vel = np.ascontiguousarray(vel, dtype=np.float64)
             _check_finite(vel, "velocities", self.path, frame0, idx)
         origins = np.zeros((n, 3)) if raw.origins is None else np.asarray(raw.origins, dtype=np.float64)
         if raw.style == "unwrapped" or not do_unwrap:
-            pos = coords if raw.style != "fractional" else frac_to_cart(coords, cells)
+            pos = coords if raw.style != "fractional" else frac_to_cart(coords, cells, out=coords if owned else None)
         elif raw.images is not None:
             img = np.asarray(raw.images, dtype=np.float64)
             if raw.style == "fractional":
-                pos = frac_to_cart(coords + img, cells)
+                if owned:
+                    coords += img
+                    pos = frac_to_cart(coords, cells, out=coords)
+                else:
+                    pos = frac_to_cart(coords + img, cells)
             else:
-                pos = coords + np.einsum("tik,tkl->til", img, cells)
+                shift = np.einsum("tik,tkl->til", img, cells)
+                if owned:
+                    coords += shift
+                    pos = coords
+                else:
+                    pos = coords + shift
         else:
-            frac = coords if raw.style == "fractional" else cart_to_frac(coords - origins[:, None, :], cells)
+            if raw.style == "fractional":
+                frac = coords
+            else:
+                if raw.origins is not None:
+                    # r − origin (subtracting zeros would change nothing, bit for bit, so it is skipped)
+                    if owned:
+                        coords -= origins[:, None, :]
+                        shifted = coords
+                    else:
+                        shifted = coords - origins[:, None, :]
+                        owned = True
+                else:
+                    shifted = coords
+                frac = cart_to_frac(shifted, cells, out=shifted if owned else None)
+                owned = True
             if state is None:
                 if n == 0:
                     return self._chunk(coords, vel, cells, frame0, idx, times, species, masses, origins), state
                 state = (frac[0].copy(), frac[0].copy())
-            unwrapped, jump = unwrap_fractional(frac, state[0], state[1])
+            unwrapped, jump = unwrap_fractional(frac, state[0], state[1], out=frac if owned else None)
             self._warn_jumps(jump, frame0, idx)
-            pos = frac_to_cart(unwrapped, cells)
+            del jump
+            pos = frac_to_cart(unwrapped, cells, out=unwrapped)
             if raw.style != "fractional":
                 pos += origins[:, None, :]
         return self._chunk(pos, vel, cells, frame0, idx, times, species, masses, origins), state
@@ -535,8 +647,10 @@ class MemoryReader(BaseReader):
         self._pos = as_array(positions, "positions", shape=(None, None, 3))
         n_frames, n_atoms = self._pos.shape[:2]
         cells = np.asarray(cells, dtype=np.float64)
+        self._cell = None
         if cells.shape == (3, 3):
-            cells = np.broadcast_to(cells, (n_frames, 3, 3))
+            self._cell = np.array(cells)
+            cells = np.broadcast_to(self._cell, (n_frames, 3, 3))
         self._cells = as_array(cells, "cells", shape=(n_frames, 3, 3))
         self._vel = None if velocities is None else as_array(velocities, "velocities", shape=(n_frames, n_atoms, 3))
         self._img = None if images is None else np.asarray(images).reshape(n_frames, n_atoms, 3)
@@ -557,18 +671,22 @@ class MemoryReader(BaseReader):
         self.units = {"length": "Å", "time": "ps", "velocity": "Å/ps"}
         self.metadata = dict(metadata or {})
 
-    def read(self, start, stop, atoms=None):
+    def read(self, start, stop, atoms=None, velocities=None):
         sel = slice(None) if atoms is None else atoms
         p = self._pos[start:stop][:, sel]
+        vel = None if self._vel is None or velocities is False else self._vel[start:stop][:, sel]
         return RawFrames(
             coords=p, style=self._style, cells=self._cells[start:stop],
             times=None if self.times is None else self.times[start:stop],
-            velocities=None if self._vel is None else self._vel[start:stop][:, sel],
+            velocities=vel,
             images=None if self._img is None else self._img[start:stop][:, sel],
             origins=None if self._origins is None else self._origins[start:stop])
 
     def read_cells(self, start, stop):
         return np.array(self._cells[start:stop])
+
+    def constant_cell(self):
+        return self._cell if self._cell is not None else None
 
 
 def from_arrays(positions, cells, times=None, species=None, *, velocities=None, masses=None, charges=None,

@@ -208,6 +208,7 @@ class AnalysisBase:
 
     name = "analysis"
     needs_unwrap = True
+    needs_velocities = None  # None: velocities as stored; False: not read; True: required
     chunk_fraction = 0.25
 
     def __init__(self, *, memory=None, progress=None, use_ext=True):
@@ -283,7 +284,8 @@ class AnalysisBase:
         with self._phase(self.n_frames, desc, unit="frame") as bar:
             for chunk in self.traj.iter_chunks(fpc, atoms=self._atoms(), start=fr.start, stop=fr.stop, step=fr.step,
                                                progress=False,
-                                               unwrap=bool(self.traj.unwrap and self.needs_unwrap)):
+                                               unwrap=bool(self.traj.unwrap and self.needs_unwrap),
+                                               velocities=self.needs_velocities):
                 self._accumulate(chunk)
                 bar.update(chunk.n_frames)
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import FormatError, TrajectoryError
 from ._text import elements_of
-from .base import BaseReader, RawFrames
+from .base import BaseReader, RawFrames, want_velocities
 
 __all__ = ["ASETrajReader", "ULM_MAGIC"]
 
@@ -119,13 +119,14 @@ class ASETrajReader(BaseReader):
             self._cells = np.array([self._cell_of(self._frame(i)) for i in range(self.n_frames)]).reshape(-1, 3, 3)
         return np.array(self._cells[start:stop])
 
-    def read(self, start, stop, atoms=None):
+    def read(self, start, stop, atoms=None, velocities=None):
+        """Frames ``start:stop`` (ASE builds each frame whole); only ``atoms`` are kept, momenta only when wanted."""
         idx = slice(None) if atoms is None else np.asarray(atoms, dtype=np.int64)
         n_sel = self.n_atoms if atoms is None else len(idx)
         m = stop - start
         pos = np.empty((m, n_sel, 3))
         cells = np.empty((m, 3, 3))
-        vel = np.empty((m, n_sel, 3)) if self.has_velocities else None
+        vel = np.empty((m, n_sel, 3)) if self.has_velocities and want_velocities(velocities) else None
         for k in range(m):
             at = self._frame(start + k)
             pos[k] = at.positions[idx]
@@ -135,7 +136,7 @@ class ASETrajReader(BaseReader):
                     raise TrajectoryError("momenta are missing in this frame but present in frame 0",
                                           path=self.path, frame=start + k)
                 vel[k] = at.get_velocities()[idx] * self._vfac
-        return RawFrames(coords=pos, style="wrapped", cells=cells, velocities=vel)
+        return RawFrames(coords=pos, style="wrapped", cells=cells, velocities=vel, owned=True)
 
     def close(self):
         t = getattr(self, "_traj", None)

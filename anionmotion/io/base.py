@@ -21,7 +21,8 @@ import numpy as np
 
 from ..errors import FormatError
 
-__all__ = ["ReaderOptions", "RawFrames", "BaseReader", "open_binary", "compression_of", "check_text_head"]
+__all__ = ["ReaderOptions", "RawFrames", "BaseReader", "open_binary", "compression_of", "check_text_head",
+           "want_velocities"]
 
 COORD_STYLES = ("wrapped", "fractional", "unwrapped")
 
@@ -87,6 +88,11 @@ class RawFrames:
         Cell origin (LAMMPS box lo); zeros when None.
     steps : ndarray, shape (n_frames,), int64, or None
         MD step numbers when the file has them.
+    owned : bool
+        True when ``coords`` and ``velocities`` are fresh arrays that no one
+        else references (the reader made them for this call): the trajectory
+        may then unwrap in place instead of copying.  False (the default)
+        for views of data the reader keeps, e.g. arrays in memory.
     """
 
     coords: np.ndarray
@@ -97,6 +103,7 @@ class RawFrames:
     images: Optional[np.ndarray] = None
     origins: Optional[np.ndarray] = None
     steps: Optional[np.ndarray] = None
+    owned: bool = False
 
 
 class BaseReader:
@@ -113,6 +120,11 @@ class BaseReader:
     ``constraint_mode``).
 
     and implement :meth:`read`.
+
+    A reader reads **only what is asked for**: the atoms ``atoms`` (not all
+    atoms and then a selection, where the layout allows), velocities only
+    when ``velocities`` is not False, and numbers in the file's precision
+    until the final selected float64 copy.
     """
 
     format_name = "base"
@@ -135,13 +147,35 @@ class BaseReader:
         self.metadata = {}
 
     # -- to implement -------------------------------------------------------
-    def read(self, start: int, stop: int, atoms: Optional[np.ndarray] = None) -> RawFrames:
-        """Read frames ``start:stop`` (0-based, stop exclusive) of atoms ``atoms`` (indices in id order, None = all)."""
+    def read(self, start: int, stop: int, atoms: Optional[np.ndarray] = None, velocities: Optional[bool] = None
+             ) -> RawFrames:
+        """Read frames ``start:stop`` (0-based, stop exclusive) of atoms ``atoms``.
+
+        Parameters
+        ----------
+        start, stop : int
+        atoms : ndarray of int64, optional
+            Indices in id order (sorted, unique when they come from
+            :meth:`Trajectory.select`; readers accept any order); None = all.
+        velocities : bool or None
+            False: do not read velocities (``RawFrames.velocities`` is None);
+            True or None: read them when the file stores them.
+        """
         raise NotImplementedError
 
     def read_cells(self, start: int, stop: int) -> np.ndarray:
         """Cells (n, 3, 3) Å of frames ``start:stop``; override when cheaper than :meth:`read`."""
-        return self.read(start, stop, np.zeros(0, dtype=np.int64)).cells
+        return self.read(start, stop, np.zeros(0, dtype=np.int64), velocities=False).cells
+
+    def constant_cell(self) -> Optional[np.ndarray]:
+        """The cell (3, 3) Å when the reader knows cheaply that every frame has it, else None.
+
+        None means "not known without reading the cells" (the trajectory then
+        checks :meth:`read_cells` block by block); readers whose index or
+        header tells (LAMMPS boxes, an XDATCAR without per-frame headers, a
+        ``cell=`` option) override it.
+        """
+        return None
 
     def close(self):
         """Release the file; the default closes a handle kept as ``self._fh`` (idempotent)."""
@@ -165,6 +199,11 @@ class BaseReader:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.path!r})"
+
+
+def want_velocities(flag) -> bool:
+    """Whether a reader asked with ``velocities=flag`` should read velocities (False → no; True/None → yes)."""
+    return flag is None or bool(flag)
 
 
 def compression_of(path) -> Optional[str]:

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import TrajectoryError
 from ..units import AU_VELOCITY_A_PS, FS_PS
 from ._text import elements_of, load_buffer
-from .base import BaseReader, RawFrames
+from .base import BaseReader, RawFrames, want_velocities
 from .xyz import XYZFile
 
 __all__ = ["CP2KReader", "read_cell_file", "cp2k_siblings"]
@@ -202,12 +202,20 @@ class CP2KReader(BaseReader):
     def read_cells(self, start, stop):
         return np.array(self._cells[start:stop])
 
-    def read(self, start, stop, atoms=None):
+    def constant_cell(self):
+        """The one cell when it is given (``cell=``) or the cell file's cell is constant, else None."""
+        c = self._cells
+        if len(c) and c.strides[0] == 0:
+            return np.array(c[0])
+        return None
+
+    def read(self, start, stop, atoms=None, velocities=None):
+        """Frames ``start:stop`` of atoms ``atoms``; the velocity file is parsed only when velocities are wanted."""
         pos = self._pos.parse(start, stop, self._colmap, 3, atoms)
         vel = None
-        if self._vel is not None:
+        if self._vel is not None and want_velocities(velocities):
             vel = self._vel.parse(start, stop, self._colmap, 3, atoms, what="velocities")
             vel *= AU_VELOCITY_A_PS
         return RawFrames(coords=pos, style="wrapped", cells=self.read_cells(start, stop),
                          times=None if self.times is None else self.times[start:stop], velocities=vel,
-                         steps=self.steps[start:stop])
+                         steps=self.steps[start:stop], owned=True)

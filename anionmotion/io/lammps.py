@@ -37,7 +37,8 @@ from ..elements import MASSES, normalize_symbol
 from ..errors import AnionmotionWarning, OptionError, TrajectoryError, TruncatedFileWarning
 from ..kernels import lammps as _k
 from ..units import BOHR_A, FS_PS
-from .base import BaseReader, RawFrames, ReaderOptions, check_text_head, compression_of, open_binary
+from .base import (BaseReader, RawFrames, ReaderOptions, check_text_head, compression_of, open_binary,
+                   want_velocities)
 
 #: unit styles read (``lj`` unconverted)
 _UNIT_STYLES = ("metal", "real", "electron", "lj")
@@ -454,9 +455,21 @@ class LammpsDumpReader(BaseReader):
         self.steps = index.steps.copy()
         if self._unit_style == "lj":
             self.units["time"] = "τ (units lj: reduced; timestep / frame_interval are taken as given, NOT ps)"
-        cells, origins = boxes_to_cells(index.box)
-        if self._len_factor != 1.0:
-            cells, origins = cells * self._len_factor, origins * self._len_factor
+        self._cell0 = None
+        box = index.box
+        cols = np.r_[0:10, 11:16]   # every box column but the TIME value (column 10)
+        if len(box) > 1 and np.all(box[1:, cols].view(np.int64) == box[0, cols].view(np.int64)[None, :]):
+            # one box for every frame (NVT): keep one cell and one origin, handed out as broadcast views
+            c1, o1 = boxes_to_cells(box[:1])
+            if self._len_factor != 1.0:
+                c1, o1 = c1 * self._len_factor, o1 * self._len_factor
+            self._cell0 = c1[0]
+            cells = np.broadcast_to(c1[0], (len(box), 3, 3))
+            origins = np.broadcast_to(o1[0], (len(box), 3))
+        else:
+            cells, origins = boxes_to_cells(box)
+            if self._len_factor != 1.0:
+                cells, origins = cells * self._len_factor, origins * self._len_factor
         self._cells, self._origins = cells, origins
         self.metadata = {"lammps_columns": " ".join(self.columns), "lammps_units": self._unit_style,
                          "box": {0: "orthogonal", 1: "triclinic", 2: "general (abc origin)"}[int(index.box[0, 9])]}
@@ -545,25 +558,28 @@ class LammpsDumpReader(BaseReader):
         self._coord_names, self._style, self._scaled = names, style, scaled
         self._images = style == "wrapped" and all(n in where for n in ("ix", "iy", "iz"))
         self.has_velocities = all(n in where for n in ("vx", "vy", "vz"))
-        roles = np.full(len(cols), _k.ROLE_SKIP, dtype=np.int32)
-        roles[self._idcol] = _k.ROLE_ID
-        slot = 0
-        for n in names:
-            roles[where[n]] = slot
-            slot += 1
-        self._vel_slot = self._img_slot = None
-        if self.has_velocities:
-            self._vel_slot = slot
-            for n in ("vx", "vy", "vz"):
+        # two column layouts: with velocities (as stored) and without (velocities=False: not even parsed)
+        self._layouts = {}
+        for with_vel in (True, False):
+            roles = np.full(len(cols), _k.ROLE_SKIP, dtype=np.int32)
+            roles[self._idcol] = _k.ROLE_ID
+            slot = 0
+            for n in names:
                 roles[where[n]] = slot
                 slot += 1
-        if self._images:
-            self._img_slot = slot
-            for n in ("ix", "iy", "iz"):
-                roles[where[n]] = slot
-                slot += 1
-        self._roles = roles
-        self._nvals = slot
+            vel_slot = img_slot = None
+            if self.has_velocities and with_vel:
+                vel_slot = slot
+                for n in ("vx", "vy", "vz"):
+                    roles[where[n]] = slot
+                    slot += 1
+            if self._images:
+                img_slot = slot
+                for n in ("ix", "iy", "iz"):
+                    roles[where[n]] = slot
+                    slot += 1
+            self._layouts[with_vel] = (roles, slot, vel_slot, img_slot)
+        self._roles, self._nvals, self._vel_slot, self._img_slot = self._layouts[True]
         self.coord_style = "unwrapped" if style == "unwrapped" else ("image" if self._images else "wrapped")
         self.units = {
             "length": _LEN_NOTE[self._unit_style],
@@ -825,19 +841,26 @@ class LammpsDumpReader(BaseReader):
         """Cells (n, 3, 3) Å of frames ``start:stop``, from the index (no atom line is read)."""
         return self._cells[start:stop].copy()
 
-    def read(self, start, stop, atoms=None):
+    def constant_cell(self):
+        """The one cell (Å) when every frame's box lines are identical (from the index), else None."""
+        return None if self._cell0 is None else self._cell0.copy()
+
+    def read(self, start, stop, atoms=None, velocities=None):
         """Read frames ``start:stop`` of atoms ``atoms`` (indices in id order; None = all).
 
         Seeks to the first frame's recorded offset and parses only those frames
-        (two threads for large ranges).  Returns :class:`RawFrames` with
-        Cartesian Å coordinates (scaled columns converted with each frame's box),
-        style ``"unwrapped"`` (``xu``/``xsu``) or ``"wrapped"`` (with ``images``
-        when ``ix iy iz`` exist), velocities in Å/ps, origins = box lo.
-        A reader is not thread-safe: use one per thread.
+        (two threads for large ranges), and of every atom line only the atoms
+        asked for (the others are skipped after their id) and only the columns
+        needed (the velocity columns are not parsed with ``velocities=False``).
+        Returns :class:`RawFrames` with Cartesian Å coordinates (scaled columns
+        converted with each frame's box), style ``"unwrapped"`` (``xu``/``xsu``)
+        or ``"wrapped"`` (with ``images`` when ``ix iy iz`` exist), velocities in
+        Å/ps, origins = box lo.  A reader is not thread-safe: use one per thread.
         """
         ix = self._index
         start, stop = int(start), int(max(start, stop))
         n = stop - start
+        roles, nvals, vel_slot, img_slot = self._layouts[want_velocities(velocities)]
         if atoms is None:
             idx2out = np.arange(self.n_atoms, dtype=np.int64)
             n_out = self.n_atoms
@@ -846,7 +869,7 @@ class LammpsDumpReader(BaseReader):
             idx2out = np.full(self.n_atoms, -1, dtype=np.int64)
             idx2out[atoms] = np.arange(len(atoms), dtype=np.int64)
             n_out = len(atoms)
-        out = np.empty((n, n_out, self._nvals), dtype=np.float64)
+        out = np.empty((n, n_out, nvals), dtype=np.float64)
         groups = []
         f = start
         while f < stop:
@@ -865,28 +888,33 @@ class LammpsDumpReader(BaseReader):
             elif sequential and stop < self.n_frames:
                 self._start_prefetch(stop, self._group_end(stop, self.n_frames))
             starts = ix.atoms_offsets[f:g] - a
-            self._parse(data, starts, f, out[f - start:g - start], idx2out)
-        cells = self._cells[start:stop]
-        origins = self._origins[start:stop]
-        coords = out[:, :, :3] if self._nvals > 3 else out
+            self._parse(data, starts, f, out[f - start:g - start], idx2out, roles)
+            del data
+        cells = np.array(self._cells[start:stop])      # own copies (the reader's may be broadcast views)
+        origins = np.array(self._origins[start:stop])
+        coords = out[:, :, :3] if nvals > 3 else out
         if self._scaled:
             coords = np.einsum("tik,tkl->til", coords, cells) + origins[:, None, :]
         elif self._len_factor != 1.0:
             coords = coords * self._len_factor
         vel = None
-        if self.has_velocities:
-            vel = out[:, :, self._vel_slot:self._vel_slot + 3]
+        if vel_slot is not None:
+            vel = out[:, :, vel_slot:vel_slot + 3]
             vel = vel * self._vel_factor if self._vel_factor != 1.0 else np.ascontiguousarray(vel)
         images = None
-        if self._images:
-            images = out[:, :, self._img_slot:self._img_slot + 3].astype(np.int64)
-        return RawFrames(coords=np.ascontiguousarray(coords), style=self._style, cells=cells.copy(),
+        if img_slot is not None:
+            images = out[:, :, img_slot:img_slot + 3].astype(np.int64)
+        coords = np.ascontiguousarray(coords)
+        del out
+        return RawFrames(coords=coords, style=self._style, cells=cells,
                          times=None if self.times is None else self.times[start:stop].copy(), velocities=vel,
-                         images=images, origins=origins.copy(), steps=ix.steps[start:stop].copy())
+                         images=images, origins=origins,
+                         steps=ix.steps[start:stop].copy(), owned=True)
 
-    def _parse(self, data, starts, frame0, out, idx2out):
+    def _parse(self, data, starts, frame0, out, idx2out, roles=None):
         """Parse the frames of ``data`` into ``out``, on two threads when there is enough work."""
         nf = len(starts)
+        roles = self._roles if roles is None else roles
         stamp = self._stamp
         self._stamp += nf
         if nf >= 2 and len(data) >= _THREAD_MIN_BYTES and _N_THREADS > 1:
@@ -894,7 +922,7 @@ class LammpsDumpReader(BaseReader):
             parts = [(0, half, self._seen), (half, nf, self._seen_b)]
             errs = [np.zeros(4, dtype=np.int64) for _ in parts]
             pool = _pool()
-            futs = [pool.submit(_k.parse_frames, data, starts[lo:hi], self.n_atoms, self._roles, self._id2idx,
+            futs = [pool.submit(_k.parse_frames, data, starts[lo:hi], self.n_atoms, roles, self._id2idx,
                                 idx2out, out[lo:hi], seen, stamp + lo, e)
                     for (lo, hi, seen), e in zip(parts, errs)]
             codes = [fu.result() for fu in futs]
@@ -904,7 +932,7 @@ class LammpsDumpReader(BaseReader):
                     raise self._parse_error(code, e, frame0, data, int(starts[e[0]]))
             return
         err = np.zeros(4, dtype=np.int64)
-        code = _k.parse_frames(data, starts, self.n_atoms, self._roles, self._id2idx, idx2out, out, self._seen,
+        code = _k.parse_frames(data, starts, self.n_atoms, roles, self._id2idx, idx2out, out, self._seen,
                                stamp, err)
         if code:
             raise self._parse_error(code, err, frame0, data, int(starts[err[0]]))

@@ -25,7 +25,7 @@ import os
 import numpy as np
 
 from ..errors import FormatError, TrajectoryError
-from .base import BaseReader, RawFrames
+from .base import BaseReader, RawFrames, want_velocities
 from .netcdf import _topology_species, cell_from_lengths_angles
 
 __all__ = ["MDTrajReader", "read_lammps_data_types"]
@@ -202,10 +202,22 @@ class MDTrajReader(BaseReader):
         raise TrajectoryError("the file has no frames", path=self.path)
 
     # ---------------------------------------------------------------- reading
-    def _raw(self, start, stop, atoms=None):
-        """Read frames start:stop → dict xyz (Å), cells (Å) or None, time (ps) or None, vel (Å/ps) or None."""
+    def _raw(self, start, stop, atoms=None, velocities=True):
+        """Read frames start:stop → dict xyz (Å), cells (Å) or None, time (ps) or None, vel (Å/ps) or None.
+
+        Only the atoms ``atoms`` are converted (MDTraj's ``atom_indices``; an
+        empty selection reads one atom and drops it), velocities only when
+        ``velocities``.
+        """
         n = stop - start
         ext = self._ext
+        ai = None
+        if atoms is not None:
+            atoms = np.asarray(atoms, dtype=np.int64)
+            # MDTraj wants a non-empty, sorted index: read the sorted unique atoms, reorder below
+            ai, inv = np.unique(atoms, return_inverse=True)
+            if len(ai) == 0:
+                ai = np.zeros(1, dtype=np.int64)
         if self._traj is not None:
             tr = self._traj[start:stop]
             xyz = tr.xyz * 10.0
@@ -215,35 +227,46 @@ class MDTrajReader(BaseReader):
             fh = self._fh
             fh.seek(start)
             if ext == ".dcd":
-                xyz, lengths, angles = fh.read(n)
+                xyz, lengths, angles = fh.read(n, atom_indices=ai)
                 cells = None
                 if lengths is not None and np.all(lengths > 0):
                     cells = cell_from_lengths_angles(lengths, angles)
                 out = {"xyz": np.asarray(xyz, dtype=np.float64), "cells": cells, "time": None, "vel": None}
             elif ext == ".xtc":
-                xyz, time, step, box = fh.read(n)
+                xyz, time, step, box = fh.read(n, atom_indices=ai)
                 out = {"xyz": xyz * 10.0, "cells": None if box is None else box * 10.0, "time": time, "vel": None}
             elif ext == ".trr":
                 vel = None
-                if getattr(self, "_trr_vel", False):
+                if getattr(self, "_trr_vel", False) and velocities:
                     # MDTraj's TRR reader returns velocities (nm/ps) only through its _read method
-                    xyz, time, step, box, lam, vel, _ = fh._read(n, None, get_velocities=True)
+                    xyz, time, step, box, lam, vel, _ = fh._read(n, ai, get_velocities=True)
                     vel = None if vel is None else np.asarray(vel, dtype=np.float64) * 10.0
                 else:
-                    xyz, time, step, box, lam = fh.read(n)
+                    xyz, time, step, box, lam = fh.read(n, atom_indices=ai)
                 out = {"xyz": xyz * 10.0, "cells": None if box is None else box * 10.0, "time": time, "vel": vel}
             else:  # .h5
-                fr = fh.read(n)
+                fr = fh.read(n, atom_indices=ai)
                 cells = None
                 if fr.cell_lengths is not None:
                     cells = cell_from_lengths_angles(fr.cell_lengths * 10.0, fr.cell_angles)
-                vel = None if fr.velocities is None else np.asarray(fr.velocities, np.float64) * 10.0
+                vel = None if fr.velocities is None or not velocities else np.asarray(fr.velocities, np.float64) * 10.0
                 out = {"xyz": fr.coordinates * 10.0, "cells": cells, "time": fr.time, "vel": vel}
         xyz = np.asarray(out["xyz"], dtype=np.float64)
+        if not velocities:
+            out["vel"] = None
         if atoms is not None:
-            xyz = xyz[:, atoms]
-            if out["vel"] is not None:
-                out["vel"] = out["vel"][:, atoms]
+            if self._traj is not None:
+                xyz = xyz[:, atoms]
+                if out["vel"] is not None:
+                    out["vel"] = out["vel"][:, atoms]
+            elif len(atoms) == 0:
+                xyz = xyz[:, :0]
+                if out["vel"] is not None:
+                    out["vel"] = out["vel"][:, :0]
+            elif len(ai) != len(atoms) or np.any(ai != atoms):
+                xyz = xyz[:, inv.reshape(-1)]
+                if out["vel"] is not None:
+                    out["vel"] = out["vel"][:, inv.reshape(-1)]
         out["xyz"] = np.ascontiguousarray(xyz)
         return out
 
@@ -253,7 +276,7 @@ class MDTrajReader(BaseReader):
         times = np.empty(self.n_frames)
         chunk = 1000
         for s in range(0, self.n_frames, chunk):
-            r = self._raw(s, min(self.n_frames, s + chunk), np.zeros(0, np.int64))
+            r = self._raw(s, min(self.n_frames, s + chunk), np.zeros(0, np.int64), velocities=False)
             if r["time"] is None:
                 return None
             times[s:s + len(r["time"])] = r["time"]
@@ -267,15 +290,24 @@ class MDTrajReader(BaseReader):
                                   "Å)", path=self.path, frame=start)
         return np.asarray(cells, dtype=np.float64)
 
-    def read(self, start, stop, atoms=None):
-        r = self._raw(start, stop, None if atoms is None else np.asarray(atoms, dtype=np.int64))
+    def read(self, start, stop, atoms=None, velocities=None):
+        """Frames ``start:stop``: MDTraj converts only ``atoms`` (``atom_indices``), velocities only when wanted."""
+        r = self._raw(start, stop, None if atoms is None else np.asarray(atoms, dtype=np.int64),
+                      velocities=want_velocities(velocities))
         return RawFrames(coords=r["xyz"], style="wrapped", cells=self._cells(r["cells"], stop - start, start),
-                         times=None if self.times is None else self.times[start:stop], velocities=r["vel"])
+                         times=None if self.times is None else self.times[start:stop], velocities=r["vel"],
+                         owned=self._traj is None)
 
     def read_cells(self, start, stop):
         if self.options.cell is not None:
             return self._cells(None, stop - start, start)
-        return self.read(start, stop, np.zeros(0, np.int64)).cells
+        return self.read(start, stop, np.zeros(0, np.int64), velocities=False).cells
+
+    def constant_cell(self):
+        """The ``cell=`` option's cell, else None (the file's cells are checked by the trajectory)."""
+        if self.options.cell is not None:
+            return np.asarray(self.options.cell, dtype=np.float64).reshape(3, 3)
+        return None
 
     def close(self):
         if self._fh is not None:

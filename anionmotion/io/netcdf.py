@@ -34,7 +34,7 @@ import numpy as np
 from ..elements import MASSES, normalize_symbol, symbol_of_z
 from ..errors import FormatError, IntegrityWarning, TrajectoryError
 from ._netcdf_lock import netcdf_locked
-from .base import BaseReader, RawFrames
+from .base import BaseReader, RawFrames, want_velocities
 
 __all__ = ["NetCDFReader", "cell_from_lengths_angles", "LENGTH_UNITS", "TIME_UNITS"]
 
@@ -42,6 +42,11 @@ LENGTH_UNITS = {"angstrom": 1.0, "angstroms": 1.0, "a": 1.0, "å": 1.0, "nanomet
                 "nm": 10.0, "bohr": 0.529177210544, "": 1.0, "lj": 1.0}
 TIME_UNITS = {"picosecond": 1.0, "picoseconds": 1.0, "ps": 1.0, "femtosecond": 1e-3, "femtoseconds": 1e-3,
               "fs": 1e-3, "nanosecond": 1e3, "nanoseconds": 1e3, "ns": 1e3, "": 1.0, "lj": 1.0}
+
+MERGE_GAP = 32
+"""Runs of selected atoms at most this many atoms apart are read as one covering slice (fewer netCDF calls)."""
+READ_BUFFER_MIN = 4 << 20
+"""Smallest bound (bytes) of the raw buffer of a selected read (see ``NetCDFReader._scratch_bytes``)."""
 
 _NAME_VARS = ("element", "elements", "atom_names", "atom_name", "symbols", "names", "atom_element")
 
@@ -315,32 +320,91 @@ class NetCDFReader(BaseReader):
         angles = np.asarray(v["cell_angles"][start:stop], dtype=np.float64)
         return cell_from_lengths_angles(lengths, angles)
 
+    def _scratch_bytes(self, out_nbytes):
+        """Largest raw (file-precision) buffer a read may hold besides its output: a quarter of it, ≥ 4 MiB."""
+        return max(READ_BUFFER_MIN, out_nbytes // 4)
+
+    def _read_var(self, name, start, stop, atoms, factor):
+        """``name[start:stop]`` of atoms ``atoms`` (id order) × ``factor`` as float64 (n, n_sel, 3).
+
+        Only the selected atoms are converted: contiguous runs of the sorted
+        index (runs closer than :data:`MERGE_GAP` atoms merged into one covering
+        slice) are read with one netCDF4 slice each, in the file's precision
+        and in blocks of frames bounded by :meth:`_scratch_bytes`, and
+        multiplied into the float64 output (float64(x) × factor: exactly the
+        numbers of reading everything as float64 and selecting).
+        """
+        var = self._ds.variables[name]
+        n = stop - start
+        if atoms is None:
+            atoms = np.arange(self.n_atoms, dtype=np.int64)
+        if self._perm_needed:
+            return self._read_var_permuted(var, start, stop, atoms, factor)
+        uniq, inv = np.unique(atoms, return_inverse=True)
+        if len(uniq) != len(atoms) or np.any(uniq != atoms):
+            return self._read_var(name, start, stop, uniq, factor)[:, inv.reshape(-1)]
+        out = np.empty((n, len(atoms), 3))
+        if n == 0 or len(atoms) == 0:
+            return out
+        segs = _segments(atoms, MERGE_GAP)
+        widest = max(b - a for a, b, _, _ in segs)
+        # a netCDF read costs per record and per slice, not per byte: few slices, frames in bounded blocks
+        fb = max(1, self._scratch_bytes(out.nbytes) // (widest * 3 * var.dtype.itemsize))
+        for f0 in range(start, stop, fb):
+            f1 = min(stop, f0 + fb)
+            o = out[f0 - start:f1 - start]
+            for a, b, k0, k1 in segs:
+                raw = var[f0:f1, a:b]
+                if b - a != k1 - k0:
+                    raw = raw[:, atoms[k0:k1] - a]
+                np.multiply(raw, factor, out=o[:, k0:k1], dtype=np.float64)
+        return out
+
+    def _read_var_permuted(self, var, start, stop, atoms, factor):
+        """As :meth:`_read_var` for files whose rows are not in id order (LAMMPS): frames in bounded blocks."""
+        n = stop - start
+        out = np.empty((n, len(atoms), 3))
+        if n == 0 or len(atoms) == 0:
+            return out
+        per_frame = self.n_atoms * 3 * var.dtype.itemsize
+        fb = max(1, self._scratch_bytes(out.nbytes) // per_frame)
+        ids_var = self._ds.variables["id"]
+        for f0 in range(start, stop, fb):
+            f1 = min(stop, f0 + fb)
+            raw = var[f0:f1]
+            ids = np.asarray(ids_var[f0:f1])
+            for k in range(f1 - f0):
+                rows = np.argsort(ids[k], kind="stable")[atoms]
+                np.multiply(raw[k, rows], factor, out=out[f0 - start + k], dtype=np.float64)
+        return out
+
     # ----------------------------------------------------------------- protocol
     @netcdf_locked
     def read_cells(self, start, stop):
         return self._cells(start, stop)
 
+    def constant_cell(self):
+        """The ``cell=`` option's cell (the file's cells are checked block by block by the trajectory)."""
+        if self.options.cell is not None:
+            return np.asarray(self.options.cell, dtype=np.float64).reshape(3, 3)
+        return None
+
     @netcdf_locked
-    def read(self, start, stop, atoms=None):
+    def read(self, start, stop, atoms=None, velocities=None):
+        """Frames ``start:stop`` of atoms ``atoms``: only those atoms are read, velocities only when wanted."""
         v = self._ds.variables
-        sel = slice(None) if atoms is None else np.asarray(atoms, dtype=np.int64)
-        crd = np.asarray(v["coordinates"][start:stop], dtype=np.float64)
-        vel = np.asarray(v["velocities"][start:stop], dtype=np.float64) if self._vf is not None else None
-        if self._perm_needed:
-            for k in range(stop - start):
-                o = self._order(start + k)
-                crd[k] = crd[k][o]
-                if vel is not None:
-                    vel[k] = vel[k][o]
-        crd = crd[:, sel] * self._lf
-        if vel is not None:
-            vel = vel[:, sel] * self._vf
+        start, stop = int(start), int(max(start, stop))
+        sel = None if atoms is None else np.asarray(atoms, dtype=np.int64).reshape(-1)
+        crd = self._read_var("coordinates", start, stop, sel, self._lf)
+        vel = None
+        if self._vf is not None and want_velocities(velocities):
+            vel = self._read_var("velocities", start, stop, sel, self._vf)
         origins = None
         if self._origin and self.options.cell is None:
             origins = np.asarray(v["cell_origin"][start:stop], dtype=np.float64) * self._cf
-        return RawFrames(coords=np.ascontiguousarray(crd), style=self.coord_style, cells=self._cells(start, stop),
+        return RawFrames(coords=crd, style=self.coord_style, cells=self._cells(start, stop),
                          times=None if self.times is None else self.times[start:stop], velocities=vel,
-                         origins=origins)
+                         origins=origins, owned=True)
 
     @netcdf_locked
     def close(self):
@@ -350,6 +414,19 @@ class NetCDFReader(BaseReader):
         self._ds = None
         if ds is not None and ds.isopen():
             ds.close()
+
+
+def _segments(atoms, gap):
+    """Slices to read for a sorted unique index: ``(a, b, k0, k1)`` = file atoms ``a:b`` hold ``atoms[k0:k1]``.
+
+    Consecutive selected atoms at most ``gap`` unselected atoms apart share a slice.
+    """
+    atoms = np.asarray(atoms, dtype=np.int64)
+    if len(atoms) == 0:
+        return []
+    brk = np.nonzero(np.diff(atoms) > gap + 1)[0] + 1
+    bounds = np.concatenate([[0], brk, [len(atoms)]]).astype(int)
+    return [(int(atoms[k0]), int(atoms[k1 - 1]) + 1, int(k0), int(k1)) for k0, k1 in zip(bounds[:-1], bounds[1:])]
 
 
 def _py(x):

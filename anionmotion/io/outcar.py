@@ -181,9 +181,11 @@ class OUTCARReader(BaseReader):
     def read_cells(self, start, stop):
         return self._cells[start:stop].copy()
 
-    def read(self, start, stop, atoms=None):
+    def read(self, start, stop, atoms=None, velocities=None):
+        """Frames ``start:stop``; each frame's block is parsed and only the rows of ``atoms`` are kept."""
         n = self.n_atoms
-        out = np.empty((stop - start, n, 3))
+        sel = None if atoms is None else np.asarray(atoms, dtype=np.int64)
+        out = np.empty((stop - start, n if sel is None else len(sel), 3))
         for k in range(stop - start):
             a = int(self._offsets[start + k])
             fh = getattr(self, "_fh", None)
@@ -204,8 +206,6 @@ class OUTCARReader(BaseReader):
             if vals.size != 3 * n:
                 raise TrajectoryError(f"the POSITION block has {vals.size} coordinates; expected {3 * n}",
                                       path=self.path, frame=start + k)
-            out[k] = vals.reshape(n, 3)
-        if atoms is not None:
-            out = np.ascontiguousarray(out[:, np.asarray(atoms, dtype=np.int64)])
-        return RawFrames(coords=out, style="wrapped", cells=self.read_cells(start, stop))
+            out[k] = vals.reshape(n, 3) if sel is None else vals.reshape(n, 3)[sel]
+        return RawFrames(coords=out, style="wrapped", cells=self.read_cells(start, stop), owned=True)
 

@@ -302,8 +302,9 @@ class VasprunReader(BaseReader):
             self._cells, _ = self._parse_steps(0, self.n_frames, want_pos=False)
         return np.array(self._cells[start:stop])
 
-    def read(self, start, stop, atoms=None):
+    def read(self, start, stop, atoms=None, velocities=None):
+        """Frames ``start:stop`` of atoms ``atoms`` (vasprun.xml stores no velocities per step)."""
         cells, pos = self._parse_steps(start, stop)
         if atoms is not None:
             pos = np.ascontiguousarray(pos[:, np.asarray(atoms, dtype=np.int64)])
-        return RawFrames(coords=pos, style="fractional", cells=cells)
+        return RawFrames(coords=pos, style="fractional", cells=cells, owned=True)

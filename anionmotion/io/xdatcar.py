@@ -291,7 +291,14 @@ class XDATCARReader(BaseReader):
     def read_cells(self, start, stop):
         return np.array(self._all_cells()[start:stop])
 
-    def read(self, start, stop, atoms=None):
+    def constant_cell(self):
+        """The header's cell when the file has one header (constant cell), else None (checked by the trajectory)."""
+        if not self._variable:
+            return np.array(self._all_cells()[0]) if len(self._offsets) else None
+        return None
+
+    def read(self, start, stop, atoms=None, velocities=None):
+        """Frames ``start:stop``: only the rows of ``atoms`` are parsed (XDATCAR stores no velocities)."""
         n = self.n_atoms
         if atoms is None:
             rowmap = np.arange(n, dtype=np.int64)
@@ -309,5 +316,5 @@ class XDATCARReader(BaseReader):
         cells = self.read_cells(start, stop)
         if self._cartesian:
             out *= self._eff_scale[start:stop, None, None]
-            return RawFrames(coords=out, style="wrapped", cells=cells)
-        return RawFrames(coords=out, style="fractional", cells=cells)
+            return RawFrames(coords=out, style="wrapped", cells=cells, owned=True)
+        return RawFrames(coords=out, style="fractional", cells=cells, owned=True)

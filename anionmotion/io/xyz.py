@@ -23,7 +23,7 @@ from ..errors import AnionmotionWarning, TrajectoryError, TruncatedFileWarning
 from ..kernels import textparse as tp
 from ..units import BOHR_A, FS_PS
 from ._text import elements_of, line_at, line_number, load_buffer, raise_parse_error
-from .base import BaseReader, RawFrames
+from .base import BaseReader, RawFrames, want_velocities
 
 __all__ = ["XYZReader", "XYZFile", "parse_comment", "parse_properties", "ASE_VELOCITY_A_PS"]
 
@@ -347,16 +347,28 @@ class XYZReader(BaseReader):
     def read_cells(self, start, stop):
         return np.array(self._all_cells()[start:stop])
 
-    def read(self, start, stop, atoms=None):
-        data = self._f.parse(start, stop, self._colmap, self._ncols, atoms)
+    def constant_cell(self):
+        """The ``cell=`` option's cell; the file's ``Lattice=`` cells are checked by the trajectory."""
+        if self.options.cell is not None:
+            return np.asarray(self.options.cell, dtype=np.float64).reshape(3, 3)
+        return None
+
+    def read(self, start, stop, atoms=None, velocities=None):
+        """Frames ``start:stop``: only the rows of ``atoms`` are parsed, the velocity columns only when wanted."""
+        with_vel = self._vel_factor is not None and want_velocities(velocities)
+        if with_vel or self._vel_factor is None:
+            colmap, ncols = self._colmap, self._ncols
+        else:
+            colmap, ncols = np.where(self._colmap >= 3, -1, self._colmap), 3
+        data = self._f.parse(start, stop, colmap, ncols, atoms)
         pos = data[..., :3]
         if self._len_factor != 1.0:
             pos = pos * self._len_factor
         vel = None
-        if self._vel_factor is not None:
+        if with_vel:
             vel = data[..., 3:6] * self._vel_factor
             if self._momenta:
                 inv = self._inv_mass if atoms is None else self._inv_mass[np.asarray(atoms, dtype=np.int64)]
                 vel *= inv[None, :, None]
         return RawFrames(coords=np.ascontiguousarray(pos), style="wrapped", cells=self.read_cells(start, stop),
-                         times=None if self.times is None else self.times[start:stop], velocities=vel)
+                         times=None if self.times is None else self.times[start:stop], velocities=vel, owned=True)

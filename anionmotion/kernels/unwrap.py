@@ -27,7 +27,7 @@ def unwrap_fractional_ref(frac, prev_wrapped, prev_unwrapped, out, max_jump):
         prev_unwrapped[...] = out[-1]
 
 
-def unwrap_fractional(frac, prev_wrapped=None, prev_unwrapped=None, *, use_ext=True):
+def unwrap_fractional(frac, prev_wrapped=None, prev_unwrapped=None, *, use_ext=True, out=None):
     """Unwrap fractional coordinates frame to frame.
 
     Parameters
@@ -39,11 +39,14 @@ def unwrap_fractional(frac, prev_wrapped=None, prev_unwrapped=None, *, use_ext=T
         ``frac[0]`` (the first frame is taken as it is).
     use_ext : bool
         Use the compiled kernel (True) or the numpy twin.
+    out : ndarray, shape (n_frames, n_atoms, 3), float64, C-contiguous, optional
+        Where to write the result; may be ``frac`` itself (unwrapping in
+        place, no second array of the chunk's size).
 
     Returns
     -------
     out : ndarray, shape (n_frames, n_atoms, 3)
-        Unwrapped fractional coordinates.
+        Unwrapped fractional coordinates (``out`` when given).
     max_jump : ndarray, shape (n_frames, n_atoms)
         max_k |Δs_k − round(Δs_k)| for each frame and atom.
 
@@ -59,10 +62,25 @@ def unwrap_fractional(frac, prev_wrapped=None, prev_unwrapped=None, *, use_ext=T
     else:
         prev_wrapped = as_array(prev_wrapped, "prev_wrapped", shape=(n_atoms, 3))
         prev_unwrapped = as_array(prev_unwrapped, "prev_unwrapped", shape=(n_atoms, 3))
-    out = np.empty_like(frac)
+    out = _out(out, frac.shape, "out")
     jump = np.zeros(frac.shape[:2])
-    (_unwrap.unwrap_fractional if use_ext else unwrap_fractional_ref)(frac, prev_wrapped, prev_unwrapped, out, jump)
+    if use_ext:
+        # the compiled loop reads each element before writing it: out may alias frac
+        _unwrap.unwrap_fractional(frac, prev_wrapped, prev_unwrapped, out, jump)
+    else:
+        unwrap_fractional_ref(frac.copy() if np.shares_memory(frac, out) else frac, prev_wrapped, prev_unwrapped,
+                              out, jump)
     return out, jump
+
+
+def _out(out, shape, name):
+    """A float64 C-contiguous output array of ``shape``: ``out`` checked, or a new one."""
+    if out is None:
+        return np.empty(shape)
+    if not isinstance(out, np.ndarray) or out.dtype != np.float64 or out.shape != tuple(shape) \
+            or not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous float64 array of shape {tuple(shape)}")
+    return out
 
 
 def inverse_cells(cells):
@@ -78,19 +96,33 @@ def frac_to_cart_ref(frac, cells, out):
     np.einsum("tik,tkl->til", frac, cells, out=out)
 
 
-def cart_to_frac(pos, cells, *, use_ext=True):
-    """Fractional coordinates s = r·H⁻¹ of Cartesian positions (Å) in cells (n_frames, 3, 3)."""
+def cart_to_frac(pos, cells, *, use_ext=True, out=None):
+    """Fractional coordinates s = r·H⁻¹ of Cartesian positions (Å) in cells (n_frames, 3, 3).
+
+    ``out`` (float64, C-contiguous, the shape of ``pos``) receives the result
+    and may be ``pos`` itself (conversion in place).
+    """
     pos = as_array(pos, "positions", shape=(None, None, 3))
     cells = as_array(cells, "cells", shape=(pos.shape[0], 3, 3))
-    out = np.empty_like(pos)
-    (_unwrap.cart_to_frac if use_ext else cart_to_frac_ref)(pos, inverse_cells(cells), out)
+    out = _out(out, pos.shape, "out")
+    if use_ext:  # each atom's x, y, z are read before its row is written: in place is safe
+        _unwrap.cart_to_frac(pos, inverse_cells(cells), out)
+    else:
+        cart_to_frac_ref(pos.copy() if np.shares_memory(pos, out) else pos, inverse_cells(cells), out)
     return out
 
 
-def frac_to_cart(frac, cells, *, use_ext=True):
-    """Cartesian positions r = s·H (Å) of fractional coordinates in cells (n_frames, 3, 3)."""
+def frac_to_cart(frac, cells, *, use_ext=True, out=None):
+    """Cartesian positions r = s·H (Å) of fractional coordinates in cells (n_frames, 3, 3).
+
+    ``out`` (float64, C-contiguous, the shape of ``frac``) receives the result
+    and may be ``frac`` itself (conversion in place).
+    """
     frac = as_array(frac, "frac", shape=(None, None, 3))
     cells = as_array(cells, "cells", shape=(frac.shape[0], 3, 3))
-    out = np.empty_like(frac)
-    (_unwrap.frac_to_cart if use_ext else frac_to_cart_ref)(frac, cells, out)
+    out = _out(out, frac.shape, "out")
+    if use_ext:
+        _unwrap.frac_to_cart(frac, cells, out)
+    else:
+        frac_to_cart_ref(frac.copy() if np.shares_memory(frac, out) else frac, cells, out)
     return out
