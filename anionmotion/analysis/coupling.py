@@ -26,9 +26,11 @@ from ..errors import OptionError
 from ..kernels.events import residence_runs
 from ..kernels.polyanion import half_widths2, pair_vectors
 from ..results import Result
+from .base import AnalysisBase, SeriesStore
 from .polyanions import Polyanions, find_polyanions, parse_species
 
-__all__ = ["coupling", "CouplingResult", "coincidence", "first_shell_radius", "min_image_rows",
+__all__ = ["coupling", "Coupling", "CouplingResult", "ResidenceTracker", "coincidence", "angular_displacement",
+           "chunk_system", "first_shell_radius", "min_image_rows",
            "DEFAULT_MIN_RESIDENCE_PS", "DEFAULT_COINCIDENCE_WINDOW_PS", "DEFAULT_PERMUTATIONS"]
 
 DEFAULT_MIN_RESIDENCE_PS = 1.0
@@ -111,8 +113,18 @@ def first_shell_radius(distances, volume, n_pairs_per_frame, n_frames, *, r_max,
     minimum is the lowest point between the first peak (global maximum) and
     the first bin after it where the smoothed g rises again by 5 % of the peak.
     """
-    edges = np.arange(0.0, r_max + dr, dr)
+    edges = _shell_edges(r_max, dr)
     n, _ = np.histogram(distances, bins=edges)
+    return _first_minimum(n, edges, volume, n_pairs_per_frame, n_frames, r_max)
+
+
+def _shell_edges(r_max, dr=0.05):
+    """Bin edges of the centre–cation g(r), Å."""
+    return np.arange(0.0, r_max + dr, dr)
+
+
+def _first_minimum(n, edges, volume, n_pairs_per_frame, n_frames, r_max):
+    """First minimum of g(r) from the pair counts ``n`` of the bins ``edges`` (see :func:`first_shell_radius`)."""
     r = 0.5 * (edges[1:] + edges[:-1])
     shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
     g = n * volume / (max(n_pairs_per_frame, 1) * max(n_frames, 1) * shell)
@@ -261,8 +273,47 @@ def coincidence(u, hop_frames, hop_anions, *, window_frames, dt_ps, n_permutatio
     cation hops than at arbitrary times — the paddle-wheel signature.  Hops
     closer than w to either end of the trajectory are left out.
     """
+    u = np.asarray(u, dtype=np.float64)
     n = u.shape[0]
     w = int(window_frames)
+    D = None
+    if w >= 1 and n > 2 * w:
+        D = np.full(u.shape[:2], np.nan)
+        D[w:n - w] = angular_displacement(u[:n - 2 * w], u[2 * w:])
+
+    def gather(frames, anions):
+        return D[frames, anions]
+
+    return _coincidence_core(n, hop_frames, hop_anions, w, dt_ps, n_permutations, seed, u.shape[2], gather)
+
+
+def angular_displacement(a, b):
+    """Ligand-averaged angle between two sets of unit centre→ligand vectors, degrees.
+
+    Parameters
+    ----------
+    a, b : ndarray, shape (..., n_lig, 3)
+        Unit vectors (NaN rows for padding ligands).
+
+    Returns
+    -------
+    ndarray, shape (...), degrees
+        mean over the real ligands of arccos(a_l · b_l).  Evaluated element by
+        element, so D(t, a) computed for a block of frames equals the value
+        computed for any other gathering of the same (frame, anion).
+    """
+    c = np.clip(np.einsum("...lk,...lk->...l", a, b), -1, 1)
+    return np.nanmean(np.degrees(np.arccos(c)), axis=-1)
+
+
+def _coincidence_core(n, hop_frames, hop_anions, w, dt_ps, n_permutations, seed, n_lig, gather, phase=None):
+    """The coincidence statistic and its permutation null from D(t, a) given by ``gather(frames, anions)``.
+
+    ``gather`` returns D at the (frame, anion) pairs of two broadcast-equal
+    integer arrays (the angular displacement between t − w and t + w, see
+    :func:`angular_displacement`); the random draws are the same batches as
+    always, so the result does not depend on how D is stored.
+    """
     hop_frames = np.asarray(hop_frames, dtype=np.int64)
     hop_anions = np.asarray(hop_anions, dtype=np.int64)
     keep = (hop_frames - w >= 0) & (hop_frames + w < n)
@@ -280,21 +331,22 @@ def coincidence(u, hop_frames, hop_anions, *, window_frames, dt_ps, n_permutatio
     if len(hf) == 0:
         out["note"] = "no hop farther than the window from the trajectory ends"
         return out
-
-    def dtheta(frames, anions):
-        a = u[frames - w, anions]            # (..., L, 3)
-        b = u[frames + w, anions]
-        c = np.clip(np.einsum("...lk,...lk->...l", a, b), -1, 1)
-        return np.nanmean(np.degrees(np.arccos(c)), axis=-1)
-
-    s = float(dtheta(hf, ha).mean())
+    s = float(gather(hf, ha).mean())
     rng = np.random.default_rng(seed)
     null = np.empty(int(n_permutations))
-    batch = max(1, int(2e6 // max(len(hf) * u.shape[2], 1)))
-    for k0 in range(0, len(null), batch):   # batches of resamplings (vectorised inside)
-        kb = min(batch, len(null) - k0)
-        rf = rng.integers(w, n - w, size=(kb, len(hf)))
-        null[k0:k0 + kb] = dtheta(rf, np.broadcast_to(ha, rf.shape)).mean(axis=1)
+    batch = max(1, int(2e6 // max(len(hf) * n_lig, 1)))
+    n_batches = -(-len(null) // batch)
+    bar = phase(n_batches) if phase is not None else None
+    try:
+        for k0 in range(0, len(null), batch):   # batches of resamplings (vectorised inside)
+            kb = min(batch, len(null) - k0)
+            rf = rng.integers(w, n - w, size=(kb, len(hf)))
+            null[k0:k0 + kb] = gather(rf, np.broadcast_to(ha, rf.shape)).mean(axis=1)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
     mu, sd = float(null.mean()), float(null.std(ddof=1)) if len(null) > 1 else 0.0
     out.update(hop_mean_deg=s, null_mean_deg=mu, null_std_deg=sd, ratio=s / mu if mu > 0 else None,
                z=(s - mu) / sd if sd > 0 else None,
@@ -312,28 +364,45 @@ def _local_frames(frames, wanted):
     return pick
 
 
-def load_system(traj, pa: Polyanions, cation_idx, *, start=None, stop=None, step=None, progress=None,
-                use_ext=True):
-    """Read the cations and the polyanions: positions, centres, unit ligand vectors.
+def chunk_system(chunk, pa: Polyanions, cation_idx, *, use_ext=True):
+    """Cations and polyanions of one chunk: positions, centres, ligand vectors, unit vectors.
+
+    Parameters
+    ----------
+    chunk : Chunk
+        Frames holding at least the cations and ``pa.atoms``.
+    pa : Polyanions
+    cation_idx : ndarray of int
+        Trajectory indices of the cations.
 
     Returns
     -------
-    dict with ``frames``, ``times`` (ps), ``cells`` (Å), ``cat`` (n_frames, n_cat, 3) Å unwrapped cation
-    positions, ``cen`` (n_frames, n_anions, 3) Å centres (centre atom or centre of mass), ``lig``
+    dict with ``frames``, ``times`` (ps), ``cells`` (Å), ``cat`` (n_frames, n_cat, 3) Å cation positions,
+    ``cen`` (n_frames, n_anions, 3) Å centres (centre atom or centre of mass), ``lig``
     (n_frames, n_anions, n_lig, 3) Å centre→ligand vectors, ``u`` unit vectors.
+    """
+    col = np.searchsorted(chunk.atom_indices, cation_idx)
+    lig = pa.ligand_vectors(chunk, use_ext=use_ext)
+    if pa.is_cluster:
+        cen = pa.com(chunk, use_ext=use_ext)
+    else:
+        cen = chunk.positions[:, np.searchsorted(chunk.atom_indices, pa.centers), :]
+    with np.errstate(invalid="ignore"):
+        u = lig / np.linalg.norm(lig, axis=-1, keepdims=True)
+    return {"frames": chunk.frame_indices, "times": chunk.times, "cells": chunk.cells,
+            "cat": chunk.positions[:, col, :], "cen": cen, "lig": lig, "u": u}
+
+
+def load_system(traj, pa: Polyanions, cation_idx, *, start=None, stop=None, step=None, progress=None,
+                use_ext=True):
+    """Read the cations and the polyanions of a whole frame range into memory (see :func:`chunk_system`).
+
+    The streamed analyses (:class:`Coupling`, :func:`~anionmotion.analysis.timeline.timeline`)
+    do not use it; it is kept for interactive use on short trajectories.
     """
     atoms = np.union1d(cation_idx, pa.atoms).astype(np.int64)
     ch = traj.read(atoms=atoms, start=start, stop=stop, step=step, progress=progress)
-    col = np.searchsorted(ch.atom_indices, cation_idx)
-    lig = pa.ligand_vectors(ch, use_ext=use_ext)
-    if pa.is_cluster:
-        cen = pa.com(ch, use_ext=use_ext)
-    else:
-        cen = ch.positions[:, np.searchsorted(ch.atom_indices, pa.centers), :]
-    with np.errstate(invalid="ignore"):
-        u = lig / np.linalg.norm(lig, axis=-1, keepdims=True)
-    return {"frames": ch.frame_indices, "times": ch.times, "cells": ch.cells, "cat": ch.positions[:, col, :],
-            "cen": cen, "lig": lig, "u": u}
+    return chunk_system(ch, pa, cation_idx, use_ext=use_ext)
 
 
 def _centre_cation_vectors(sysd, use_ext=True, frames=None):
@@ -349,11 +418,466 @@ def _centre_cation_vectors(sysd, use_ext=True, frames=None):
     return v.reshape(len(pos), n_cat, n_an, 3)
 
 
+def _centre_cation_distances(sysd, use_ext=True):
+    """(n_frames, n_cat · n_an) float32 centre–cation distances, pair p = cation · n_an + anion (Å)."""
+    v = _centre_cation_vectors(sysd, use_ext)
+    return np.linalg.norm(v, axis=-1).reshape(v.shape[0], -1).astype(np.float32)
+
+
+def nearest_anions(sysd, cat_local, frame_local, k, use_ext=True):
+    """Indices of the k polyanion centres nearest to each (cation, frame), shape (n, k)."""
+    cat_local = np.asarray(cat_local)
+    frame_local = np.asarray(frame_local)
+    if len(cat_local) == 0:
+        return np.zeros((0, min(k, sysd["cen"].shape[1])), dtype=np.int64)
+    d = sysd["cat"][frame_local, cat_local][:, None, :] - sysd["cen"][frame_local]          # (n, A, 3)
+    n, A = d.shape[:2]
+    v = min_image_rows(d.reshape(-1, 3), np.repeat(sysd["cells"][frame_local], A, axis=0)).reshape(n, A, 3)
+    r = np.linalg.norm(v, axis=-1)
+    k = min(k, A)
+    return np.argsort(r, axis=1, kind="stable")[:, :k]
+
+
+class ResidenceTracker:
+    """Residence events of (cation, anion) pairs found online, with their Pearson r.
+
+    Chunks of in-shell flags arrive in frame order; the open run of every pair
+    is carried across chunk boundaries with its references (C→cation vector
+    and C→A vector at the run start, the ligand A) and the running Pearson
+    statistics of θ_CNa(t), θ_CA(t): count, means and centred (co-)moments,
+    exact per chunk and merged across chunks with Chan et al.'s parallel
+    formula.  A run that ends shorter than ``min_frames`` is dropped.  Memory:
+    O(n_pairs) for the open runs plus the finished events.
+
+    Parameters
+    ----------
+    n_cat, n_an : int
+    min_frames : int
+        Minimum run length (frames).
+    use_ext : bool
+    """
+
+    def __init__(self, n_cat, n_an, min_frames, *, use_ext=True):
+        self.n_cat, self.n_an = int(n_cat), int(n_an)
+        P = self.n_cat * self.n_an
+        self.min_frames = int(min_frames)
+        self.use_ext = use_ext
+        self.open_start = np.full(P, -1, dtype=np.int64)
+        self.ref_cna = np.zeros((P, 3))
+        self.ref_ca = np.zeros((P, 3))
+        self.A = np.zeros(P, dtype=np.int64)
+        self.cnt = np.zeros(P)
+        self.mx, self.my = np.zeros(P), np.zeros(P)
+        self.sxx, self.syy, self.sxy = np.zeros(P), np.zeros(P), np.zeros(P)
+        self.end = 0
+        self._out = []
+
+    def _emit(self, pair, start, stop, A, sxx, syy, sxy):
+        ok = (stop - start) >= self.min_frames
+        if not ok.any():
+            return
+        den = np.sqrt(sxx[ok] * syy[ok])
+        r = np.full(int(ok.sum()), np.nan)
+        good = den > 1e-12
+        r[good] = sxy[ok][good] / den[good]
+        self._out.append((pair[ok], start[ok], stop[ok], A[ok], r))
+
+    def _close(self, sel, stop):
+        if len(sel):
+            self._emit(sel, self.open_start[sel], np.full(len(sel), stop, np.int64), self.A[sel], self.sxx[sel],
+                       self.syy[sel], self.sxy[sel])
+            self.open_start[sel] = -1
+
+    def add(self, g0, inside, sysd):
+        """Frames ``g0 … g0 + n − 1``: ``inside`` (n, n_pairs) bool and the chunk's :func:`chunk_system` arrays."""
+        f = inside.shape[0]
+        if f == 0:
+            return
+        # open runs that do not continue into this chunk end at its first frame
+        self._close(np.nonzero((self.open_start >= 0) & ~inside[0])[0], g0)
+        self.end = g0 + f
+        runs = residence_runs(inside, 1, use_ext=self.use_ext)
+        if not len(runs):
+            return
+        pair, s, e = runs[:, 0], runs[:, 1], runs[:, 2]
+        E = len(runs)
+        cont = (s == 0) & (self.open_start[pair] >= 0)
+        lens = e - s
+        seg0 = np.cumsum(lens) - lens
+        eid = np.repeat(np.arange(E), lens)
+        tt = np.arange(lens.sum()) - np.repeat(seg0, lens) + np.repeat(s, lens)
+        ci, ai = pair // self.n_an, pair % self.n_an
+        cells = sysd["cells"]
+        cna = min_image_rows(sysd["cat"][tt, ci[eid]] - sysd["cen"][tt, ai[eid]], cells[tt])   # (N, 3) C → cation
+        cna0 = cna[seg0]
+        lig0 = sysd["lig"][s, ai]                                                           # (E, L, 3) C → ligands
+        dCA = np.linalg.norm(cna0[:, None, :] - lig0, axis=-1)
+        dCA = np.where(np.isnan(dCA), np.inf, dCA)
+        A = np.argmin(dCA, axis=1)
+        ca0 = lig0[np.arange(E), A]
+        pc = pair[cont]
+        cna0[cont] = self.ref_cna[pc]
+        ca0[cont] = self.ref_ca[pc]
+        A[cont] = self.A[pc]
+        ca = sysd["lig"][tt, ai[eid], A[eid]]
+        x = _angle(cna, cna0[eid])
+        y = _angle(ca, ca0[eid])
+        # exact statistics of every segment (two-pass over the segment) ...
+        cnt = lens.astype(np.float64)
+        mx = np.bincount(eid, x, E) / cnt
+        my = np.bincount(eid, y, E) / cnt
+        dx, dy = x - mx[eid], y - my[eid]
+        sxy = np.bincount(eid, dx * dy, E)
+        sxx = np.bincount(eid, dx * dx, E)
+        syy = np.bincount(eid, dy * dy, E)
+        # ... merged with the part of the run seen in earlier chunks (Chan et al. 1979)
+        if cont.any():
+            na, nb = self.cnt[pc], cnt[cont]
+            nt = na + nb
+            ddx, ddy = mx[cont] - self.mx[pc], my[cont] - self.my[pc]
+            fac = na * nb / nt
+            sxx[cont] = self.sxx[pc] + sxx[cont] + ddx * ddx * fac
+            syy[cont] = self.syy[pc] + syy[cont] + ddy * ddy * fac
+            sxy[cont] = self.sxy[pc] + sxy[cont] + ddx * ddy * fac
+            mx[cont] = self.mx[pc] + ddx * nb / nt
+            my[cont] = self.my[pc] + ddy * nb / nt
+            cnt[cont] = nt
+        gs = g0 + s
+        gs[cont] = self.open_start[pc]
+        self.open_start[pc] = -1
+        done = e < f
+        self._emit(pair[done], gs[done], g0 + e[done], A[done], sxx[done], syy[done], sxy[done])
+        op = ~done
+        p = pair[op]
+        self.open_start[p] = gs[op]
+        self.ref_cna[p], self.ref_ca[p], self.A[p] = cna0[op], ca0[op], A[op]
+        self.cnt[p], self.mx[p], self.my[p] = cnt[op], mx[op], my[op]
+        self.sxx[p], self.syy[p], self.sxy[p] = sxx[op], syy[op], sxy[op]
+
+    @property
+    def n_open(self) -> int:
+        return int(np.count_nonzero(self.open_start >= 0))
+
+    def finish(self):
+        """Close the open runs at the last frame; return ``pair, start, stop, A, r`` ordered by pair then start."""
+        self._close(np.nonzero(self.open_start >= 0)[0], self.end)
+        if not self._out:
+            z = np.zeros(0, np.int64)
+            return z, z.copy(), z.copy(), z.copy(), np.zeros(0)
+        pair, st, sp, A, r = (np.concatenate(c) for c in zip(*self._out))
+        o = np.lexsort((st, pair))
+        return pair[o], st[o], sp[o], A[o], r[o]
+
+
+class Coupling(AnalysisBase):
+    """Cation–polyanion coupling in bounded memory (see :func:`coupling` for the science and parameters).
+
+    Passes over the trajectory, each with a progress bar:
+
+    1. only when ``shell`` is None: g_C–cation(r) from every ⌊n/2000⌋-th
+       frame (at least every frame), reading only those frames;
+    2. the hops of the cation (:class:`~anionmotion.analysis.hops.Hops`,
+       streamed, h not kept) unless ``hops`` is given;
+    3. the residence pass: chunks of the cations and polyanions; residence
+       runs and their Pearson r found online (:class:`ResidenceTracker`), the
+       nearest anions of every hop at its frame, and the anion angular
+       displacement D(t, a) over ±w (a ring buffer of 2w frames of unit
+       vectors) written to a :class:`~anionmotion.analysis.base.SeriesStore`
+       (memory or scratch file);
+    4. the permutation null of the coincidence measure from the stored D
+       (same random batches as the in-memory :func:`coincidence`).
+
+    Memory is set by ``memory`` (one chunk takes about a quarter, the D store
+    up to 40 % before it moves to a scratch file) and does not grow with the
+    trajectory length apart from O(n_frames) scalars (times) and the events.
+    """
+
+    name = "coupling"
+    STORE_FRACTION = 0.4
+
+    def __init__(self, cation, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, shell=None,
+                 min_residence=DEFAULT_MIN_RESIDENCE_PS, hops=None, hop_a=None, hop_residence=3.0, hop_window=9.0,
+                 coincidence_window=DEFAULT_COINCIDENCE_WINDOW_PS, n_nearest=2, n_permutations=DEFAULT_PERMUTATIONS,
+                 seed=0, block_frames=None, memory=None, progress=None, use_ext=True):
+        super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        self.cation, self.center, self.ligand, self.cutoff, self.cluster = cation, center, ligand, cutoff, cluster
+        self.polyanions, self.shell, self.min_residence, self.hops = polyanions, shell, min_residence, hops
+        self.hop_a, self.hop_residence, self.hop_window = hop_a, hop_residence, hop_window
+        self.coincidence_window, self.n_nearest, self.n_permutations = coincidence_window, n_nearest, n_permutations
+        self.seed, self.block_frames = seed, block_frames
+
+    # ------------------------------------------------------------- options
+    def _setup(self, traj, start=None, stop=None, step=None):
+        cs = parse_species(self.cation, "cation")
+        if cs is None or len(cs) != 1:
+            raise OptionError(f"cation must be one species (e.g. cation='Na'); got {self.cation!r}")
+        self._cation = cs[0]
+        self._cat_idx = traj.select(species=self._cation)
+        pa = self.polyanions
+        if pa is None:
+            s0 = traj.frame_range(start=start, stop=stop, step=step).start if traj.n_frames else 0
+            pa = find_polyanions(traj, center=self.center, ligand=self.ligand, cutoff=self.cutoff,
+                                 cluster=self.cluster, frame=s0)
+        self._pa = pa
+        if np.intersect1d(self._cat_idx, pa.atoms).size:
+            raise OptionError(f"the cation species {self._cation} is part of the polyanions")
+        # None means "the default" for the optional numeric settings
+        def d(v, default):
+            return default if v is None else v
+
+        self._min_res = d(self.min_residence, DEFAULT_MIN_RESIDENCE_PS)
+        self._window = d(self.coincidence_window, DEFAULT_COINCIDENCE_WINDOW_PS)
+        self._n_perm = d(self.n_permutations, DEFAULT_PERMUTATIONS)
+        self._n_near = d(self.n_nearest, 2)
+        self._hop_res = d(self.hop_residence, 3.0)
+        self._hop_win = d(self.hop_window, 9.0)
+        if not float(self._min_res) > 0:
+            raise OptionError(f"min_residence must be a positive time in ps; got {self._min_res}")
+        if self.shell is not None and not (np.isfinite(float(self.shell)) and float(self.shell) > 0):
+            raise OptionError(f"shell must be a positive distance in Å; got {self.shell}")
+        if int(self._n_near) < 1:
+            raise OptionError(f"n_nearest must be at least 1; got {self._n_near}")
+        if not float(self._window) > 0:
+            raise OptionError(f"coincidence_window must be a positive time in ps; got {self._window}")
+        if int(self._n_perm) < 1:
+            raise OptionError(f"n_permutations must be at least 1; got {self._n_perm}")
+        if self.block_frames is not None and int(self.block_frames) < 1:
+            raise OptionError(f"block_frames must be a positive number of frames; got {self.block_frames}")
+        self._read_atoms = np.union1d(self._cat_idx, pa.atoms).astype(np.int64)
+        super()._setup(traj, start, stop, step)
+
+    def _atoms(self):
+        return self._read_atoms
+
+    def _bytes_per_frame(self, n_atoms_read) -> int:
+        P = len(self._cat_idx) * self._pa.n_anions
+        lig = self._pa.n_anions * max(self._pa.n_ligands, 1) * 3 * 8
+        # positions (raw, unwrapped, copies); pair vectors, norms, flags and the in-shell rows; ligand vectors and u
+        return int(n_atoms_read * 3 * 8 * 4 + P * 160 + lig * 6)
+
+    def _chunk_frames(self):
+        n = super()._chunk_frames()
+        return n if self.block_frames is None else max(1, min(n, int(self.block_frames)))
+
+    # ------------------------------------------------------------- passes
+    def _prepare(self):
+        n = self.n_frames
+        if n < 3:
+            raise OptionError(f"coupling needs at least 3 frames; got {n}")
+        self._dt = self.dt if self.uniform and self.dt else float(np.median(np.diff(self.times)))
+        self._min_frames = max(1, int(math.ceil(float(self._min_res) / self._dt - 1e-9)) + 1)
+
+    def _shell_pass(self):
+        """g_C–cation(r) from every ⌊n/2000⌋-th analysed frame (reading only those) and its first minimum."""
+        traj, frames, n = self.traj, self.frames, self.n_frames
+        # r_max and the mean volume over every analysed frame, from the cells in blocks
+        hw2, vol_sum = np.inf, 0.0
+        allc = traj.cells
+        for b0 in range(0, n, 65536):
+            c = allc[frames[b0:b0 + 65536]]
+            hw2 = min(hw2, float(half_widths2(c).min()))
+            vol_sum += float(np.abs(np.linalg.det(c)).sum())
+        r_max = float(np.sqrt(hw2))
+        volume = vol_sum / n
+        edges = _shell_edges(r_max)
+        counts = np.zeros(len(edges) - 1, dtype=np.int64)
+        k = max(1, n // 2000)
+        sample = np.arange(0, n, k)
+        fpc = self._chunk_frames()
+
+        def add(sysd):
+            d = _centre_cation_distances(sysd, self.use_ext)
+            counts[:] += np.histogram(d[d < r_max], bins=edges)[0]
+
+        with self._phase(len(sample), "g(r) frames", unit="frame") as bar:
+            if k == 1:
+                fr = self.frame_range
+                for ch in traj.iter_chunks(fpc, atoms=self._read_atoms, start=fr.start, stop=fr.stop, step=fr.step,
+                                           progress=False, unwrap=bool(traj.unwrap and self.needs_unwrap)):
+                    add(chunk_system(ch, self._pa, self._cat_idx, use_ext=self.use_ext))
+                    bar.update(ch.n_frames)
+            else:   # only the sampled frames (minimum-image distances need no unwrapping)
+                for f in frames[sample]:
+                    for ch in traj.iter_chunks(1, atoms=self._read_atoms, start=int(f), stop=int(f) + 1,
+                                               progress=False, unwrap=False):
+                        add(chunk_system(ch, self._pa, self._cat_idx, use_ext=self.use_ext))
+                    bar.update(1)
+        P = len(self._cat_idx) * self._pa.n_anions
+        r_sh, rr, gg = _first_minimum(counts, edges, volume, P, len(sample), r_max)
+        return r_sh, {"r_A": rr, "g": gg}
+
+    def _hops_pass(self):
+        hops_res = self.hops
+        if hops_res is None:
+            from .hops import hops as run_hops
+
+            try:
+                fr = self.frame_range
+                hops_res = run_hops(self.traj, species=self._cation, a=self.hop_a, residence=self._hop_res,
+                                    window=self._hop_win, start=fr.start, stop=fr.stop, step=fr.step,
+                                    memory=self.memory, progress=self.progress, keep_h=False, use_ext=self.use_ext)
+            except OptionError as err:
+                return None, {"n_hops": 0, "n_pairs": 0, "note": f"hops not computed: {err}"}
+        ev_atom = np.asarray(hops_res.event_atom, dtype=np.int64)
+        ev_frame = np.asarray(hops_res.event_frame, dtype=np.int64)
+        sel = np.isin(ev_atom, self._cat_idx)
+        ev_atom, ev_frame = ev_atom[sel], ev_frame[sel]
+        info = {"n_hops": int(len(ev_atom)), "hop_a_A": float(getattr(hops_res, "a_A", float("nan"))),
+                "hop_residence_ps": float(getattr(hops_res, "residence_ps", float("nan"))),
+                "hop_window_ps": float(getattr(hops_res, "window_ps", float("nan"))),
+                "cation_jump_frequency_per_ns": float(getattr(hops_res, "jump_frequency_per_ns", float("nan"))),
+                "n_nearest": int(self._n_near)}
+        if len(ev_atom) == 0:
+            out = {"n_pairs": 0, "note": "no hops detected", "window_ps": float(self._window)}
+            out.update(info)
+            return None, out
+        return (ev_atom, ev_frame), info
+
+    def run(self, traj, start=None, stop=None, step=None) -> "CouplingResult":
+        """Analyse frames ``start:stop:step`` of ``traj`` and return a :class:`CouplingResult`."""
+        self._setup(traj, start, stop, step)
+        self._prepare()
+        n = self.n_frames
+        if self.shell is None:
+            self._shell, g_r = self._shell_pass()
+            self._shell_source = SHELL_SOURCE_AUTO
+        else:
+            self._shell, g_r, self._shell_source = float(self.shell), {}, "user"
+        self._g_r = g_r
+        hops, self._hop_info = self._hops_pass()
+        # the residence pass
+        n_cat, n_an = len(self._cat_idx), self._pa.n_anions
+        self._tracker = ResidenceTracker(n_cat, n_an, self._min_frames, use_ext=self.use_ext)
+        self._broken = {}
+        self._w = max(1, int(round(float(self._window) / self._dt)))
+        self._hops_local = None
+        self._store = None
+        if hops is not None:
+            ev_atom, ev_frame = hops
+            self._hops_local = (_local_frames(self.frames, ev_frame), np.searchsorted(self._cat_idx, ev_atom))
+            self._near = np.zeros((len(ev_atom), min(int(self._n_near), n_an)), dtype=np.int64)
+            fl = self._hops_local[0]
+            w = self._w
+            if w >= 1 and n > 2 * w and np.any((fl - w >= 0) & (fl + w < n)):
+                self._store = SeriesStore(n_an, n, budget=self.budget, in_memory_fraction=self.STORE_FRACTION,
+                                          prefix="anionmotion-coupling-")
+        self._g0 = 0
+        self._u_tail = None
+        try:
+            self._iterate("residence events")
+            return self._finish()
+        finally:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def _accumulate(self, chunk):
+        sysd = chunk_system(chunk, self._pa, self._cat_idx, use_ext=self.use_ext)
+        f, g0 = chunk.n_frames, self._g0
+        for e in self._pa.broken_ligands(sysd["lig"], 0):
+            e["frame"] = int(chunk.frame_indices[e["frame"]])
+            self._broken.setdefault((e["anion"], e["ligand_atom"]), e)
+        inside = _centre_cation_distances(sysd, self.use_ext) < self._shell
+        self._tracker.add(g0, inside, sysd)
+        del inside
+        if self._hops_local is not None:
+            fl, cl = self._hops_local
+            here = np.nonzero((fl >= g0) & (fl < g0 + f))[0]
+            if len(here):
+                self._near[here] = nearest_anions(sysd, cl[here], fl[here] - g0, int(self._n_near), self.use_ext)
+        if self._store is not None:   # D(t, a) for every t whose ±w frames are in the ring buffer
+            w, n = self._w, self.n_frames
+            buf = sysd["u"] if self._u_tail is None else np.concatenate([self._u_tail, sysd["u"]])
+            b0 = g0 + f - len(buf)
+            t_lo, t_hi = max(w, b0 + w), min(n - w, g0 + f - w)
+            if t_hi > t_lo:
+                self._store.write(t_lo, angular_displacement(buf[t_lo - w - b0:t_hi - w - b0],
+                                                             buf[t_lo + w - b0:t_hi + w - b0]))
+            self._u_tail = buf[max(0, len(buf) - 2 * w):].copy()
+        self._g0 += f
+
+    def _gather(self, anions):
+        """``gather(frames, anions)`` over the D store: all needed rows in memory when they fit, else row by row."""
+        store, n = self._store, self.n_frames
+        if store.in_memory:
+            D = store.read_rows(0, store.n_rows)
+            return lambda fr, an: D[an, fr]
+        uniq = np.unique(anions)
+        if len(uniq) * n * 8 <= 0.25 * self.budget:
+            sub = np.empty((len(uniq), n))
+            with self._phase(len(uniq), "reading D(t) rows", unit="row") as bar:
+                for j, a in enumerate(uniq):
+                    sub[j] = store.read_rows(int(a), 1)[0]
+                    bar.update(1)
+            return lambda fr, an: sub[np.searchsorted(uniq, an), fr]
+
+        def gather(fr, an):
+            out = np.empty(np.broadcast(fr, an).shape)
+            fr, an = np.broadcast_arrays(fr, an)
+            for a in np.unique(an):
+                m = an == a
+                out[m] = store.read_rows(int(a), 1)[0][fr[m]]
+            return out
+
+        return gather
+
+    def _coincidence(self):
+        info = self._hop_info
+        if self._hops_local is None:
+            return info
+        fl = self._hops_local[0]
+        near = self._near
+        hf, ha = np.repeat(fl, near.shape[1]), near.ravel()
+        gather = self._gather(ha) if self._store is not None else None
+        out = _coincidence_core(self.n_frames, hf, ha, self._w, self._dt, self._n_perm, self.seed,
+                                self._pa.n_ligands, gather,
+                                phase=lambda total: self._bar(total, "permutation null", unit="batch"))
+        out.update(info)
+        return out
+
+    def _finish(self) -> "CouplingResult":
+        pa, n, frames, dt = self._pa, self.n_frames, self.frames, self._dt
+        if self._broken:
+            pa.warn_broken(sorted(self._broken.values(), key=lambda x: (x["frame"], x["anion"])))
+        pair, ev_s, ev_e, A, pearson_all = self._tracker.finish()
+        n_an = pa.n_anions
+        ev_cat, ev_an = pair // n_an, pair % n_an
+        n_ev = len(pair)
+        ev_lig = pa.ligands[ev_an, A] if n_ev else np.zeros(0, dtype=np.int64)
+        defined = pearson_all[np.isfinite(pearson_all)]
+        edges = np.linspace(-1, 1, 21)
+        hist = np.histogram(defined, bins=edges)[0]
+        co = self._coincidence()
+        meta = {"cation": self._cation, "center": pa.center_species, "ligand": pa.ligand_species,
+                "cluster": pa.meta.get("cluster_species"), "frames": int(n), "dt_ps": dt,
+                "first_frame": int(frames[0]), "min_residence_frames": int(self._min_frames),
+                "shell_definition": "|C→cation| < shell (minimum image)",
+                "A_definition": "ligand of C nearest to the cation at the event start",
+                "pearson_definition": "Pearson r of θ_CNa(t) and θ_CA(t) over the event (paper 003 Fig. 3d)",
+                "n_undefined": int(n_ev - len(defined)), "cutoff_A": pa.cutoff, "cutoff_source": pa.cutoff_source,
+                "memory_budget_bytes": int(self.budget), "frames_per_chunk": int(self.frames_per_chunk),
+                "coincidence_store": (None if self._store is None else
+                                      ("memory" if self._store.in_memory else "scratch file"))}
+        return CouplingResult(
+            cation=self._cation, species=pa.label, n_cations=int(len(self._cat_idx)), n_anions=int(n_an),
+            shell_A=float(self._shell), shell_source=self._shell_source, min_residence_ps=float(self._min_res),
+            n_events=int(n_ev), event_cation=self._cat_idx[ev_cat].astype(np.int64),
+            event_anion=ev_an.astype(np.int64), event_ligand=np.asarray(ev_lig, dtype=np.int64),
+            event_start_frame=frames[ev_s] if n_ev else np.zeros(0, np.int64),
+            event_stop_frame=np.where(ev_e < n, frames[np.minimum(ev_e, n - 1)], frames[-1] + 1) if n_ev
+            else np.zeros(0, np.int64),
+            event_duration_ps=(ev_e - ev_s - 1) * dt, event_pearson=pearson_all, pearson=defined,
+            pearson_mean=float(defined.mean()) if len(defined) else None,
+            pearson_median=float(np.median(defined)) if len(defined) else None,
+            fraction_coupled=float(np.mean(defined > 0.5)) if len(defined) else None,
+            pearson_histogram={"edges": edges, "counts": hist}, g_r=self._g_r, coincidence=co, meta=meta)
+
+
 def coupling(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, shell=None,
              min_residence=DEFAULT_MIN_RESIDENCE_PS, hops=None, hop_a=None, hop_residence=3.0, hop_window=9.0,
              coincidence_window=DEFAULT_COINCIDENCE_WINDOW_PS, n_nearest=2, n_permutations=DEFAULT_PERMUTATIONS,
-             seed=0, start=None, stop=None, step=None, block_frames=512, progress=None,
-             use_ext=True) -> CouplingResult:
+             seed=0, start=None, stop=None, step=None, block_frames=None, progress=None, use_ext=True,
+             memory=None) -> CouplingResult:
     """Cation–polyanion coupling: residence-event Pearson r and hop–rotation coincidence.
 
     Parameters
@@ -378,11 +902,14 @@ def coupling(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
         Null-distribution resamplings and random seed.
     start, stop, step : int, optional
         Frame range.
-    block_frames : int
-        Frames per block when computing the centre–cation distances (bounds the temporary memory).
+    block_frames : int, optional
+        Largest number of frames per streamed chunk (default: set by ``memory``).
     progress : bool, optional
     use_ext : bool
         Compiled kernels (True) or the numpy twins.
+    memory : int or str, optional
+        Memory budget (``"2GB"``); default half of the available RAM.  Peak
+        memory does not grow with the trajectory length (see :class:`Coupling`).
 
     Returns
     -------
@@ -394,171 +921,16 @@ def coupling(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     t_s ≤ t < t_e, minimum-image vectors from the centre C (clusters: the
     centre of mass).  r = Σ(x − x̄)(y − ȳ) / √(Σ(x − x̄)² Σ(y − ȳ)²).  A pair
     (cation, anion) gives one event per maximal run of frames with
-    |r_CNa| < shell lasting at least ``min_residence``.
+    |r_CNa| < shell lasting at least ``min_residence``.  The runs and the
+    sums are found in one streamed pass (:class:`ResidenceTracker`); r equals
+    the two-pass value of the whole event to rounding (≈1e-15 relative).
 
     References
     ----------
     SPEC §5; paper 003 Fig. 3d and Fig. S20.
     """
-    cs = parse_species(cation, "cation")
-    if cs is None or len(cs) != 1:
-        raise OptionError(f"cation must be one species (e.g. cation='Na'); got {cation!r}")
-    cation = cs[0]
-    cat_idx = traj.select(species=cation)
-    if polyanions is None:
-        s0 = slice(start, stop, step).indices(traj.n_frames)[0] if traj.n_frames else 0
-        polyanions = find_polyanions(traj, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, frame=s0)
-    pa = polyanions
-    if np.intersect1d(cat_idx, pa.atoms).size:
-        raise OptionError(f"the cation species {cation} is part of the polyanions")
-    # None means "the default" for the optional numeric settings
-    min_residence = DEFAULT_MIN_RESIDENCE_PS if min_residence is None else min_residence
-    coincidence_window = DEFAULT_COINCIDENCE_WINDOW_PS if coincidence_window is None else coincidence_window
-    n_permutations = DEFAULT_PERMUTATIONS if n_permutations is None else n_permutations
-    n_nearest = 2 if n_nearest is None else n_nearest
-    hop_residence = 3.0 if hop_residence is None else hop_residence
-    hop_window = 9.0 if hop_window is None else hop_window
-    if not float(min_residence) > 0:
-        raise OptionError(f"min_residence must be a positive time in ps; got {min_residence}")
-    if shell is not None and not (np.isfinite(float(shell)) and float(shell) > 0):
-        raise OptionError(f"shell must be a positive distance in Å; got {shell}")
-    if int(n_nearest) < 1:
-        raise OptionError(f"n_nearest must be at least 1; got {n_nearest}")
-    if not float(coincidence_window) > 0:
-        raise OptionError(f"coincidence_window must be a positive time in ps; got {coincidence_window}")
-    if int(n_permutations) < 1:
-        raise OptionError(f"n_permutations must be at least 1; got {n_permutations}")
-    sysd = load_system(traj, pa, cat_idx, start=start, stop=stop, step=step, progress=progress, use_ext=use_ext)
-    times, frames, cells = sysd["times"], sysd["frames"], sysd["cells"]
-    n = len(times)
-    if n < 3:
-        raise OptionError(f"coupling needs at least 3 frames; got {n}")
-    pa.warn_broken(pa.broken_ligands(sysd["lig"], int(frames[0])))
-    dt = float(np.median(np.diff(times)))
-    n_cat, n_an = len(cat_idx), pa.n_anions
-    # pass 1 (frame blocks): centre–cation distances → in-shell flags and the g(r) histogram
-    r_max = float(np.sqrt(half_widths2(cells).min()))
-    dist_blocks = []
-    for b0 in range(0, n, block_frames):
-        v = _centre_cation_vectors(sysd, use_ext, frames=np.arange(b0, min(n, b0 + block_frames)))
-        d = np.linalg.norm(v, axis=-1).reshape(v.shape[0], -1).astype(np.float32)
-        dist_blocks.append(d)
-    dist = np.concatenate(dist_blocks)            # (n, n_cat * n_an) float32, pair p = i * n_an + a
-    g_r = {}
-    if shell is None:
-        sub = dist[::max(1, n // 2000)]
-        r_sh, rr, gg = first_shell_radius(sub[sub < r_max], float(np.mean(np.abs(np.linalg.det(cells)))),
-                                          n_cat * n_an, len(sub), r_max=r_max)
-        shell, shell_source = r_sh, SHELL_SOURCE_AUTO
-        g_r = {"r_A": rr, "g": gg}
-    else:
-        shell, shell_source = float(shell), "user"
-    inside = dist < shell
-    min_frames = max(1, int(math.ceil(float(min_residence) / dt - 1e-9)) + 1)   # duration (len − 1)·dt ≥ min
-    runs = residence_runs(inside, min_frames, use_ext=use_ext)
-    ev_pair, ev_s, ev_e = runs[:, 0], runs[:, 1], runs[:, 2]
-    ev_cat, ev_an = ev_pair // n_an, ev_pair % n_an
-    n_ev = len(runs)
-    pearson_all = np.full(n_ev, np.nan)
-    ev_lig = np.zeros(n_ev, dtype=np.int64)
-    if n_ev:
-        lens = ev_e - ev_s
-        eid = np.repeat(np.arange(n_ev), lens)
-        tt = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens) + np.repeat(ev_s, lens)
-        ci, ai = ev_cat[eid], ev_an[eid]
-        cna = min_image_rows(sysd["cat"][tt, ci] - sysd["cen"][tt, ai], cells[tt])      # (N, 3) C → cation
-        cna0 = cna[np.cumsum(lens) - lens][eid]                                         # at the event start
-        # A: ligand nearest to the cation at the start
-        s_idx = np.cumsum(lens) - lens
-        lig0 = sysd["lig"][ev_s, ev_an]                                                 # (E, L, 3) C → ligands
-        dCA = np.linalg.norm(cna[s_idx][:, None, :] - lig0, axis=-1)
-        dCA = np.where(np.isnan(dCA), np.inf, dCA)
-        A = np.argmin(dCA, axis=1)
-        ev_lig = pa.ligands[ev_an, A]
-        ca = sysd["lig"][tt, ai, A[eid]]
-        ca0 = ca[s_idx][eid]
-        x = _angle(cna, cna0)
-        y = _angle(ca, ca0)
-        # Pearson r per event with segment sums
-        cnt = lens.astype(np.float64)
-        mx = np.bincount(eid, x, n_ev) / cnt
-        my = np.bincount(eid, y, n_ev) / cnt
-        dx, dy = x - mx[eid], y - my[eid]
-        sxy = np.bincount(eid, dx * dy, n_ev)
-        sxx = np.bincount(eid, dx * dx, n_ev)
-        syy = np.bincount(eid, dy * dy, n_ev)
-        den = np.sqrt(sxx * syy)
-        ok = den > 1e-12
-        pearson_all[ok] = sxy[ok] / den[ok]
-    defined = pearson_all[np.isfinite(pearson_all)]
-    edges = np.linspace(-1, 1, 21)
-    hist = np.histogram(defined, bins=edges)[0]
-    # hops and the coincidence measure
-    co = _coincidence_from_hops(traj, sysd, pa, cation, cat_idx, hops, hop_a, hop_residence, hop_window,
-                                coincidence_window, n_nearest, n_permutations, seed, start, stop, step, progress,
-                                use_ext, dt)
-    meta = {"cation": cation, "center": pa.center_species, "ligand": pa.ligand_species,
-            "cluster": pa.meta.get("cluster_species"), "frames": int(n), "dt_ps": dt, "first_frame": int(frames[0]),
-            "min_residence_frames": int(min_frames), "shell_definition": "|C→cation| < shell (minimum image)",
-            "A_definition": "ligand of C nearest to the cation at the event start",
-            "pearson_definition": "Pearson r of θ_CNa(t) and θ_CA(t) over the event (paper 003 Fig. 3d)",
-            "n_undefined": int(n_ev - len(defined)), "cutoff_A": pa.cutoff, "cutoff_source": pa.cutoff_source}
-    return CouplingResult(
-        cation=cation, species=pa.label, n_cations=int(n_cat), n_anions=int(n_an), shell_A=float(shell),
-        shell_source=shell_source, min_residence_ps=float(min_residence), n_events=int(n_ev),
-        event_cation=cat_idx[ev_cat].astype(np.int64), event_anion=ev_an.astype(np.int64), event_ligand=ev_lig,
-        event_start_frame=frames[ev_s] if n_ev else np.zeros(0, np.int64),
-        event_stop_frame=np.where(ev_e < n, frames[np.minimum(ev_e, n - 1)], frames[-1] + 1) if n_ev
-        else np.zeros(0, np.int64),
-        event_duration_ps=(ev_e - ev_s - 1) * dt, event_pearson=pearson_all, pearson=defined,
-        pearson_mean=float(defined.mean()) if len(defined) else None,
-        pearson_median=float(np.median(defined)) if len(defined) else None,
-        fraction_coupled=float(np.mean(defined > 0.5)) if len(defined) else None,
-        pearson_histogram={"edges": edges, "counts": hist}, g_r=g_r, coincidence=co, meta=meta)
-
-
-def nearest_anions(sysd, cat_local, frame_local, k, use_ext=True):
-    """Indices of the k polyanion centres nearest to each (cation, frame), shape (n, k)."""
-    cat_local = np.asarray(cat_local)
-    frame_local = np.asarray(frame_local)
-    if len(cat_local) == 0:
-        return np.zeros((0, k), dtype=np.int64)
-    d = sysd["cat"][frame_local, cat_local][:, None, :] - sysd["cen"][frame_local]          # (n, A, 3)
-    n, A = d.shape[:2]
-    v = min_image_rows(d.reshape(-1, 3), np.repeat(sysd["cells"][frame_local], A, axis=0)).reshape(n, A, 3)
-    r = np.linalg.norm(v, axis=-1)
-    k = min(k, A)
-    return np.argsort(r, axis=1, kind="stable")[:, :k]
-
-
-def _coincidence_from_hops(traj, sysd, pa, cation, cat_idx, hops_res, hop_a, hop_residence, hop_window, window_ps,
-                           n_nearest, n_permutations, seed, start, stop, step, progress, use_ext, dt):
-    if hops_res is None:
-        from .hops import hops as run_hops
-
-        try:
-            hops_res = run_hops(traj, species=cation, a=hop_a, residence=hop_residence, window=hop_window,
-                                start=start, stop=stop, step=step, progress=progress)
-        except OptionError as err:
-            return {"n_hops": 0, "n_pairs": 0, "note": f"hops not computed: {err}"}
-    ev_atom = np.asarray(hops_res.event_atom, dtype=np.int64)
-    ev_frame = np.asarray(hops_res.event_frame, dtype=np.int64)
-    sel = np.isin(ev_atom, cat_idx)
-    ev_atom, ev_frame = ev_atom[sel], ev_frame[sel]
-    hop_info = {"n_hops": int(len(ev_atom)), "hop_a_A": float(getattr(hops_res, "a_A", float("nan"))),
-                "hop_residence_ps": float(getattr(hops_res, "residence_ps", float("nan"))),
-                "hop_window_ps": float(getattr(hops_res, "window_ps", float("nan"))),
-                "cation_jump_frequency_per_ns": float(getattr(hops_res, "jump_frequency_per_ns", float("nan"))),
-                "n_nearest": int(n_nearest)}
-    if len(ev_atom) == 0:
-        out = {"n_pairs": 0, "note": "no hops detected", "window_ps": float(window_ps)}
-        out.update(hop_info)
-        return out
-    fl = _local_frames(sysd["frames"], ev_frame)
-    cl = np.searchsorted(cat_idx, ev_atom)
-    near = nearest_anions(sysd, cl, fl, int(n_nearest), use_ext)
-    w = max(1, int(round(float(window_ps) / dt)))
-    out = coincidence(sysd["u"], np.repeat(fl, near.shape[1]), near.ravel(), window_frames=w, dt_ps=dt,
-                      n_permutations=n_permutations, seed=seed)
-    out.update(hop_info)
-    return out
+    return Coupling(cation, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, polyanions=polyanions,
+                    shell=shell, min_residence=min_residence, hops=hops, hop_a=hop_a, hop_residence=hop_residence,
+                    hop_window=hop_window, coincidence_window=coincidence_window, n_nearest=n_nearest,
+                    n_permutations=n_permutations, seed=seed, block_frames=block_frames, memory=memory,
+                    progress=progress, use_ext=use_ext).run(traj, start=start, stop=stop, step=step)

@@ -4,6 +4,14 @@ For each detected cation hop: the cation displacement |r(t) − r(t_ini)|, the
 angular displacement of every ligand of its nearest polyanions
 ∠(u_l(t), u_l(t_ini)), the centre–ligand distances and the cation–ligand
 distances, over a window around the hop.
+
+Streaming: the hops are found first (streamed, h not kept); the nearest
+polyanions of each selected hop are taken at its frame by reading only the hop
+frames; then only the frames inside the windows (merged where they overlap)
+are read, chunk by chunk, and each hop's arrays are filled as its window
+passes.  Memory: one chunk (set by ``memory``) plus the result itself
+(n_selected_hops × window × n_nearest × n_ligands values), never a per-frame
+array of the whole trajectory.
 """
 
 from __future__ import annotations
@@ -14,10 +22,11 @@ import numpy as np
 
 from ..errors import OptionError
 from ..results import Result
-from .coupling import _angle, _local_frames, load_system, min_image_rows, nearest_anions
+from .base import AnalysisBase, uniform_spacing
+from .coupling import _angle, _local_frames, chunk_system, min_image_rows, nearest_anions
 from .polyanions import find_polyanions, parse_species
 
-__all__ = ["timeline", "TimelineResult"]
+__all__ = ["timeline", "Timeline", "TimelineResult"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -91,9 +100,183 @@ class TimelineResult(Result):
         return f"TimelineResult({len(self.hops)} of {self.n_hops_total} {self.cation} hops, {self.species})"
 
 
+class Timeline(AnalysisBase):
+    """Hop timelines in bounded memory (see :func:`timeline` for the parameters and definitions)."""
+
+    name = "timeline"
+
+    def __init__(self, cation, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, hops=None,
+                 hop=None, hop_a=None, hop_residence=3.0, hop_window=9.0, half_width=None, n_nearest=2, memory=None,
+                 progress=None, use_ext=True):
+        super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        self.cation, self.center, self.ligand, self.cutoff, self.cluster = cation, center, ligand, cutoff, cluster
+        self.polyanions, self.hops, self.hop, self.hop_a = polyanions, hops, hop, hop_a
+        self.hop_residence, self.hop_window, self.half_width, self.n_nearest = (hop_residence, hop_window, half_width,
+                                                                                n_nearest)
+
+    def _atoms(self):
+        return self._read_atoms
+
+    def _bytes_per_frame(self, n_atoms_read) -> int:
+        pa = self._pa
+        lig = pa.n_anions * max(pa.n_ligands, 1) * 3 * 8
+        return int(n_atoms_read * 3 * 8 * 4 + lig * 4)
+
+    def run(self, traj, start=None, stop=None, step=None) -> TimelineResult:
+        """Timelines of the selected hops in frames ``start:stop:step`` of ``traj``."""
+        n_nearest = 2 if self.n_nearest is None else self.n_nearest
+        hop_residence = 3.0 if self.hop_residence is None else self.hop_residence
+        hop_window = 9.0 if self.hop_window is None else self.hop_window
+        cs = parse_species(self.cation, "cation")
+        if cs is None or len(cs) != 1:
+            raise OptionError(f"cation must be one species (e.g. cation='Li'); got {self.cation!r}")
+        cation = cs[0]
+        cat_idx = traj.select(species=cation)
+        self._cation_idx = cat_idx
+        if int(n_nearest) < 1:
+            raise OptionError(f"n_nearest must be at least 1; got {n_nearest}")
+        fr = traj.frame_range(start=start, stop=stop, step=step)
+        pa = self.polyanions
+        if pa is None:
+            pa = find_polyanions(traj, center=self.center, ligand=self.ligand, cutoff=self.cutoff,
+                                 cluster=self.cluster, frame=fr.start if traj.n_frames else 0)
+        self._pa = pa
+        hops = self.hops
+        if hops is None:
+            from .hops import hops as run_hops
+
+            hops = run_hops(traj, species=cation, a=self.hop_a, residence=hop_residence, window=hop_window,
+                            start=fr.start, stop=fr.stop, step=fr.step, memory=self.memory, progress=self.progress,
+                            keep_h=False, use_ext=self.use_ext)
+        ev_atom = np.asarray(hops.event_atom, dtype=np.int64)
+        ev_frame = np.asarray(hops.event_frame, dtype=np.int64)
+        keep = np.isin(ev_atom, cat_idx)
+        ev_atom, ev_frame = ev_atom[keep], ev_frame[keep]
+        order = np.lexsort((ev_atom, ev_frame))
+        ev_atom, ev_frame = ev_atom[order], ev_frame[order]
+        n_total = len(ev_atom)
+        if self.hop is None:
+            chosen = np.arange(n_total)
+        else:
+            chosen = np.atleast_1d(np.asarray(self.hop))
+            if chosen.dtype.kind not in "iu":
+                raise OptionError(f"hop must be an integer index (or indices); got {self.hop!r}")
+            bad = chosen[(chosen < 0) | (chosen >= n_total)]
+            if len(bad):
+                raise OptionError(f"hop {int(bad[0])} does not exist: {n_total} {cation} hop(s) were detected "
+                                  f"(indices 0..{n_total - 1})")
+        self._setup(traj, fr.start, fr.stop, fr.step)
+        self._read_atoms = np.union1d(cat_idx, pa.atoms).astype(np.int64)
+        times, frames, n = self.times, self.frames, self.n_frames
+        if n > 1:
+            uni, dtu = uniform_spacing(times)
+            dt = dtu if uni else float(np.median(np.diff(times)))
+        else:
+            dt = 0.0
+        half_width = self.half_width
+        if half_width is None:
+            half_width = float(getattr(hops, "window_ps", hop_window))
+        half_width = float(half_width)
+        if not half_width > 0:
+            raise OptionError(f"half_width must be a positive time in ps; got {half_width}")
+        w = max(1, int(round(half_width / dt))) if dt > 0 else 0
+        out = []
+        if len(chosen):
+            fl = _local_frames(frames, ev_frame[chosen])
+            cl = np.searchsorted(cat_idx, ev_atom[chosen])
+            near = self._nearest(fl, cl, int(n_nearest))
+            lo, hi = np.maximum(0, fl - w), np.minimum(n, fl + w + 1)
+            k, L = near.shape[1], pa.n_ligands
+            arrays = [{"disp": np.empty(h - l), "ang": np.empty((h - l, k, L)), "dcl": np.empty((h - l, k, L)),
+                       "dnl": np.empty((h - l, k, L))} for l, h in zip(lo, hi)]
+            self._fill(lo, hi, cl, near, arrays)
+            for j, (h, f, c) in enumerate(zip(chosen, fl, cl)):
+                an = near[j]
+                a = arrays[j]
+                out.append({"hop": int(h), "cation_atom": int(ev_atom[h]), "hop_frame": int(ev_frame[h]),
+                            "hop_time_ps": float(times[f]), "t_ini_ps": float(times[lo[j]]),
+                            "times_ps": times[lo[j]:hi[j]].copy(), "cation_displacement_A": a["disp"],
+                            "anions": an.astype(np.int64), "center_atoms": pa.centers[an],
+                            "ligand_atoms": pa.ligands[an], "ligand_angle_deg": a["ang"], "center_ligand_A": a["dcl"],
+                            "cation_ligand_A": a["dnl"]})
+        meta = {"n_nearest": int(n_nearest), "half_width_frames": int(w), "dt_ps": dt,
+                "hop_a_A": float(getattr(hops, "a_A", float("nan"))),
+                "hop_residence_ps": float(getattr(hops, "residence_ps", float("nan"))),
+                "hop_window_ps": float(getattr(hops, "window_ps", float("nan"))),
+                "t_ini": "first frame of the window", "center": pa.center_species, "ligand": pa.ligand_species,
+                "nearest": "polyanion centres nearest to the cation at the hop frame (minimum image)",
+                "memory_budget_bytes": int(self.budget)}
+        return TimelineResult(cation=cation, species=pa.label, hops=out, n_hops_total=int(n_total),
+                              half_width_ps=half_width, meta=meta)
+
+    def _nearest(self, fl, cl, k):
+        """The k polyanions nearest to each hopping cation at its hop frame, reading only the hop frames."""
+        near = np.zeros((len(fl), min(k, self._pa.n_anions)), dtype=np.int64)
+        uniq = np.unique(fl)
+        with self._phase(len(uniq), "hop frames", unit="frame") as bar:
+            for f in uniq:
+                sel = np.nonzero(fl == f)[0]
+                t = int(self.frames[f])
+                # minimum-image distances: the frame as stored is enough
+                for ch in self.traj.iter_chunks(1, atoms=self._read_atoms, start=t, stop=t + 1, progress=False,
+                                                unwrap=False):
+                    sysd = chunk_system(ch, self._pa, self._cation_idx, use_ext=self.use_ext)
+                    near[sel] = nearest_anions(sysd, cl[sel], np.zeros(len(sel), np.int64), k, self.use_ext)
+                bar.update(1)
+        return near
+
+    def _fill(self, lo, hi, cl, near, arrays):
+        """Stream the frames inside the windows (merged intervals) and fill each hop's arrays."""
+        order = np.argsort(lo, kind="stable")
+        intervals = []
+        for j in order:
+            if intervals and lo[j] <= intervals[-1][1]:
+                intervals[-1][1] = max(intervals[-1][1], int(hi[j]))
+            else:
+                intervals.append([int(lo[j]), int(hi[j])])
+        fpc = self._chunk_frames()
+        self.frames_per_chunk = fpc
+        frames, step = self.frames, self.frame_range.step
+        refs = {}
+        with self._phase(sum(b - a for a, b in intervals), "hop windows", unit="frame") as bar:
+            for a, b in intervals:
+                c0 = a
+                for ch in self.traj.iter_chunks(fpc, atoms=self._read_atoms, start=int(frames[a]),
+                                                stop=int(frames[b - 1]) + 1, step=step, progress=False,
+                                                unwrap=bool(self.traj.unwrap and self.needs_unwrap)):
+                    c1 = c0 + ch.n_frames
+                    sysd = chunk_system(ch, self._pa, self._cation_idx, use_ext=self.use_ext)
+                    for j in np.nonzero((lo < c1) & (hi > c0) & (lo >= a) & (hi <= b))[0]:
+                        self._fill_one(j, sysd, c0, c1, lo[j], hi[j], cl[j], near[j], arrays[j], refs)
+                    bar.update(ch.n_frames)
+                    c0 = c1
+
+    @staticmethod
+    def _fill_one(j, sysd, c0, c1, lo, hi, c, an, arr, refs):
+        r0, r1 = max(lo, c0), min(hi, c1)
+        rows = slice(r0 - c0, r1 - c0)
+        out = slice(r0 - lo, r1 - lo)
+        r = sysd["cat"][rows, c]
+        u = sysd["u"][rows][:, an]                                   # (nt, k, L, 3)
+        lig = sysd["lig"][rows][:, an]
+        if r0 == lo:    # the window starts here: t_ini references
+            refs[j] = (r[0].copy(), u[0].copy())
+        ref_r, ref_u = refs[j]
+        arr["disp"][out] = np.linalg.norm(r - ref_r, axis=-1)
+        arr["ang"][out] = _angle(u, np.broadcast_to(ref_u, u.shape))
+        arr["dcl"][out] = np.linalg.norm(lig, axis=-1)
+        # cation–ligand: C→cation minus C→ligand, minimum image
+        cc = sysd["cat"][rows, c][:, None, :] - sysd["cen"][rows][:, an]          # (nt, k, 3)
+        nt, kk = cc.shape[:2]
+        cc = min_image_rows(cc.reshape(-1, 3), np.repeat(sysd["cells"][rows], kk, axis=0)).reshape(nt, kk, 3)
+        arr["dnl"][out] = np.linalg.norm(cc[:, :, None, :] - lig, axis=-1)
+        if r1 == hi:
+            refs.pop(j, None)
+
+
 def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, hops=None,
              hop=None, hop_a=None, hop_residence=3.0, hop_window=9.0, half_width=None, n_nearest=2, start=None,
-             stop=None, step=None, progress=None, use_ext=True) -> TimelineResult:
+             stop=None, step=None, progress=None, use_ext=True, memory=None) -> TimelineResult:
     """Timelines of cation hops and the motion of the nearest polyanions.
 
     Parameters
@@ -114,6 +297,14 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
         that defines the hop is inside).
     n_nearest : int
         Polyanions nearest to the cation at the hop frame (default 2, as paper 003 Fig. 3b).
+    start, stop, step : int, optional
+        Frame range.
+    progress : bool, optional
+    use_ext : bool
+        Compiled kernels (True) or the numpy twins.
+    memory : int or str, optional
+        Memory budget (``"2GB"``); default half of the available RAM.  Only
+        the frames inside the windows are read, chunk by chunk.
 
     Returns
     -------
@@ -122,7 +313,7 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     Notes
     -----
     t_ini is the first frame of the window.  Cation displacement
-    |r(t) − r(t_ini)| (unwrapped); ligand angular displacement
+    |r(t) − r(t_ini)| (unwrapped from t_ini on); ligand angular displacement
     ∠(u_l(t), u_l(t_ini)) with u_l the centre→ligand vector; centre–ligand
     |u_l(t)| and cation–ligand distances use the minimum image.
 
@@ -130,81 +321,7 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     ----------
     SPEC §5; paper 003 Fig. 3b; paper 002 Figs. S3–S8.
     """
-    n_nearest = 2 if n_nearest is None else n_nearest
-    hop_residence = 3.0 if hop_residence is None else hop_residence
-    hop_window = 9.0 if hop_window is None else hop_window
-    cs = parse_species(cation, "cation")
-    if cs is None or len(cs) != 1:
-        raise OptionError(f"cation must be one species (e.g. cation='Li'); got {cation!r}")
-    cation = cs[0]
-    cat_idx = traj.select(species=cation)
-    if int(n_nearest) < 1:
-        raise OptionError(f"n_nearest must be at least 1; got {n_nearest}")
-    if polyanions is None:
-        s0 = slice(start, stop, step).indices(traj.n_frames)[0] if traj.n_frames else 0
-        polyanions = find_polyanions(traj, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, frame=s0)
-    pa = polyanions
-    if hops is None:
-        from .hops import hops as run_hops
-
-        hops = run_hops(traj, species=cation, a=hop_a, residence=hop_residence, window=hop_window, start=start,
-                        stop=stop, step=step, progress=progress)
-    ev_atom = np.asarray(hops.event_atom, dtype=np.int64)
-    ev_frame = np.asarray(hops.event_frame, dtype=np.int64)
-    keep = np.isin(ev_atom, cat_idx)
-    ev_atom, ev_frame = ev_atom[keep], ev_frame[keep]
-    order = np.lexsort((ev_atom, ev_frame))
-    ev_atom, ev_frame = ev_atom[order], ev_frame[order]
-    n_total = len(ev_atom)
-    if hop is None:
-        chosen = np.arange(n_total)
-    else:
-        chosen = np.atleast_1d(np.asarray(hop))
-        if chosen.dtype.kind not in "iu":
-            raise OptionError(f"hop must be an integer index (or indices); got {hop!r}")
-        bad = chosen[(chosen < 0) | (chosen >= n_total)]
-        if len(bad):
-            raise OptionError(f"hop {int(bad[0])} does not exist: {n_total} {cation} hop(s) were detected "
-                              f"(indices 0..{n_total - 1})")
-    sysd = load_system(traj, pa, cat_idx, start=start, stop=stop, step=step, progress=progress, use_ext=use_ext)
-    times, frames, cells = sysd["times"], sysd["frames"], sysd["cells"]
-    n = len(times)
-    dt = float(np.median(np.diff(times))) if n > 1 else 0.0
-    if half_width is None:
-        half_width = float(getattr(hops, "window_ps", hop_window))
-    half_width = float(half_width)
-    if not half_width > 0:
-        raise OptionError(f"half_width must be a positive time in ps; got {half_width}")
-    w = max(1, int(round(half_width / dt))) if dt > 0 else 0
-    out = []
-    if len(chosen):
-        fl = _local_frames(frames, ev_frame[chosen])
-        cl = np.searchsorted(cat_idx, ev_atom[chosen])
-        near = nearest_anions(sysd, cl, fl, int(n_nearest), use_ext)
-        for k, (h, f, c) in enumerate(zip(chosen, fl, cl)):   # loop over selected hops; frames vectorised
-            lo, hi = max(0, f - w), min(n, f + w + 1)
-            an = near[k]
-            r = sysd["cat"][lo:hi, c]
-            disp = np.linalg.norm(r - r[0], axis=-1)
-            lig = sysd["lig"][lo:hi][:, an]                           # (nt, k, L, 3)
-            u = sysd["u"][lo:hi][:, an]
-            ang = _angle(u, np.broadcast_to(u[0], u.shape))
-            dcl = np.linalg.norm(lig, axis=-1)
-            # cation–ligand: C→cation minus C→ligand, minimum image
-            cc = sysd["cat"][lo:hi, c][:, None, :] - sysd["cen"][lo:hi][:, an]          # (nt, k, 3)
-            nt, kk = cc.shape[:2]
-            cc = min_image_rows(cc.reshape(-1, 3), np.repeat(cells[lo:hi], kk, axis=0)).reshape(nt, kk, 3)
-            dnl = np.linalg.norm(cc[:, :, None, :] - lig, axis=-1)
-            out.append({"hop": int(h), "cation_atom": int(ev_atom[h]), "hop_frame": int(ev_frame[h]),
-                        "hop_time_ps": float(times[f]), "t_ini_ps": float(times[lo]), "times_ps": times[lo:hi],
-                        "cation_displacement_A": disp, "anions": an.astype(np.int64),
-                        "center_atoms": pa.centers[an], "ligand_atoms": pa.ligands[an],
-                        "ligand_angle_deg": ang, "center_ligand_A": dcl, "cation_ligand_A": dnl})
-    meta = {"n_nearest": int(n_nearest), "half_width_frames": int(w), "dt_ps": dt,
-            "hop_a_A": float(getattr(hops, "a_A", float("nan"))),
-            "hop_residence_ps": float(getattr(hops, "residence_ps", float("nan"))),
-            "hop_window_ps": float(getattr(hops, "window_ps", float("nan"))),
-            "t_ini": "first frame of the window", "center": pa.center_species, "ligand": pa.ligand_species,
-            "nearest": "polyanion centres nearest to the cation at the hop frame (minimum image)"}
-    return TimelineResult(cation=cation, species=pa.label, hops=out, n_hops_total=int(n_total),
-                          half_width_ps=half_width, meta=meta)
+    return Timeline(cation, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, polyanions=polyanions,
+                    hops=hops, hop=hop, hop_a=hop_a, hop_residence=hop_residence, hop_window=hop_window,
+                    half_width=half_width, n_nearest=n_nearest, memory=memory, progress=progress,
+                    use_ext=use_ext).run(traj, start=start, stop=stop, step=step)

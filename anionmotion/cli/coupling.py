@@ -31,6 +31,9 @@ def register(sub):
     p.add_argument("--nearest", type=int, default=2, help="polyanions nearest to a hopping cation (default 2)")
     p.add_argument("--permutations", type=int, default=2000, help="random-time resamplings (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the permutation test")
+    p.add_argument("--memory", metavar="SIZE",
+                   help="memory budget, e.g. 2GB (default: half of the available RAM); peak memory does not grow "
+                        "with the trajectory length")
     add_reader_options(p)
     add_output_options(p, json=True, plot=True)
     p.set_defaults(func=run)
@@ -75,9 +78,10 @@ def run(args) -> int:
                        cluster=args.cluster, shell=args.shell, min_residence=args.min_residence, hop_a=args.hop_a,
                        hop_residence=args.hop_residence, hop_window=args.hop_window, coincidence_window=args.window,
                        n_nearest=args.nearest, n_permutations=args.permutations, seed=args.seed, start=args.start,
-                       stop=args.stop, step=args.step, progress=progress_of(args))
+                       stop=args.stop, step=args.step, memory=args.memory,
+                       progress=progress_of(args))
     print(res.summary())
-    write_outputs(args, json_data=res.to_dict())
+    write_outputs(args, json_data=res.to_dict() if args.json else None)
     if args.plot:
         plot_coupling(res, args.plot, overwrite=args.overwrite)
     return 0

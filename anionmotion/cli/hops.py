@@ -17,7 +17,9 @@ def register(sub):
                    help="minimum displacement (Å); default: the median nearest-neighbour distance of the species")
     p.add_argument("--residence", type=float, default=3.0, metavar="PS", help="Δt, residence time (ps; default 3)")
     p.add_argument("--window", type=float, default=9.0, metavar="PS", help="t_a, time window (ps; default 9)")
-    p.add_argument("--memory", help="positions held per streamed chunk, e.g. 500MB (default 256MB)")
+    p.add_argument("--memory", metavar="SIZE",
+                   help="memory budget, e.g. 2GB (default: half of the available RAM); peak memory does not grow "
+                        "with the trajectory length")
     p.add_argument("--events", action="store_true", help="print every event")
     add_reader_options(p)
     add_output_options(p, json=True)

@@ -26,6 +26,9 @@ def register(sub):
     p.add_argument("--hop-a", type=float, metavar="Å", help="hop distance a (default: see anionmotion hops)")
     p.add_argument("--hop-residence", type=float, default=3.0, metavar="PS", help="hop Δt (ps; default 3)")
     p.add_argument("--hop-window", type=float, default=9.0, metavar="PS", help="hop t_a (ps; default 9)")
+    p.add_argument("--memory", metavar="SIZE",
+                   help="memory budget, e.g. 2GB (default: half of the available RAM); peak memory does not grow "
+                        "with the trajectory length")
     add_reader_options(p)
     add_output_options(p, json=True, csv=True, plot=True)
     p.set_defaults(func=run)
@@ -77,9 +80,11 @@ def run(args) -> int:
                        cluster=args.cluster, hop=args.hop, hop_a=args.hop_a, hop_residence=args.hop_residence,
                        hop_window=args.hop_window, half_width=args.half_width, n_nearest=args.nearest,
                        start=args.start, stop=args.stop, step=args.step,
+                       memory=args.memory,
                        progress=progress_of(args))
     print(res.summary())
-    write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)
+    # JSON dicts and CSV text only for the outputs asked for (they cost more than the analysis)
+    write_outputs(args, json_data=res.to_dict() if args.json else None, csv_text=res.to_csv() if args.csv else None)
     if args.plot:
         plot_timeline(res, args.plot, overwrite=args.overwrite)
     return 0
