@@ -60,8 +60,8 @@ def test_streamed_msd_equals_in_memory_result(seed, T, N, drift, collective, une
     times = None
     if uneven:
         times = np.cumsum(np.random.default_rng(seed).choice([0.1, 0.2, 0.5], size=T))
-    traj, pos = _system(seed, T, N, times=times)
-    kw = dict(drift=drift, collective=collective, charges=CHARGES)
+    traj, _ = _system(seed, T, N, times=times)
+    kw = {"drift": drift, "collective": collective, "charges": CHARGES}
     ref = MSD("Li", mode="memory", memory="1GB", **kw).run(traj, step=step)
     # random budget: from just above one atom's FFT (out of core) to plenty; random read chunk size
     Tn = ref.n_frames
@@ -189,7 +189,7 @@ def test_uneven_times_still_take_the_pair_path():
     traj, pos = _system(3, len(t), 3, times=t)
     res = MSD("Li").run(traj)
     assert res.meta["path"] == "pairs (uneven frame spacing)" and res.dt_ps is None
-    lag, m, _, n = msd_pairs(pos[:, :3], t)
+    _, m, _, n = msd_pairs(pos[:, :3], t)
     npt.assert_array_equal(res.msd, m)
     npt.assert_array_equal(res.n_origins, n)
 
@@ -257,7 +257,7 @@ def test_traced_peak_memory_does_not_grow_with_the_trajectory(monkeypatch, sourc
         N = 16
         pos = _walk(4, T, N + 2)
         traj = anionmotion.from_arrays(pos, np.eye(3) * 20, species=["Li"] * N + ["P", "S"], frame_interval=0.01)
-        traj.times  # cached by the trajectory before the measurement
+        _ = traj.times  # cached by the trajectory before the measurement
         tracemalloc.start()
         try:
             res = MSD("Li", drift=True, memory=None if source == "default" else budget).run(traj)

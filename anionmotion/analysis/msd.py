@@ -438,6 +438,7 @@ class MSD(AnalysisBase):
     def _start_pass(self):
         T, N = self.n_frames, len(self._idx)
         traj = self.traj
+        self._pos = self._store = None
         self._t = 0
         self._com = np.zeros((T, 3)) if self._want_drift else None
         self._P = np.zeros((T, 3)) if self.collective else None
@@ -448,7 +449,6 @@ class MSD(AnalysisBase):
             self._mw = mw / mw.sum()
         if self.collective:
             self._qv = self._q_all[self._qidx]
-        self._pos = self._store = None
         if self._path in ("memory", "pairs (uneven frame spacing)"):
             self._pos = np.empty((T, N, 3))
         else:
@@ -498,7 +498,7 @@ class MSD(AnalysisBase):
 
     def _release(self):
         self._pos = None
-        if self._store is not None:
+        if getattr(self, "_store", None) is not None:
             self._store.close()
             self._store = None
 
