@@ -30,7 +30,7 @@ from ..kernels.polyanion import ligand_vectors as _ligand_vectors_kernel
 from ..results import Result
 from ..trajectory import Chunk, Trajectory
 
-__all__ = ["find_polyanions", "Polyanions", "auto_cutoff", "AUTO_CUTOFF_SOURCE", "parse_species"]
+__all__ = ["find_polyanions", "Polyanions", "LigandDepartures", "auto_cutoff", "AUTO_CUTOFF_SOURCE", "parse_species"]
 
 AUTO_CUTOFF_SOURCE = "auto: first minimum/gap of the centre–ligand distance distribution"
 USER_CUTOFF_SOURCE = "user"
@@ -314,7 +314,7 @@ class Polyanions(Result):
         return out
 
     # ----------------------------------------------------------- integrity
-    def broken_ligands(self, vectors, frame_offset=0):
+    def broken_ligands(self, vectors, frame_offset=0, *, frames=None):
         """Ligands farther than :attr:`max_ligand_distance` from their centre.
 
         Parameters
@@ -322,7 +322,10 @@ class Polyanions(Result):
         vectors : ndarray, shape (n_frames, n_anions, n_ligands, 3), Å
             From :meth:`ligand_vectors`.
         frame_offset : int
-            Trajectory index of the first frame of ``vectors``.
+            Trajectory index of the first frame of ``vectors`` (frames assumed consecutive).
+        frames : ndarray, shape (n_frames,), int, optional
+            Trajectory index of every frame of ``vectors`` (``chunk.frame_indices``;
+            right also for strided frame ranges); overrides ``frame_offset``.
 
         Returns
         -------
@@ -339,8 +342,9 @@ class Polyanions(Result):
         first = np.argmax(out, axis=0)
         for a, l in zip(*np.nonzero(anyout)):
             t = int(first[a, l])
+            frame = int(frames[t]) if frames is not None else int(frame_offset + t)
             events.append({"anion": int(a), "center_atom": int(self.centers[a]), "ligand_atom": int(self.ligands[a, l]),
-                           "frame": int(frame_offset + t), "distance_A": float(r[t, a, l])})
+                           "frame": frame, "distance_A": float(r[t, a, l])})
         return events
 
     def warn_broken(self, events):
@@ -356,32 +360,75 @@ class Polyanions(Result):
                       IntegrityWarning, stacklevel=3)
 
     def check_integrity(self, traj: Trajectory, *, frames_per_chunk=2000, start=None, stop=None, step=None,
-                        warn=True, progress=None):
+                        warn=True, progress=None, memory=None):
         """Check along a trajectory that every ligand stays with its centre.
+
+        Streams the frames in chunks (memory independent of the trajectory
+        length: one chunk of the polyanion atoms and one entry per departed ligand).
 
         Parameters
         ----------
         traj : Trajectory
         frames_per_chunk : int
+            Largest chunk (frames); smaller when the memory budget asks for it.
         start, stop, step : int, optional
             Frame range.
         warn : bool
             Emit an :class:`IntegrityWarning` (naming the anion and frame) when a ligand leaves.
+        progress : bool, optional
+            Progress bar (None = only on a terminal).
+        memory : int or str, optional
+            Memory budget (``"2GB"``); default half of the available RAM.
 
         Returns
         -------
         list of dict
             See :meth:`broken_ligands`; empty when the framework is intact.
         """
-        events = {}
-        for chunk in traj.iter_chunks(frames_per_chunk, atoms=self.atoms, start=start, stop=stop, step=step,
-                                      progress=progress, desc="integrity"):
-            for e in self.broken_ligands(self.ligand_vectors(chunk), chunk.frame_offset):
-                events.setdefault((e["anion"], e["ligand_atom"]), e)
-        ev = sorted(events.values(), key=lambda x: (x["frame"], x["anion"]))
+        from .base import frames_per_chunk as _fpc
+        from .base import resolve_memory
+
+        fr = traj.frame_range(start=start, stop=stop, step=step)
+        n_atoms = len(self.atoms)
+        # positions as read and as float64, plus the vectors and their norms
+        per_frame = n_atoms * 3 * 8 * 3 + self.n_anions * max(self.n_ligands, 1) * 8 * 6
+        fpc = _fpc(per_frame, resolve_memory(memory), maximum=frames_per_chunk)
+        tracker = LigandDepartures(self)
+        # minimum-image vectors do not need unwrapped positions
+        for chunk in traj.iter_chunks(fpc, atoms=self.atoms, start=fr.start, stop=fr.stop, step=fr.step,
+                                      progress=progress, desc="integrity", unwrap=False):
+            tracker.update(self.ligand_vectors(chunk), chunk.frame_indices)
+        ev = tracker.events()
         if warn:
             self.warn_broken(ev)
         return ev
+
+
+class LigandDepartures:
+    """Online integrity check: the first departure of every ligand, chunk by chunk.
+
+    Parameters
+    ----------
+    polyanions : Polyanions
+
+    Notes
+    -----
+    Memory is one entry per ligand that leaves (at most n_anions × n_ligands),
+    whatever the trajectory length.  Chunks must arrive in frame order.
+    """
+
+    def __init__(self, polyanions: Polyanions):
+        self.polyanions = polyanions
+        self._first = {}
+
+    def update(self, vectors, frames):
+        """Add a chunk: ``vectors`` (n_frames, n_anions, n_ligands, 3) Å, ``frames`` their trajectory indices."""
+        for e in self.polyanions.broken_ligands(vectors, frames=np.asarray(frames)):
+            self._first.setdefault((e["anion"], e["ligand_atom"]), e)
+
+    def events(self) -> list:
+        """Departures so far, ordered by frame then anion (see :meth:`Polyanions.broken_ligands`)."""
+        return sorted(self._first.values(), key=lambda x: (x["frame"], x["anion"]))
 
 
 # ---------------------------------------------------------------------- finding

@@ -5,12 +5,16 @@ Functional tier
     (zero padding, blocks of vectors in bounded memory);
     :func:`orientation_acf_direct` — the O(T²) double loop it must equal.
 Analysis tier
-    :func:`reorientation` — identifies the polyanions, reads their ligand
-    vectors, and returns a :class:`ReorientationResult` with the ACFs,
+    :class:`Reorientation` (an :class:`~anionmotion.analysis.base.AnalysisBase`)
+    and its functional wrapper :func:`reorientation` — identify the polyanions,
+    stream their ligand vectors chunk by chunk in bounded memory, and return a
+    :class:`ReorientationResult` with the ACFs (exact all-origin FFT from a
+    series store that goes to a scratch file when it exceeds the budget),
     relaxation times (integral and stretched exponential), the ``rotating``
-    flag, angle projections, rotation events (70° threshold with a resetting
-    reference, and a symmetry-aware variant) with the rotation frequency, and
-    the ligand-direction density ρ(θ, φ).
+    flag, angle projections (to CSV, with a strided preview), rotation events
+    (70° threshold with a resetting reference, and a symmetry-aware variant,
+    found online) with the rotation frequency, and the ligand-direction density
+    ρ(θ, φ) (bin counts accumulated per chunk).
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from ..errors import OptionError
 from ..kernels.events import rotation_events_symmetry, rotation_events_threshold
 from ..kernels.polyanion import fill_components, normalize_vectors
 from ..results import Result
-from .polyanions import Polyanions, find_polyanions
+from .base import AnalysisBase, FrameTableWriter, SeriesStore
+from .polyanions import LigandDepartures, Polyanions, find_polyanions
 
-__all__ = ["reorientation", "ReorientationResult", "orientation_acf", "orientation_acf_direct", "fit_relaxation",
-           "kabsch_angle", "ligand_density", "DEFAULT_THRESHOLD_DEG", "DEFAULT_SITE_TOLERANCE_DEG",
+__all__ = ["reorientation", "Reorientation", "ReorientationResult", "orientation_acf", "orientation_acf_direct",
+           "fit_relaxation", "kabsch_angle", "ligand_density", "ligand_density_counts", "density_from_counts",
+           "density_edges", "read_unit_vectors", "DEFAULT_THRESHOLD_DEG", "DEFAULT_SITE_TOLERANCE_DEG",
            "RELIABLE_FRACTION", "ROTATING_C1"]
 
 DEFAULT_THRESHOLD_DEG = 70.0
@@ -43,7 +49,7 @@ RELIABLE_FRACTION = 0.5
 ROTATING_C1 = 0.9
 """Paper 003: significant reorientation when C1 falls below 0.9."""
 DEFAULT_MEMORY = 256 * 1024 ** 2
-"""Bytes of FFT work buffers per block of vectors."""
+"""Bytes of FFT work buffers per block of vectors (:func:`orientation_acf` default; cap of the streamed blocks)."""
 
 
 # ------------------------------------------------------------------ functional
@@ -262,9 +268,38 @@ def ligand_density(u, *, bins=(36, 72)):
     (SPEC §4, paper 003 Fig. 5).  Each bin is divided by its solid angle
     ΔΩ = (cos θ_lo − cos θ_hi) Δφ.
     """
+    te, pe = density_edges(bins)
+    counts = ligand_density_counts(u, te, pe)
+    rho, per = density_from_counts(counts, te, pe)
+    return rho, per, te, pe
+
+
+def density_edges(bins=(36, 72)):
+    """Bin edges of ρ(θ, φ) in degrees: θ ∈ [0°, 180°] (``bins[0]`` bins), φ ∈ [−180°, 180°) (``bins[1]``)."""
     nt, nph = int(bins[0]), int(bins[1])
-    te = np.linspace(0, 180, nt + 1)
-    pe = np.linspace(-180, 180, nph + 1)
+    if nt < 1 or nph < 1:
+        raise OptionError(f"rho_bins must be two positive bin counts (θ, φ); got {tuple(bins)}")
+    return np.linspace(0, 180, nt + 1), np.linspace(-180, 180, nph + 1)
+
+
+def ligand_density_counts(u, theta_edges, phi_edges):
+    """Counts of ligand bond directions per anion and (θ, φ) bin, for one chunk of frames.
+
+    Parameters
+    ----------
+    u : ndarray, shape (n_frames, n_anions, n_lig, 3)
+        Unit bond vectors (NaN = padding, ignored).
+    theta_edges, phi_edges : ndarray, degrees
+        From :func:`density_edges`.
+
+    Returns
+    -------
+    ndarray, shape (n_anions, n_theta, n_phi), int64
+        Counts add up over chunks: the sum over the chunks of a trajectory is
+        exactly the count of the whole trajectory.
+    """
+    te, pe = theta_edges, phi_edges
+    nt, nph = len(te) - 1, len(pe) - 1
     n_an = u.shape[1]
     theta = np.degrees(np.arccos(np.clip(u[..., 2], -1, 1)))
     phi = np.degrees(np.arctan2(u[..., 0], u[..., 1]))
@@ -273,13 +308,19 @@ def ligand_density(u, *, bins=(36, 72)):
     valid = np.isfinite(u[..., 0])
     an = np.broadcast_to(np.arange(n_an)[None, :, None], u.shape[:3])
     flat = (an[valid] * nt + it[valid]) * nph + ip[valid]
-    counts = np.bincount(flat, minlength=n_an * nt * nph).reshape(n_an, nt, nph).astype(np.float64)
+    return np.bincount(flat, minlength=n_an * nt * nph).reshape(n_an, nt, nph).astype(np.int64)
+
+
+def density_from_counts(counts, theta_edges, phi_edges):
+    """ρ(θ, φ) of all anions and of each anion (sr⁻¹) from bin counts (n_anions, n_theta, n_phi)."""
+    te, pe = theta_edges, phi_edges
+    counts = np.asarray(counts, dtype=np.float64)
     domega = (np.cos(np.radians(te[:-1])) - np.cos(np.radians(te[1:])))[:, None] * np.radians(np.diff(pe))[None, :]
     tot = counts.sum(axis=(1, 2), keepdims=True)
     per = counts / np.where(tot > 0, tot, 1) / domega[None]
     allc = counts.sum(0)
     rho = allc / max(allc.sum(), 1) / domega
-    return rho, per, te, pe
+    return rho, per
 
 
 # ---------------------------------------------------------------------- result
@@ -407,7 +448,10 @@ def _fmt(x):
 # ---------------------------------------------------------------------- driver
 def read_unit_vectors(traj, pa: Polyanions, *, start=None, stop=None, step=None, frames_per_chunk=2000,
                       progress=None, use_ext=True):
-    """Read the unit centre→ligand vectors of every frame.
+    """Read the unit centre→ligand vectors of every frame into memory.
+
+    The in-memory path (short trajectories, tests, custom analyses of ``u``);
+    :class:`Reorientation` streams the same vectors instead.
 
     Returns
     -------
@@ -418,12 +462,13 @@ def read_unit_vectors(traj, pa: Polyanions, *, start=None, stop=None, step=None,
     integrity : list of dict (first departure of every ligand that leaves)
     """
     us, ts, cs, fs = [], [], [], []
-    broken = {}
-    for chunk in traj.iter_chunks(frames_per_chunk, atoms=pa.atoms, start=start, stop=stop, step=step,
-                                  progress=progress, desc="ligand vectors"):
+    tracker = LigandDepartures(pa)
+    fr = traj.frame_range(start=start, stop=stop, step=step)
+    # minimum-image vectors do not need unwrapped positions (and the streamed path reads them the same way)
+    for chunk in traj.iter_chunks(frames_per_chunk, atoms=pa.atoms, start=fr.start, stop=fr.stop, step=fr.step,
+                                  progress=progress, desc="ligand vectors", unwrap=False):
         v = pa.ligand_vectors(chunk, use_ext=use_ext)
-        for e in pa.broken_ligands(v, chunk.frame_offset):
-            broken.setdefault((e["anion"], e["ligand_atom"]), e)
+        tracker.update(v, chunk.frame_indices)
         sh = v.shape
         us.append(normalize_vectors(v.reshape(sh[0], -1, 3), use_ext=use_ext).reshape(sh))
         ts.append(chunk.times)
@@ -432,12 +477,11 @@ def read_unit_vectors(traj, pa: Polyanions, *, start=None, stop=None, step=None,
     if not us:
         return (np.zeros((0, pa.n_anions, pa.n_ligands, 3)), np.zeros(0), np.zeros((0, 3, 3)),
                 np.zeros(0, np.int64), [])
-    integ = sorted(broken.values(), key=lambda x: (x["frame"], x["anion"]))
-    return np.concatenate(us), np.concatenate(ts), np.concatenate(cs), np.concatenate(fs), integ
+    return np.concatenate(us), np.concatenate(ts), np.concatenate(cs), np.concatenate(fs), tracker.events()
 
 
 def _event_table(flags, u, times, frames, n_valid, span_ns, n_anions, sites=False):
-    """Events from per-frame flags: anion, frame, time, Kabsch rotation angle of each event.
+    """Events from per-frame flags of a whole in-memory trajectory (the reference of the streamed tables).
 
     Threshold events: the rotation between the ligand directions at the previous
     event (or frame 0) and now.  Symmetry events (``sites=True``): the
@@ -494,12 +538,403 @@ def _check_site_tolerance(u0, n_valid, tol):
                           f"({worst:.1f}° in the first frame), so that a ligand sits on at most one site")
 
 
+def _orientation_ligand(u0, cell0, valid_mask):
+    """Index of each anion's orientation ligand: the one most aligned with c in the first frame.
+
+    Ties are broken by a, then b (a lexicographic score), so the choice does not depend on the atom order.
+    """
+    cell_unit = cell0 / np.linalg.norm(cell0, axis=1, keepdims=True)
+    score = np.einsum("alk,ck->alc", np.round(np.nan_to_num(u0) @ np.eye(3), 12), cell_unit)
+    align = np.where(valid_mask, score[..., 2] + 1e-6 * score[..., 0] + 1e-12 * score[..., 1], -np.inf)
+    return np.argmax(align, axis=1)
+
+
+def _projection_angles(u, cells, orient_lig):
+    """θa, θb, θc (degrees) of each anion's orientation vector, shape (n_frames, n_anions, 3)."""
+    cell_unit = cells / np.linalg.norm(cells, axis=2, keepdims=True)
+    uo = u[:, np.arange(u.shape[1]), orient_lig, :]                              # (T, A, 3)
+    return np.degrees(np.arccos(np.clip(np.einsum("tak,tck->tac", uo, cell_unit), -1, 1)))
+
+
+class _EventStream:
+    """Rotation events of one method found chunk by chunk, with the Kabsch angle of each event.
+
+    State carried across chunks (bounded: three (n_anions, n_lig, 3) arrays):
+    the kernel's reference (``ref``), and for the event angles the directions
+    (threshold) or first-frame sites (symmetry) at each anion's last event.
+    Events are kept as compact arrays (anion, frame, time, angle), 28 bytes each.
+    """
+
+    def __init__(self, method, u0, n_valid, angle_deg, use_ext):
+        self.method = method
+        self.u0 = np.ascontiguousarray(u0, dtype=np.float64)
+        self.n_valid = n_valid
+        self.param = float(angle_deg)              # threshold or site tolerance, degrees
+        self.use_ext = use_ext
+        self.ref = self.u0.copy()                 # kernel reference (IN/OUT)
+        self.before = self.u0.copy()              # symmetry: sites occupied at the last event (first: the sites)
+        self.parts = []
+
+    def _occupied(self, uu, a_idx, nv):
+        """First-frame sites occupied by the ligands of vectors ``uu`` (E, nv, 3) of anions ``a_idx``."""
+        ref0 = self.u0[a_idx, :nv]
+        c = np.einsum("eik,ejk->eij", uu, ref0)
+        return np.take_along_axis(ref0, np.argmax(c, axis=2)[..., None], axis=1)
+
+    def update(self, u, frames, times):
+        ref_start = self.ref.copy()               # reference at the chunk start = directions at the last event
+        if self.method == "threshold":
+            flags = rotation_events_threshold(u, self.param, ref=self.ref, use_ext=self.use_ext)
+        else:
+            flags = rotation_events_symmetry(u, self.n_valid, self.param, ref=self.ref, use_ext=self.use_ext)
+        t_idx, a_idx = np.nonzero(flags)
+        if not len(t_idx):
+            return
+        order = np.lexsort((t_idx, a_idx))        # by anion, then time: the previous event of an anion is e − 1
+        t_idx, a_idx = t_idx[order], a_idx[order]
+        same = np.zeros(len(t_idx), bool)
+        same[1:] = a_idx[1:] == a_idx[:-1]
+        last = np.ones(len(t_idx), bool)
+        last[:-1] = ~same[1:]
+        angles = np.zeros(len(t_idx))
+        n_lig = u.shape[2]
+        after = np.full((len(t_idx), n_lig, 3), np.nan)
+        if self.method == "threshold":
+            after[:] = u[t_idx, a_idx]
+            before = ref_start[a_idx]
+        else:
+            for nv in np.unique(self.n_valid[a_idx]):
+                g = self.n_valid[a_idx] == nv
+                after[g, :nv] = self._occupied(u[t_idx[g], a_idx[g], :nv], a_idx[g], nv)
+            before = self.before[a_idx]
+        prev = np.nonzero(same)[0] - 1
+        before[same] = after[prev]
+        for nv in np.unique(self.n_valid[a_idx]):   # group anions by ligand count (one or two groups)
+            g = self.n_valid[a_idx] == nv
+            angles[g] = kabsch_angle(before[g, :nv], after[g, :nv])
+        if self.method == "symmetry":
+            self.before[a_idx[last]] = after[last]
+        o = np.lexsort((a_idx, t_idx))            # table order: time, then anion
+        self.parts.append((a_idx[o].astype(np.int64), np.asarray(frames)[t_idx[o]].astype(np.int64),
+                           np.asarray(times)[t_idx[o]], angles[o]))
+
+    def table(self, span_ns, n_anions):
+        if self.parts:
+            a, f, t, ang = (np.concatenate(x) for x in zip(*self.parts))
+        else:
+            a, f, t, ang = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+        count = int(len(a))
+        return {
+            "count": count,
+            "frequency_per_ns": count / n_anions / span_ns if span_ns > 0 and n_anions else 0.0,
+            "per_anion": np.bincount(a, minlength=n_anions),
+            "anion": a, "frame": f, "time_ps": t, "angle_deg": ang,
+            "mean_angle_deg": float(ang.mean()) if count else None,
+        }
+
+
+class Reorientation(AnalysisBase):
+    """Reorientation dynamics of the polyanions, streamed in bounded memory (SPEC §4).
+
+    Parameters are those of :func:`reorientation` (which runs this class);
+    :meth:`run` takes the trajectory and the frame range and returns a
+    :class:`ReorientationResult`.
+
+    Notes
+    -----
+    One pass over the trajectory, chunk by chunk (:meth:`_accumulate`):
+
+    * the unit vectors of every real (anion, ligand) pair go into a
+      :class:`~anionmotion.analysis.base.SeriesStore` (3 rows per vector, time
+      along the row), in memory when it fits half of the budget, otherwise an
+      atom-major scratch file;
+    * rotation events (both methods) run online with each anion's reference
+      carried across chunk boundaries, and their Kabsch angles use the
+      directions (sites) at each anion's last event, kept per anion;
+    * ρ(θ, φ) bin counts, the first departure of every ligand, and the angle
+      projections (to ``angles_csv`` in chunks, a strided preview in memory).
+
+    Then (:meth:`_finish`) the exact all-origin C1/C2 — for all anions and per
+    centre species — from the store read back in blocks of vectors: power
+    spectra of the components and of their products summed over blocks, one
+    inverse FFT at the end.
+    """
+
+    name = "reorient"
+    needs_unwrap = False          # centre→ligand vectors are minimum images
+    fft_fraction = 0.4            # of the budget for the FFT work buffers, at most DEFAULT_MEMORY (the store
+                                  # may hold another 0.5)
+    preview_fraction = 0.05       # of the budget for the in-memory preview of the angle projections
+    preview_frames = 20000
+    max_frames_per_chunk = 2048
+
+    def __init__(self, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None,
+                 threshold=DEFAULT_THRESHOLD_DEG, event_method="threshold", site_tolerance=DEFAULT_SITE_TOLERANCE_DEG,
+                 reliable_fraction=RELIABLE_FRACTION, rho_bins=(36, 72), angles_csv=None, overwrite=False,
+                 frames_per_chunk=None, memory=None, progress=None, use_ext=True, store_mode="auto",
+                 scratch_dir=None, workers=-1):
+        super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        # None means "the default" (convenient for callers forwarding optional settings)
+        threshold = DEFAULT_THRESHOLD_DEG if threshold is None else threshold
+        site_tolerance = DEFAULT_SITE_TOLERANCE_DEG if site_tolerance is None else site_tolerance
+        reliable_fraction = RELIABLE_FRACTION if reliable_fraction is None else reliable_fraction
+        event_method = "threshold" if event_method is None else event_method
+        if event_method not in ("threshold", "symmetry"):
+            raise OptionError(f"invalid event_method {event_method!r}; choose one of threshold, symmetry")
+        threshold = float(threshold)
+        if not 0 < threshold < 180:
+            raise OptionError(f"threshold must be an angle in (0, 180) degrees; got {threshold}")
+        if not 0 < float(site_tolerance) < 90:
+            raise OptionError(f"site_tolerance must be an angle in (0, 90) degrees; got {site_tolerance}")
+        if not 0 < float(reliable_fraction) <= 1:
+            raise OptionError(f"reliable_fraction must be in (0, 1]; got {reliable_fraction}")
+        if frames_per_chunk is not None and int(frames_per_chunk) < 1:
+            raise OptionError(f"frames_per_chunk must be a positive integer; got {frames_per_chunk}")
+        if store_mode not in ("auto", "memory", "out-of-core"):
+            raise OptionError(f"invalid store_mode {store_mode!r}; choose one of auto, memory, out-of-core")
+        self.rho_edges = density_edges(rho_bins)
+        self.center, self.ligand, self.cutoff, self.cluster = center, ligand, cutoff, cluster
+        self.polyanions = polyanions
+        self.threshold = threshold
+        self.event_method = event_method
+        self.site_tolerance = float(site_tolerance)
+        self.reliable_fraction = float(reliable_fraction)
+        self.angles_csv = angles_csv
+        self.overwrite = overwrite
+        self.max_chunk = None if frames_per_chunk is None else int(frames_per_chunk)
+        self.store_mode = store_mode
+        self.scratch_dir = scratch_dir
+        self.workers = workers
+        self._store = None
+        self._writer = None
+
+    # ------------------------------------------------------------- sizes
+    def _atoms(self):
+        return self.pa.atoms
+
+    def _bytes_per_frame(self, n_atoms_read):
+        A, L = self.pa.n_anions, max(self.pa.n_ligands, 1)
+        return int(n_atoms_read * 3 * 8 * 4            # positions as read, float64, (un)wrapped copies
+                   + A * L * 3 * 8 * 5                 # raw and unit vectors, the store's block and its transpose
+                   + A * L * 8 * 10                    # ρ bins (θ, φ, indices, mask, flat index)
+                   + A * L * L * 8 * 2                 # symmetry kernel twin (ligand × site cosines)
+                   + A * 3 * 8 * 6)                    # projections and the table rows
+
+    def _chunk_frames(self):
+        fpc = super()._chunk_frames()
+        return max(1, min(fpc, self.max_chunk if self.max_chunk is not None else self.max_frames_per_chunk))
+
+    # ------------------------------------------------------------- hooks
+    def run(self, traj, start=None, stop=None, step=None):
+        """Analyse frames ``start:stop:step`` of ``traj``; returns a :class:`ReorientationResult`."""
+        try:
+            return super().run(traj, start, stop, step)
+        except BaseException:
+            self._cleanup(failed=True)
+            raise
+
+    def _cleanup(self, failed=False):
+        if self._writer is not None:
+            if failed:
+                self._writer.abort()
+            else:
+                self._writer.close()
+            self._writer = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _prepare(self):
+        if self.polyanions is None:
+            self.polyanions = find_polyanions(self.traj, center=self.center, ligand=self.ligand, cutoff=self.cutoff,
+                                              cluster=self.cluster, frame=self.frame_range.start)
+        pa = self.pa = self.polyanions
+        T = self.n_frames
+        if T < 2:
+            raise OptionError(f"reorientation needs at least 2 frames; got {T}")
+        self._require_uniform("reorientation (C1/C2)")
+        A, L = pa.n_anions, pa.n_ligands
+        self.n_valid = pa.ligand_counts.astype(np.int64)
+        self.valid_mask = np.arange(L)[None, :] < self.n_valid[:, None]            # (A, L)
+        self.n_vec = int(self.valid_mask.sum())
+        # centre species of the anion of every vector (per-species C1/C2 from the same transforms)
+        groups = [("all", np.ones(A, bool))]
+        if pa.center_species and len(pa.center_species.split()) > 1:
+            sp_of = np.asarray(self.traj.species)[pa.centers]
+            groups += [(s, sp_of == s) for s in pa.center_species.split() if np.any(sp_of == s)]
+        self.groups = groups
+        vec_anion = np.nonzero(self.valid_mask)[0]                                   # (n_vec,) row-major (a, l)
+        self.group_weights = np.stack([sel[vec_anion] for _, sel in groups]).astype(np.float64)   # (G, n_vec)
+        self._store = SeriesStore(3 * self.n_vec, T, budget=self.budget, mode=self.store_mode,
+                                  scratch_dir=self.scratch_dir, prefix="anionmotion-reorient-")
+        row_bytes = 8 * (2 + 3 * A)
+        preview = int(min(self.preview_frames, max(100, self.preview_fraction * self.budget // row_bytes)))
+        header = ["time_ps", "frame"] + [f"theta_{k}_deg_{a}" for a in range(A) for k in "abc"]
+        self._writer = FrameTableWriter(self.angles_csv, header, fmt=["%.10g", "%d"] + ["%.8g"] * (3 * A),
+                                        preview_rows=preview, overwrite=self.overwrite)
+        self._tracker = LigandDepartures(pa)
+        self._rho_counts = np.zeros((A, len(self.rho_edges[0]) - 1, len(self.rho_edges[1]) - 1), dtype=np.int64)
+        self._t0 = 0
+        self._events = None
+
+    def _start(self, u0, cell0):
+        """First frame: event references, the symmetry tolerance check, the orientation ligand."""
+        self.u0 = np.ascontiguousarray(u0)
+        self._events = {"threshold": _EventStream("threshold", u0, self.n_valid, self.threshold, self.use_ext)}
+        self.sym_note = None
+        try:
+            _check_site_tolerance(u0, self.n_valid, self.site_tolerance)
+            self._events["symmetry"] = _EventStream("symmetry", u0, self.n_valid, self.site_tolerance, self.use_ext)
+        except OptionError as err:
+            if self.event_method == "symmetry":
+                raise
+            self.sym_note = str(err)
+        self.orient_lig = _orientation_ligand(u0, cell0, self.valid_mask)
+
+    def _accumulate(self, chunk):
+        pa = self.pa
+        v = pa.ligand_vectors(chunk, use_ext=self.use_ext)
+        self._tracker.update(v, chunk.frame_indices)
+        sh = v.shape
+        u = normalize_vectors(v.reshape(sh[0], -1, 3), use_ext=self.use_ext).reshape(sh)
+        del v
+        n = sh[0]
+        if self._events is None:
+            self._start(u[0], chunk.cells[0])
+        self._store.write(self._t0, u[:, self.valid_mask, :].reshape(n, -1))
+        for ev in self._events.values():
+            ev.update(u, chunk.frame_indices, chunk.times)
+        self._rho_counts += ligand_density_counts(u, *self.rho_edges)
+        ang = _projection_angles(u, chunk.cells, self.orient_lig)
+        self._writer.append(np.column_stack([chunk.times, chunk.frame_indices.astype(np.float64),
+                                             ang.reshape(n, -1)]))
+        self._t0 += n
+
+    def _acfs(self):
+        """Exact all-origin C1, C2 of every group (all anions, centre species) from the store, shape (G, T)."""
+        T, nv, G = self.n_frames, self.n_vec, len(self.groups)
+        nfft = scipy.fft.next_fast_len(2 * T - 1, real=True)
+        nf = nfft // 2 + 1
+        # per vector: readback (3 T), products (6 T), pocketfft's zero-padded copy (6 n_fft), spectra
+        # (6 nf complex) and their power (6 nf); larger blocks than DEFAULT_MEMORY do not run faster
+        per_vec = 8 * (3 * T * (0 if self._store.in_memory else 1) + 6 * T + 6 * nfft + 6 * nf * 2 + 6 * nf)
+        work = min(self.fft_fraction * self.budget, DEFAULT_MEMORY)
+        block = int(max(1, min(nv, work // per_vec)))
+        self.fft_block = block
+        p1 = np.zeros((G, nf))
+        p2 = np.zeros((G, nf))
+        w6 = np.array([1.0, 1, 1, 2, 2, 2])          # off-diagonal products count twice in cos²
+        with self._phase(nv, "C1/C2 transforms", unit="vector") as bar:
+            for r0, rows in self._store.blocks(3 * block):
+                nb = rows.shape[0] // 3
+                v0 = r0 // 3
+                W = self.group_weights[:, v0:v0 + nb]                              # (G, nb)
+                f = scipy.fft.rfft(rows, n=nfft, axis=1, workers=self.workers)     # (3 nb, nf), zero-padded
+                fv = f.view(np.float64).reshape(nb, 3, nf, 2)
+                p1 += W @ np.einsum("vcfk,vcfk->vf", fv, fv)
+                del f, fv
+                x, y, z = rows[0::3], rows[1::3], rows[2::3]
+                prods = np.empty((nb, 6, T))
+                for k, (a, b) in enumerate(((x, x), (y, y), (z, z), (x, y), (x, z), (y, z))):
+                    np.multiply(a, b, out=prods[:, k])
+                del rows, x, y, z
+                f = scipy.fft.rfft(prods.reshape(6 * nb, T), n=nfft, axis=1, workers=self.workers)
+                del prods
+                fv = f.view(np.float64).reshape(6 * nb, nf, 2)
+                W6 = (W[:, :, None] * w6[None, None, :]).reshape(G, 6 * nb)
+                p2 += W6 @ np.einsum("rfk,rfk->rf", fv, fv)
+                del f, fv
+                bar.update(nb)
+        n_per = self.group_weights.sum(axis=1)                                      # vectors per group
+        norm = n_per[:, None] * (T - np.arange(T, dtype=np.float64))[None, :]
+        c1 = scipy.fft.irfft(p1, nfft, axis=1, workers=self.workers)[:, :T] / norm
+        cos2 = scipy.fft.irfft(p2, nfft, axis=1, workers=self.workers)[:, :T] / norm
+        return c1, 1.5 * cos2 - 0.5
+
+    def _finish(self) -> ReorientationResult:
+        pa = self.pa
+        integ = self._tracker.events()
+        pa.warn_broken(integ)
+        store_info = {"mode": "memory" if self._store.in_memory else "out-of-core", "path": self._store.path,
+                      "bytes": int(self._store.nbytes)}
+        c1_all, c2_all = self._acfs()
+        self._store.close()
+        n, dt, times = self.n_frames, self.dt, self.times
+        lag = np.arange(n) * dt
+        C1, C2 = c1_all[0], c2_all[0]
+        span = float(times[-1] - times[0])
+        rel_lag = self.reliable_fraction * span
+        i_rel = int(np.searchsorted(lag, rel_lag + 1e-9 * max(dt, 1e-30), side="right") - 1)
+        relax = {"C1": fit_relaxation(lag, C1, max_lag_ps=lag[i_rel]),
+                 "C2": fit_relaxation(lag, C2, max_lag_ps=lag[i_rel])}
+        c1_rel = float(C1[i_rel])
+        per_species = {}
+        for g, (s, sel) in enumerate(self.groups[1:], start=1):
+            a1, a2 = c1_all[g], c2_all[g]
+            per_species[s] = {"n_anions": int(sel.sum()), "C1": a1, "C2": a2, "C1_at_reliable_lag": float(a1[i_rel]),
+                              "rotating": bool(a1[i_rel] < ROTATING_C1),
+                              "tau1_ps": fit_relaxation(lag, a1, max_lag_ps=lag[i_rel])["tau_mean_ps"],
+                              "tau2_ps": fit_relaxation(lag, a2, max_lag_ps=lag[i_rel])["tau_mean_ps"]}
+        span_ns = span / 1000.0
+        ev_thr = self._events["threshold"].table(span_ns, pa.n_anions)
+        ev_sym = self._events["symmetry"].table(span_ns, pa.n_anions) if "symmetry" in self._events else None
+        chosen = ev_thr if self.event_method == "threshold" else ev_sym
+        te, pe = self.rho_edges
+        rho, rho_per = density_from_counts(self._rho_counts, te, pe)
+        prev = self._writer.preview()
+        stride = self._writer.stride
+        self._writer.close()
+        self._writer = None
+        angles = prev[:, 2:].reshape(len(prev), pa.n_anions, 3)
+        framework = {"connectivity": pa.connectivity, "VPA_A3": pa.vpa_A3, "AAL_A": pa.aal_A, "cutoff_A": pa.cutoff,
+                     "cutoff_source": pa.cutoff_source, "n_anions": pa.n_anions,
+                     "ligands_per_anion": pa.meta.get("ligands_per_anion"),
+                     "intact": not integ}
+        meta = {
+            "center": pa.center_species, "ligand": pa.ligand_species, "cluster": pa.meta.get("cluster_species"),
+            "frames": int(n), "dt_ps": dt, "span_ps": span, "first_frame": int(self.frames[0]),
+            "threshold_deg": self.threshold, "site_tolerance_deg": self.site_tolerance,
+            "event_method": self.event_method,
+            "reliable_fraction": self.reliable_fraction,
+            "reliable_lag_definition": "longest reliable lag = reliable_fraction × trajectory span (≥ half the "
+                                       "origins contribute to every lag up to it)",
+            "rotating_definition": f"C1(longest reliable lag) < {ROTATING_C1} (paper 003)",
+            "tau_definition": "tau*_ps = mean time (τ/β)Γ(1/β) of the fit C = exp(−(t/τ)^β) on [0, reliable lag]; "
+                              "relaxation[...]['tau_integral_ps'] = ∫C dt to the first zero or the reliable lag",
+            "acf": "exact all-origin FFT (zero-padded), scipy.fft; vectors streamed into a series store and "
+                   "transformed in blocks (power spectra summed, one inverse transform)",
+            "acf_store": store_info,
+            "fft_block_vectors": int(self.fft_block),
+            "memory_budget_bytes": int(self.budget),
+            "frames_per_chunk": int(self.frames_per_chunk),
+            "orientation_vector": "centre → the ligand most aligned with c in the first frame; angles against the "
+                                  "cell vectors a, b, c",
+            "orientation_ligand_atoms": pa.ligands[np.arange(pa.n_anions), self.orient_lig],
+            "angles_csv": None if self.angles_csv is None else str(self.angles_csv),
+            "angles_stride": int(stride),
+            "angles_definition": "angles_deg/times_ps hold every angles_stride-th frame (all frames up to "
+                                 f"{self.preview_frames}); angles_csv has every frame",
+            "rho": "θ from z, φ = atan2(u_x, u_y) from the y axis; density per steradian",
+            "frequency_definition": "events / n_anions / trajectory span (ns)",
+        }
+        if self.sym_note:
+            meta["symmetry_events"] = f"not computed: {self.sym_note}"
+        return ReorientationResult(
+            species=pa.label, n_anions=pa.n_anions, n_ligands=pa.n_ligands, lag_ps=lag, C1=C1, C2=C2,
+            tau1_ps=relax["C1"]["tau_mean_ps"], tau2_ps=relax["C2"]["tau_mean_ps"], relaxation=relax,
+            reliable_lag_ps=float(lag[i_rel]), C1_at_reliable_lag=c1_rel, rotating=bool(c1_rel < ROTATING_C1),
+            rotation_events=int(chosen["count"]), rotation_frequency_per_ns=float(chosen["frequency_per_ns"]),
+            events={"threshold": ev_thr, "symmetry": ev_sym}, angles_deg=angles, times_ps=prev[:, 0].copy(),
+            rho=rho, rho_per_anion=rho_per, rho_theta_edges=te, rho_phi_edges=pe, per_species=per_species,
+            framework=framework, integrity=integ, meta=meta)
+
+
 def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None,
                   threshold=DEFAULT_THRESHOLD_DEG, event_method="threshold",
                   site_tolerance=DEFAULT_SITE_TOLERANCE_DEG, reliable_fraction=RELIABLE_FRACTION,
-                  rho_bins=(36, 72), start=None, stop=None, step=None, memory=None, frames_per_chunk=2000,
-                  progress=None, use_ext=True) -> ReorientationResult:
-    """Reorientation dynamics of the polyanions of a trajectory.
+                  rho_bins=(36, 72), start=None, stop=None, step=None, memory=None, frames_per_chunk=None,
+                  progress=None, use_ext=True, angles_csv=None, overwrite=False) -> ReorientationResult:
+    """Reorientation dynamics of the polyanions of a trajectory, in bounded memory.
 
     Parameters
     ----------
@@ -523,146 +958,56 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
     start, stop, step : int, optional
         Frame range.
     memory : int or str, optional
-        FFT buffer budget.
+        Memory budget of the whole analysis (``"2GB"``; default half of the
+        available RAM).  Peak memory does not grow with the trajectory length:
+        the unit vectors go to a scratch file when they do not fit half of it.
+    frames_per_chunk : int, optional
+        Largest number of frames read at once (default 2048, smaller when the budget asks for it).
+    progress : bool, optional
+        Progress bars (reading pass, then the C1/C2 transforms); None = only on a terminal.
     use_ext : bool
         Compiled kernels (True) or the numpy twins.
+    angles_csv : str, optional
+        CSV file for the angle projections of every frame (columns ``time_ps``,
+        ``frame``, then θa, θb, θc of each anion, degrees), written chunk by chunk.
+    overwrite : bool
+        Replace an existing ``angles_csv``.
 
     Returns
     -------
     ReorientationResult
+        ``angles_deg``/``times_ps`` hold every ``meta['angles_stride']``-th frame
+        (all frames for up to 20,000 frames); ``meta['acf_store']`` says whether
+        the vectors were kept in memory or in a scratch file (and where).
 
     Notes
     -----
     u(t) is the unit minimum-image vector centre→ligand (clusters: centre of
     mass→ligand).  C1(t) = ⟨u(t0+t)·u(t0)⟩ and C2(t) = ⟨P2(u(t0+t)·u(t0))⟩
-    over all origins t0, ligands and anions (:func:`orientation_acf`).  The
-    longest reliable lag is ``reliable_fraction`` × span: beyond it fewer than
-    half of the origins contribute.  ``rotating`` = C1(reliable lag) < 0.9
-    (paper 003).  Relaxation times: ∫C dt up to the first zero or the reliable
-    lag, and the fit C ≈ exp(−(t/τ)^β) over [0, reliable lag] with mean time
-    (τ/β)Γ(1/β); for rotational diffusion C1 = exp(−2D_r t), C2 = exp(−6D_r t).
+    over all origins t0, ligands and anions, exactly by FFT as
+    :func:`orientation_acf` (here from vectors streamed into a store and read
+    back in blocks; see :class:`Reorientation`).  The longest reliable lag is
+    ``reliable_fraction`` × span: beyond it fewer than half of the origins
+    contribute.  ``rotating`` = C1(reliable lag) < 0.9 (paper 003).
+    Relaxation times: ∫C dt up to the first zero or the reliable lag, and the
+    fit C ≈ exp(−(t/τ)^β) over [0, reliable lag] with mean time (τ/β)Γ(1/β);
+    for rotational diffusion C1 = exp(−2D_r t), C2 = exp(−6D_r t).
     Rotation events (paper 000): an anion rotates when any ligand makes an
     angle > ``threshold`` with its direction at the anion's last event; the
     reference then resets.  Symmetry-aware events count jumps between
     symmetry-equivalent orientations (ligands permuted among the reference
     sites; see :func:`~anionmotion.kernels.events.rotation_events_symmetry`);
     the Kabsch rotation angle of each event is reported.  Frequency = events
-    per anion per ns of trajectory span.
+    per anion per ns of trajectory span.  Events, ρ(θ, φ), the integrity check
+    and the angle projections are computed online, chunk by chunk, and equal
+    the in-memory results exactly.
 
     References
     ----------
     SPEC §4; paper 003 eq. 4 and Fig. 5; paper 000 Fig. 2.
     """
-    # None means "the default" (convenient for callers forwarding optional settings)
-    threshold = DEFAULT_THRESHOLD_DEG if threshold is None else threshold
-    site_tolerance = DEFAULT_SITE_TOLERANCE_DEG if site_tolerance is None else site_tolerance
-    reliable_fraction = RELIABLE_FRACTION if reliable_fraction is None else reliable_fraction
-    event_method = "threshold" if event_method is None else event_method
-    if event_method not in ("threshold", "symmetry"):
-        raise OptionError(f"invalid event_method {event_method!r}; choose one of threshold, symmetry")
-    threshold = float(threshold)
-    if not 0 < threshold < 180:
-        raise OptionError(f"threshold must be an angle in (0, 180) degrees; got {threshold}")
-    if not 0 < float(site_tolerance) < 90:
-        raise OptionError(f"site_tolerance must be an angle in (0, 90) degrees; got {site_tolerance}")
-    if not 0 < float(reliable_fraction) <= 1:
-        raise OptionError(f"reliable_fraction must be in (0, 1]; got {reliable_fraction}")
-    if polyanions is None:
-        s0 = slice(start, stop, step).indices(traj.n_frames)[0] if traj.n_frames else 0
-        polyanions = find_polyanions(traj, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, frame=s0)
-    pa = polyanions
-    u, times, cells, frames, integ = read_unit_vectors(traj, pa, start=start, stop=stop, step=step,
-                                                       frames_per_chunk=frames_per_chunk, progress=progress,
-                                                       use_ext=use_ext)
-    n = len(times)
-    if n < 2:
-        raise OptionError(f"reorientation needs at least 2 frames; got {n}")
-    d = np.diff(times)
-    if np.any(np.abs(d - d[0]) > 1e-6 * abs(d[0])):
-        raise OptionError("reorientation ACFs need evenly spaced frames; the trajectory's time step varies "
-                          f"({d.min():.6g} … {d.max():.6g} ps)")
-    pa.warn_broken(integ)
-    dt = float(np.mean(d))
-    lag = np.arange(n) * dt
-    n_valid = pa.ligand_counts.astype(np.int64)
-    valid_mask = np.arange(pa.n_ligands)[None, :] < n_valid[:, None]          # (A, L)
-
-    def acfs(anion_sel):
-        m = valid_mask & anion_sel[:, None]
-        return orientation_acf(u[:, m, :], memory=memory, use_ext=use_ext)
-
-    all_sel = np.ones(pa.n_anions, bool)
-    C1, C2 = acfs(all_sel)
-    span = float(times[-1] - times[0])
-    rel_lag = reliable_fraction * span
-    i_rel = int(np.searchsorted(lag, rel_lag + 1e-9 * max(dt, 1e-30), side="right") - 1)
-    relax = {"C1": fit_relaxation(lag, C1, max_lag_ps=lag[i_rel]), "C2": fit_relaxation(lag, C2, max_lag_ps=lag[i_rel])}
-    c1_rel = float(C1[i_rel])
-    # per centre species
-    per_species = {}
-    if pa.center_species and len(pa.center_species.split()) > 1:
-        sp_of = np.asarray(traj.species)[pa.centers]
-        for s in pa.center_species.split():
-            sel = sp_of == s
-            if sel.any():
-                a1, a2 = acfs(sel)
-                per_species[s] = {"n_anions": int(sel.sum()), "C1": a1, "C2": a2, "C1_at_reliable_lag": float(a1[i_rel]),
-                                  "rotating": bool(a1[i_rel] < ROTATING_C1),
-                                  "tau1_ps": fit_relaxation(lag, a1, max_lag_ps=lag[i_rel])["tau_mean_ps"],
-                                  "tau2_ps": fit_relaxation(lag, a2, max_lag_ps=lag[i_rel])["tau_mean_ps"]}
-    # events
-    span_ns = span / 1000.0
-    fl_thr = rotation_events_threshold(u, threshold, use_ext=use_ext)
-    ev_thr = _event_table(fl_thr, u, times, frames, n_valid, span_ns, pa.n_anions)
-    ev_sym = None
-    sym_note = None
-    try:
-        _check_site_tolerance(u[0], n_valid, float(site_tolerance))
-        fl_sym = rotation_events_symmetry(u, n_valid, float(site_tolerance), use_ext=use_ext)
-        ev_sym = _event_table(fl_sym, u, times, frames, n_valid, span_ns, pa.n_anions, sites=True)
-    except OptionError as err:
-        if event_method == "symmetry":
-            raise
-        sym_note = str(err)
-    chosen = ev_thr if event_method == "threshold" else ev_sym
-    # angle projections of each anion's orientation vector on the cell vectors; the orientation ligand is
-    # the one most aligned with c in the first frame (independent of the atom order in the file)
-    cell_unit = cells / np.linalg.norm(cells, axis=2, keepdims=True)
-    # (ties broken by a, then b: lexicographic score)
-    score = np.einsum("alk,ck->alc", np.round(np.nan_to_num(u[0]) @ np.eye(3), 12), cell_unit[0])
-    align = np.where(valid_mask, score[..., 2] + 1e-6 * score[..., 0] + 1e-12 * score[..., 1], -np.inf)
-    orient_lig = np.argmax(align, axis=1)
-    uo = u[:, np.arange(pa.n_anions), orient_lig, :]                              # (T, A, 3)
-    angles = np.degrees(np.arccos(np.clip(np.einsum("tak,tck->tac", uo, cell_unit), -1, 1)))
-    rho, rho_per, te, pe = ligand_density(u, bins=rho_bins)
-    framework = {"connectivity": pa.connectivity, "VPA_A3": pa.vpa_A3, "AAL_A": pa.aal_A, "cutoff_A": pa.cutoff,
-                 "cutoff_source": pa.cutoff_source, "n_anions": pa.n_anions,
-                 "ligands_per_anion": pa.meta.get("ligands_per_anion"),
-                 "intact": not integ}
-    meta = {
-        "center": pa.center_species, "ligand": pa.ligand_species, "cluster": pa.meta.get("cluster_species"),
-        "frames": int(n), "dt_ps": dt, "span_ps": span, "first_frame": int(frames[0]),
-        "threshold_deg": threshold, "site_tolerance_deg": float(site_tolerance), "event_method": event_method,
-        "reliable_fraction": float(reliable_fraction),
-        "reliable_lag_definition": "longest reliable lag = reliable_fraction × trajectory span (≥ half the origins "
-                                   "contribute to every lag up to it)",
-        "rotating_definition": f"C1(longest reliable lag) < {ROTATING_C1} (paper 003)",
-        "tau_definition": "tau*_ps = mean time (τ/β)Γ(1/β) of the fit C = exp(−(t/τ)^β) on [0, reliable lag]; "
-                          "relaxation[...]['tau_integral_ps'] = ∫C dt to the first zero or the reliable lag",
-        "acf": "exact all-origin FFT (zero-padded), scipy.fft",
-        "orientation_vector": "centre → the ligand most aligned with c in the first frame; angles against the "
-                              "cell vectors a, b, c",
-        "orientation_ligand_atoms": pa.ligands[np.arange(pa.n_anions), orient_lig],
-        "rho": "θ from z, φ = atan2(u_x, u_y) from the y axis; density per steradian",
-        "frequency_definition": "events / n_anions / trajectory span (ns)",
-    }
-    if sym_note:
-        meta["symmetry_events"] = f"not computed: {sym_note}"
-    return ReorientationResult(
-        species=pa.label, n_anions=pa.n_anions, n_ligands=pa.n_ligands, lag_ps=lag, C1=C1, C2=C2,
-        tau1_ps=relax["C1"]["tau_mean_ps"], tau2_ps=relax["C2"]["tau_mean_ps"], relaxation=relax,
-        reliable_lag_ps=float(lag[i_rel]), C1_at_reliable_lag=c1_rel, rotating=bool(c1_rel < ROTATING_C1),
-        rotation_events=int(chosen["count"]), rotation_frequency_per_ns=float(chosen["frequency_per_ns"]),
-        events={"threshold": ev_thr, "symmetry": ev_sym}, angles_deg=angles, times_ps=times, rho=rho,
-        rho_per_anion=rho_per, rho_theta_edges=te, rho_phi_edges=pe, per_species=per_species, framework=framework,
-        integrity=integ, meta=meta)
+    return Reorientation(center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, polyanions=polyanions,
+                         threshold=threshold, event_method=event_method, site_tolerance=site_tolerance,
+                         reliable_fraction=reliable_fraction, rho_bins=rho_bins, angles_csv=angles_csv,
+                         overwrite=overwrite, frames_per_chunk=frames_per_chunk, memory=memory, progress=progress,
+                         use_ext=use_ext).run(traj, start=start, stop=stop, step=step)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs,
-                      need_matplotlib, open_from_args, progress_of)
+from ._common import (add_memory_option, add_output_options, add_polyanion_options, add_reader_options,
+                      check_outputs, need_matplotlib, open_from_args, progress_of)
 
 __all__ = ["register", "run", "plot_reorientation", "plot_rho", "rho_csv"]
 
@@ -33,7 +33,13 @@ def register(sub):
     p.add_argument("--rho-csv", metavar="FILE", help="write ρ(θ, φ) (all anions) as CSV")
     p.add_argument("--rho-anion", type=int, metavar="K",
                    help="--rho/--rho-csv for polyanion K only (index in the identification order) instead of all")
-    p.add_argument("--series", action="store_true", help="include the angle projections per frame in the JSON")
+    p.add_argument("--series", action="store_true",
+                   help="include the angle projections in the JSON (every frame up to 20,000 frames, else a "
+                        "strided preview; see --angles-csv)")
+    p.add_argument("--angles-csv", metavar="FILE",
+                   help="write the angle projections θa, θb, θc of every anion at every frame as CSV (streamed to "
+                        "disk chunk by chunk)")
+    add_memory_option(p)
     add_reader_options(p)
     add_output_options(p, json=True, plot=True)
     p.set_defaults(func=run)
@@ -100,7 +106,7 @@ def plot_reorientation(res, path, overwrite=False):
     a.legend(fontsize=8)
     a = ax[0, 1]
     for k, lab in enumerate("abc"):
-        a.plot(res.times_ps, res.angles_deg[:, 0, k], lw=0.8, label=f"θ{lab}")
+        a.plot(res.times_ps, res.angles_deg[:, 0, k], lw=0.8, label=f"θ{lab}")   # (strided) preview
     ev = res.events[res.meta["event_method"]]
     for t in ev["time_ps"][ev["anion"] == 0]:
         a.axvline(t, color="r", lw=0.6, alpha=0.6)
@@ -130,13 +136,13 @@ def run(args) -> int:
     from ..analysis.reorientation import reorientation
     from ..results import write_json, write_text_atomic
 
-    check_outputs(args, args.json, args.plot, args.rho, args.rho_csv)
+    check_outputs(args, args.json, args.plot, args.rho, args.rho_csv, args.angles_csv)
     with open_from_args(args) as traj:
         res = reorientation(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff, cluster=args.cluster,
                             threshold=args.threshold, event_method="symmetry" if args.symmetry else "threshold",
                             site_tolerance=args.site_tolerance, reliable_fraction=args.reliable_fraction,
-                            start=args.start, stop=args.stop, step=args.step,
-                            progress=progress_of(args))
+                            start=args.start, stop=args.stop, step=args.step, memory=args.memory,
+                            angles_csv=args.angles_csv, overwrite=args.overwrite, progress=progress_of(args))
         d = res.to_dict(include_series=args.series)
         if args.cation:
             from ..analysis.hops import hops

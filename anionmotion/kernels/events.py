@@ -28,7 +28,19 @@ def rotation_events_threshold_ref(u, cos_threshold, ref, flags):
         ref[ev] = u[t, ev]
 
 
-def rotation_events_threshold(u, threshold_deg, *, use_ext=True):
+def _state(ref, u, name):
+    """The carried reference state: a fresh copy of frame 0 (None) or the caller's array, updated in place."""
+    if ref is None:
+        return np.ascontiguousarray(u[0].copy())
+    if not isinstance(ref, np.ndarray) or ref.dtype != np.float64 or not ref.flags.c_contiguous \
+            or not ref.flags.writeable:
+        raise ValueError(f"{name} must be a writeable C-contiguous float64 array (it is updated in place)")
+    if ref.shape != u.shape[1:]:
+        raise ValueError(f"{name} must have shape {u.shape[1:]} (n_anions, n_lig, 3); got {ref.shape}")
+    return ref
+
+
+def rotation_events_threshold(u, threshold_deg, *, ref=None, use_ext=True):
     """Rotation events with a resetting reference.
 
     Parameters
@@ -38,6 +50,12 @@ def rotation_events_threshold(u, threshold_deg, *, use_ext=True):
     threshold_deg : float, degrees
         An event happens when any ligand direction makes an angle larger than
         this with its direction at the anion's previous event (or frame 0).
+    ref : ndarray, shape (n_anions, n_lig, 3), float64, optional
+        Carried state for streaming: the ligand directions at each anion's last
+        event (or at the first frame of the trajectory), updated in place.
+        Default: a copy of ``u[0]`` (the whole trajectory in one call).
+        Calling chunk after chunk with the same ``ref`` gives exactly the
+        flags of one call on the concatenated frames.
     use_ext : bool
 
     Returns
@@ -49,7 +67,7 @@ def rotation_events_threshold(u, threshold_deg, *, use_ext=True):
     flags = np.zeros(u.shape[:2], dtype=np.uint8)
     if u.shape[0] == 0:
         return flags.astype(bool)
-    ref = np.ascontiguousarray(u[0].copy())
+    ref = _state(ref, u, "ref")
     cth = float(np.cos(np.radians(threshold_deg)))
     (_events.rotation_events_threshold if use_ext else rotation_events_threshold_ref)(u, cth, ref, flags)
     return flags.astype(bool)
@@ -76,7 +94,7 @@ def rotation_events_symmetry_ref(u, n_valid, cos_tolerance, ref, site, tmp, flag
             ref[ev] = np.take_along_axis(ref[ev], best_j[ev][..., None], axis=1)
 
 
-def rotation_events_symmetry(u, n_valid, tolerance_deg, *, use_ext=True):
+def rotation_events_symmetry(u, n_valid, tolerance_deg, *, ref=None, use_ext=True):
     """Symmetry-aware rotation events (jumps between equivalent orientations).
 
     Parameters
@@ -87,6 +105,11 @@ def rotation_events_symmetry(u, n_valid, tolerance_deg, *, use_ext=True):
     tolerance_deg : float, degrees
         A ligand "sits on" a reference site when within this angle of it; must
         be below half the smallest ligand–ligand angle.
+    ref : ndarray, shape (n_anions, n_lig, 3), float64, optional
+        Carried state for streaming: the reference site of each ligand label
+        (the first-frame site set, permuted at every event), updated in place.
+        Default: a copy of ``u[0]``.  Chunk after chunk with the same ``ref``
+        equals one call on the concatenated frames.
 
     Returns
     -------
@@ -110,7 +133,7 @@ def rotation_events_symmetry(u, n_valid, tolerance_deg, *, use_ext=True):
     flags = np.zeros(u.shape[:2], dtype=np.uint8)
     if u.shape[0] == 0:
         return flags.astype(bool)
-    ref = np.ascontiguousarray(u[0].copy())
+    ref = _state(ref, u, "ref")
     site = np.zeros(u.shape[1:3], dtype=np.int64)
     tmp = np.zeros((u.shape[2], 3))
     ctol = float(np.cos(np.radians(tolerance_deg)))
