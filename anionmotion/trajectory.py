@@ -672,7 +672,9 @@ class MemoryReader(BaseReader):
         self.metadata = dict(metadata or {})
 
     def read(self, start, stop, atoms=None, velocities=None):
-        sel = slice(None) if atoms is None else atoms
+        sel = slice(None) if atoms is None else np.asarray(atoms, dtype=np.int64)
+        if not isinstance(sel, slice) and len(sel) == self.n_atoms and np.array_equal(sel, np.arange(self.n_atoms)):
+            sel = slice(None)  # every atom in order: views of the arrays, no copy
         p = self._pos[start:stop][:, sel]
         vel = None if self._vel is None or velocities is False else self._vel[start:stop][:, sel]
         return RawFrames(
@@ -680,7 +682,8 @@ class MemoryReader(BaseReader):
             times=None if self.times is None else self.times[start:stop],
             velocities=vel,
             images=None if self._img is None else self._img[start:stop][:, sel],
-            origins=None if self._origins is None else self._origins[start:stop])
+            origins=None if self._origins is None else self._origins[start:stop],
+            owned=not isinstance(sel, slice))  # a selection is a fresh copy; a slice is a view of the caller's data
 
     def read_cells(self, start, stop):
         return np.array(self._cells[start:stop])

@@ -188,3 +188,41 @@ def test_infinite_velocity_is_found_even_when_sums_overflow():
     traj = anionmotion.from_arrays(pos, CELL, species=["Li", "Li"], velocities=vel, frame_interval=1)
     with pytest.raises(TrajectoryError, match=r"frame 2, atom 1: velocities contain inf \(component z\)"):
         traj.read()
+
+
+@pytest.mark.parametrize("style", ["wrapped", "fractional"])
+def test_unwrapping_a_chunk_needs_one_working_copy(style):
+    """_process: wrapped → fractional → unwrapped → Cartesian in one array (plus the (n, atoms) jump table)."""
+    import tracemalloc
+
+    pos = _walk(n_frames=400, n_atoms=300, scale=0.2)
+    arr = _wrap(pos, CELL) if style == "wrapped" else (pos @ np.linalg.inv(CELL)) % 1.0
+    traj = anionmotion.from_arrays(arr, CELL, species=["Li"] * 300, frame_interval=0.1, style=style)
+    traj.times, traj.cells  # noqa: B018
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        for ch in traj.iter_chunks(400):
+            out = ch.positions
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    npt.assert_allclose(out, pos - pos[0] + traj.read(frames=slice(0, 1)).positions[0], atol=1e-9)
+    chunk_bytes = 400 * 300 * 3 * 8
+    # the result (1×) and the jump table (1/3×); before: shifted, fractional, unwrapped and Cartesian copies (≥ 3×)
+    assert peak < 1.8 * chunk_bytes, peak / chunk_bytes
+
+
+def test_velocities_false_and_constant_cell_of_arrays():
+    pos = _walk()
+    vel = np.ones_like(pos)
+    traj = anionmotion.from_arrays(pos, CELL, species=["Li"] * 5, velocities=vel, frame_interval=0.5)
+    assert traj.read(velocities=False).velocities is None
+    npt.assert_array_equal(traj.read(velocities=True).velocities, vel)
+    assert all(c.velocities is None for c in traj.iter_chunks(7, velocities=False))
+    assert traj.cell_constant and traj.cells.shape == (60, 3, 3) and not traj.cells.flags.writeable
+    assert traj.volume == abs(np.linalg.det(CELL))
+    novel = anionmotion.from_arrays(pos, CELL, species=["Li"] * 5, frame_interval=0.5)
+    with pytest.raises(OptionError, match="velocities"):
+        novel.read(velocities=True)

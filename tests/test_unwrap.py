@@ -82,3 +82,39 @@ def test_frac_cart_round_trip_triclinic(tilt, lengths):
     npt.assert_allclose(frac_to_cart(s, cells), pos, atol=1e-10)
     npt.assert_allclose(cart_to_frac(pos, cells, use_ext=False), s, atol=1e-12)
     npt.assert_allclose(frac_to_cart(s, cells, use_ext=False), pos, atol=1e-10)
+
+
+@settings(deadline=None, max_examples=40)
+@given(steps=arrays(np.float64, (12, 4, 3), elements=st.floats(-0.45, 0.45)),
+       cut=st.integers(1, 11), use_ext=st.booleans())
+def test_in_place_equals_new_arrays(steps, cut, use_ext):
+    """``out=`` the input itself (how the trajectory unwraps a chunk it owns) gives the same bits, chunk by chunk."""
+    walk = np.cumsum(steps, axis=0)
+    wrapped = walk - np.floor(walk)
+    cells = np.tile(np.array([[4.0, 0.0, 0.0], [0.5, 5.0, 0.0], [0.2, -0.3, 6.0]]), (12, 1, 1))
+    cart = frac_to_cart(wrapped, cells, use_ext=use_ext)
+    frac_new = cart_to_frac(cart, cells, use_ext=use_ext)
+    buf = cart.copy()
+    frac_in = cart_to_frac(buf, cells, use_ext=use_ext, out=buf)
+    assert frac_in is buf
+    npt.assert_array_equal(frac_in, frac_new)
+    pw, pu = frac_new[0].copy(), frac_new[0].copy()
+    ref = [unwrap_fractional(frac_new[lo:hi], pw, pu, use_ext=use_ext) for lo, hi in ((0, cut), (cut, 12))]
+    pw, pu = frac_in[0].copy(), frac_in[0].copy()
+    for (lo, hi), (r, jr) in zip(((0, cut), (cut, 12)), ref):
+        part = frac_in[lo:hi]
+        out, jump = unwrap_fractional(part, pw, pu, use_ext=use_ext, out=part)
+        assert np.shares_memory(out, buf)
+        npt.assert_array_equal(jump, jr)
+    ref = np.concatenate([r for r, _ in ref])
+    npt.assert_array_equal(buf, ref)
+    back = frac_to_cart(buf, cells, use_ext=use_ext, out=buf)
+    npt.assert_array_equal(back, frac_to_cart(ref, cells, use_ext=use_ext))
+
+
+def test_out_must_fit():
+    x = np.zeros((2, 3, 3))
+    with pytest.raises(ValueError, match="out must be"):
+        cart_to_frac(x, np.tile(np.eye(3), (2, 1, 1)), out=np.zeros((2, 3, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="out must be"):
+        unwrap_fractional(x, out=np.zeros((2, 2, 3)))
