@@ -247,13 +247,14 @@ def lattice_system(n, seed=0):
     return anionmotion.from_arrays(pos, np.eye(3) * box, species=sp, frame_interval=0.1)
 
 
-@pytest.mark.parametrize("n", [300, 4100])
-def test_auto_shell_from_subsampled_frames(n):
-    # n = 4100: every 2nd frame enters g(r) and only those frames are read
+@pytest.mark.parametrize("n,memory", [(300, 200_000), (300, None), (4100, 200_000)])
+def test_auto_shell_from_subsampled_frames(n, memory):
+    # n = 4100: every 2nd frame enters g(r) and only those frames are read; n = 300: every frame, and with
+    # memory=None the distances of pass 1 are reused by the residence pass
     traj = lattice_system(n)
     kw = dict(cation="Li", shell=None, min_residence=1.0, hops=fake_hops([], []), n_nearest=2, n_permutations=10,
               seed=0)
-    res = coupling(traj, center="S", ligand="O", memory=200_000, **kw)
+    res = coupling(traj, center="S", ligand="O", memory=memory, **kw)
     ref = reference_coupling(traj, window_ps=1.0, **kw)
     assert res.shell_A == ref["shell"] and res.shell_source.startswith("auto")
     npt.assert_array_equal(res.g_r["r_A"], ref["g_r"][0])

@@ -575,7 +575,9 @@ class Coupling(AnalysisBase):
     Passes over the trajectory, each with a progress bar:
 
     1. only when ``shell`` is None: g_C–cation(r) from every ⌊n/2000⌋-th
-       frame (at least every frame), reading only those frames;
+       frame (at least every frame), reading only those frames (when every
+       frame is used, n < 4000, the float32 distances are kept for pass 3
+       if they fit ``CACHE_FRACTION`` of the budget);
     2. the hops of the cation (:class:`~anionmotion.analysis.hops.Hops`,
        streamed, h not kept) unless ``hops`` is given;
     3. the residence pass: chunks of the cations and polyanions; residence
@@ -594,6 +596,9 @@ class Coupling(AnalysisBase):
 
     name = "coupling"
     STORE_FRACTION = 0.4
+    """The D(t, a) store stays in memory up to this fraction of the budget (else a scratch file)."""
+    CACHE_FRACTION = 0.2
+    """Short trajectories (every frame in g(r)): the pass-1 distances are kept for pass 2 up to this fraction."""
 
     def __init__(self, cation, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, shell=None,
                  min_residence=DEFAULT_MIN_RESIDENCE_PS, hops=None, hop_a=None, hop_residence=3.0, hop_window=9.0,
@@ -685,9 +690,18 @@ class Coupling(AnalysisBase):
         sample = np.arange(0, n, k)
         fpc = self._chunk_frames()
 
+        P = len(self._cat_idx) * self._pa.n_anions
+        # every frame is sampled (n < 4000): keep the distances for the residence pass when they fit the budget
+        cache = np.empty((n, P), dtype=np.float32) if k == 1 and n * P * 4 <= self.CACHE_FRACTION * self.budget \
+            else None
+        pos = [0]
+
         def add(sysd):
             d = _centre_cation_distances(sysd, self.use_ext)
             counts[:] += np.histogram(d[d < r_max], bins=edges)[0]
+            if cache is not None:
+                cache[pos[0]:pos[0] + len(d)] = d
+                pos[0] += len(d)
 
         with self._phase(len(sample), "g(r) frames", unit="frame") as bar:
             if k == 1:
@@ -702,7 +716,7 @@ class Coupling(AnalysisBase):
                                                progress=False, unwrap=False):
                         add(chunk_system(ch, self._pa, self._cat_idx, use_ext=self.use_ext))
                     bar.update(1)
-        P = len(self._cat_idx) * self._pa.n_anions
+        self._dist_cache = cache
         r_sh, rr, gg = _first_minimum(counts, edges, volume, P, len(sample), r_max)
         return r_sh, {"r_A": rr, "g": gg}
 
@@ -738,6 +752,7 @@ class Coupling(AnalysisBase):
         self._setup(traj, start, stop, step)
         self._prepare()
         n = self.n_frames
+        self._dist_cache = None
         if self.shell is None:
             self._shell, g_r = self._shell_pass()
             self._shell_source = SHELL_SOURCE_AUTO
@@ -765,8 +780,10 @@ class Coupling(AnalysisBase):
         self._u_tail = None
         try:
             self._iterate("residence events")
+            self._dist_cache = None
             return self._finish()
         finally:
+            self._dist_cache = None
             if self._store is not None:
                 self._store.close()
                 self._store = None
@@ -777,7 +794,10 @@ class Coupling(AnalysisBase):
         for e in self._pa.broken_ligands(sysd["lig"], 0):
             e["frame"] = int(chunk.frame_indices[e["frame"]])
             self._broken.setdefault((e["anion"], e["ligand_atom"]), e)
-        inside = _centre_cation_distances(sysd, self.use_ext) < self._shell
+        if self._dist_cache is not None:
+            inside = self._dist_cache[g0:g0 + f] < self._shell
+        else:
+            inside = _centre_cation_distances(sysd, self.use_ext) < self._shell
         self._tracker.add(g0, inside, sysd)
         del inside
         if self._hops_local is not None:
