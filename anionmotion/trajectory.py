@@ -449,14 +449,16 @@ class Trajectory:
             required (:class:`~anionmotion.errors.OptionError` when the file
             has none).
 
-        Only the selected atoms are read (readers select while reading, see
-        :class:`~anionmotion.io.base.BaseReader`), and wrapped positions are
-        unwrapped in place in the chunk's own array.
-
         Yields
         ------
         Chunk
             Unwrapping is continuous across chunk boundaries.
+
+        Notes
+        -----
+        Only the selected atoms are read (readers select while reading, see
+        :class:`~anionmotion.io.base.BaseReader`), and wrapped positions are
+        unwrapped in place in the chunk's own array.
         """
         if frames_per_chunk is None or int(frames_per_chunk) < 1:
             raise OptionError(f"frames_per_chunk must be a positive integer; got {frames_per_chunk}")
