@@ -19,7 +19,7 @@ from anionmotion.analysis.libration import Libration, _member_table, _relative, 
 from anionmotion.analysis.rdf import RDF
 from anionmotion.analysis.vdos import VDOS
 from anionmotion.errors import OptionError, SamplingWarning, UnwrapWarning
-from anionmotion.kernels.correlate import acf_sum, acf_sum_ref, acf_sum_rows, spectrum_from_acf, vacf
+from anionmotion.kernels.correlate import acf_sum, acf_sum_ref, acf_sum_rows, vacf
 
 CELL = np.array([[8.0, 0, 0], [1.5, 7.0, 0], [0.5, -1.0, 9.0]])
 TET = 1.5 / np.sqrt(3) * np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]])

@@ -353,8 +353,8 @@ def density(traj, species, *, grid=None, spacing=None, profile_bins=None, remove
     -----
     ρ(v) = (1/n_frames) Σ_t c_t(v) / (V_t / n_voxels): the count c_t in each voxel of frame t's own cell,
     divided by that frame's voxel volume, so Σ_v ρ(v) V_voxel = N for a constant cell (NPT: the mean of
-    N V̄/V_t with V̄ the volume of the mean cell).  The 1-D profile along axis k is p(s) = n_bins · (counts in slab) / (N · n_frames), with
-    ∫_0^1 p ds = 1.
+    N V̄/V_t with V̄ the volume of the mean cell).  The 1-D profile along axis k is
+    p(s) = n_bins · (counts in slab) / (N · n_frames), with ∫_0^1 p ds = 1.
 
     References
     ----------

@@ -28,7 +28,8 @@ from ._streaming import check_acf_memory, correlate_store
 from .base import AnalysisBase, SeriesStore
 from .vdos import band_center, vdos
 
-__all__ = ["libration", "Libration", "LibrationResult", "angular_velocities", "rotation_angular_velocities", "spectral_overlap"]
+__all__ = ["libration", "Libration", "LibrationResult", "angular_velocities", "rotation_angular_velocities",
+           "spectral_overlap"]
 
 
 @dataclass(frozen=True)
