@@ -313,3 +313,50 @@ def test_from_arrays_constant_cell():
     traj = anionmotion.from_arrays(pos, cells, species=["Li"], frame_interval=1.0)
     assert not traj.cell_constant
     npt.assert_array_equal(traj.cells, cells)
+
+
+# ----------------------------------------------------------------------------- text readers
+def test_outcar_compiled_parse_selection_and_errors(tmp_path):
+    """OUTCAR blocks are parsed by the compiled parser: selections equal all-then-select, numbers equal float()."""
+    import os
+
+    from conftest import data_path
+
+    path = data_path("vasprun", "OUTCAR.h2o.md")
+    traj = anionmotion.open(path, unwrap=False)
+    allp = traj.read().positions
+    raw = open(path, "rb").read()
+    # reference: Python float() of the first three tokens of every POSITION row
+    ref = []
+    for block in raw.split(b"TOTAL-FORCE (eV/Angst)")[1:]:
+        rows = block.split(b"\n")[2:2 + traj.n_atoms]
+        ref.append([[float(x) for x in r.split()[:3]] for r in rows])
+    npt.assert_array_equal(allp, np.asarray(ref)[:traj.n_frames])
+    for sel in ([4, 1], [0], [5, 0, 3]):
+        npt.assert_array_equal(traj.read(atoms=sel, frames=slice(1, None)).positions, allp[1:][:, np.sort(sel)])
+    bad = tmp_path / "OUTCAR.bad"
+    row = raw.find(b"4.34854")
+    bad.write_bytes(raw[:row] + b"4.3x854" + raw[row + 7:])
+    t = anionmotion.open(bad, unwrap=False)
+    with pytest.raises(TrajectoryError, match="frame 0.*non-numeric value in the POSITION block"):
+        t.read()
+    assert os.path.getsize(bad) == len(raw)
+
+
+def test_xyz_velocity_columns_not_parsed_when_unwanted(tmp_path):
+    lines = []
+    for k in range(4):
+        lines += ["3", 'Lattice="6 0 0 0 6 0 0 0 6" Properties=species:S:1:pos:R:3:vel:R:3 Time=%g time_unit=fs' % k]
+        for i in range(3):
+            lines.append(f"Li {1.0 + i + 0.1 * k} 2.0 3.0 0.{i + 1} 0.2 oops" if k == 1 and i == 2 else
+                         f"Li {1.0 + i + 0.1 * k} 2.0 3.0 0.{i + 1} 0.2 0.3")
+    p = tmp_path / "v.xyz"
+    p.write_text("\n".join(lines) + "\n")
+    traj = anionmotion.open(p)
+    # frame 1 has a bad velocity: reading positions only never touches it
+    chunk = traj.read(velocities=False, atoms=[0, 2])
+    assert chunk.velocities is None
+    npt.assert_allclose(chunk.positions[:, :, 0], [[1.0, 3.0], [1.1, 3.1], [1.2, 3.2], [1.3, 3.3]])
+    npt.assert_allclose(traj.read(frames=slice(2, 4)).velocities[0, :, 0], [100.0, 200.0, 300.0])
+    with pytest.raises(TrajectoryError, match="not a number"):
+        traj.read()

@@ -32,8 +32,12 @@ import numpy as np
 
 from ..errors import FormatError, TrajectoryError, TruncatedFileWarning
 from ..units import FS_PS
-from ._text import elements_of
+from ..kernels import textparse as tp
+from ._text import elements_of, line_at
 from .base import BaseReader, RawFrames, check_text_head, open_binary
+
+GROUP_BYTES = 32 << 20
+"""Largest byte span of ionic steps read and parsed at once by :meth:`OUTCARReader.read` (at least one step)."""
 
 __all__ = ["OUTCARReader"]
 
@@ -60,7 +64,7 @@ class OUTCARReader(BaseReader):
         super().__init__(path, options)
         species, counts, masses = [], None, None
         ibrion = potim = None
-        offsets, cells = [], []
+        offsets, ends, cells = [], [], []
         lattice = None
         n = None
         truncated = False
@@ -110,6 +114,7 @@ class OUTCARReader(BaseReader):
                         raise TrajectoryError(f"the POSITION block has {rows} rows; 'ions per type' gives {n}",
                                               path=self.path, frame=len(offsets))
                     offsets.append(start)
+                    ends.append(pos)
                     cells.append(lattice)
                     continue
                 if b"direct lattice vectors" in line:
@@ -160,6 +165,7 @@ class OUTCARReader(BaseReader):
         self.n_atoms = int(sum(counts))
         self.n_frames = len(offsets)
         self._offsets = np.asarray(offsets, dtype=np.int64)
+        self._ends = np.asarray(ends, dtype=np.int64)
         self._cells = np.asarray(cells, dtype=np.float64).reshape(-1, 3, 3)
         self.species = np.repeat(elements_of(species, path=self.path, what="VRHFIN species"), counts)
         if masses is not None and len(masses) == len(counts):
@@ -181,31 +187,58 @@ class OUTCARReader(BaseReader):
     def read_cells(self, start, stop):
         return self._cells[start:stop].copy()
 
+    def _read_bytes(self, a, b):
+        """Bytes ``[a, b)`` of the (decompressed) file; the handle stays open, so reading forward through a
+        gzip/bz2 file never decompresses it again from the start."""
+        fh = getattr(self, "_fh", None)
+        if fh is None or self._fh_pos > a:
+            if fh is not None:
+                fh.close()
+            fh = self._fh = open_binary(self.path)
+            self._fh_pos = 0
+        if self._fh_pos != a:
+            fh.seek(a)
+        data = fh.read(b - a)
+        self._fh_pos = a + len(data)
+        if len(data) != b - a:
+            raise TrajectoryError(f"the file changed since it was indexed (expected {b - a} bytes at offset {a}, "
+                                  f"got {len(data)})", path=self.path)
+        return data
+
     def read(self, start, stop, atoms=None, velocities=None):
-        """Frames ``start:stop``; each frame's block is parsed and only the rows of ``atoms`` are kept."""
+        """Frames ``start:stop`` of atoms ``atoms`` (OUTCAR has no velocities).
+
+        The POSITION blocks of up to :data:`GROUP_BYTES` of the file are read
+        at once and their numbers parsed by the compiled text parser
+        (:func:`anionmotion.kernels.textparse.parse_frames`: no Python per row,
+        the rows of unselected atoms skipped, frames split over two threads
+        with the GIL released); the doubles are those of Python ``float``.
+        """
         n = self.n_atoms
-        sel = None if atoms is None else np.asarray(atoms, dtype=np.int64)
-        out = np.empty((stop - start, n if sel is None else len(sel), 3))
-        for k in range(stop - start):
-            a = int(self._offsets[start + k])
-            fh = getattr(self, "_fh", None)
-            if fh is None or self._fh_pos > a:       # keep the handle: reading forward never re-decompresses
-                if fh is not None:
-                    fh.close()
-                fh = self._fh = open_binary(self.path)
-                self._fh_pos = 0
-            if self._fh_pos != a:
-                fh.seek(a)
-            rows = [fh.readline() for _ in range(n + 2)][2:]
-            self._fh_pos = fh.tell()
-            try:
-                vals = np.array(b" ".join(b" ".join(r.split()[:3]) for r in rows).split(), dtype=np.float64)
-            except ValueError:
-                raise TrajectoryError("non-numeric value in the POSITION block", path=self.path,
-                                      frame=start + k) from None
-            if vals.size != 3 * n:
-                raise TrajectoryError(f"the POSITION block has {vals.size} coordinates; expected {3 * n}",
-                                      path=self.path, frame=start + k)
-            out[k] = vals.reshape(n, 3) if sel is None else vals.reshape(n, 3)[sel]
+        start, stop = int(start), int(max(start, stop))
+        if atoms is None:
+            rowmap = np.arange(n, dtype=np.int64)
+            n_sel = n
+        else:
+            atoms = np.asarray(atoms, dtype=np.int64)
+            rowmap = np.full(n, -1, dtype=np.int64)
+            rowmap[atoms] = np.arange(len(atoms))
+            n_sel = len(atoms)
+        out = np.empty((stop - start, n_sel, 3))
+        f = start
+        while f < stop and n_sel:
+            g = int(np.searchsorted(self._ends, int(self._offsets[f]) + GROUP_BYTES, side="right"))
+            g = min(max(g, f + 1), stop)
+            a, b = int(self._offsets[f]), int(self._ends[g - 1])
+            buf = np.frombuffer(self._read_bytes(a, b), dtype=np.uint8)
+            # each block: the POSITION header, a line of dashes, then n rows "x y z fx fy fz"
+            res = tp.parse_frames(buf, self._offsets[f:g] - a, 2, n, np.arange(3, dtype=np.int64), rowmap,
+                                  out[f - start:g - start])
+            if res[0] != tp.OK:
+                k = f + int(res[1])
+                what = "not a number" if res[0] == tp.BADNUM else "fewer than 3 numbers"
+                raise TrajectoryError(f"non-numeric value in the POSITION block (row {int(res[2]) + 1}: {what}: "
+                                      f"{line_at(buf, res[3])!r})", path=self.path, frame=k)
+            f = g
         return RawFrames(coords=out, style="wrapped", cells=self.read_cells(start, stop), owned=True)
 
