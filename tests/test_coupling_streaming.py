@@ -342,3 +342,21 @@ def test_cli_memory_option_and_no_json_dicts(tmp_path, monkeypatch, capsys):
     assert main(["coupling", "x", "--cation", "Li", "--center", "S", "--ligand", "O", "--shell", "3.4",
                  "--memory", "lots"]) == 2
     assert "invalid memory size" in capsys.readouterr().err
+
+
+@settings(deadline=None, max_examples=8)
+@given(seed=st.integers(0, 10_000), keep=st.integers(0, 4), memory=st.sampled_from([3000, 50_000, None]))
+def test_timeline_csv_written_hop_by_hop_equals_to_csv(tmp_path_factory, seed, keep, memory):
+    traj = rattling_system(seed)
+    hops = _random_hops(traj, seed, 5)
+    full = timeline(traj, cation="Li", center="S", ligand="O", hops=hops, half_width=1.5)
+    path = tmp_path_factory.mktemp("csv") / "t.csv"
+    part = timeline(traj, cation="Li", center="S", ligand="O", hops=hops, half_width=1.5, keep=keep, csv=str(path),
+                    memory=memory)
+    assert path.read_text() == full.to_csv()
+    assert len(part.hops) == min(keep, len(full.hops)) and len(part.summaries) == len(full.hops)
+    for a, b in zip(part.hops, full.hops):
+        npt.assert_array_equal(a["ligand_angle_deg"], b["ligand_angle_deg"])
+    assert part.summary() == full.summary()
+    with pytest.raises(anionmotion.OptionError, match="refusing to overwrite"):
+        timeline(traj, cation="Li", center="S", ligand="O", hops=hops, csv=str(path))

@@ -44,10 +44,14 @@ class TimelineResult(Result):
         ``anions`` (n_nearest,) polyanion indices, ``center_atoms`` (n_nearest,) (−1 for clusters),
         ``ligand_atoms`` (n_nearest, n_lig), ``ligand_angle_deg`` (n_t, n_nearest, n_lig),
         ``center_ligand_A`` (n_t, n_nearest, n_lig), ``cation_ligand_A`` (n_t, n_nearest, n_lig).
+        With ``keep=k`` only the first k selected hops are here (see :func:`timeline`).
     n_hops_total : int
         Hops detected (all of them, even those not selected).
     half_width_ps : float, ps
     meta : dict
+    summaries : list of dict
+        One small entry per selected hop (also those not kept): ``hop``, ``cation_atom``, ``hop_frame``,
+        ``hop_time_ps``, ``anions``, ``max_displacement_A``, ``max_ligand_angle_deg``.
     """
 
     cation: str
@@ -56,6 +60,7 @@ class TimelineResult(Result):
     n_hops_total: int
     half_width_ps: float
     meta: dict = field(default_factory=dict)
+    summaries: list = field(default_factory=list)
 
     def table(self):
         """Long-format rows: hop, time_ps, cation_displacement_A, anion, center_atom, ligand_atom,
@@ -75,10 +80,7 @@ class TimelineResult(Result):
 
     def to_csv(self) -> str:
         """The :meth:`table` as CSV text (padding ligands, −1, are left out)."""
-        head = ("hop,time_ps,cation_displacement_A,anion,center_atom,ligand_atom,ligand_angle_deg,center_ligand_A,"
-                "cation_ligand_A")
-        lines = [f"# hop timelines of {self.cation} with {self.species}; times in ps, distances in Å, angles in degrees",
-                 head]
+        lines = [_csv_comment(self.cation, self.species), CSV_HEADER]
         for r in self.table():
             if r[5] < 0:
                 continue
@@ -87,17 +89,70 @@ class TimelineResult(Result):
         return "\n".join(lines) + "\n"
 
     def summary(self) -> str:
-        lines = [f"{self.n_hops_total} {self.cation} hops; {len(self.hops)} timeline(s) of ±{self.half_width_ps:g} ps "
+        hs = self.summaries or [_hop_summary(h) for h in self.hops]
+        lines = [f"{self.n_hops_total} {self.cation} hops; {len(hs)} timeline(s) of ±{self.half_width_ps:g} ps "
                  f"with the {self.meta.get('n_nearest')} nearest {self.species}"]
-        for h in self.hops:
-            ang = np.nanmax(h["ligand_angle_deg"]) if h["ligand_angle_deg"].size else float("nan")
+        for h in hs:
             lines.append(f"  hop {h['hop']}: {self.cation} atom {h['cation_atom']} at {h['hop_time_ps']:.3f} ps, "
-                         f"max displacement {np.max(h['cation_displacement_A']):.2f} Å, anions "
-                         f"{', '.join(str(a) for a in h['anions'])}, max ligand angle {ang:.1f}°")
+                         f"max displacement {h['max_displacement_A']:.2f} Å, anions "
+                         f"{', '.join(str(a) for a in h['anions'])}, max ligand angle {h['max_ligand_angle_deg']:.1f}°")
         return "\n".join(lines)
 
     def __repr__(self):
         return f"TimelineResult({len(self.hops)} of {self.n_hops_total} {self.cation} hops, {self.species})"
+
+
+CSV_HEADER = ("hop,time_ps,cation_displacement_A,anion,center_atom,ligand_atom,ligand_angle_deg,center_ligand_A,"
+              "cation_ligand_A")
+
+
+def _csv_comment(cation, species):
+    return f"# hop timelines of {cation} with {species}; times in ps, distances in Å, angles in degrees"
+
+
+def _hop_summary(h):
+    """The small per-hop summary of a full timeline entry."""
+    ang = float(np.nanmax(h["ligand_angle_deg"])) if h["ligand_angle_deg"].size else float("nan")
+    return {"hop": h["hop"], "cation_atom": h["cation_atom"], "hop_frame": h["hop_frame"],
+            "hop_time_ps": h["hop_time_ps"], "anions": h["anions"],
+            "max_displacement_A": float(np.max(h["cation_displacement_A"])), "max_ligand_angle_deg": ang}
+
+
+class _TimelineCSV:
+    """The long CSV table of :meth:`TimelineResult.to_csv`, written hop by hop (atomic rename on close)."""
+
+    FMT = ["%d", "%.6g", "%.6g", "%d", "%d", "%d", "%.6g", "%.6g", "%.6g"]
+
+    def __init__(self, path, cation, species, overwrite=False):
+        import os
+        import tempfile
+
+        from ..results import check_output
+
+        self.path = check_output(path, overwrite)
+        fd, self._tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)), prefix=".tmp-",
+                                         suffix=os.path.basename(self.path))
+        self._fh = os.fdopen(fd, "w", encoding="utf-8")
+        self._fh.write(_csv_comment(cation, species) + "\n" + CSV_HEADER + "\n")
+
+    def write_hop(self, h):
+        rows = TimelineResult("", "", [h], 0, 0.0).table()
+        rows = rows[rows[:, 5] >= 0]
+        if len(rows):
+            np.savetxt(self._fh, rows, fmt=self.FMT, delimiter=",")
+
+    def close(self):
+        import os
+
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self):
+        import os
+
+        self._fh.close()
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
 
 
 class Timeline(AnalysisBase):
@@ -107,8 +162,11 @@ class Timeline(AnalysisBase):
 
     def __init__(self, cation, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, hops=None,
                  hop=None, hop_a=None, hop_residence=3.0, hop_window=9.0, half_width=None, n_nearest=2, memory=None,
-                 progress=None, use_ext=True):
+                 progress=None, use_ext=True, keep=None, csv=None, overwrite=False):
         super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        if keep is not None and int(keep) < 0:
+            raise OptionError(f"keep must be a number of hops (0 or more) or None; got {keep}")
+        self.keep, self.csv, self.overwrite = keep, csv, overwrite
         self.cation, self.center, self.ligand, self.cutoff, self.cluster = cation, center, ligand, cutoff, cluster
         self.polyanions, self.hops, self.hop, self.hop_a = polyanions, hops, hop, hop_a
         self.hop_residence, self.hop_window, self.half_width, self.n_nearest = (hop_residence, hop_window, half_width,
@@ -124,6 +182,10 @@ class Timeline(AnalysisBase):
 
     def run(self, traj, start=None, stop=None, step=None) -> TimelineResult:
         """Timelines of the selected hops in frames ``start:stop:step`` of ``traj``."""
+        if self.csv is not None:   # refuse an existing output before any work
+            from ..results import check_output
+
+            check_output(self.csv, self.overwrite)
         n_nearest = 2 if self.n_nearest is None else self.n_nearest
         hop_residence = 3.0 if self.hop_residence is None else self.hop_residence
         hop_window = 9.0 if self.hop_window is None else self.hop_window
@@ -186,28 +248,49 @@ class Timeline(AnalysisBase):
             cl = np.searchsorted(cat_idx, ev_atom[chosen])
             near = self._nearest(fl, cl, int(n_nearest))
             lo, hi = np.maximum(0, fl - w), np.minimum(n, fl + w + 1)
-            k, L = near.shape[1], pa.n_ligands
-            arrays = [{"disp": np.empty(h - l), "ang": np.empty((h - l, k, L)), "dcl": np.empty((h - l, k, L)),
-                       "dnl": np.empty((h - l, k, L))} for l, h in zip(lo, hi)]
-            self._fill(lo, hi, cl, near, arrays)
-            for j, (h, f, c) in enumerate(zip(chosen, fl, cl)):
-                an = near[j]
-                a = arrays[j]
-                out.append({"hop": int(h), "cation_atom": int(ev_atom[h]), "hop_frame": int(ev_frame[h]),
-                            "hop_time_ps": float(times[f]), "t_ini_ps": float(times[lo[j]]),
-                            "times_ps": times[lo[j]:hi[j]].copy(), "cation_displacement_A": a["disp"],
-                            "anions": an.astype(np.int64), "center_atoms": pa.centers[an],
-                            "ligand_atoms": pa.ligands[an], "ligand_angle_deg": a["ang"], "center_ligand_A": a["dcl"],
-                            "cation_ligand_A": a["dnl"]})
+            n_keep = len(chosen) if self.keep is None else min(len(chosen), int(self.keep))
+            kept = [None] * n_keep
+            summaries = [None] * len(chosen)
+
+            def done(j, a):
+                h, an = int(chosen[j]), near[j]
+                entry = {"hop": h, "cation_atom": int(ev_atom[h]), "hop_frame": int(ev_frame[h]),
+                         "hop_time_ps": float(times[fl[j]]), "t_ini_ps": float(times[lo[j]]),
+                         "times_ps": times[lo[j]:hi[j]].copy(), "cation_displacement_A": a["disp"],
+                         "anions": an.astype(np.int64), "center_atoms": pa.centers[an],
+                         "ligand_atoms": pa.ligands[an], "ligand_angle_deg": a["ang"], "center_ligand_A": a["dcl"],
+                         "cation_ligand_A": a["dnl"]}
+                summaries[j] = _hop_summary(entry)
+                if csv is not None:
+                    csv.write_hop(entry)
+                if j < n_keep:
+                    kept[j] = entry
+
+            csv = None if self.csv is None else _TimelineCSV(self.csv, cation, pa.label, self.overwrite)
+            try:
+                self._fill(lo, hi, cl, near, done)
+            except BaseException:
+                if csv is not None:
+                    csv.abort()
+                raise
+            if csv is not None:
+                csv.close()
+            out = kept
+        else:
+            summaries = []
+            if self.csv is not None:
+                csv = _TimelineCSV(self.csv, cation, pa.label, self.overwrite)
+                csv.close()
         meta = {"n_nearest": int(n_nearest), "half_width_frames": int(w), "dt_ps": dt,
                 "hop_a_A": float(getattr(hops, "a_A", float("nan"))),
                 "hop_residence_ps": float(getattr(hops, "residence_ps", float("nan"))),
                 "hop_window_ps": float(getattr(hops, "window_ps", float("nan"))),
                 "t_ini": "first frame of the window", "center": pa.center_species, "ligand": pa.ligand_species,
                 "nearest": "polyanion centres nearest to the cation at the hop frame (minimum image)",
-                "memory_budget_bytes": int(self.budget)}
+                "memory_budget_bytes": int(self.budget), "n_selected": int(len(chosen)), "n_kept": len(out),
+                "csv": None if self.csv is None else str(self.csv)}
         return TimelineResult(cation=cation, species=pa.label, hops=out, n_hops_total=int(n_total),
-                              half_width_ps=half_width, meta=meta)
+                              half_width_ps=half_width, meta=meta, summaries=summaries)
 
     def _nearest(self, fl, cl, k):
         """The k polyanions nearest to each hopping cation at its hop frame, reading only the hop frames."""
@@ -225,8 +308,8 @@ class Timeline(AnalysisBase):
                 bar.update(1)
         return near
 
-    def _fill(self, lo, hi, cl, near, arrays):
-        """Stream the frames inside the windows (merged intervals) and fill each hop's arrays."""
+    def _fill(self, lo, hi, cl, near, done):
+        """Stream the frames inside the windows (merged intervals), fill each hop's arrays, ``done(j, arrays)``."""
         order = np.argsort(lo, kind="stable")
         intervals = []
         for j in order:
@@ -237,7 +320,8 @@ class Timeline(AnalysisBase):
         fpc = self._chunk_frames()
         self.frames_per_chunk = fpc
         frames, step = self.frames, self.frame_range.step
-        refs = {}
+        refs, arrays = {}, {}
+        k, L = near.shape[1], self._pa.n_ligands
         with self._phase(sum(b - a for a, b in intervals), "hop windows", unit="frame") as bar:
             for a, b in intervals:
                 c0 = a
@@ -247,7 +331,13 @@ class Timeline(AnalysisBase):
                     c1 = c0 + ch.n_frames
                     sysd = chunk_system(ch, self._pa, self._cation_idx, use_ext=self.use_ext)
                     for j in np.nonzero((lo < c1) & (hi > c0) & (lo >= a) & (hi <= b))[0]:
+                        if lo[j] >= c0:     # the window starts in this chunk
+                            nt = int(hi[j] - lo[j])
+                            arrays[j] = {"disp": np.empty(nt), "ang": np.empty((nt, k, L)),
+                                         "dcl": np.empty((nt, k, L)), "dnl": np.empty((nt, k, L))}
                         self._fill_one(j, sysd, c0, c1, lo[j], hi[j], cl[j], near[j], arrays[j], refs)
+                        if hi[j] <= c1:     # ... and ends here
+                            done(j, arrays.pop(j))
                     bar.update(ch.n_frames)
                     c0 = c1
 
@@ -276,7 +366,8 @@ class Timeline(AnalysisBase):
 
 def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, hops=None,
              hop=None, hop_a=None, hop_residence=3.0, hop_window=9.0, half_width=None, n_nearest=2, start=None,
-             stop=None, step=None, progress=None, use_ext=True, memory=None) -> TimelineResult:
+             stop=None, step=None, progress=None, use_ext=True, memory=None, keep=None, csv=None,
+             overwrite=False) -> TimelineResult:
     """Timelines of cation hops and the motion of the nearest polyanions.
 
     Parameters
@@ -305,6 +396,17 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     memory : int or str, optional
         Memory budget (``"2GB"``); default half of the available RAM.  Only
         the frames inside the windows are read, chunk by chunk.
+    keep : int, optional
+        Keep the full arrays of only the first ``keep`` selected hops in
+        :attr:`TimelineResult.hops` (default all).  Every selected hop still
+        gets its entry in :attr:`TimelineResult.summaries` and its rows in
+        ``csv``; memory then stays bounded whatever the number of hops.
+    csv : str, optional
+        Write the long table of :meth:`TimelineResult.to_csv` to this file as
+        each window ends (rows in the order the windows end: hop order when
+        the hops are in time order, as by default).
+    overwrite : bool
+        Replace an existing ``csv`` file.
 
     Returns
     -------
@@ -324,4 +426,5 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     return Timeline(cation, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, polyanions=polyanions,
                     hops=hops, hop=hop, hop_a=hop_a, hop_residence=hop_residence, hop_window=hop_window,
                     half_width=half_width, n_nearest=n_nearest, memory=memory, progress=progress,
-                    use_ext=use_ext).run(traj, start=start, stop=stop, step=step)
+                    use_ext=use_ext, keep=keep, csv=csv, overwrite=overwrite).run(traj, start=start, stop=stop,
+                                                                                  step=step)

@@ -79,12 +79,13 @@ def run(args) -> int:
         res = timeline(traj, cation=args.cation, center=args.center, ligand=args.ligand, cutoff=args.cutoff,
                        cluster=args.cluster, hop=args.hop, hop_a=args.hop_a, hop_residence=args.hop_residence,
                        hop_window=args.hop_window, half_width=args.half_width, n_nearest=args.nearest,
-                       start=args.start, stop=args.stop, step=args.step,
-                       memory=args.memory,
+                       start=args.start, stop=args.stop, step=args.step, memory=args.memory,
+                       csv=args.csv, overwrite=args.overwrite, keep=None if args.json else MAX_PANELS,
                        progress=progress_of(args))
     print(res.summary())
-    # JSON dicts and CSV text only for the outputs asked for (they cost more than the analysis)
-    write_outputs(args, json_data=res.to_dict() if args.json else None, csv_text=res.to_csv() if args.csv else None)
+    # the CSV was written hop by hop by the analysis; the JSON dict is built only for --json (it costs more than
+    # the analysis), and only then are all timelines kept in memory (else the first MAX_PANELS, for the plot)
+    write_outputs(args, json_data=res.to_dict() if args.json else None)
     if args.plot:
         plot_timeline(res, args.plot, overwrite=args.overwrite)
     return 0
