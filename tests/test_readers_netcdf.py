@@ -350,3 +350,30 @@ def test_closing_twice_never_closes_another_open_file():
     gc.collect()
     assert np.all(np.isfinite(b.read(frames=slice(0, 1)).positions))
     b.close()
+
+
+@settings(deadline=None, max_examples=100)
+@given(mask=st.lists(st.booleans(), min_size=1, max_size=200), gap=st.integers(0, 40))
+def test_segments_cover_exactly_the_selection(mask, gap):
+    from anionmotion.io.netcdf import _segments
+
+    atoms = np.nonzero(mask)[0].astype(np.int64)
+    segs = _segments(atoms, gap)
+    got = []
+    for k, (a, b, k0, k1) in enumerate(segs):
+        assert atoms[k0] == a and atoms[k1 - 1] == b - 1          # a slice starts and ends on selected atoms
+        got.extend(atoms[k0:k1])
+        if k:
+            assert a - segs[k - 1][1] > gap                        # separate slices are more than gap apart
+        assert np.all(np.diff(atoms[k0:k1]) <= gap + 1)            # inside a slice no hole is wider than gap
+    assert got == list(atoms)
+
+
+def test_selected_read_of_unsorted_ids_and_constant_cell(tmp_path):
+    pos, vel = _write_lammps_like(tmp_path / "s.nc", shuffle=True, n_frames=6)
+    t = anionmotion.open(tmp_path / "s.nc", types="1=Li,2=Cl", unwrap=False)
+    assert t.cell_constant and t.cells.strides[0] == 0
+    c = t.read(atoms="Cl", velocities=False)
+    assert c.velocities is None
+    npt.assert_array_equal(c.positions, pos[:, 2:])
+    npt.assert_array_equal(t.read(atoms=[4, 1]).velocities, vel[:, [1, 4]])

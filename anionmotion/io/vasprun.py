@@ -241,10 +241,10 @@ class VasprunReader(BaseReader):
         self._cells = None
 
     # -------------------------------------------------------------- parsing
-    def _parse_steps(self, start, stop, want_pos=True):
+    def _parse_steps(self, start, stop, want_pos=True, atoms=None):
         n = stop - start
         cells = np.empty((n, 3, 3))
-        pos = np.empty((n, self.n_atoms, 3)) if want_pos else None
+        pos = np.empty((n, self.n_atoms if atoms is None else len(atoms), 3)) if want_pos else None
         for k in range(n):
             a, b = (int(x) for x in self._ranges[start + k])
             raw = self._read_bytes(a, b)
@@ -263,7 +263,8 @@ class VasprunReader(BaseReader):
                 if p is None:
                     raise TrajectoryError("the step's <structure> has no <varray name=\"positions\">",
                                           path=self.path, frame=frame)
-                pos[k] = self._vectors(p, self.n_atoms, frame, "positions")
+                v = self._vectors(p, self.n_atoms, frame, "positions")
+                pos[k] = v if atoms is None else v[atoms]
         return cells, pos
 
     def _read_bytes(self, a, b):
@@ -304,7 +305,5 @@ class VasprunReader(BaseReader):
 
     def read(self, start, stop, atoms=None, velocities=None):
         """Frames ``start:stop`` of atoms ``atoms`` (vasprun.xml stores no velocities per step)."""
-        cells, pos = self._parse_steps(start, stop)
-        if atoms is not None:
-            pos = np.ascontiguousarray(pos[:, np.asarray(atoms, dtype=np.int64)])
+        cells, pos = self._parse_steps(start, stop, atoms=None if atoms is None else np.asarray(atoms, dtype=np.int64))
         return RawFrames(coords=pos, style="fractional", cells=cells, owned=True)
