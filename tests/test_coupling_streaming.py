@@ -360,3 +360,15 @@ def test_timeline_csv_written_hop_by_hop_equals_to_csv(tmp_path_factory, seed, k
     assert part.summary() == full.summary()
     with pytest.raises(anionmotion.OptionError, match="refusing to overwrite"):
         timeline(traj, cation="Li", center="S", ligand="O", hops=hops, csv=str(path))
+
+
+@pytest.mark.parametrize("n_hops", [0, 1, 5])
+def test_timeline_json_written_hop_by_hop_equals_save(tmp_path, n_hops):
+    traj = rattling_system(7)
+    hops = _random_hops(traj, 7, n_hops)
+    full = timeline(traj, cation="Li", center="S", ligand="O", hops=hops, half_width=1.2, memory=20_000)
+    full.save(tmp_path / "full.json")
+    part = timeline(traj, cation="Li", center="S", ligand="O", hops=hops, half_width=1.2, keep=1, memory=20_000,
+                    json=str(tmp_path / "part.json"))
+    assert (tmp_path / "part.json").read_text() == (tmp_path / "full.json").read_text()
+    assert len(part.hops) == min(1, n_hops)

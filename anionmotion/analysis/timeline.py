@@ -118,6 +118,65 @@ def _hop_summary(h):
             "max_displacement_A": float(np.max(h["cation_displacement_A"])), "max_ligand_angle_deg": ang}
 
 
+class _TimelineJSON:
+    """The JSON of :meth:`TimelineResult.save` written hop by hop: the same text as ``write_json(res.to_dict())``.
+
+    The fields before ``hops`` are written first, each hop's entry as its window ends, the fields after
+    ``hops`` at the end (atomic rename on close).
+    """
+
+    def __init__(self, path, overwrite=False):
+        import os
+        import tempfile
+
+        from ..results import check_output
+
+        self.path = check_output(path, overwrite)
+        fd, self._tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)), prefix=".tmp-",
+                                         suffix=os.path.basename(self.path))
+        self._fh = os.fdopen(fd, "w", encoding="utf-8")
+        self._n = 0
+
+    @staticmethod
+    def _item(key, value):
+        import json
+
+        from ..results import to_jsonable
+
+        text = json.dumps({key: to_jsonable(value)}, indent=2, allow_nan=False)
+        return text[2:-2]   # '  "key": value' without the enclosing braces
+
+    def begin(self, head):
+        """``head``: the fields before ``hops`` (dict, in order)."""
+        self._fh.write("{\n" + ",\n".join(self._item(k, v) for k, v in head.items()) + ",\n  \"hops\": [")
+
+    def write_hop(self, h):
+        import json
+        import textwrap
+
+        from ..results import to_jsonable
+
+        text = textwrap.indent(json.dumps(to_jsonable(h), indent=2, allow_nan=False), "    ")
+        self._fh.write(("\n" if self._n == 0 else ",\n") + text)
+        self._n += 1
+
+    def end(self, tail):
+        """``tail``: the fields after ``hops``; closes and renames the file into place."""
+        import os
+
+        self._fh.write(("]" if self._n == 0 else "\n  ]") + ",\n" + ",\n".join(self._item(k, v) for k, v in tail.items())
+                       + "\n}\n")
+        self._fh.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self):
+        import os
+
+        self._fh.close()
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+
 class _TimelineCSV:
     """The long CSV table of :meth:`TimelineResult.to_csv`, written hop by hop (atomic rename on close)."""
 
@@ -162,11 +221,11 @@ class Timeline(AnalysisBase):
 
     def __init__(self, cation, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, hops=None,
                  hop=None, hop_a=None, hop_residence=3.0, hop_window=9.0, half_width=None, n_nearest=2, memory=None,
-                 progress=None, use_ext=True, keep=None, csv=None, overwrite=False):
+                 progress=None, use_ext=True, keep=None, csv=None, json=None, overwrite=False):
         super().__init__(memory=memory, progress=progress, use_ext=use_ext)
         if keep is not None and int(keep) < 0:
             raise OptionError(f"keep must be a number of hops (0 or more) or None; got {keep}")
-        self.keep, self.csv, self.overwrite = keep, csv, overwrite
+        self.keep, self.csv, self.json, self.overwrite = keep, csv, json, overwrite
         self.cation, self.center, self.ligand, self.cutoff, self.cluster = cation, center, ligand, cutoff, cluster
         self.polyanions, self.hops, self.hop, self.hop_a = polyanions, hops, hop, hop_a
         self.hop_residence, self.hop_window, self.half_width, self.n_nearest = (hop_residence, hop_window, half_width,
@@ -182,10 +241,11 @@ class Timeline(AnalysisBase):
 
     def run(self, traj, start=None, stop=None, step=None) -> TimelineResult:
         """Timelines of the selected hops in frames ``start:stop:step`` of ``traj``."""
-        if self.csv is not None:   # refuse an existing output before any work
-            from ..results import check_output
+        for path in (self.csv, self.json):   # refuse an existing output before any work
+            if path is not None:
+                from ..results import check_output
 
-            check_output(self.csv, self.overwrite)
+                check_output(path, self.overwrite)
         n_nearest = 2 if self.n_nearest is None else self.n_nearest
         hop_residence = 3.0 if self.hop_residence is None else self.hop_residence
         hop_window = 9.0 if self.hop_window is None else self.hop_window
@@ -263,34 +323,41 @@ class Timeline(AnalysisBase):
                 summaries[j] = _hop_summary(entry)
                 if csv is not None:
                     csv.write_hop(entry)
+                if jsn is not None:
+                    jsn.write_hop(entry)
                 if j < n_keep:
                     kept[j] = entry
 
-            csv = None if self.csv is None else _TimelineCSV(self.csv, cation, pa.label, self.overwrite)
-            try:
-                self._fill(lo, hi, cl, near, done)
-            except BaseException:
-                if csv is not None:
-                    csv.abort()
-                raise
-            if csv is not None:
-                csv.close()
-            out = kept
         else:
             summaries = []
-            if self.csv is not None:
-                csv = _TimelineCSV(self.csv, cation, pa.label, self.overwrite)
-                csv.close()
+        csv = None if self.csv is None else _TimelineCSV(self.csv, cation, pa.label, self.overwrite)
+        jsn = None if self.json is None else _TimelineJSON(self.json, self.overwrite)
+        try:
+            if jsn is not None:
+                jsn.begin({"cation": cation, "species": pa.label})
+            if len(chosen):
+                self._fill(lo, hi, cl, near, done)
+                out = kept
+        except BaseException:
+            for wtr in (csv, jsn):
+                if wtr is not None:
+                    wtr.abort()
+            raise
+        if csv is not None:
+            csv.close()
         meta = {"n_nearest": int(n_nearest), "half_width_frames": int(w), "dt_ps": dt,
                 "hop_a_A": float(getattr(hops, "a_A", float("nan"))),
                 "hop_residence_ps": float(getattr(hops, "residence_ps", float("nan"))),
                 "hop_window_ps": float(getattr(hops, "window_ps", float("nan"))),
                 "t_ini": "first frame of the window", "center": pa.center_species, "ligand": pa.ligand_species,
                 "nearest": "polyanion centres nearest to the cation at the hop frame (minimum image)",
-                "memory_budget_bytes": int(self.budget), "n_selected": int(len(chosen)), "n_kept": len(out),
-                "csv": None if self.csv is None else str(self.csv)}
-        return TimelineResult(cation=cation, species=pa.label, hops=out, n_hops_total=int(n_total),
-                              half_width_ps=half_width, meta=meta, summaries=summaries)
+                "memory_budget_bytes": int(self.budget), "n_selected": int(len(chosen))}
+        res = TimelineResult(cation=cation, species=pa.label, hops=out, n_hops_total=int(n_total),
+                             half_width_ps=half_width, meta=meta, summaries=summaries)
+        if jsn is not None:
+            jsn.end({"n_hops_total": res.n_hops_total, "half_width_ps": res.half_width_ps, "meta": res.meta,
+                     "summaries": res.summaries})
+        return res
 
     def _nearest(self, fl, cl, k):
         """The k polyanions nearest to each hopping cation at its hop frame, reading only the hop frames."""
@@ -366,7 +433,7 @@ class Timeline(AnalysisBase):
 
 def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, hops=None,
              hop=None, hop_a=None, hop_residence=3.0, hop_window=9.0, half_width=None, n_nearest=2, start=None,
-             stop=None, step=None, progress=None, use_ext=True, memory=None, keep=None, csv=None,
+             stop=None, step=None, progress=None, use_ext=True, memory=None, keep=None, csv=None, json=None,
              overwrite=False) -> TimelineResult:
     """Timelines of cation hops and the motion of the nearest polyanions.
 
@@ -405,8 +472,11 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
         Write the long table of :meth:`TimelineResult.to_csv` to this file as
         each window ends (rows in the order the windows end: hop order when
         the hops are in time order, as by default).
+    json : str, optional
+        Write the JSON of the complete result (every selected hop, the text
+        of ``save()`` of a run with ``keep=None``) hop by hop to this file.
     overwrite : bool
-        Replace an existing ``csv`` file.
+        Replace an existing ``csv`` / ``json`` file.
 
     Returns
     -------
@@ -426,5 +496,5 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     return Timeline(cation, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, polyanions=polyanions,
                     hops=hops, hop=hop, hop_a=hop_a, hop_residence=hop_residence, hop_window=hop_window,
                     half_width=half_width, n_nearest=n_nearest, memory=memory, progress=progress,
-                    use_ext=use_ext, keep=keep, csv=csv, overwrite=overwrite).run(traj, start=start, stop=stop,
-                                                                                  step=step)
+                    use_ext=use_ext, keep=keep, csv=csv, json=json, overwrite=overwrite).run(
+        traj, start=start, stop=stop, step=step)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs,
-                      need_matplotlib, open_from_args, progress_of, write_outputs)
+                      need_matplotlib, open_from_args, progress_of)
 
 __all__ = ["register", "run", "plot_timeline"]
 
@@ -80,12 +80,11 @@ def run(args) -> int:
                        cluster=args.cluster, hop=args.hop, hop_a=args.hop_a, hop_residence=args.hop_residence,
                        hop_window=args.hop_window, half_width=args.half_width, n_nearest=args.nearest,
                        start=args.start, stop=args.stop, step=args.step, memory=args.memory,
-                       csv=args.csv, overwrite=args.overwrite, keep=None if args.json else MAX_PANELS,
+                       csv=args.csv, json=args.json, overwrite=args.overwrite, keep=MAX_PANELS,
                        progress=progress_of(args))
     print(res.summary())
-    # the CSV was written hop by hop by the analysis; the JSON dict is built only for --json (it costs more than
-    # the analysis), and only then are all timelines kept in memory (else the first MAX_PANELS, for the plot)
-    write_outputs(args, json_data=res.to_dict() if args.json else None)
+    # --csv and --json were written hop by hop by the analysis (no JSON dicts of every hop in memory); the result
+    # keeps the full arrays of the first MAX_PANELS hops only, for the plot
     if args.plot:
         plot_timeline(res, args.plot, overwrite=args.overwrite)
     return 0
