@@ -35,7 +35,7 @@ def run(args) -> int:
         check_output(args.json, args.overwrite)
     with open_from_args(args) as traj:
         res = hops(traj, species=args.species, a=args.a, residence=args.residence, window=args.window,
-                   memory=args.memory, progress=progress_of(args))
+                   memory=args.memory, progress=progress_of(args), keep_h=False)   # h is not written: not kept
     print(res.summary())
     if args.events:
         print("atom  frame  time_ps")
