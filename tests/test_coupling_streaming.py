@@ -372,3 +372,29 @@ def test_timeline_json_written_hop_by_hop_equals_save(tmp_path, n_hops):
                     json=str(tmp_path / "part.json"))
     assert (tmp_path / "part.json").read_text() == (tmp_path / "full.json").read_text()
     assert len(part.hops) == min(1, n_hops)
+
+
+def test_strided_frame_range_equals_the_subsampled_trajectory():
+    traj = rattling_system(5, n=200)
+    ch = traj.read()
+    sub = anionmotion.from_arrays(ch.positions[3::2], np.eye(3) * 12.0, species=list(traj.species),
+                                  frame_interval=0.2)
+    li = traj.select(species="Li")
+    hop_local = np.array([10, 40, 70])
+    kw = dict(cation="Li", center="S", ligand="O", shell=3.4, min_residence=0.4, coincidence_window=0.6,
+              n_permutations=100)
+    a = coupling(traj, start=3, step=2, block_frames=9, hops=fake_hops(li[:3], 3 + 2 * hop_local), **kw)
+    b = coupling(sub, hops=fake_hops(li[:3], hop_local), **kw)
+    npt.assert_array_equal(a.event_start_frame, 3 + 2 * b.event_start_frame)
+    npt.assert_array_equal(a.event_ligand, b.event_ligand)
+    npt.assert_allclose(a.event_pearson, b.event_pearson, rtol=1e-12, atol=1e-12)
+    assert a.coincidence["hop_mean_deg"] == b.coincidence["hop_mean_deg"]
+    assert a.coincidence["p_value"] == b.coincidence["p_value"]
+    ta = timeline(traj, start=3, step=2, hops=fake_hops(li[:3], 3 + 2 * hop_local), half_width=1.0, memory=30_000,
+                  **{k: kw[k] for k in ("cation", "center", "ligand")})
+    tb = timeline(sub, hops=fake_hops(li[:3], hop_local), half_width=1.0, **{k: kw[k] for k in ("cation", "center",
+                                                                                                 "ligand")})
+    for x, y in zip(ta.hops, tb.hops):
+        npt.assert_array_equal(x["anions"], y["anions"])
+        npt.assert_allclose(x["ligand_angle_deg"], y["ligand_angle_deg"], rtol=1e-12, atol=1e-12)
+        npt.assert_allclose(x["cation_ligand_A"], y["cation_ligand_A"], rtol=1e-12, atol=1e-12)
