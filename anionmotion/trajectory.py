@@ -495,6 +495,8 @@ class Trajectory:
                     pbar.update(chunk.n_frames)
                 if chunk.n_frames:
                     yield chunk
+                # keep no reference while the next block is read: a consumer that lets the chunk go frees it
+                chunk = raw = None
                 pos = hi
         finally:
             if pbar is not None:
