@@ -263,3 +263,20 @@ def test_option_errors():
         reorientation(traj, center="P", ligand="S", rho_bins=(0, 10))
     with pytest.raises(OptionError, match="invalid memory size"):
         reorientation(traj, center="P", ligand="S", memory="lots")
+
+
+def test_class_runs_twice_and_matches_the_wrapper(tmp_path):
+    from anionmotion.analysis.reorientation import Reorientation
+
+    t1, t2 = brownian_traj(8, 40), brownian_traj(9, 60, mixed=True)
+    an = Reorientation(center="P", ligand="S", cutoff=2.5, memory="32KB", store_mode="out-of-core",
+                       scratch_dir=str(tmp_path))
+    a = an.run(t1, start=2)
+    assert an.pa.n_anions == 8 and a.meta["acf_store"]["path"].startswith(str(tmp_path))
+    b = an.run(t2, stop=50)                            # identified again in this trajectory (P only: 8 anions)
+    assert os.listdir(tmp_path) == []                  # both scratch files removed
+    for r, ref in ((a, reorientation(t1, center="P", ligand="S", cutoff=2.5, start=2)),
+                   (b, reorientation(t2, center="P", ligand="S", cutoff=2.5, stop=50))):
+        npt.assert_allclose(r.C1, ref.C1, rtol=0, atol=1e-12)
+        assert r.events["threshold"]["count"] == ref.events["threshold"]["count"]
+        assert r.meta["frames"] == ref.meta["frames"]

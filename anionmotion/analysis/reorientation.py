@@ -636,9 +636,25 @@ class _EventStream:
 class Reorientation(AnalysisBase):
     """Reorientation dynamics of the polyanions, streamed in bounded memory (SPEC §4).
 
-    Parameters are those of :func:`reorientation` (which runs this class);
-    :meth:`run` takes the trajectory and the frame range and returns a
-    :class:`ReorientationResult`.
+    Parameters are those of :func:`reorientation` (which runs this class),
+    except the frame range, which :meth:`run` takes with the trajectory; it
+    returns a :class:`ReorientationResult`.  Three more for tests and tuning:
+
+    Parameters
+    ----------
+    store_mode : {"auto", "memory", "out-of-core"}
+        Where the unit vectors wait for the FFT (auto: memory when they fit half of the budget).
+    scratch_dir : str, optional
+        Folder of the scratch file (default: the system temporary folder).
+    workers : int
+        Threads of ``scipy.fft`` (−1 = all cores).
+
+    Attributes (after :meth:`run`)
+    ------------------------------
+    pa : Polyanions
+    frames_per_chunk : int
+    fft_block : int
+        Vectors per FFT block.
 
     Notes
     -----
@@ -646,8 +662,8 @@ class Reorientation(AnalysisBase):
 
     * the unit vectors of every real (anion, ligand) pair go into a
       :class:`~anionmotion.analysis.base.SeriesStore` (3 rows per vector, time
-      along the row), in memory when it fits half of the budget, otherwise an
-      atom-major scratch file;
+      along the row), in memory when it fits half of the budget, otherwise a
+      row-major scratch file (one vector's series after the other);
     * rotation events (both methods) run online with each anion's reference
       carried across chunk boundaries, and their Kabsch angles use the
       directions (sites) at each anion's last event, kept per anion;
@@ -745,10 +761,11 @@ class Reorientation(AnalysisBase):
             self._store = None
 
     def _prepare(self):
-        if self.polyanions is None:
-            self.polyanions = find_polyanions(self.traj, center=self.center, ligand=self.ligand, cutoff=self.cutoff,
-                                              cluster=self.cluster, frame=self.frame_range.start)
-        pa = self.pa = self.polyanions
+        pa = self.polyanions
+        if pa is None:      # identified in the first analysed frame of this run's trajectory
+            pa = find_polyanions(self.traj, center=self.center, ligand=self.ligand, cutoff=self.cutoff,
+                                 cluster=self.cluster, frame=self.frame_range.start)
+        self.pa = pa
         T = self.n_frames
         if T < 2:
             raise OptionError(f"reorientation needs at least 2 frames; got {T}")
