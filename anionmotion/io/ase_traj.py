@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import FormatError, TrajectoryError
 from ._text import elements_of
-from .base import BaseReader, RawFrames, want_velocities
+from .base import BaseReader, RawFrames, compact_cells, want_velocities
 
 __all__ = ["ASETrajReader", "ULM_MAGIC"]
 
@@ -116,7 +116,8 @@ class ASETrajReader(BaseReader):
 
     def read_cells(self, start, stop):
         if self._cells is None:
-            self._cells = np.array([self._cell_of(self._frame(i)) for i in range(self.n_frames)]).reshape(-1, 3, 3)
+            self._cells = compact_cells(np.array([self._cell_of(self._frame(i))
+                                                  for i in range(self.n_frames)]).reshape(-1, 3, 3))
         return np.array(self._cells[start:stop])
 
     def read(self, start, stop, atoms=None, velocities=None):

@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import FormatError
 
 __all__ = ["ReaderOptions", "RawFrames", "BaseReader", "open_binary", "compression_of", "check_text_head",
-           "want_velocities"]
+           "want_velocities", "compact_cells", "broadcast_cell"]
 
 COORD_STYLES = ("wrapped", "fractional", "unwrapped")
 
@@ -199,6 +199,29 @@ class BaseReader:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.path!r})"
+
+
+def compact_cells(cells) -> np.ndarray:
+    """``cells`` (n, 3, 3) as a read-only broadcast view of one cell when all are equal bit for bit, else as given.
+
+    Readers that keep every frame's cell in memory use it so that a constant
+    cell costs 72 bytes, not 72 bytes per frame.
+    """
+    cells = np.asarray(cells, dtype=np.float64)
+    if len(cells) > 1 and cells.strides[0] != 0:
+        flat = np.ascontiguousarray(cells).reshape(len(cells), 9).view(np.int64)
+        if np.all(flat == flat[0]):
+            c0 = np.array(cells[0])
+            c0.flags.writeable = False
+            return np.broadcast_to(c0, cells.shape)
+    return cells
+
+
+def broadcast_cell(cells) -> Optional[np.ndarray]:
+    """The one cell (3, 3) of a broadcast view made by :func:`compact_cells` (or ``np.broadcast_to``), else None."""
+    if cells is not None and len(cells) and cells.strides[0] == 0:
+        return np.array(cells[0])
+    return None
 
 
 def want_velocities(flag) -> bool:

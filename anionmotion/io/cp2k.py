@@ -22,7 +22,7 @@ import numpy as np
 from ..errors import TrajectoryError
 from ..units import AU_VELOCITY_A_PS, FS_PS
 from ._text import elements_of, load_buffer
-from .base import BaseReader, RawFrames, want_velocities
+from .base import BaseReader, RawFrames, broadcast_cell, compact_cells, want_velocities
 from .xyz import XYZFile
 
 __all__ = ["CP2KReader", "read_cell_file", "cp2k_siblings"]
@@ -174,7 +174,7 @@ class CP2KReader(BaseReader):
             self._cells = np.broadcast_to(np.asarray(options.cell, dtype=np.float64), (self.n_frames, 3, 3))
             self.metadata["cell_source"] = "user cell"
         elif cell_path is not None:
-            self._cells = self._match_cells(cell_path, steps)
+            self._cells = compact_cells(self._match_cells(cell_path, steps))
             self.metadata["cell_file"] = cell_path
         else:
             raise TrajectoryError("no cell: there is no PROJECT-N.cell next to the positions; give the cell with "
@@ -204,10 +204,7 @@ class CP2KReader(BaseReader):
 
     def constant_cell(self):
         """The one cell when it is given (``cell=``) or the cell file's cell is constant, else None."""
-        c = self._cells
-        if len(c) and c.strides[0] == 0:
-            return np.array(c[0])
-        return None
+        return broadcast_cell(self._cells)
 
     def read(self, start, stop, atoms=None, velocities=None):
         """Frames ``start:stop`` of atoms ``atoms``; the velocity file is parsed only when velocities are wanted."""

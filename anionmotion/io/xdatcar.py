@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import TrajectoryError
 from ..kernels import textparse as tp
 from ._text import elements_of, line_at, line_number, load_buffer, raise_parse_error
-from .base import BaseReader, RawFrames
+from .base import BaseReader, RawFrames, compact_cells
 
 __all__ = ["XDATCARReader", "parse_header"]
 
@@ -285,7 +285,7 @@ class XDATCARReader(BaseReader):
                         s[neg] = (-s[neg] / np.where(vol > 0, vol, np.nan)) ** (1.0 / 3.0)
                     lat *= s[:, None, None]
                 self._eff_scale = s if len(self._h0["scale"]) == 1 else np.ones(n)
-                self._cells = lat
+                self._cells = compact_cells(lat)
         return self._cells
 
     def read_cells(self, start, stop):

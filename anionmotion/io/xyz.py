@@ -23,7 +23,7 @@ from ..errors import AnionmotionWarning, TrajectoryError, TruncatedFileWarning
 from ..kernels import textparse as tp
 from ..units import BOHR_A, FS_PS
 from ._text import elements_of, line_at, line_number, load_buffer, raise_parse_error
-from .base import BaseReader, RawFrames, want_velocities
+from .base import BaseReader, RawFrames, broadcast_cell, compact_cells, want_velocities
 
 __all__ = ["XYZReader", "XYZFile", "parse_comment", "parse_properties", "ASE_VELOCITY_A_PS"]
 
@@ -341,7 +341,7 @@ class XYZReader(BaseReader):
                                               line=self._f.comment_line_number(i))
                     cells[i] = _cell_from_lattice(kv["lattice"], path=self.path, frame=i,
                                                   line=lambda i=i: self._f.comment_line_number(i))
-                self._cells = cells
+                self._cells = compact_cells(cells)
         return self._cells
 
     def read_cells(self, start, stop):
@@ -351,7 +351,7 @@ class XYZReader(BaseReader):
         """The ``cell=`` option's cell; the file's ``Lattice=`` cells are checked by the trajectory."""
         if self.options.cell is not None:
             return np.asarray(self.options.cell, dtype=np.float64).reshape(3, 3)
-        return None
+        return broadcast_cell(self._cells)   # known once the Lattice= cells have been read
 
     def read(self, start, stop, atoms=None, velocities=None):
         """Frames ``start:stop``: only the rows of ``atoms`` are parsed, the velocity columns only when wanted."""
