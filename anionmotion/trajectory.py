@@ -478,29 +478,68 @@ class Trajectory:
         n_out = len(range(start, stop, step))
         pbar = _progress(n_out, progress if progress is not None else self.progress, desc or f"reading {self.path}")
         raw_per_read = frames_per_chunk * step
+        # with a stride every frame in between is read (exact unwrapping), in sub-blocks of at most
+        # max(frames_per_chunk, step) frames: a chunk costs its kept frames plus one sub-block, not step × them
+        sub_len = max(step, (frames_per_chunk // step) * step)
+        do_vel = velocities is not False
+
+        def block(lo, hi, state):
+            if velocities is None:
+                raw = self._reader.read(lo, hi, idx)
+            else:
+                raw = self._reader.read(lo, hi, idx, velocities=velocities)
+            return self._process(raw, lo, idx, state, times, species, masses, do_unwrap, do_vel)
+
         try:
             pos = start
             while pos < stop:
                 hi = min(stop, pos + raw_per_read)
-                if velocities is None:
-                    raw = self._reader.read(pos, hi, idx)
+                if step == 1:
+                    chunk, state = block(pos, hi, state)
                 else:
-                    raw = self._reader.read(pos, hi, idx, velocities=velocities)
-                chunk, state = self._process(raw, pos, idx, state, times, species, masses, do_unwrap,
-                                             velocities is not False)
-                keep = np.arange((start - pos) % step, hi - pos, step)
-                if step > 1:
-                    chunk = _take_frames(chunk, keep)
+                    chunk, state = self._strided_chunk(block, pos, hi, step, sub_len, state, idx, times, species,
+                                                       masses)
                 if pbar is not None:
                     pbar.update(chunk.n_frames)
                 if chunk.n_frames:
                     yield chunk
                 # keep no reference while the next block is read: a consumer that lets the chunk go frees it
-                chunk = raw = None
+                chunk = None
                 pos = hi
         finally:
             if pbar is not None:
                 pbar.close()
+
+    @staticmethod
+    def _strided_chunk(block, lo, hi, step, sub_len, state, idx, times, species, masses):
+        """Frames ``lo, lo+step, … < hi`` as one chunk, read and unwrapped in sub-blocks of ``sub_len`` frames.
+
+        ``lo`` is a kept frame and ``sub_len`` a multiple of ``step``, so every
+        sub-block starts on a kept frame; the kept frames are copied into
+        arrays of the chunk's final size as each sub-block is done.
+        """
+        fi = np.arange(lo, hi, step, dtype=np.int64)
+        n = len(fi)
+        out = None
+        k = 0
+        sub = lo
+        while sub < hi:
+            sh = min(hi, sub + sub_len)
+            ch, state = block(sub, sh, state)
+            if out is None:
+                out = (np.empty((n,) + ch.positions.shape[1:]),
+                       None if ch.velocities is None else np.empty((n,) + ch.velocities.shape[1:]),
+                       np.empty((n, 3, 3)), np.empty((n, 3)))
+            m = len(range(0, sh - sub, step))
+            out[0][k:k + m] = ch.positions[::step]
+            if out[1] is not None:
+                out[1][k:k + m] = ch.velocities[::step]
+            out[2][k:k + m] = ch.cells[::step]
+            out[3][k:k + m] = ch.origins[::step]
+            k += m
+            sub = sh
+            del ch
+        return Chunk(out[0], out[1], out[2], times[fi], fi, idx, species, masses, out[3]), state
 
     # ------------------------------------------------------------ internals
     def _process(self, raw: RawFrames, frame0, idx, state, times, species, masses, do_unwrap=True, want_vel=True):
@@ -618,12 +657,6 @@ def _check_finite(arr, what, path, frame0, idx):
     t, i, k = np.argwhere(~ok)[0]
     raise TrajectoryError(f"{what} contain {arr[t, i, k]} (component {'xyz'[k]}); expected finite numbers",
                           path=path, frame=frame0 + int(t), atom=int(idx[i]) if len(idx) else int(i))
-
-
-def _take_frames(chunk: Chunk, keep) -> Chunk:
-    return Chunk(chunk.positions[keep], None if chunk.velocities is None else chunk.velocities[keep],
-                 chunk.cells[keep], chunk.times[keep], chunk.frame_indices[keep], chunk.atom_indices,
-                 chunk.species, chunk.masses, chunk.origins[keep])
 
 
 def _progress(total, enabled, desc):

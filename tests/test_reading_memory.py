@@ -107,17 +107,20 @@ def test_selection_equals_all_then_select(nc_files, which, mask, fpc, step, star
     if len(sel) == 0:
         sel = np.array([int(start) % N_ATOMS])
     traj = anionmotion.open(nc_files[which], unwrap=unwrap)
-    ref = list(traj.iter_chunks(N_FRAMES, start=start, step=step, progress=False))
+    # reference: every atom, every frame from start in one chunk, then the stride and the selection
+    ref = list(traj.iter_chunks(N_FRAMES, start=start, progress=False))
     got = list(traj.iter_chunks(fpc, atoms=sel, start=start, step=step, progress=False, velocities=velocities))
-    pos_all = _concat(ref, "positions")
+    assert all(c.n_frames == fpc for c in got[:-1]) and 0 < got[-1].n_frames <= fpc
+    pos_all = _concat(ref, "positions")[::step]
     npt.assert_array_equal(_concat(got, "positions"), pos_all[:, sel])
     vel = _concat(got, "velocities")
     if velocities is False:
         assert vel is None
     else:
-        npt.assert_array_equal(vel, _concat(ref, "velocities")[:, sel])
-    npt.assert_array_equal(_concat(got, "cells"), _concat(ref, "cells"))
-    npt.assert_array_equal(_concat(got, "times"), _concat(ref, "times"))
+        npt.assert_array_equal(vel, _concat(ref, "velocities")[::step][:, sel])
+    npt.assert_array_equal(_concat(got, "cells"), _concat(ref, "cells")[::step])
+    npt.assert_array_equal(_concat(got, "origins"), _concat(ref, "origins")[::step])
+    npt.assert_array_equal(_concat(got, "times"), _concat(ref, "times")[::step])
     npt.assert_array_equal(_concat(got, "frame_indices"), np.arange(start, N_FRAMES, step))
 
 
@@ -224,6 +227,23 @@ def test_selection_peak_memory_is_a_fraction_of_all_atoms(big_nc, shape):
     peak_novel, _ = _peak(no_vel)
     if shape == "block":  # (interleaved: the bounded covering-slice buffer is a good part of this small peak)
         assert peak_novel < 0.7 * peak_sel, (peak_novel, peak_sel)
+
+
+def test_a_strided_chunk_costs_its_kept_frames_not_the_stride(big_nc):
+    """With step=8 the frames in between are read for unwrapping, one sub-block at a time."""
+    traj = anionmotion.open(big_nc)
+    traj.times, traj.cells  # noqa: B018
+    sel = np.arange(400)
+
+    def run():
+        for ch in traj.iter_chunks(30, atoms=sel, step=8, progress=False, velocities=False):
+            assert ch.n_frames == 30
+            del ch
+
+    peak, _ = _peak(run)
+    kept = 30 * 400 * 3 * 8
+    # kept frames + one sub-block of ≤ 30 frames (+ jump table, raw buffer); before: all 240 frames (8×)
+    assert peak < 4 * kept, peak / kept
 
 
 # ----------------------------------------------------------------------------- cells
