@@ -42,7 +42,7 @@ def _block_task(args):
 
 
 def msd_in_blocks(source, *, species, block_atoms, reader_options=None, temperature=None, charge=None, drift=None,
-                  mapper=None, progress=False):
+                  mapper=None, progress=False, memory=None):
     """Exact all-origin MSD of ``species`` computed in atom blocks (each a separate task).
 
     Parameters
@@ -64,6 +64,8 @@ def msd_in_blocks(source, *, species, block_atoms, reader_options=None, temperat
     mapper : callable, optional
         ``mapper(function, list) -> list`` in order (default the built-in ``map``); the batch runner passes
         one that submits Dask tasks.
+    memory : int or str, optional
+        Memory budget of each block task (each runs in its own worker under Dask); default the MSD's default.
 
     Returns
     -------
@@ -91,7 +93,8 @@ def msd_in_blocks(source, *, species, block_atoms, reader_options=None, temperat
         blocks = atom_blocks(idx, block_atoms)
         if charge is None and isinstance(species, str) and species in ION_CHARGES:
             charge = float(ION_CHARGES[species])
-        kwargs = {"temperature": temperature, "charge": charge, "drift": drift, "progress": progress}
+        kwargs = {"temperature": temperature, "charge": charge, "drift": drift, "progress": progress,
+                  "memory": memory}
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
         task_source = source if isinstance(source, str) else traj
         args = [(task_source, reader_options, b, kwargs) for b in blocks]

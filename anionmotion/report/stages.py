@@ -422,7 +422,8 @@ def _diffusion_body(ctx, out):
 
         src, ropts = (ctx.source if ctx.source is not None and ctx.mapper is not None else (ctx.traj, None))
         res = msd_in_blocks(src, species=sp, block_atoms=int(block), reader_options=ropts,
-                            temperature=ctx.temperature_K, charge=_opt(ctx, "charge"), mapper=ctx.mapper)
+                            temperature=ctx.temperature_K, charge=_opt(ctx, "charge"), mapper=ctx.mapper,
+                            memory=ctx.memory)
         out.parameters.update(species=sp, msd_block_atoms=int(block))
         out.notes.append(f"MSD computed in {res.meta['atom_blocks']['n_blocks']} atom blocks of at most {int(block)} "
                          "atoms, merged by their atom-weighted mean")
