@@ -762,7 +762,8 @@ class LammpsDumpReader(BaseReader):
         ix = self._index
         dt = self.options.timestep
         if dt is not None:
-            self.times = ix.steps.astype(np.float64) * float(dt)
+            self.times = ix.steps.astype(np.float64)
+            self.times *= float(dt)   # in place: one float64 array of n_frames
             self.units["time_source"] = f"TIMESTEP × timestep ({dt:g} ps)"
         elif np.all(np.isfinite(ix.box[:, 10])):
             f = 1e-3 if self._unit_style in ("real", "electron") else 1.0
