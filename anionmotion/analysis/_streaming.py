@@ -27,9 +27,10 @@ import numpy as np
 
 from ..errors import OptionError
 from ..kernels.correlate import acf_from_power, acf_nfft, acf_power_rows
-from .base import FrameRange, format_bytes
+from .base import AnalysisBase, FrameRange, format_bytes
 
-__all__ = ["stream_chunks", "acf_fixed_bytes", "acf_row_bytes", "check_acf_memory", "correlate_store",
+__all__ = ["stream_chunks", "MAX_CHUNK_BYTES", "capped_chunk_frames", "acf_fixed_bytes", "acf_row_bytes",
+           "check_acf_memory", "correlate_store",
            "frame_blocks", "run_frame_blocks", "open_source"]
 
 
@@ -43,6 +44,17 @@ def stream_chunks(traj, need_unwrap, frames_per_chunk, atoms, *, start=None, sto
     """
     yield from traj.iter_chunks(frames_per_chunk, atoms, start=start, stop=stop, step=step, progress=progress,
                                 desc=desc, unwrap=bool(traj.unwrap and need_unwrap))
+
+
+MAX_CHUNK_BYTES = 128 * 1024 ** 2
+"""Largest working memory of one streamed chunk (bytes): bigger chunks are not faster, only heavier."""
+
+
+def capped_chunk_frames(analysis) -> int:
+    """Frames per chunk of an :class:`AnalysisBase`: its budget share, at most :data:`MAX_CHUNK_BYTES` of work."""
+    n_read = len(analysis._atoms())
+    bpf = max(int(analysis._bytes_per_frame(n_read)), 1)
+    return max(1, min(AnalysisBase._chunk_frames(analysis), MAX_CHUNK_BYTES // bpf))
 
 
 # ---------------------------------------------------------------------------- row blocks of an ACF

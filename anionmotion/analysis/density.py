@@ -17,7 +17,7 @@ from ..errors import OptionError
 from ..kernels.grid import bin_axis, bin_fractional
 from ..kernels.unwrap import cart_to_frac
 from ..results import Result
-from ._streaming import cell_stats, frame_blocks, run_frame_blocks
+from ._streaming import capped_chunk_frames, cell_stats, frame_blocks, run_frame_blocks
 from .base import AnalysisBase, format_bytes
 
 __all__ = ["density", "Density", "DensityResult", "grid_shape_for_spacing", "AXES"]
@@ -187,7 +187,7 @@ class Density(AnalysisBase):
         return int(n_atoms_read) * 24 * 3 + len(self.sel) * 24 * 3
 
     def _chunk_frames(self):
-        return self.fixed_chunk if self.fixed_chunk is not None else super()._chunk_frames()
+        return self.fixed_chunk if self.fixed_chunk is not None else capped_chunk_frames(self)
 
     def _prepare(self):
         traj = self.traj

@@ -24,7 +24,7 @@ from ..errors import OptionError, SamplingWarning
 from ..kernels.correlate import WINDOWS, spectrum_from_acf
 from ..results import Result
 from ..units import THZ_TO_CM1, THZ_TO_MEV
-from ._streaming import check_acf_memory, correlate_store
+from ._streaming import capped_chunk_frames, check_acf_memory, correlate_store
 from .base import AnalysisBase, SeriesStore
 from .vdos import band_center, vdos
 
@@ -234,7 +234,7 @@ class Libration(AnalysisBase):
         return int(n_atoms_read) * 24 * 4 + A * M * 24 * 8 + A * 9 * 8 * 8
 
     def _chunk_frames(self):
-        return self.fixed_chunk if self.fixed_chunk is not None else super()._chunk_frames()
+        return self.fixed_chunk if self.fixed_chunk is not None else capped_chunk_frames(self)
 
     def _prepare(self):
         traj = self.traj

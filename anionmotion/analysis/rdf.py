@@ -17,7 +17,7 @@ from ..errors import OptionError
 from ..kernels.pbc import distance_histogram
 from ..results import Result
 from ..units import KB_EV
-from ._streaming import cell_stats, frame_blocks, run_frame_blocks
+from ._streaming import capped_chunk_frames, cell_stats, frame_blocks, run_frame_blocks
 from .base import AnalysisBase, format_bytes
 
 __all__ = ["rdf", "RDF", "RDFResult", "parse_pair", "first_minimum"]
@@ -182,7 +182,7 @@ class RDF(AnalysisBase):
         return int(n_atoms_read) * 24 * 6
 
     def _chunk_frames(self):
-        return self.fixed_chunk if self.fixed_chunk is not None else super()._chunk_frames()
+        return self.fixed_chunk if self.fixed_chunk is not None else capped_chunk_frames(self)
 
     def _validate_options(self, traj):
         pairs = self.pairs_arg

@@ -19,7 +19,7 @@ from ..errors import OptionError, SamplingWarning
 from ..kernels.correlate import WINDOWS, acf_sum, spectrum_from_acf
 from ..results import Result
 from ..units import AMU_A2_PS2_EV, KB_EV, THZ_TO_CM1, THZ_TO_MEV
-from ._streaming import check_acf_memory, correlate_store, stream_chunks
+from ._streaming import capped_chunk_frames, check_acf_memory, correlate_store, stream_chunks
 from .base import AnalysisBase, SeriesStore, frames_per_chunk
 
 __all__ = ["vdos", "VDOS", "VDOSResult", "velocity_segments", "band_center"]
@@ -193,7 +193,7 @@ class VDOS(AnalysisBase):
     def _chunk_frames(self):
         if self.mode == "segments":
             return self.seg_frames
-        return super()._chunk_frames()
+        return capped_chunk_frames(self)
 
     def _prepare(self):
         traj = self.traj
@@ -444,7 +444,7 @@ def vdos(traj, *, species=None, atoms=None, window="hann", max_freq=None, max_la
     C_s(t) = (1/N_s) Σ_{i∈s} ⟨v_i(t0+t)·v_i(t0)⟩_{t0};
     g(ν) ∝ Σ_s m_s N_s ∫ w(t) C_s(t) e^{−2πiνt} dt, normalised so that ∫_0^{ν_Nyq} g dν = 3N;
     per-species g_s is the same with s alone (∫ g_s dν = 3N_s); ν̄ = ∫ν g dν / ∫g dν on [0, ν_max].
-    Memory: the reading pass holds one chunk (a quarter of the budget); the series store holds
+    Memory: the reading pass holds one chunk (a quarter of the budget, at most 128 MiB); the series store holds
     8·3N·T bytes in RAM only when that fits half the budget; the transform holds one block of rows
     (≈ 32·T bytes per row) and the summed spectra (≈ 24·T bytes per species).
 
