@@ -218,6 +218,9 @@ def cell_stats(traj, frame_range: FrameRange, *, block=65536):
     cells = traj.cells
     start, stop, step = frame_range
     n = len(frame_range)
+    if getattr(traj, "cell_constant", False):  # one cell for every frame (a broadcast view): O(1)
+        c0 = np.array(cells[start], dtype=np.float64)
+        return c0, True, float(perpendicular_widths(c0[None]).min())
     total = np.zeros((3, 3))
     first = np.asarray(cells[start], dtype=np.float64)
     constant = True
