@@ -218,6 +218,8 @@ class Timeline(AnalysisBase):
     """Hop timelines in bounded memory (see :func:`timeline` for the parameters and definitions)."""
 
     name = "timeline"
+    MAX_CHUNK_FRAMES = 1024
+    """Largest chunk (frames): windows are short, larger chunks only delay the progress bar."""
 
     def __init__(self, cation, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, hops=None,
                  hop=None, hop_a=None, hop_residence=3.0, hop_window=9.0, half_width=None, n_nearest=2, memory=None,
@@ -384,10 +386,11 @@ class Timeline(AnalysisBase):
                 intervals[-1][1] = max(intervals[-1][1], int(hi[j]))
             else:
                 intervals.append([int(lo[j]), int(hi[j])])
-        fpc = self._chunk_frames()
+        fpc = min(self._chunk_frames(), self.MAX_CHUNK_FRAMES)
         self.frames_per_chunk = fpc
         frames, step = self.frames, self.frame_range.step
         refs, arrays = {}, {}
+        n_done = 0
         k, L = near.shape[1], self._pa.n_ligands
         with self._phase(sum(b - a for a, b in intervals), "hop windows", unit="frame") as bar:
             for a, b in intervals:
@@ -405,6 +408,9 @@ class Timeline(AnalysisBase):
                         self._fill_one(j, sysd, c0, c1, lo[j], hi[j], cl[j], near[j], arrays[j], refs)
                         if hi[j] <= c1:     # ... and ends here
                             done(j, arrays.pop(j))
+                            n_done += 1
+                            # writing a hop's JSON/CSV takes a while: the bar shows every finished window
+                            bar.set_description(f"{self.name}: hop windows ({n_done}/{len(lo)} hops)")
                     bar.update(ch.n_frames)
                     c0 = c1
 
