@@ -21,7 +21,7 @@ from ._validate import as_array
 from .elements import masses_of, normalize_symbol
 from .errors import OptionError, TrajectoryError, UnwrapWarning
 from .io.base import BaseReader, RawFrames, ReaderOptions
-from .kernels.unwrap import cart_to_frac, frac_to_cart, unwrap_fractional
+from .kernels.unwrap import cart_to_frac, frac_to_cart, unwrap_fractional_summary
 
 __all__ = ["Chunk", "Trajectory", "from_arrays", "UNWRAP_JUMP_LIMIT"]
 
@@ -598,9 +598,9 @@ class Trajectory:
                 if n == 0:
                     return self._chunk(coords, vel, cells, frame0, idx, times, species, masses, origins), state
                 state = (frac[0].copy(), frac[0].copy())
-            unwrapped, jump = unwrap_fractional(frac, state[0], state[1], out=frac if owned else None)
-            self._warn_jumps(jump, frame0, idx)
-            del jump
+            unwrapped, jumps = unwrap_fractional_summary(frac, state[0], state[1], UNWRAP_JUMP_LIMIT,
+                                                         out=frac if owned else None)
+            self._warn_jumps(jumps, n, frame0, idx)
             pos = frac_to_cart(unwrapped, cells, out=unwrapped)
             if raw.style != "fractional":
                 pos += origins[:, None, :]
@@ -611,17 +611,15 @@ class Trajectory:
         fi = np.arange(frame0, frame0 + n, dtype=np.int64)
         return Chunk(pos, vel, cells, times[frame0:frame0 + n], fi, idx, species, masses, origins)
 
-    def _warn_jumps(self, jump, frame0, idx):
-        if jump.size == 0:
+    def _warn_jumps(self, jumps, n, frame0, idx):
+        """UnwrapWarning for a block of ``n`` frames from the summary (n_over, frame, atom, largest) of its jumps."""
+        n_over, t, i, largest = jumps
+        if not n_over:
             return
-        over = jump > UNWRAP_JUMP_LIMIT
-        if not over.any():
-            return
-        t, i = np.unravel_index(int(np.argmax(jump)), jump.shape)
         warnings.warn(
-            f"{self.path}: {int(over.sum())} frame-to-frame jump(s) larger than {UNWRAP_JUMP_LIMIT} of a cell vector "
-            f"in frames {frame0}..{frame0 + jump.shape[0] - 1}; largest: atom {int(idx[i])} ({self.species[idx[i]]}) "
-            f"moved {jump[t, i]:.3f} of a cell vector into frame {frame0 + t}. The trajectory is too coarsely "
+            f"{self.path}: {n_over} frame-to-frame jump(s) larger than {UNWRAP_JUMP_LIMIT} of a cell vector "
+            f"in frames {frame0}..{frame0 + n - 1}; largest: atom {int(idx[i])} ({self.species[idx[i]]}) "
+            f"moved {largest:.3f} of a cell vector into frame {frame0 + t}. The trajectory is too coarsely "
             "sampled for unambiguous unwrapping (SPEC §1)",
             UnwrapWarning, stacklevel=4)
 

@@ -210,7 +210,8 @@ def test_unwrapping_a_chunk_needs_one_working_copy(style):
         tracemalloc.stop()
     npt.assert_allclose(out, pos - pos[0] + traj.read(frames=slice(0, 1)).positions[0], atol=1e-9)
     chunk_bytes = 400 * 300 * 3 * 8
-    # the result (1×) and the jump table (1/3×); before: shifted, fractional, unwrapped and Cartesian copies (≥ 3×)
+    # the result (1×) and the jump table (1/3× here, at most 1 MiB); before: shifted, fractional, unwrapped and
+    # Cartesian copies (≥ 3×)
     assert peak < 1.8 * chunk_bytes, peak / chunk_bytes
 
 

@@ -118,3 +118,32 @@ def test_out_must_fit():
         cart_to_frac(x, np.tile(np.eye(3), (2, 1, 1)), out=np.zeros((2, 3, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="out must be"):
         unwrap_fractional(x, out=np.zeros((2, 2, 3)))
+
+
+@settings(deadline=None, max_examples=40)
+@given(steps=arrays(np.float64, (17, 5, 3), elements=st.floats(-0.49, 0.49)),
+       block_bytes=st.integers(1, 400), use_ext=st.booleans())
+def test_summary_equals_the_full_jump_table(steps, block_bytes, use_ext):
+    """unwrap_fractional_summary (jump table in blocks) gives the numbers and the warning facts of one call."""
+    import anionmotion.kernels.unwrap as uw
+
+    walk = np.cumsum(steps, axis=0)
+    wrapped = walk - np.floor(walk)
+    p0 = wrapped[0].copy()
+    full, jump = unwrap_fractional(wrapped, p0.copy(), p0.copy(), use_ext=True)
+    old = uw.JUMP_BLOCK_BYTES
+    uw.JUMP_BLOCK_BYTES = block_bytes
+    try:
+        buf = wrapped.copy()
+        out, (n_over, t, i, largest) = uw.unwrap_fractional_summary(buf, p0.copy(), p0.copy(), 0.35, out=buf,
+                                                                    use_ext=use_ext)
+    finally:
+        uw.JUMP_BLOCK_BYTES = old
+    if use_ext:
+        npt.assert_array_equal(out, full)
+    else:
+        npt.assert_allclose(out, full, atol=1e-12)
+    assert n_over == int(np.count_nonzero(jump > 0.35))
+    k = int(np.argmax(jump))
+    assert (t, i) == divmod(k, 5)
+    assert largest == jump.flat[k]

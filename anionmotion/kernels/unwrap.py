@@ -8,7 +8,7 @@ from .._validate import as_array
 from ._loader import load_ext
 
 __all__ = [
-    "unwrap_fractional", "unwrap_fractional_ref",
+    "unwrap_fractional", "unwrap_fractional_ref", "unwrap_fractional_summary",
     "cart_to_frac", "cart_to_frac_ref", "frac_to_cart", "frac_to_cart_ref",
     "inverse_cells",
 ]
@@ -71,6 +71,55 @@ def unwrap_fractional(frac, prev_wrapped=None, prev_unwrapped=None, *, use_ext=T
         unwrap_fractional_ref(frac.copy() if np.shares_memory(frac, out) else frac, prev_wrapped, prev_unwrapped,
                               out, jump)
     return out, jump
+
+
+JUMP_BLOCK_BYTES = 1 << 20
+"""Largest jump table (bytes) :func:`unwrap_fractional_summary` holds at once."""
+
+
+def unwrap_fractional_summary(frac, prev_wrapped, prev_unwrapped, limit, *, out=None, use_ext=True):
+    """:func:`unwrap_fractional` without the (n_frames, n_atoms) jump table: only what a warning needs.
+
+    The frames are unwrapped in blocks whose jump table is at most
+    :data:`JUMP_BLOCK_BYTES` (the compiled kernel is sequential in time, so
+    the unwrapped numbers are bit for bit those of one call).
+
+    Parameters
+    ----------
+    frac, prev_wrapped, prev_unwrapped, out, use_ext :
+        As :func:`unwrap_fractional` (``prev_*`` are required and updated in place).
+    limit : float
+        Jumps larger than this (fraction of a cell vector) are counted.
+
+    Returns
+    -------
+    out : ndarray, shape (n_frames, n_atoms, 3)
+        Unwrapped fractional coordinates.
+    summary : tuple (n_over, frame, atom, largest)
+        Number of (frame, atom) pairs whose jump exceeds ``limit``, and the
+        frame (0-based in ``frac``), atom and value of the largest jump (the
+        first one in frame-then-atom order, as ``np.argmax`` of the table);
+        ``(0, 0, 0, 0.0)`` when there are no frames or atoms.
+    """
+    frac = as_array(frac, "frac", shape=(None, None, 3))
+    n, n_atoms = frac.shape[:2]
+    out = _out(out, frac.shape, "out")
+    n_over, best_t, best_i, best = 0, 0, 0, -np.inf
+    step = max(1, JUMP_BLOCK_BYTES // (8 * max(n_atoms, 1)))
+    for t0 in range(0, n, step):
+        t1 = min(n, t0 + step)
+        _, jump = unwrap_fractional(frac[t0:t1], prev_wrapped, prev_unwrapped, use_ext=use_ext, out=out[t0:t1])
+        if jump.size == 0:
+            continue
+        n_over += int(np.count_nonzero(jump > limit))
+        k = int(np.argmax(jump))
+        if jump.flat[k] > best:
+            best = float(jump.flat[k])
+            best_t, best_i = divmod(k, n_atoms)
+            best_t += t0
+    if best == -np.inf:
+        best = 0.0
+    return out, (n_over, best_t, best_i, best)
 
 
 def _out(out, shape, name):
