@@ -35,6 +35,9 @@ def register(sub):
                    help="also the collective (charge) conductivity and the Haven ratio")
     p.add_argument("--charges", default="trajectory",
                    help="charges for --collective: trajectory (default), formal, or per species e.g. Li=1,P=5,S=-2,Cl=-1")
+    p.add_argument("--estimator", choices=("auto", "gls", "ols", "he"), default="auto",
+                   help="D estimator: auto (default: fit where the MSD's local slope has converged, error from the "
+                        "observed MSD's covariance), gls, ols or he (see docs/diffusion.md)")
     p.add_argument("--hop-distance", type=float, metavar="Å",
                    help="a of the He et al. error estimate (default: nearest-neighbour distance of the species)")
     add_frame_options(p)
@@ -116,7 +119,7 @@ def run(args) -> int:
     print(res.summary())
     fit = None
     if len(res.lag) >= 4:
-        fit = fit_diffusion(res, fit=args.fit, hop_distance=args.hop_distance)
+        fit = fit_diffusion(res, fit=args.fit, hop_distance=args.hop_distance, estimator=args.estimator)
         print(fit.summary())
     else:
         print("D            not fitted (fewer than 4 lags)")
