@@ -14,8 +14,7 @@ import importlib
 from ._version import __version__
 from .errors import (AnionmotionError, AnionmotionWarning, FitWarning, FormatError, IntegrityWarning, OptionError,
                      SamplingWarning, TrajectoryError, TruncatedFileWarning, UnwrapWarning)
-from .io import open
-from .trajectory import Chunk, Trajectory, from_arrays
+from .trajectory import Chunk, Trajectory, from_arrays, open
 
 # Public names implemented in analysis modules, imported on first use so that
 # ``import anionmotion`` stays fast.  name -> module.  The trajectory analyses come

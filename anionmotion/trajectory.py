@@ -23,7 +23,7 @@ from .errors import OptionError, TrajectoryError, UnwrapWarning
 from .io.base import BaseReader, RawFrames, ReaderOptions
 from .kernels.unwrap import cart_to_frac, frac_to_cart, unwrap_fractional_summary
 
-__all__ = ["Chunk", "Trajectory", "from_arrays", "UNWRAP_JUMP_LIMIT"]
+__all__ = ["Chunk", "Trajectory", "open", "from_arrays", "UNWRAP_JUMP_LIMIT"]
 
 UNWRAP_JUMP_LIMIT = 0.35
 """Fractional frame-to-frame jump above which unwrapping is ambiguous (SPEC §1)."""
@@ -667,6 +667,47 @@ def _progress(total, enabled, desc):
     disable = None if enabled is None else (not enabled)
     return tqdm(total=total, desc=desc, unit="frame", disable=disable, file=sys.stderr, leave=False,
                 dynamic_ncols=True)
+
+
+def open(path, *, format=None, timestep=None, frame_interval=None, lammps_units="metal", types=None, cell=None,
+         vel=None, cell_file=None, topology=None, progress=None, unwrap=True) -> Trajectory:
+    """Open a trajectory file.
+
+    Parameters
+    ----------
+    path : str or path-like
+    format : str, optional
+        One of ``lammps``, ``netcdf``, ``cp2k``, ``xdatcar``, ``extxyz``, ``mdtraj``, ``vasprun``, ``outcar``, ``ase``;
+        detected when None.
+    timestep : float, optional
+        MD time step, ps (LAMMPS: times = TIMESTEP × timestep).
+    frame_interval : float, optional
+        Time between stored frames, ps (files without times: XDATCAR, plain xyz, DCD).
+    lammps_units : {"metal", "real", "electron", "lj"}
+        Unit style of a LAMMPS dump (``lj``: reduced units, passed through unconverted with a warning).
+    types : dict or str, optional
+        LAMMPS type → element, e.g. ``{1: "Li", 2: "P"}`` or ``"1=Li,2=P"``.
+    cell : array_like (3, 3) or (3,), optional
+        Cell (Å) for files without one.
+    vel, cell_file : str, optional
+        CP2K velocity / cell file when not found next to the positions.
+    topology : str, optional
+        Topology for MDTraj formats.
+    progress : bool, optional
+        Progress bars (None = only on a terminal).
+    unwrap : bool
+        Unwrap positions (SPEC §1); default True.
+
+    Returns
+    -------
+    Trajectory
+    """
+    from .io import open_reader
+
+    reader = open_reader(path, format=format, timestep=timestep, frame_interval=frame_interval,
+                         lammps_units=lammps_units, types=types, cell=cell, vel=vel, cell_file=cell_file,
+                         topology=topology)
+    return Trajectory(reader, frame_interval=frame_interval, progress=progress, unwrap=unwrap)
 
 
 # ------------------------------------------------------------------------ memory

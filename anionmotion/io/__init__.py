@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import FormatError, OptionError
 from .base import BaseReader, RawFrames, ReaderOptions, compression_of, open_binary
 
-__all__ = ["open", "FORMATS", "detect_format", "ReaderOptions", "BaseReader", "RawFrames", "open_binary"]
+__all__ = ["open_reader", "FORMATS", "detect_format", "ReaderOptions", "BaseReader", "RawFrames", "open_binary"]
 
 #: format name -> (module, class, file-name patterns (case-insensitive, compression suffix stripped), description)
 FORMATS = {
@@ -132,41 +132,15 @@ def supported_formats() -> str:
     return "; ".join(f"{n} ({d})" for n, (_, _, _, d) in FORMATS.items())
 
 
-def open(path, *, format=None, timestep=None, frame_interval=None, lammps_units="metal", types=None, cell=None,
-         vel=None, cell_file=None, topology=None, progress=None, unwrap=True):
-    """Open a trajectory file.
+def open_reader(path, *, format=None, timestep=None, frame_interval=None, lammps_units="metal", types=None,
+                cell=None, vel=None, cell_file=None, topology=None) -> BaseReader:
+    """The format reader of a trajectory file (options checked, format detected when not given).
 
-    Parameters
-    ----------
-    path : str or path-like
-    format : str, optional
-        One of ``lammps``, ``netcdf``, ``cp2k``, ``xdatcar``, ``extxyz``, ``mdtraj``, ``vasprun``, ``outcar``, ``ase``;
-        detected when None.
-    timestep : float, optional
-        MD time step, ps (LAMMPS: times = TIMESTEP × timestep).
-    frame_interval : float, optional
-        Time between stored frames, ps (files without times: XDATCAR, plain xyz, DCD).
-    lammps_units : {"metal", "real", "electron", "lj"}
-        Unit style of a LAMMPS dump (``lj``: reduced units, passed through unconverted with a warning).
-    types : dict or str, optional
-        LAMMPS type → element, e.g. ``{1: "Li", 2: "P"}`` or ``"1=Li,2=P"``.
-    cell : array_like (3, 3) or (3,), optional
-        Cell (Å) for files without one.
-    vel, cell_file : str, optional
-        CP2K velocity / cell file when not found next to the positions.
-    topology : str, optional
-        Topology for MDTraj formats.
-    progress : bool, optional
-        Progress bars (None = only on a terminal).
-    unwrap : bool
-        Unwrap positions (SPEC §1); default True.
-
-    Returns
-    -------
-    Trajectory
+    :func:`anionmotion.open` wraps it in a :class:`~anionmotion.trajectory.Trajectory`; the
+    parameters are those of :func:`anionmotion.open` without ``progress`` and ``unwrap``.
+    The I/O layer never imports the trajectory model (no io ↔ trajectory cycle).
     """
     from .._validate import parse_types
-    from ..trajectory import Trajectory
 
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -192,5 +166,4 @@ def open(path, *, format=None, timestep=None, frame_interval=None, lammps_units=
         name = str(format).lower()
         if name not in FORMATS:
             raise FormatError(f"unknown format {format!r}; supported formats: {', '.join(FORMATS)}", path=path)
-    reader = _reader_class(name)(path, opts)
-    return Trajectory(reader, frame_interval=frame_interval, progress=progress, unwrap=unwrap)
+    return _reader_class(name)(path, opts)
