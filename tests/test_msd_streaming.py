@@ -238,14 +238,16 @@ def test_read_chunks_are_bounded_whatever_the_budget(monkeypatch):
     npt.assert_array_equal(tight.msd, res.msd)
 
 
-def test_the_bytes_per_frame_count_the_reader_copies_of_every_atom():
+def test_the_bytes_per_frame_count_the_reader_copies_of_the_read_atoms():
     traj, _ = _system(0, 20, 4)  # 9 atoms, no velocities
     m = MSD("Li")
     m._setup(traj)
     m._prepare()
-    # reads Li (4) and P (2, framework cations); reader copies of all 9 atoms; the selection copied twice
+    # reads Li (4) and P (2, framework cations), without velocities; the reader's copies of the 6 read atoms
+    # only; the selection copied twice
     assert list(m._read) == [0, 1, 2, 3, 4, 5]
-    assert m._bytes_per_frame(len(m._read)) == 36 * 9 + 48 * 6 + 96 * 6 + 24 * 2 * 4
+    assert m.needs_velocities is False
+    assert m._bytes_per_frame(len(m._read)) == 30 * 6 + 96 * 6 + 24 * 2 * 4
 
 
 @pytest.mark.parametrize("source", ["default", "given"])

@@ -193,8 +193,15 @@ class AnalysisBase:
     use_ext : bool
         Compiled kernels (True) or their numpy twins.
 
-    Attributes (after :meth:`run`)
-    ------------------------------
+    Notes
+    -----
+    After :meth:`run` the object holds ``traj``, ``frame_range`` (:class:`FrameRange`),
+    ``frames`` (trajectory index of every analysed frame, int64), ``times`` (ps),
+    ``n_frames``, ``uniform`` and ``dt`` (:func:`uniform_spacing`; ps or None) and
+    ``budget`` (bytes).
+
+    Attributes
+    ----------
     traj : Trajectory
     frame_range : FrameRange
     frames : ndarray of int64

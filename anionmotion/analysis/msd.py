@@ -263,15 +263,17 @@ class MSD(AnalysisBase):
     use_ext : bool
         Compiled kernels (True) or their numpy twins.
 
-    Attributes (after :meth:`run`)
-    ------------------------------
-    The base's (:class:`~anionmotion.analysis.base.AnalysisBase`): ``frame_range``,
-    ``frames``, ``times``, ``uniform``, ``dt`` (ps, (t_last − t_first)/(n − 1)),
-    ``budget`` (bytes), ``frames_per_chunk``.
+    Notes
+    -----
+    After :meth:`run` the object has the base's attributes
+    (:class:`~anionmotion.analysis.base.AnalysisBase`): ``frame_range``, ``frames``,
+    ``times``, ``uniform``, ``dt`` (ps, (t_last − t_first)/(n − 1)), ``budget``
+    (bytes) and ``frames_per_chunk``.
     """
 
     name = "msd"
     needs_unwrap = True
+    needs_velocities = False
 
     def __init__(self, species, *, drift=None, framework=None, framework_cations=None, temperature=None, charge=None,
                  collective=False, charges="trajectory", memory=None, mode="auto", scratch_dir=None, workers=2,
@@ -305,15 +307,12 @@ class MSD(AnalysisBase):
     def _bytes_per_frame(self, n_atoms_read) -> int:
         """Working bytes per frame of a read chunk.
 
-        The reader's copies of every atom (stored float32 + float64, also for
-        the velocities when the file has them: 36 B per atom and array), the
-        read atoms' raw, fractional, unwrapped and Cartesian float64 positions
-        (4 × 24 B) and the copies made here (selection for the store and its
-        transpose, framework and charged atoms: 24 B each).
+        The reader's copies of the read atoms only (it reads the selected atoms, no velocities: the float64
+        output, 24 B per atom, plus its raw float32 buffer of at most a quarter of that), the read atoms'
+        raw, fractional, unwrapped and Cartesian float64 positions (4 × 24 B) and the copies made here
+        (selection for the store and its transpose, framework and charged atoms: 24 B each).
         """
-        traj = self.traj
-        arrays = 2 if getattr(traj, "has_velocities", False) else 1
-        reader = (36 * traj.n_atoms + 48 * int(n_atoms_read)) * arrays
+        reader = 30 * int(n_atoms_read)
         return int(reader + 96 * int(n_atoms_read) + 24 * (2 * len(self._idx) + len(self._fw) + len(self._qidx)))
 
     def _chunk_frames(self):
