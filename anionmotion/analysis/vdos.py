@@ -20,7 +20,7 @@ from ..kernels.correlate import WINDOWS, acf_sum, spectrum_from_acf
 from ..results import Result
 from ..units import AMU_A2_PS2_EV, KB_EV, THZ_TO_CM1, THZ_TO_MEV
 from ._streaming import capped_chunk_frames, check_acf_memory, correlate_store, stream_chunks
-from .base import AnalysisBase, SeriesStore, frames_per_chunk
+from .base import AnalysisBase, SeriesStore
 
 __all__ = ["vdos", "VDOS", "VDOSResult", "velocity_segments", "band_center"]
 
@@ -256,8 +256,6 @@ class VDOS(AnalysisBase):
             check_acf_memory(self.budget, n_frames, n_w, f"{n_sel} atoms", self.memory)
         elif self.mode == "segments":
             check_acf_memory(self.budget, self.seg_frames, n_w, f"{n_sel} atoms", self.memory)
-        if frames_per_chunk(self._bytes_per_frame(n_sel), self.budget, fraction=self.chunk_fraction) < 1:
-            raise OptionError(f"memory={self.memory!r} is too small for {n_sel} atoms")
         # weight columns per row (atom × component): indicator and mass of each species
         self.row_weights = np.zeros((3 * n_sel, n_w))
         for j, s in enumerate(self.names):
