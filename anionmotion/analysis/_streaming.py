@@ -133,17 +133,22 @@ def correlate_store(store, weights, n_lags, *, budget, fraction=0.5, mapper=None
             cap = max(1, int((0.25 * budget) // max(8 * nf * n_w, 1)))
             rows_per_block = max(rows_per_block, -(-n_rows // cap))
     rows_per_block = int(max(1, min(int(rows_per_block), n_rows)))
-    items = []
-    for r0 in range(0, n_rows, rows_per_block):
-        nr = min(rows_per_block, n_rows - r0)
-        src = store.read_rows(r0, nr) if store.in_memory else (store.path, T, r0, nr)
-        items.append((src, nfft, weights[r0:r0 + nr]))
+    blocks = [(r0, min(rows_per_block, n_rows - r0)) for r0 in range(0, n_rows, rows_per_block)]
     power = np.zeros((nf, n_w))
-    for (src, _, w), p in zip(items, (mapper or map)(_power_task, items)):
+    if mapper is None or (not store.in_memory and store.path is None):
+        # serial (or an anonymous scratch file other processes cannot open): read each block when it is transformed
+        for r0, nr in blocks:
+            power += _power_task((store.read_rows(r0, nr), nfft, weights[r0:r0 + nr]))
+            if bar is not None:
+                bar.update(nr)
+        return acf_from_power(power, nfft, n_lags), len(blocks)
+    items = [(store.read_rows(r0, nr) if store.in_memory else (store.path, T, r0, nr), nfft, weights[r0:r0 + nr])
+             for r0, nr in blocks]
+    for (src, _, w), p in zip(items, mapper(_power_task, items)):
         power += p
         if bar is not None:
             bar.update(len(w))
-    return acf_from_power(power, nfft, n_lags), len(items)
+    return acf_from_power(power, nfft, n_lags), len(blocks)
 
 
 # ---------------------------------------------------------------------------- frame blocks

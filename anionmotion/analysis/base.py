@@ -317,7 +317,13 @@ class SeriesStore:
     mode : {"auto", "memory", "out-of-core"}
     scratch_dir : str, optional
         Folder of the scratch file (default: the system temp dir); the file is
-        created mode 0600 and deleted by :meth:`close` (also on error).
+        created mode 0600.
+    keep_path : bool
+        Keep the scratch file's name until :meth:`close` (for tasks in other
+        processes that open it by :attr:`path`).  By default the name is removed
+        right after the file is created, so the disk space is returned when the
+        file is closed or the process ends in any way, even killed: no scratch
+        file is ever left behind.
 
     Notes
     -----
@@ -328,7 +334,7 @@ class SeriesStore:
     """
 
     def __init__(self, n_rows, n_frames, *, budget, mode="auto", scratch_dir=None, in_memory_fraction=0.5,
-                 prefix="anionmotion-series-"):
+                 prefix="anionmotion-series-", keep_path=False):
         if mode not in ("auto", "memory", "out-of-core"):
             raise OptionError(f"invalid mode {mode!r}; choose one of auto, memory, out-of-core")
         self.n_rows, self.n_frames = int(n_rows), int(n_frames)
@@ -343,10 +349,19 @@ class SeriesStore:
             self._dir = tempfile.mkdtemp(prefix=prefix, dir=scratch_dir)
             self._path = os.path.join(self._dir, "series_row_major.f64")
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-            os.ftruncate(self._fd, self.nbytes)
+            try:
+                os.ftruncate(self._fd, self.nbytes)
+            except OSError:
+                self.close()
+                raise
+            if not keep_path:  # anonymous from now on: the kernel frees it with the last descriptor
+                os.unlink(self._path)
+                os.rmdir(self._dir)
+                self._path = self._dir = None
 
     @property
     def path(self) -> Optional[str]:
+        """Name of the scratch file (only with ``keep_path=True``; None when in memory or anonymous)."""
         return self._path
 
     def write(self, t0, block):
@@ -482,8 +497,10 @@ class FrameTableWriter:
         self.n_rows += len(rows)
         if sum(len(p) for p in self._preview) > self.preview_rows:
             allp = np.concatenate(self._preview)
-            self._stride *= 2
-            self._preview = [allp[::2]]
+            while len(allp) > self.preview_rows:   # kept rows are 0, s, 2s, …: every other one is 0, 2s, 4s, …
+                self._stride *= 2
+                allp = allp[::2]
+            self._preview = [allp]
 
     def preview(self) -> np.ndarray:
         """The kept rows (every ``stride``-th row of the table), shape (n_kept, n_columns)."""

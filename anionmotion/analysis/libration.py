@@ -279,7 +279,8 @@ class Libration(AnalysisBase):
         self.n_lags = max(n_lags, 2) if T >= 2 else T
         check_acf_memory(self.budget, T, 1, f"{polys.n_anions} polyanions", self.memory)
         self.store = SeriesStore(3 * polys.n_anions, T, budget=self.budget, mode=self.store_mode,
-                                 scratch_dir=self.scratch_dir, prefix="anionmotion-omega-")
+                                 scratch_dir=self.scratch_dir, prefix="anionmotion-omega-",
+                                     keep_path=self.mapper is not None)
         self._t = 0
         self._prev = None
 

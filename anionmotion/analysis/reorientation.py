@@ -872,8 +872,12 @@ class Reorientation(AnalysisBase):
         pa = self.pa
         integ = self._tracker.events()
         pa.warn_broken(integ)
-        store_info = {"mode": "memory" if self._store.in_memory else "out-of-core", "path": self._store.path,
-                      "bytes": int(self._store.nbytes)}
+        import tempfile
+
+        store_info = {"mode": "memory" if self._store.in_memory else "out-of-core", "bytes": int(self._store.nbytes),
+                      "scratch_dir": None if self._store.in_memory else (self.scratch_dir or tempfile.gettempdir()),
+                      "scratch_file": None if self._store.in_memory else "anonymous (unlinked at creation, freed "
+                                                                         "when closed or when the process ends)"}
         c1_all, c2_all = self._acfs()
         self._store.close()
         n, dt, times = self.n_frames, self.dt, self.times

@@ -271,7 +271,8 @@ class VDOS(AnalysisBase):
         self._v0 = None
         if self.mode == "exact":
             self.store = SeriesStore(3 * n_sel, n_frames, budget=self.budget, mode=self.store_mode,
-                                     scratch_dir=self.scratch_dir, prefix="anionmotion-vacf-")
+                                     scratch_dir=self.scratch_dir, prefix="anionmotion-vacf-",
+                                     keep_path=self.mapper is not None)
 
     def _accumulate(self, chunk):
         if self.source == "file":
