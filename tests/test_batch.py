@@ -36,7 +36,7 @@ def write_series(tmp_path, temps=(500, 600, 700), block_run=600):
                      D_li=0.05 * T / 500)
     runs = "\n".join(f'[[run]]\npath = "t{T}.nc"\n' + (f"msd_block_atoms = 5\n" if T == block_run else "")
                      for T in temps)
-    text = f'[batch]\nout = "out"\n[defaults]\nstages = {STAGES}\nfigures = false\n{runs}'
+    text = f'[batch]\nout = "out"\n[defaults]\nstages = {STAGES}\nfigures = false\nmemory = "512MB"\n{runs}'
     (tmp_path / "m.toml").write_text(text)
     return tmp_path / "m.toml"
 
@@ -163,9 +163,11 @@ def test_batch_equals_serial_and_resumes(tmp_path, client):
     for t in m["runs"]:
         rep = dict(t["report"])
         opts = {k: rep.pop(k) for k in list(rep) if k not in ("cation", "center", "ligand", "temperature", "stages",
-                                                                 "figures")}
+                                                                 "figures", "memory")}
         with anionmotion.open(t["path"]) as traj:
+            # the same budget as the batch: the same chunks, so the same numbers bit for bit
             serial = run_report(traj, tmp_path / "serial" / t["label"], stages=rep.get("stages"), figures=False,
+                                memory=rep.get("memory"),
                                 options=opts, labels={"label": t["label"]}, input_path=t["path"], progress=False,
                                 reader_options=t["reader_options"])
         assert comparable(serial)["analyses"] == comparable(batch[t["label"]])["analyses"]

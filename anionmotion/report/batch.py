@@ -20,7 +20,9 @@ Manifest schema (TOML)::
     #                vel, cell_file, topology
     # report options: cation, center, ligand, stages (list), figures (bool), lag_min, lag_max, charge,
     #                hop_distance, rotation_threshold_deg, shell_radius, grid_spacing, r_max, max_freq,
-    #                polyanion_cutoff, msd_block_atoms (split the MSD into atom blocks run as Dask tasks)
+    #                polyanion_cutoff, msd_block_atoms (split the MSD into atom blocks run as Dask tasks),
+    #                memory (budget of each analysis, e.g. "2GB"; numbers equal to 1e-12 for any budget, and
+    #                identical bit for bit for the same budget)
 
 Every run writes its report into its own folder; the report's completion marker is written last, so a
 run killed half-way (crash, walltime) leaves no marker and is recomputed on the next invocation, while
@@ -43,7 +45,7 @@ __all__ = ["load_manifest", "run_batch", "run_one", "RUN_KEYS", "READER_KEYS", "
 
 READER_KEYS = ("format", "timestep", "frame_interval", "lammps_units", "types", "cell", "vel", "cell_file",
                "topology")
-REPORT_KEYS = ("cation", "center", "ligand", "temperature", "stages", "figures", *OPTION_DEFAULTS)
+REPORT_KEYS = ("cation", "center", "ligand", "temperature", "stages", "figures", "memory", *OPTION_DEFAULTS)
 RUN_KEYS = ("path", "label", "out", "mode", *READER_KEYS, *REPORT_KEYS)
 BATCH_KEYS = ("out", "compare", "at_K")
 STATUS_FILE = "batch-status.json"
@@ -174,7 +176,7 @@ def run_one(task: dict, *, progress=False, inside_dask=False) -> dict:
                              options=options, figures=rep.get("figures", True), overwrite="stale",
                              progress=progress, reader_options=task["reader_options"], input_path=task["path"],
                              labels=labels, mapper=_dask_mapper if inside_dask else None,
-                             source=(task["path"], task["reader_options"]))
+                             source=(task["path"], task["reader_options"]), memory=rep.get("memory"))
         status = "up_to_date" if res.get("up_to_date") else "done"
         failed = [n for n, a in res["analyses"].items() if a["status"] == "failed"]
         return {"label": task["label"], "out_dir": task["out_dir"], "status": status, "error": None,

@@ -170,7 +170,9 @@ def _write_csv(path, header, table):
 
 
 #: keys whose values describe the machine or the run time, not the result (left out by :func:`comparable`)
-_ENVIRONMENT_KEYS = ("seconds", "created_utc", "timing", "memory_budget_bytes", "memory_bytes", "available_memory_bytes")
+_ENVIRONMENT_KEYS = ("seconds", "created_utc", "timing", "memory_budget_bytes", "memory_bytes", "available_memory_bytes",
+                     "memory", "memory_budget_source", "memory_estimate_bytes", "frames_per_chunk", "atoms_per_block",
+                     "h_kept")
 
 
 def _strip(obj):

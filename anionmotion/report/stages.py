@@ -174,6 +174,17 @@ def _api(name):
     return getattr(anionmotion, name)
 
 
+#: keywords that choose how an analysis runs, not what it computes (not recorded as parameters)
+_EXECUTION_KEYWORDS = ("progress", "memory", "mapper", "source")
+
+
+def _scale_out(ctx):
+    """``mapper``/``source`` for analyses whose frame blocks can run as tasks (only inside a batch)."""
+    if ctx.mapper is None or ctx.source is None:
+        return {}
+    return {"mapper": ctx.mapper, "source": ctx.source}
+
+
 def call(out, fn, *args, **kwargs):
     """Call ``fn`` with the keywords its signature accepts and record them in ``out.parameters``.
 
@@ -194,7 +205,7 @@ def call(out, fn, *args, **kwargs):
             continue
         passed[key] = value
     for key, value in passed.items():
-        if key not in ("progress", "memory"):
+        if key not in _EXECUTION_KEYWORDS:
             out.parameters.setdefault(key, value)
     return fn(*args, **passed)
 
@@ -576,7 +587,8 @@ def _timeline_body(ctx, out):
 
 def _vdos_body(ctx, out):
     fn = _api("vdos")
-    res = call(out, fn, ctx.traj, max_freq=_opt(ctx, "max_freq"), progress=ctx.progress, memory=ctx.memory)
+    res = call(out, fn, ctx.traj, max_freq=_opt(ctx, "max_freq"), progress=ctx.progress, memory=ctx.memory,
+               mapper=ctx.mapper)
     ctx.results["vdos"] = res
     d = rdict(res)
     out.result = d
@@ -595,7 +607,7 @@ def _vdos_body(ctx, out):
 def _libration_body(ctx, out):
     poly = _poly_obj(ctx)
     res = call(out, _api("libration"), ctx.traj, polyanions=poly, cation=ctx.cation.species,
-               max_freq=_opt(ctx, "max_freq"), progress=ctx.progress, memory=ctx.memory)
+               max_freq=_opt(ctx, "max_freq"), progress=ctx.progress, memory=ctx.memory, mapper=ctx.mapper)
     ctx.results["libration"] = res
     d = rdict(res)
     out.result = d
@@ -611,7 +623,8 @@ def _libration_body(ctx, out):
 
 def _density_body(ctx, out):
     sp = ctx.cation.species
-    res = call(out, _api("density"), ctx.traj, sp, spacing=_opt(ctx, "grid_spacing"), progress=ctx.progress, memory=ctx.memory)
+    res = call(out, _api("density"), ctx.traj, sp, spacing=_opt(ctx, "grid_spacing"), progress=ctx.progress,
+               memory=ctx.memory, **_scale_out(ctx))
     ctx.results["density"] = res
     d = rdict(res)
     out.result = d
@@ -658,7 +671,7 @@ def _rdf_body(ctx, out):
         pairs.append(f"{ctx.polyanions.center}-{sp}")
     pairs.append(f"{sp}-{sp}")
     res = call(out, _api("rdf"), ctx.traj, pairs, rmax=_opt(ctx, "r_max"), temperature=ctx.temperature_K,
-               polyanions=None, progress=ctx.progress, memory=ctx.memory)
+               polyanions=None, progress=ctx.progress, memory=ctx.memory, **_scale_out(ctx))
     ctx.results["rdf"] = res
     d = rdict(res)
     out.result = d
