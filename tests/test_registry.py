@@ -51,6 +51,11 @@ def test_entry_is_complete(e):
         assert name in anionmotion.__all__
     for name in e.needs:
         getattr(anionmotion, name)
+    # every trajectory analysis runs on the analysis base (polyanions: identification + streamed integrity)
+    if e.name != "polyanions":
+        from anionmotion.analysis.base import AnalysisBase
+        classes = [getattr(mod, n) for n in e.api[1:] if not n.endswith("Result")]
+        assert classes and all(issubclass(c, AnalysisBase) for c in classes), e.name
 
 
 def test_order_and_lookup():

@@ -33,8 +33,9 @@ class AnalysisEntry:
     module : str
         Module implementing it.
     api : tuple of str
-        Public names it defines (``anionmotion.<name>``), imported lazily from ``module``; the first is the
-        function the report and the CLI call.
+        Public names it defines (``anionmotion.<name>``), imported lazily from ``module``: the function the
+        report and the CLI call first, then the analysis class (an
+        :class:`~anionmotion.analysis.base.AnalysisBase` subclass) and the result class.
     cli : str
         CLI subcommand (module ``anionmotion.cli.<cli>``).
     docs : str
@@ -69,29 +70,29 @@ ANALYSES = (
                   "h(t) evaluated per chunk with a 2·m_hi-frame overlap; runs found online (open runs carried "
                   "across chunks)"),
     AnalysisEntry("reorientation", "Polyanion reorientation: C1, C2, rotation frequency, ρ(θ, φ)",
-                  "anionmotion.analysis.reorientation", ("reorientation", "ReorientationResult"), "reorient",
+                  "anionmotion.analysis.reorientation", ("reorientation", "Reorientation", "ReorientationResult"), "reorient",
                   "docs/polyanions.md", ("find_polyanions", "reorientation"),
                   "exact FFT C1/C2 from a SeriesStore of unit vectors; events, ρ(θ, φ) and integrity online; "
                   "per-frame angles to CSV"),
     AnalysisEntry("coupling", "Cation–polyanion coupling (paddle-wheel)", "anionmotion.analysis.coupling",
-                  ("coupling", "CouplingResult"), "coupling", "docs/polyanions.md", ("find_polyanions", "coupling"),
+                  ("coupling", "Coupling", "CouplingResult"), "coupling", "docs/polyanions.md", ("find_polyanions", "coupling"),
                   "residence events found online (only open events kept, Pearson sums merged exactly); "
                   "coincidence from a SeriesStore of per-frame anion angular displacements"),
     AnalysisEntry("timeline", "Timeline around a cation hop", "anionmotion.analysis.timeline",
-                  ("timeline", "TimelineResult"), "timeline", "docs/polyanions.md",
+                  ("timeline", "Timeline", "TimelineResult"), "timeline", "docs/polyanions.md",
                   ("find_polyanions", "hops", "timeline"),
                   "only the windows around the selected hops are kept"),
     AnalysisEntry("vdos", "Vibrational density of states and band centres", "anionmotion.analysis.vdos",
-                  ("vdos", "VDOSResult"), "vdos", "docs/spectra.md", ("vdos",),
+                  ("vdos", "VDOS", "VDOSResult"), "vdos", "docs/spectra.md", ("vdos",),
                   "VACF from a SeriesStore of velocities (exact all-origin) or segment averages"),
     AnalysisEntry("libration", "Libration spectrum and overlap with the cation VDOS", "anionmotion.analysis.libration",
-                  ("libration", "LibrationResult"), "libration", "docs/spectra.md", ("find_polyanions", "libration"),
+                  ("libration", "Libration", "LibrationResult"), "libration", "docs/spectra.md", ("find_polyanions", "libration"),
                   "angular-velocity ACF from a SeriesStore (exact all-origin)"),
     AnalysisEntry("density", "Cation probability density grid", "anionmotion.analysis.density",
-                  ("density", "DensityResult"), "density", "docs/structure.md", ("density",),
+                  ("density", "Density", "DensityResult"), "density", "docs/structure.md", ("density",),
                   "grid counts accumulated per chunk; grid size checked against the budget"),
     AnalysisEntry("rdf", "Radial distribution functions and free-energy profile", "anionmotion.analysis.rdf",
-                  ("rdf", "RDFResult"), "rdf", "docs/structure.md", ("rdf",),
+                  ("rdf", "RDF", "RDFResult"), "rdf", "docs/structure.md", ("rdf",),
                   "pair histograms accumulated per chunk with cell lists"),
 )
 """Every trajectory analysis, in report order."""

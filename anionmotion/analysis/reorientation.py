@@ -649,12 +649,14 @@ class Reorientation(AnalysisBase):
     workers : int
         Threads of ``scipy.fft`` (−1 = all cores).
 
-    Attributes (after :meth:`run`)
-    ------------------------------
+    Attributes
+    ----------
     pa : Polyanions
+        The polyanions of the last :meth:`run`.
     frames_per_chunk : int
+        Frames per streamed chunk of the last run.
     fft_block : int
-        Vectors per FFT block.
+        Vectors per FFT block of the last run.
 
     Notes
     -----
