@@ -575,7 +575,7 @@ def run_one(argv, *, env, cwd, timeout, rss_limit, log_path):
         if code != 0:
             status = "exit"
     peak = max(ru.ru_maxrss * 1024, peak_polled)
-    text = tail.decode("utf-8", "replace").replace("\r", "\n")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", tail.decode("utf-8", "replace")).replace("\r", "\n")
     last_line = next((ln.strip() for ln in reversed(text.split("\n")) if ln.strip()), "")
     return {"status": status, "exit_code": code, "wall_s": wall, "user_s": ru.ru_utime, "sys_s": ru.ru_stime,
             "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_bytes": int(peak), "longest_silence_s": silence[0],
@@ -598,7 +598,7 @@ def _cell(r, rss_limit):
     if r["status"] == "timeout":
         return f"timeout {r['wall_s']:.0f} s"
     if r["status"] == "rss-limit":
-        return f"> {rss_limit / 1e9:.0f} GB (stopped)"
+        return "stopped at the RSS limit"
     if r["status"] == "exit":
         return f"exit {r['exit_code']}"
     return "ok"
@@ -701,7 +701,23 @@ def main(argv=None):
     p.add_argument("--no-outputs", action="store_true", help="do not pass --json to the commands")
     p.add_argument("--label", default=None, help="name of the result files (default: the UTC time)")
     p.add_argument("--generate-only", action="store_true", help="write the trajectories and stop")
+    p.add_argument("--tables", nargs="+", default=None, metavar="JSON",
+                   help="only print the tables of earlier results (scaling_*.json; several runs are merged, "
+                        "a later file replacing the same command and length)")
     args = p.parse_args(argv)
+    if args.tables:
+        merged, limit = {}, args.rss_limit
+        for path in args.tables:
+            with open(path) as f:
+                data = json.load(f)
+            limit = data["meta"].get("rss_limit_bytes", limit)
+            print(f"{path}: {data['meta']['code']}, {data['meta']['date_utc']}, "
+                  f"load {data['meta']['machine_before']['uptime']}")
+            for r in data["records"]:
+                merged[(r["command"], r["frames"])] = r
+        print()
+        print(tables(list(merged.values()), limit))
+        return 0
 
     for n in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
         os.environ[n] = "1"
