@@ -106,12 +106,14 @@ def _arr(x):
 # --------------------------------------------------------------------------------------------- MSD / diffusion
 @register_view("MSDResult")
 class _MSDView:
-    def tables(self, res, fit=None, **_):
+    def tables(self, res, **_):
         cols, header = [_arr(res.lag), _arr(res.msd)], ["lag_ps", "msd_A2"]
         if res.msd_xyz is not None:
             xyz = _arr(res.msd_xyz)
             cols += [xyz[:, 0], xyz[:, 1], xyz[:, 2]]
             header += ["msd_x_A2", "msd_y_A2", "msd_z_A2"]
+        cols.append(_arr(res.n_origins))
+        header.append("n_origins")
         if res.charge_msd is not None:
             cols.append(_arr(res.charge_msd))
             header.append("charge_msd_e2A2")
@@ -121,27 +123,33 @@ class _MSDView:
         def draw(axes):
             ax = axes[0]
             lag, msd = _arr(res.lag), _arr(res.msd)
-            ax.plot(lag, msd, color="k", label="total")
+            ax.plot(lag, msd, color="k", lw=1.5, label="total")
             if res.msd_xyz is not None:
                 for k, lab in enumerate("xyz"):
                     ax.plot(lag, _arr(res.msd_xyz)[:, k], lw=0.8, label=lab)
             if fit is not None:
-                win = getattr(fit, "fit_window_ps", None) or getattr(fit, "window_ps", None)
+                win = getattr(fit, "fit_window_ps", None)
+                if win is not None:
+                    ax.axvspan(win[0], win[1], color="0.9", zorder=0, label="fit window")
                 D = getattr(fit, "D_cm2_s", None)
-                below = bool(getattr(fit, "below_threshold", False))
-                if win is not None and D is not None and not below and np.isfinite(D):
-                    sel = (lag >= win[0]) & (lag <= win[1])
-                    if sel.any():
-                        slope = 6 * D / A2_PS_TO_CM2_S
-                        icpt = np.mean(msd[sel] - slope * lag[sel])
-                        ax.plot(lag[sel], icpt + slope * lag[sel], "r--", label="fit")
+                if D is not None and np.isfinite(D) and not bool(getattr(fit, "below_threshold", False)):
+                    slope = 6 * D / A2_PS_TO_CM2_S
+                    icpt = getattr(fit, "intercept_A2", None)
+                    if icpt is None and win is not None:
+                        sel = (lag >= win[0]) & (lag <= win[1])
+                        icpt = float(np.mean(msd[sel] - slope * lag[sel])) if sel.any() else 0.0
+                    tt = np.array([0.0, lag[-1]])
+                    err = getattr(fit, "D_stderr_cm2_s", None)
+                    lab = f"fit: D = {D:.3g}" + (f" ± {err:.2g}" if err is not None and np.isfinite(err) else "") \
+                        + " cm²/s"
+                    ax.plot(tt, (icpt or 0.0) + slope * tt, "--", color="C3", label=lab)
             ax.set_xlabel("lag time τ (ps)")
             ax.set_ylabel("MSD (Å²)")
-            ax.set_title(f"{res.species}: {res.n_atoms} atoms, TMSD {res.tmsd:.3g} Å²")
-            ax.legend(frameon=False)
+            ax.set_title(f"{res.species}: {res.n_atoms} atoms, {res.n_frames} frames, TMSD {res.tmsd:.3g} Å²")
+            ax.legend(frameon=False, fontsize=8)
 
-        return [FigureSpec("msd", f"Mean-squared displacement of {res.species} (all-origin, FFT); dashed: the "
-                                  "linear fit over the fit window.", draw)]
+        return [FigureSpec("msd", f"Mean-squared displacement of {res.species} (all-origin, FFT); shaded: the fit "
+                                  "window; dashed: the fitted line 6Dτ + c.", draw)]
 
 
 # --------------------------------------------------------------------------------------------- hops

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-
-import numpy as np
-
 from ..errors import OptionError
-from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, need_matplotlib,
-                      open_from_args, progress_of)
+from ._common import (add_frame_options, add_output_options, add_reader_options, check_outputs, open_from_args,
+                      progress_of)
 
-__all__ = ["register", "run", "parse_charges", "write_csv", "plot"]
+__all__ = ["register", "run", "parse_charges"]
 
 
 def register(sub):
@@ -67,43 +64,6 @@ def parse_charges(text):
     return out
 
 
-def write_csv(path, res, overwrite=False):
-    """Lag table: lag_ps, msd_A2, msd_x_A2, msd_y_A2, msd_z_A2, n_origins."""
-    from ..results import write_text_atomic
-
-    lines = ["lag_ps,msd_A2,msd_x_A2,msd_y_A2,msd_z_A2,n_origins"]
-    for t, m, (x, y, z), n in zip(res.lag, res.msd, res.msd_xyz, res.n_origins):
-        lines.append(f"{t:.10g},{m:.10g},{x:.10g},{y:.10g},{z:.10g},{int(n)}")
-    return write_text_atomic(path, "\n".join(lines) + "\n", overwrite)
-
-
-def plot(path, res, fit=None, overwrite=False):
-    """MSD (total and x, y, z) against lag, with the fit line and window."""
-    from ..results import check_output
-
-    check_output(path, overwrite)
-    plt = need_matplotlib()
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.plot(res.lag, res.msd, color="k", lw=1.5, label="total")
-    for k, (ax_name, col) in enumerate(zip("xyz", ("C0", "C1", "C2"))):
-        ax.plot(res.lag, res.msd_xyz[:, k], color=col, lw=0.8, label=ax_name)
-    if fit is not None:
-        t0, t1 = fit.fit_window_ps
-        ax.axvspan(t0, t1, color="0.9", zorder=0, label="fit window")
-        tt = np.array([0.0, res.lag[-1]])
-        if not fit.below_threshold:
-            ax.plot(tt, fit.intercept_A2 + 6 * fit.D_A2_ps * tt, "--", color="C3",
-                    label=f"D = {fit.D_cm2_s:.3g} ± {fit.D_stderr_cm2_s:.2g} cm²/s")
-    ax.set_xlabel("lag (ps)")
-    ax.set_ylabel("MSD (Å²)")
-    ax.set_title(f"{res.species}: {res.n_atoms} atoms, {res.n_frames} frames")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return path
-
-
 def run(args) -> int:
     from ..analysis.diffusion import fit_diffusion, report_dict
     from ..analysis.msd import msd
@@ -126,7 +86,7 @@ def run(args) -> int:
     if args.json:
         write_json(args.json, report_dict(res, fit), overwrite=args.overwrite)
     if args.csv:
-        write_csv(args.csv, res, overwrite=args.overwrite)
+        res.write_csv(args.csv, overwrite=args.overwrite)
     if args.plot:
-        plot(args.plot, res, fit, overwrite=args.overwrite)
+        res.save_plot(args.plot, fit=fit, overwrite=args.overwrite, dpi=150)
     return 0
