@@ -279,3 +279,24 @@ def test_class_runs_twice_and_matches_the_wrapper(tmp_path):
         npt.assert_allclose(r.C1, ref.C1, rtol=0, atol=1e-12)
         assert r.events["threshold"]["count"] == ref.events["threshold"]["count"]
         assert r.meta["frames"] == ref.meta["frames"]
+
+
+def test_cli_cation_jump_frequency(tmp_path, monkeypatch, capsys):
+    import json
+
+    from anionmotion.cli import main
+    from anionmotion.cli import reorient as cli_reorient
+
+    rng = np.random.default_rng(10)
+    pos, sp, cell = rotational_brownian(rng, 120, 8, 0.05, 1.0, box=16.0)
+    li = np.array([[5.0, 5, 5], [13.0, 5, 13]]) + np.cumsum(rng.normal(0, 0.05, size=(120, 2, 3)), axis=0)
+    traj = anionmotion.from_arrays(np.concatenate([pos, li], axis=1), cell, species=sp + ["Li", "Li"],
+                                   frame_interval=0.05)
+    monkeypatch.setattr(cli_reorient, "open_from_args", lambda args: traj)
+    out = tmp_path / "r.json"
+    rc = main(["reorient", "x.traj", "--center", "P", "--ligand", "S", "--cation", "Li", "--hop-a", "2.0",
+               "--hop-residence", "0.5", "--hop-window", "1.5", "--json", str(out), "--no-progress"])
+    assert rc == 0
+    d = json.loads(out.read_text())
+    assert d["cation"]["species"] == "Li" and d["cation_jump_frequency_per_ns"] == d["cation"]["jump_frequency_per_ns"]
+    assert "Li jumps" in capsys.readouterr().out

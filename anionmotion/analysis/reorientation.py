@@ -20,6 +20,7 @@ Analysis tier
 from __future__ import annotations
 
 import math
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from typing import Optional
@@ -621,6 +622,7 @@ class _EventStream:
     def table(self, span_ns, n_anions):
         if self.parts:
             a, f, t, ang = (np.concatenate(x) for x in zip(*self.parts))
+            self.parts = [(a, f, t, ang)]          # the chunk pieces are freed
         else:
             a, f, t, ang = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
         count = int(len(a))
@@ -834,36 +836,42 @@ class Reorientation(AnalysisBase):
         T, nv, G = self.n_frames, self.n_vec, len(self.groups)
         nfft = scipy.fft.next_fast_len(2 * T - 1, real=True)
         nf = nfft // 2 + 1
-        # per vector: readback (3 T), products (6 T), pocketfft's zero-padded copy (6 n_fft), spectra
-        # (6 nf complex) and their power (6 nf); larger blocks than DEFAULT_MEMORY do not run faster
-        per_vec = 8 * (3 * T * (0 if self._store.in_memory else 1) + 6 * T + 6 * nfft + 6 * nf * 2 + 6 * nf)
+        # per vector: the readback (3 T, none when the store is in memory), one zero-padded buffer of 3 rows
+        # reused for the components and the two groups of products (3 n_fft), its spectra (3 nf complex) and
+        # their power (nf); larger blocks than DEFAULT_MEMORY do not run faster
+        per_vec = 8 * (3 * T * (0 if self._store.in_memory else 1) + 3 * nfft + 3 * nf * 2 + nf)
         work = min(self.fft_fraction * self.budget, DEFAULT_MEMORY)
         block = int(max(1, min(nv, work // per_vec)))
         self.fft_block = block
         p1 = np.zeros((G, nf))
         p2 = np.zeros((G, nf))
-        w6 = np.array([1.0, 1, 1, 2, 2, 2])          # off-diagonal products count twice in cos²
+        pad = np.zeros((3 * block, nfft))            # columns T… stay zero: no wrap-around
+
+        def power(buf, nb):
+            """Σ over the 3 rows of each vector of |rfft|², shape (nb, nf)."""
+            f = scipy.fft.rfft(buf, axis=1, workers=self.workers)
+            fv = f.view(np.float64).reshape(nb, 3, nf, 2)
+            return np.einsum("vcfk,vcfk->vf", fv, fv)
+
         with self._phase(nv, "C1/C2 transforms", unit="vector") as bar:
             for r0, rows in self._store.blocks(3 * block):
                 nb = rows.shape[0] // 3
-                v0 = r0 // 3
-                W = self.group_weights[:, v0:v0 + nb]                              # (G, nb)
-                f = scipy.fft.rfft(rows, n=nfft, axis=1, workers=self.workers)     # (3 nb, nf), zero-padded
-                fv = f.view(np.float64).reshape(nb, 3, nf, 2)
-                p1 += W @ np.einsum("vcfk,vcfk->vf", fv, fv)
-                del f, fv
+                W = self.group_weights[:, r0 // 3:r0 // 3 + nb]                   # (G, nb)
+                buf = pad[:3 * nb]
+                bv = buf.reshape(nb, 3, nfft)[:, :, :T]
+                bv[...] = rows.reshape(nb, 3, T)                                   # C1: the components
+                p1 += W @ power(buf, nb)
                 x, y, z = rows[0::3], rows[1::3], rows[2::3]
-                prods = np.empty((nb, 6, T))
-                for k, (a, b) in enumerate(((x, x), (y, y), (z, z), (x, y), (x, z), (y, z))):
-                    np.multiply(a, b, out=prods[:, k])
+                # C2: cos² = Σ_kl u_k u_l(t0) u_k u_l(t0+m); the diagonal products once, the off-diagonal twice
+                for k, (a, b) in enumerate(((x, x), (y, y), (z, z))):
+                    np.multiply(a, b, out=bv[:, k])
+                p2 += W @ power(buf, nb)
+                for k, (a, b) in enumerate(((x, y), (x, z), (y, z))):
+                    np.multiply(a, b, out=bv[:, k])
+                p2 += 2.0 * (W @ power(buf, nb))
                 del rows, x, y, z
-                f = scipy.fft.rfft(prods.reshape(6 * nb, T), n=nfft, axis=1, workers=self.workers)
-                del prods
-                fv = f.view(np.float64).reshape(6 * nb, nf, 2)
-                W6 = (W[:, :, None] * w6[None, None, :]).reshape(G, 6 * nb)
-                p2 += W6 @ np.einsum("rfk,rfk->rf", fv, fv)
-                del f, fv
                 bar.update(nb)
+        del pad
         n_per = self.group_weights.sum(axis=1)                                      # vectors per group
         norm = n_per[:, None] * (T - np.arange(T, dtype=np.float64))[None, :]
         c1 = scipy.fft.irfft(p1, nfft, axis=1, workers=self.workers)[:, :T] / norm
@@ -874,8 +882,6 @@ class Reorientation(AnalysisBase):
         pa = self.pa
         integ = self._tracker.events()
         pa.warn_broken(integ)
-        import tempfile
-
         store_info = {"mode": "memory" if self._store.in_memory else "out-of-core", "bytes": int(self._store.nbytes),
                       "scratch_dir": None if self._store.in_memory else (self.scratch_dir or tempfile.gettempdir()),
                       "scratch_file": None if self._store.in_memory else "anonymous (unlinked at creation, freed "

@@ -143,22 +143,26 @@ def run(args) -> int:
                             site_tolerance=args.site_tolerance, reliable_fraction=args.reliable_fraction,
                             start=args.start, stop=args.stop, step=args.step, memory=args.memory,
                             angles_csv=args.angles_csv, overwrite=args.overwrite, progress=progress_of(args))
-        d = res.to_dict(include_series=args.series)
+        cation = None
         if args.cation:
             from ..analysis.hops import hops
 
             h = hops(traj, species=args.cation, a=args.hop_a, residence=args.hop_residence, window=args.hop_window,
                      start=args.start, stop=args.stop, step=args.step, progress=progress_of(args))
-            d["cation"] = {"species": args.cation, "jump_frequency_per_ns": h.jump_frequency_per_ns,
-                           "n_hops": h.n_events, "a_A": h.a_A, "residence_ps": h.residence_ps,
-                           "window_ps": h.window_ps}
-            d["cation_jump_frequency_per_ns"] = h.jump_frequency_per_ns
+            cation = {"species": args.cation, "jump_frequency_per_ns": h.jump_frequency_per_ns,
+                      "n_hops": h.n_events, "a_A": h.a_A, "residence_ps": h.residence_ps, "window_ps": h.window_ps}
     print(res.summary())
-    if args.cation:
-        print(f"{args.cation} jumps         {d['cation']['n_hops']} ({d['cation_jump_frequency_per_ns']:.4g} per cation "
-              f"per ns, a = {d['cation']['a_A']:.3f} Å)")
+    if cation:
+        print(f"{args.cation} jumps         {cation['n_hops']} ({cation['jump_frequency_per_ns']:.4g} per cation "
+              f"per ns, a = {cation['a_A']:.3f} Å)")
     if args.json:
+        # the JSON dict (lists of every lag and event) only when asked for: it grows with the trajectory
+        d = res.to_dict(include_series=args.series)
+        if cation:
+            d["cation"] = cation
+            d["cation_jump_frequency_per_ns"] = cation["jump_frequency_per_ns"]
         write_json(args.json, d, overwrite=args.overwrite)
+        del d
     if args.rho_csv:
         write_text_atomic(args.rho_csv, rho_csv(res, args.rho_anion), overwrite=args.overwrite)
     if args.rho:
