@@ -563,7 +563,7 @@ class _EventStream:
     State carried across chunks (bounded: three (n_anions, n_lig, 3) arrays):
     the kernel's reference (``ref``), and for the event angles the directions
     (threshold) or first-frame sites (symmetry) at each anion's last event.
-    Events are kept as compact arrays (anion, frame, time, angle), 28 bytes each.
+    Events are kept as compact arrays (anion, frame, time, angle), 32 bytes each.
     """
 
     def __init__(self, method, u0, n_valid, angle_deg, use_ext):
