@@ -89,13 +89,8 @@ class LibrationResult(Result):
         return s
 
     def to_csv(self) -> str:
-        head = "freq_THz,freq_cm1,freq_meV,libration_per_THz" + (f",vdos_{self.cation}_per_THz"
-                                                                 if self.cation_vdos is not None else "")
-        cols = [self.freq_THz, self.freq_cm1, self.freq_meV, self.spectrum]
-        if self.cation_vdos is not None:
-            cols.append(self.cation_vdos)
-        rows = [head] + [",".join(f"{x:.8g}" for x in r) for r in np.column_stack(cols)]
-        return "\n".join(rows) + "\n"
+        """The result's table (:meth:`tables`) as CSV text."""
+        return self.tables()[0].to_csv()
 
 
 def spectral_overlap(freq, a, b, nu_max=None):

@@ -82,14 +82,8 @@ class RDFResult(Result):
         return "\n".join(lines)
 
     def to_csv(self) -> str:
-        keys = list(self.g)
-        cols = [self.r_A] + [self.g[k] for k in keys] + [self.coordination[k] for k in keys]
-        head = ["r_A"] + [f"g_{k}" for k in keys] + [f"n_{k}" for k in keys]
-        if self.free_energy_eV is not None:
-            cols += [self.free_energy_eV[k] for k in keys]
-            head += [f"F_{k}_eV" for k in keys]
-        rows = [",".join(head)] + [",".join(f"{x:.8g}" for x in r) for r in np.column_stack(cols)]
-        return "\n".join(rows) + "\n"
+        """The result's table (:meth:`tables`) as CSV text."""
+        return self.tables()[0].to_csv()
 
 
 def parse_pair(pair):

@@ -78,14 +78,8 @@ class VDOSResult(Result):
         return "\n".join(lines)
 
     def to_csv(self) -> str:
-        """Table ν (THz, cm⁻¹, meV) and g(ν) of every species and the total."""
-        keys = list(self.vdos)
-        head = "freq_THz,freq_cm1,freq_meV," + ",".join(f"vdos_{k}_per_THz" for k in keys)
-        rows = [head]
-        cols = [self.freq_THz, self.freq_cm1, self.freq_meV] + [self.vdos[k] for k in keys]
-        for r in np.column_stack(cols):
-            rows.append(",".join(f"{x:.8g}" for x in r))
-        return "\n".join(rows) + "\n"
+        """The result's table (:meth:`tables`) as CSV text."""
+        return self.tables()[0].to_csv()
 
 
 def band_center(freq, g, nu_max=None):

@@ -304,50 +304,78 @@ class _TimelineView:
 class _VDOSView:
     def tables(self, res, **_):
         keys = list(res.vdos)
-        return [Table("vdos.csv", ["freq_THz"] + [f"vdos_{k}_per_THz" for k in keys],
-                      np.column_stack([_arr(res.freq_THz)] + [_arr(res.vdos[k]) for k in keys]))]
+        return [Table("vdos.csv", ["freq_THz", "freq_cm1", "freq_meV"] + [f"vdos_{k}_per_THz" for k in keys],
+                      np.column_stack([_arr(res.freq_THz), _arr(res.freq_cm1), _arr(res.freq_meV)]
+                                      + [_arr(res.vdos[k]) for k in keys]))]
 
     def figures(self, res, **_):
         def draw(axes):
             f = _arr(res.freq_THz)
-            for sp in [k for k in res.vdos if k != "total"]:
-                line, = axes[0].plot(f, _arr(res.vdos[sp]), lw=0.9, label=sp)
+            for sp, g in res.vdos.items():
                 bc = (res.band_center_THz or {}).get(sp)
-                if bc is not None:
+                lab = sp if bc is None or not np.isfinite(bc) else f"{sp} (ν̄ = {bc:.2f} THz)"
+                line, = axes[0].plot(f, _arr(g), lw=1.6 if sp == "total" else 0.9, label=lab,
+                                     color="k" if sp == "total" else None)
+                if sp != "total" and bc is not None and np.isfinite(bc):
                     axes[0].axvline(bc, color=line.get_color(), ls=":", lw=0.8)
             axes[0].set_xlabel("frequency ν (THz)")
             axes[0].set_ylabel("g(ν) (THz⁻¹)")
-            axes[0].legend(frameon=False)
+            axes[0].legend(frameon=False, fontsize=8)
+            lag = _arr(res.lag_ps)
+            for sp, c in res.vacf.items():
+                if sp != "total":
+                    c = _arr(c)
+                    axes[1].plot(lag, c / c[0] if c[0] else c, label=sp)
+            axes[1].set_xlabel("t (ps)")
+            axes[1].set_ylabel("VACF / VACF(0)")
+            if len(lag) > 1:
+                axes[1].set_xlim(0, min(lag[-1], 2.0))
+            axes[1].legend(frameon=False, fontsize=8)
 
         return [FigureSpec("vdos", "Atom-projected vibrational density of states (SPEC §6), each normalised to 3·N of "
-                                   "its species; dotted: band centres.", draw)]
+                                   "its species, with the band centres (dotted), and the normalised VACF.", draw,
+                           ncols=2)]
 
 
 @register_view("LibrationResult")
 class _LibrationView:
     def tables(self, res, **_):
-        cols, header = [_arr(res.freq_THz), _arr(res.spectrum)], ["freq_THz", "libration_per_THz"]
+        cols = [_arr(res.freq_THz), _arr(res.freq_cm1), _arr(res.freq_meV), _arr(res.spectrum)]
+        header = ["freq_THz", "freq_cm1", "freq_meV", "libration_per_THz"]
         if res.cation_vdos is not None:
             cols.append(_arr(res.cation_vdos))
             header.append(f"vdos_{res.cation}_per_THz")
         return [Table("libration.csv", header, np.column_stack(cols))]
 
     def figures(self, res, **_):
+        def unit_area(y, f):
+            y = np.clip(_arr(y), 0, None)
+            area = np.trapezoid(y, f) if len(f) > 1 else 0.0
+            return y / area if area else y
+
         def draw(axes):
             f = _arr(res.freq_THz)
-            for y, lab in ((res.spectrum, "libration"), (res.cation_vdos, f"{res.cation} VDOS")):
-                if y is None:
-                    continue
-                y = _arr(y)
-                area = np.trapezoid(y, f) if len(f) > 1 else 0.0
-                axes[0].plot(f, y / area if area else y, label=lab)
+            s = unit_area(res.spectrum, f)
+            axes[0].plot(f, s, label=f"libration {res.meta.get('polyanion', '')}".strip())
+            if res.cation_vdos is not None:
+                g = unit_area(res.cation_vdos, f)
+                axes[0].plot(f, g, label=f"{res.cation} VDOS")
+                ov = res.overlap_with_cation
+                axes[0].fill_between(f, np.minimum(s, g), color="0.8",
+                                     label="overlap" + (f" {ov:.3f}" if ov is not None else ""))
             axes[0].set_xlabel("frequency ν (THz)")
             axes[0].set_ylabel("spectrum scaled to unit area (THz⁻¹)")
-            axes[0].legend(frameon=False)
+            axes[0].legend(frameon=False, fontsize=8)
+            lag, c = _arr(res.lag_ps), _arr(res.omega_acf)
+            axes[1].plot(lag, c / c[0] if len(c) and c[0] else c)
+            axes[1].set_xlabel("t (ps)")
+            axes[1].set_ylabel("C_ω(t) / C_ω(0)")
+            if len(lag) > 1:
+                axes[1].set_xlim(0, min(lag[-1], 2.0))
 
         return [FigureSpec("libration", "Libration spectrum of the polyanions (angular-velocity ACF, SPEC §6) and the "
-                                        "cation VDOS, each scaled to unit area; their overlap is a coupling measure.",
-                           draw)]
+                                        "cation VDOS, each scaled to unit area (shaded: their overlap, a coupling "
+                                        "measure), and the normalised ω ACF.", draw, ncols=2)]
 
 
 # --------------------------------------------------------------------------------------------- structure
@@ -386,14 +414,11 @@ class _DensityView:
 @register_view("RDFResult")
 class _RDFView:
     def tables(self, res, **_):
-        r = _arr(res.r_A)
-        header, cols = ["r_A"], [r]
+        keys = list(res.g)
         fe = res.free_energy_eV or {}
-        for key in res.g:
-            header += [f"g_{key}", f"n_{key}"] + ([f"F_{key}_eV"] if key in fe else [])
-            cols += [_arr(res.g[key]), _arr(res.coordination[key])]
-            if key in fe:
-                cols.append(np.array([np.nan if v is None else v for v in fe[key]], float))
+        header = ["r_A"] + [f"g_{k}" for k in keys] + [f"n_{k}" for k in keys] + [f"F_{k}_eV" for k in keys if k in fe]
+        cols = [_arr(res.r_A)] + [_arr(res.g[k]) for k in keys] + [_arr(res.coordination[k]) for k in keys]
+        cols += [np.array([np.nan if v is None else v for v in fe[k]], float) for k in keys if k in fe]
         return [Table("rdf.csv", header, np.column_stack(cols))]
 
     def figures(self, res, **_):

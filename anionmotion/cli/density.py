@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._common import (add_frame_options, add_memory_option, add_output_options, add_reader_options, check_outputs,
-                      need_matplotlib, open_from_args, progress_of, write_outputs)
+                      open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -36,12 +36,11 @@ def run(args) -> int:
     from ..analysis.density import density
     from ..errors import OptionError
     from ..report.grids import _format_of, write_grid
-    from ..results import write_text_atomic
 
     if not (args.out or args.json or args.csv or args.plot):
         raise OptionError("nothing to write: give --out GRID (and/or --json, --csv with --axis, --plot with --axis)")
-    if (args.csv or args.plot) and not args.axis:
-        raise OptionError("--csv and --plot write the 1-D distribution; give --axis a|b|c")
+    if args.csv and not args.axis:
+        raise OptionError("--csv writes the 1-D distribution along one cell vector; give --axis a|b|c")
     if args.out:
         _format_of(args.out)
     check_outputs(args, args.out, args.json, args.csv, args.plot)
@@ -61,16 +60,7 @@ def run(args) -> int:
               f"({pr['x_A'][i]:.3f} Å)")
     write_outputs(args, json_data=res.to_dict())
     if args.csv:
-        write_text_atomic(args.csv, res.profile_csv(args.axis), overwrite=args.overwrite)
+        res.write_csv(args.csv, which=f"density_profile_{args.axis}.csv", overwrite=args.overwrite)
     if args.plot:
-        plt = need_matplotlib()
-        pr = res.profiles[args.axis]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        ax.plot(pr["x_A"], pr["p"])
-        ax.set_xlabel(f"position along {args.axis} (Å)")
-        ax.set_ylabel("p(s) (per unit fractional coordinate)")
-        ax.set_title(f"{res.species}: distribution along {args.axis}")
-        fig.tight_layout()
-        fig.savefig(args.plot, dpi=150)
-        plt.close(fig)
+        res.save_plot(args.plot, overwrite=args.overwrite, dpi=150)
     return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._common import (add_frame_options, add_memory_option, add_output_options, add_polyanion_options,
-                      add_reader_options, check_outputs, need_matplotlib, open_from_args, progress_of, write_outputs)
+                      add_reader_options, check_outputs, open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -48,32 +48,6 @@ def run(args) -> int:
     print(res.summary())
     write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)
     if args.plot:
-        plot(res, args.plot)
+        res.save_plot(args.plot, overwrite=args.overwrite, dpi=150)
     return 0
 
-
-def plot(res, path):
-    """Figure: unit-area libration spectrum and cation VDOS (overlap shaded), and the ω ACF."""
-    import numpy as np
-
-    plt = need_matplotlib()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    f = res.freq_THz
-    s = np.clip(res.spectrum, 0, None)
-    s = s / np.trapezoid(s, f)
-    ax1.plot(f, s, label=f"libration {res.meta.get('polyanion', '')}")
-    if res.cation_vdos is not None:
-        g = np.clip(res.cation_vdos, 0, None)
-        g = g / np.trapezoid(g, f)
-        ax1.plot(f, g, label=f"{res.cation} VDOS")
-        ax1.fill_between(f, np.minimum(s, g), color="0.8", label=f"overlap {res.overlap_with_cation:.3f}")
-    ax1.set_xlabel("ν (THz)")
-    ax1.set_ylabel("unit-area spectrum (1/THz)")
-    ax1.legend(fontsize=8)
-    ax2.plot(res.lag_ps, res.omega_acf / res.omega_acf[0])
-    ax2.set_xlabel("t (ps)")
-    ax2.set_ylabel("C_ω(t) / C_ω(0)")
-    ax2.set_xlim(0, min(res.lag_ps[-1], 2.0) if len(res.lag_ps) > 1 else 1)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._common import (add_memory_option, add_output_options, add_polyanion_options, add_reader_options,
-                      check_outputs, need_matplotlib, open_from_args, progress_of, write_outputs)
+                      check_outputs, open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -45,29 +45,6 @@ def run(args) -> int:
     print(res.summary())
     write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)
     if args.plot:
-        plot(res, args.plot)
+        res.save_plot(args.plot, overwrite=args.overwrite, dpi=150)
     return 0
 
-
-def plot(res, path):
-    """Figure: g(r) per pair (and F(r) when the temperature is known)."""
-    plt = need_matplotlib()
-    n = 2 if res.free_energy_eV is not None else 1
-    fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
-    ax = axes[0, 0]
-    for k, g in res.g.items():
-        ax.plot(res.r_A, g, label=k)
-    ax.axhline(1.0, color="0.6", lw=0.5)
-    ax.set_xlabel("r (Å)")
-    ax.set_ylabel("g(r)")
-    ax.legend(fontsize=8)
-    if n == 2:
-        ax = axes[0, 1]
-        for k, f in res.free_energy_eV.items():
-            ax.plot(res.r_A, f, label=k)
-        ax.set_xlabel("r (Å)")
-        ax.set_ylabel(f"F(r) (eV), T = {res.temperature_K:g} K")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._common import (add_frame_options, add_memory_option, add_output_options, add_reader_options, check_outputs,
-                      need_matplotlib, open_from_args, progress_of, write_outputs)
+                      open_from_args, progress_of, write_outputs)
 
 __all__ = ["register", "run"]
 
@@ -46,27 +46,6 @@ def run(args) -> int:
     print(res.summary())
     write_outputs(args, json_data=res.to_dict(), csv_text=res.to_csv() if args.csv else None)
     if args.plot:
-        plot(res, args.plot)
+        res.save_plot(args.plot, overwrite=args.overwrite, dpi=150)
     return 0
 
-
-def plot(res, path):
-    """Figure: g(ν) per species and total (left), VACF (right)."""
-    plt = need_matplotlib()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for s, g in res.vdos.items():
-        ax1.plot(res.freq_THz, g, label=f"{s} (ν̄ = {res.band_center_THz[s]:.2f} THz)",
-                 lw=1.6 if s == "total" else 1.0, color="k" if s == "total" else None)
-    ax1.set_xlabel("ν (THz)")
-    ax1.set_ylabel("g(ν) (1/THz)")
-    ax1.legend(fontsize=8)
-    for s, c in res.vacf.items():
-        if s != "total":
-            ax2.plot(res.lag_ps, c / c[0] if c[0] else c, label=s)
-    ax2.set_xlabel("t (ps)")
-    ax2.set_ylabel("VACF / VACF(0)")
-    ax2.set_xlim(0, min(res.lag_ps[-1], 2.0) if len(res.lag_ps) > 1 else 1)
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
