@@ -65,7 +65,11 @@ def test_default_pipeline_on_aimd(trajs, kind):
     assert 1.39 - 1e-9 <= fit.fit_window_ps[0] <= 0.6 * 6.95 + 1e-9
     assert fit.diffusive_regime_reached in (True, False) and fit.regime["reason"]
     assert 0.5e-5 < fit.D_cm2_s < 2.5e-5 and not fit.below_threshold
-    assert 0 < fit.D_stderr_cm2_s < 0.5 * fit.D_cm2_s
+    assert 0 < fit.D_stat_stderr_A2_ps * 1e-4 < 0.3 * fit.D_cm2_s
+    if fit.diffusive_regime_reached:
+        assert fit.D_stderr_cm2_s == pytest.approx(fit.D_stat_stderr_A2_ps * 1e-4)
+    else:  # a long-time estimate: the error adds the fall of the local slope, never a tight number
+        assert fit.D_stderr_cm2_s > 0.25 * fit.D_cm2_s
     gls = anionmotion.fit_diffusion(res, estimator="gls", warn=False)
     assert gls.fit_window_ps == pytest.approx((1.39, 6.95))
     # the GLS leans on the start of the window, where the caged MSD is still steeper: D above the auto one

@@ -6,6 +6,11 @@ the reduced χ² when that exceeds 1 (the scatter between temperatures is then
 larger than the stated errors explain), so the quoted errors are never smaller
 than the scatter supports.  Extrapolation to ``at`` (default 300 K) propagates
 the full covariance: σ²(ln D_at) = xᵀ C x with x = (1, −1/(k_B T_at)).
+
+The σ_D are the ones ``fit_diffusion`` states (default estimator ``auto``: errors that match the scatter of
+replicas; for a point whose MSD never reached its diffusive regime, the total error including the change of
+the local slope).  Such points stay in the fit with that wide error, are listed in ``meta["not_diffusive"]``
+and are named in the summary.
 """
 
 from __future__ import annotations
@@ -94,6 +99,8 @@ class ArrheniusResult(Result):
                                                                   if self.meta.get("scaled") else ""))
         for e in self.excluded:
             lines.append(f"excluded     {e['temperature_K']:g} K: {e['reason']}")
+        for src in self.meta.get("not_diffusive", []):
+            lines.append(f"WARNING      {src}: diffusive regime not reached (D is a long-time estimate with a wide error)")
         return "\n".join(lines)
 
     def __repr__(self):
@@ -122,6 +129,7 @@ def load_points(results):
             c = r.conductivity
             points.append({"source": repr(r), "temperature_K": r.temperature_K, "D_cm2_s": r.D_cm2_s,
                            "D_stderr_cm2_s": r.D_stderr_cm2_s, "below_threshold": r.below_threshold,
+                           "diffusive_regime_reached": getattr(r, "diffusive_regime_reached", None),
                            "n_ions": r.n_ions, "charge": None if c is None else c.charge,
                            "volume_A3": None if c is None else c.volume_A3})
             continue
@@ -135,6 +143,7 @@ def load_points(results):
         points.append({"source": str(src), "temperature_K": r.get("temperature_K", d.get("temperature_K")),
                        "D_cm2_s": d["D_cm2_s"], "D_stderr_cm2_s": d.get("D_stderr_cm2_s"),
                        "below_threshold": bool(d.get("below_threshold", False)), "n_ions": r.get("n_atoms"),
+                       "diffusive_regime_reached": d.get("diffusive_regime_reached"),
                        "charge": c.get("charge", r.get("charge")), "volume_A3": c.get("volume_A3", r.get("volume_A3"))})
     return points
 
@@ -212,7 +221,9 @@ def arrhenius(results=None, *, temperatures=None, D_cm2_s=None, D_stderr_cm2_s=N
     y = np.log(D)
     x = -1.0 / (KB_EV * T)
     X = np.column_stack([np.ones_like(x), x])
-    meta = {"model": "ln D = ln D0 − Ea/(k_B T)", "kB_eV_K": KB_EV}
+    meta = {"model": "ln D = ln D0 − Ea/(k_B T)", "kB_eV_K": KB_EV,
+            "not_diffusive": [f"{p['source']} ({p['temperature_K']:g} K)" for p in used
+                              if p.get("diffusive_regime_reached") is False]}
     if np.all(np.isfinite(E) & (E > 0)):
         sy = E / D
         w = 1.0 / sy ** 2

@@ -194,6 +194,9 @@ class DiffusionResult(Result):
         The MSD's local slope has converged in the window used (None: not assessed, uneven frames).  When
         False, D is the long-time slope: an unreliable estimate whose error includes how much the slope is
         still changing.
+    D_stat_stderr_A2_ps : float or None, Å²/ps
+        Statistical part of ``D_stderr_A2_ps`` (what run-to-run scatter of replicas measures); equal to it
+        unless the diffusive regime was not reached, when ``D_stderr_A2_ps`` adds the systematic term.
     regime : dict or None
         ``start_ps``, ``end_ps``, ``reached``, ``reason``, ``tried`` (the local-slope test at each start
         tried: slopes of the window's two halves in Å²/ps and their difference in standard errors, z) and
@@ -223,6 +226,7 @@ class DiffusionResult(Result):
     estimator: str = "auto"
     diffusive_regime_reached: Optional[bool] = None
     regime: Optional[dict] = None
+    D_stat_stderr_A2_ps: Optional[float] = None
 
     @property
     def D_cm2_s(self) -> float:
@@ -245,6 +249,7 @@ class DiffusionResult(Result):
             "D_cm2_s": self.D_A2_ps * c, "D_stderr_cm2_s": self.D_stderr_A2_ps * c,
             "D_xyz_cm2_s": self.D_xyz_A2_ps * c, "D_xyz_stderr_cm2_s": self.D_xyz_stderr_A2_ps * c,
             "D_A2_ps": self.D_A2_ps, "D_stderr_A2_ps": self.D_stderr_A2_ps,
+            "D_stat_stderr_cm2_s": None if self.D_stat_stderr_A2_ps is None else self.D_stat_stderr_A2_ps * c,
             "below_threshold": self.below_threshold, "below_threshold_xyz": self.below_threshold_xyz,
             "bound": "upper" if self.below_threshold else None, "threshold_cm2_s": D_THRESHOLD_CM2_S,
             "intercept_A2": self.intercept_A2,
@@ -388,13 +393,22 @@ MAX_START_FRACTION = 0.6
 """The diffusive-regime search moves the window start at most to this fraction of the window end."""
 N_START_CANDIDATES = 13
 """Window starts tried between the default start and ``MAX_START_FRACTION`` × the window end."""
+TEST_NON_GAUSSIAN = "cumulant"
+"""Non-Gaussian model of the covariance used by the local-slope test (see :data:`NON_GAUSSIAN`)."""
+NON_GAUSSIAN = "scaled"
+"""Non-Gaussian (hopping) part of the covariance behind the ``auto`` error: ``"scaled"`` multiplies the whole
+Gaussian covariance by √(g_p g_q), g = 1 + a²/(2·slope·m), the variance ratio of x² for λ = slope·m/a² hops
+per direction; ``"cumulant"`` adds only the fourth cumulant of discrete hops of length a
+(:func:`gp_msd_covariance`).  Chosen by measured coverage (docs/diffusion.md §2): both cover the synthetic
+replicas, only ``"scaled"`` matches the run-to-run scatter of the argyrodite replicas (the cage's own jumps
+are non-Gaussian too); the cumulant model detects an unfinished bend more reliably and drives the test."""
 COV_MAX_FRAMES = 2000
 """The covariance model of the ``auto`` estimator works on at most this many (strided) frames."""
 COV_MAX_LAGS = 32
 """Lags (spread evenly over the window) entering the covariance model of the ``auto`` estimator."""
 
 
-def gp_msd_covariance(lags_frames, n_frames, f):
+def gp_msd_covariance(lags_frames, n_frames, f, hop_kurtosis=0.0):
     """Covariance of the all-origin MSD of one Gaussian series with stationary increments and MSD ``f``.
 
     Parameters
@@ -414,6 +428,10 @@ def gp_msd_covariance(lags_frames, n_frames, f):
         plus a white-noise step this is :func:`anionmotion.kernels.msd.msd_covariance`; here f may bend
         (cages, vibrations), so the short-lag correlations of a caged motion are carried over to the MSD's
         covariance.  Divide by the number of independent series.
+    hop_kurtosis : float, Å⁴ per frame
+        Rate × mean fourth power of the jumps of a compound-Poisson (hopping) part, E[J⁴]·ν: adds the
+        fourth cumulant of the increments, Σ_t Σ_u E[J⁴]·ν·|[t, t+m) ∩ [u, u+n)| / ((T−m)(T−n)), the
+        non-Gaussian excess of discrete hops (large when an atom makes few hops in the lag).
     """
     lags = np.asarray(lags_frames, dtype=np.int64)
     T = int(n_frames)
@@ -427,7 +445,11 @@ def gp_msd_covariance(lags_frames, n_frames, f):
             d = np.arange(-(T - n - 1), T - m)
             cnt = (np.minimum(T - m, T - n + d) - np.maximum(0, d)).astype(np.float64)
             c = 0.5 * (f[np.abs(d + m)] + f[np.abs(d - n)] - f[np.abs(d + m - n)] - f[np.abs(d)])
-            out[p, q] = out[q, p] = 2.0 * float(np.dot(cnt, c * c)) / ((T - m) * float(T - n))
+            acc = 2.0 * float(np.dot(cnt, c * c))
+            if hop_kurtosis:
+                ov = np.clip(np.minimum(d + m, n) - np.maximum(d, 0), 0, None).astype(np.float64)
+                acc += hop_kurtosis * float(np.dot(cnt, ov))
+            out[p, q] = out[q, p] = acc / ((T - m) * float(T - n))
     return out
 
 
@@ -455,13 +477,15 @@ class _CovModel:
         self.msd_xyz = np.asarray(msd_xyz, dtype=np.float64)
         self.n_series = int(n_series)
         self.hop = None if hop_distance is None or not hop_distance > 0 else float(hop_distance)
+        self.non_gaussian = NON_GAUSSIAN
 
     def cov(self, m_frames, start_frame, lines):
         """(K, K) covariance of each direction's MSD (list of 3) for lines ``[(b0, slope per frame)] × 3``.
 
-        With a hop distance a, each direction's covariance is scaled by √(g_p g_q), g = 1 + a²/(2·slope·m)
-        (slope per frame, m the lag in frames): the variance of x² for a walk of discrete hops of length a
-        (Poisson number λ = slope·m/a² of hops per direction, excess kurtosis 1/λ) relative to a Gaussian one.
+        With a hop distance a, the fourth cumulant of a walk of discrete hops is added
+        (:func:`gp_msd_covariance` ``hop_kurtosis``): hops of length a along one axis at the rate that gives
+        the line's slope (per direction, E[J⁴]·ν = slope·a² per frame; isotropic hop directions would give
+        3/5 of it, so this errs on the large side).
         """
         s = self.stride
         Ts = self.T // s
@@ -471,19 +495,14 @@ class _CovModel:
         out = []
         for k in range(3):
             f = _model_msd(self.msd_xyz[:, k], start_frame, lines[k][0], lines[k][1])[::s][:Ts]
-            c = gp_msd_covariance(ms, Ts, f) / self.n_series
-            if self.hop is not None:
-                c *= self.non_gaussian(m_frames, lines[k][1])
-            out.append(c)
+            if self.non_gaussian == "scaled" and self.hop is not None:
+                lam = max(float(lines[k][1]), 1e-300) * np.maximum(m_frames.astype(np.float64), 1.0) / self.hop ** 2
+                g = np.sqrt(1.0 + 0.5 / lam)
+                out.append(gp_msd_covariance(ms, Ts, f) * np.outer(g, g) / self.n_series)
+                continue
+            kurt = 0.0 if self.hop is None else max(float(lines[k][1]), 0.0) * s * self.hop ** 2
+            out.append(gp_msd_covariance(ms, Ts, f, hop_kurtosis=kurt) / self.n_series)
         return out
-
-    def non_gaussian(self, m_frames, slope_frame):
-        """√(g_p g_q) of :meth:`cov` (1 without a hop distance)."""
-        if self.hop is None:
-            return 1.0
-        lam = max(float(slope_frame), 1e-300) * np.maximum(np.asarray(m_frames, dtype=np.float64), 1.0) / self.hop ** 2
-        g = np.sqrt(1.0 + 0.5 / lam)
-        return np.outer(g, g)
 
 
 def _spread(sel, k):
@@ -527,6 +546,14 @@ def _regime_search(result, lag, t_start, t_end, model, fixed=False):
     starts = [t_start] if fixed else list(np.linspace(t_start, max(t_start, MAX_START_FRACTION * t_end),
                                                       N_START_CANDIDATES))
     tried = []
+    error_model, model.non_gaussian = model.non_gaussian, TEST_NON_GAUSSIAN
+    try:
+        return _search(result, lag, starts, t_start, t_end, model, dt, Ytot, tried)
+    finally:
+        model.non_gaussian = error_model
+
+
+def _search(result, lag, starts, t_start, t_end, model, dt, Ytot, tried):
     for ts in starts:
         sel = np.nonzero((lag >= ts - 1e-9) & (lag <= t_end + 1e-9) & (lag > 0))[0]
         sel = _spread(sel, COV_MAX_LAGS)
@@ -769,7 +796,7 @@ def fit_diffusion(result, *, fit=None, hop_distance=None, temperature=None, char
     sel_g = _spread(sel, max_lags)
     tau = lag[sel_g]
     Y = np.asarray(result.msd_xyz, dtype=np.float64)[sel_g]
-    se_xyz = se_slope = None
+    se_xyz = se_slope = stat_se = None
     systematic = 0.0
     if result.dt_ps and estimator == "gls":
         dt = float(result.dt_ps)
@@ -789,6 +816,7 @@ def fit_diffusion(result, *, fit=None, hop_distance=None, temperature=None, char
         slope, intercept = btot[1], btot[0]
         var = np.clip(var, 0, None)
         var_tot = max(var_tot, 0.0)
+        stat_se = math.sqrt(var_tot) / 6.0
         if estimator == "auto" and regime is not None and not regime["reached"] and regime["tried"]:
             # how far the local slope fell over the searched range: the fall still to come is unknown and may
             # be as large, so it enters the error in full
@@ -805,7 +833,8 @@ def fit_diffusion(result, *, fit=None, hop_distance=None, temperature=None, char
                   "OLS on the window; error from the covariance of the observed MSD (Gaussian process with the "
                   "MSD's own bend, independent atoms, sandwich)")
         if systematic:
-            method += "; diffusive regime not reached: error includes the change of the local slope across the window"
+            method += ("; diffusive regime not reached: the error adds the fall of the local slope over the searched "
+                       "starts")
     else:
         beta = np.array([_ols(tau, Y[:, k]) for k in range(3)])
         btot = _ols(tau, Y.sum(axis=1))
@@ -829,6 +858,8 @@ def fit_diffusion(result, *, fit=None, hop_distance=None, temperature=None, char
             D_se, D_xyz_se = abs(D) * he, np.abs(D_xyz) * he_xyz
     else:
         D_se, D_xyz_se = se_slope / 6.0, se_xyz / 2.0
+    if stat_se is None:
+        stat_se = D_se
     thr = D_THRESHOLD_CM2_S / A2_PS_TO_CM2_S
     below = bool(D < thr)
     below_xyz = D_xyz < thr
@@ -889,7 +920,8 @@ def fit_diffusion(result, *, fit=None, hop_distance=None, temperature=None, char
         intercept_A2=float(intercept), fit_window_ps=(float(t0), float(t1)), fit_window_default=is_default,
         n_fit_lags=n_used, loglog_slope=ll, he_relative_error=he, he_relative_error_xyz=he_xyz,
         he_n_eff=n_eff, method=method, temperature_K=None if T_K is None else float(T_K), conductivity=cond,
-        meta=meta, estimator=estimator, diffusive_regime_reached=reached, regime=regime)
+        meta=meta, estimator=estimator, diffusive_regime_reached=reached, regime=regime,
+        D_stat_stderr_A2_ps=None if stat_se is None or below else float(stat_se))
 
 
 def _with_collective(cond, result, sel, tau, D, D_se, T_K, gls=True, start=None):
