@@ -134,9 +134,9 @@ class Result:
             from .plotting import need_matplotlib
 
             plt = need_matplotlib()
-            fig, axes = plt.subplots(1, spec.ncols, figsize=(spec.width * (1 + 0.6 * (spec.ncols - 1)), spec.height),
-                                     squeeze=False)
-            axes = list(axes[0])
+            fig, axes = plt.subplots(spec.nrows, spec.ncols, squeeze=False,
+                                     figsize=(spec.width * (1 + 0.6 * (spec.ncols - 1)), spec.height * spec.nrows))
+            axes = list(axes.ravel())
         else:
             axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
             fig = axes[0].figure

@@ -39,6 +39,9 @@ def results(example):
         "rdf": anionmotion.rdf(example, ["S-Li", "Li-Li"], temperature=1000.0),
         "density": anionmotion.density(example, "Li", spacing=0.5),
         "vdos": anionmotion.vdos(example),
+        "libration": anionmotion.libration(example, center="S", ligand="O", cation="Li"),
+        "coupling": anionmotion.coupling(example, cation="Li", center="S", ligand="O", hop_residence=0.3,
+                                         hop_window=0.9, n_permutations=50),
     }
 
 
@@ -46,7 +49,7 @@ def _csv_rows(text):
     return list(csv.reader(io.StringIO(text)))
 
 
-@pytest.mark.parametrize("name", ["msd", "reorientation", "rdf", "density", "vdos"])
+@pytest.mark.parametrize("name", ["msd", "reorientation", "rdf", "density", "vdos", "libration", "coupling"])
 def test_tables_round_trip_through_csv(results, name, tmp_path):
     res = results[name]
     tabs = res.tables()
@@ -72,7 +75,7 @@ def test_msd_table_is_the_msd(results):
     np.testing.assert_array_equal(t.data[:, 2:5], res.msd_xyz)
 
 
-@pytest.mark.parametrize("name", ["msd", "reorientation", "rdf", "density", "vdos"])
+@pytest.mark.parametrize("name", ["msd", "reorientation", "rdf", "density", "vdos", "libration", "coupling"])
 def test_figures_draw_on_new_and_given_axes(results, name, tmp_path):
     res = results[name]
     specs = res.figures()
@@ -81,8 +84,8 @@ def test_figures_draw_on_new_and_given_axes(results, name, tmp_path):
         fig = res.plot(which=s.stem)
         assert any(ax.has_data() for ax in fig.axes)
         plt.close(fig)
-        fig2, axes = plt.subplots(1, s.ncols, squeeze=False)
-        assert res.plot(list(axes[0]), which=s.stem) is fig2
+        fig2, axes = plt.subplots(s.nrows, s.ncols, squeeze=False)
+        assert res.plot(list(axes.ravel()), which=s.stem) is fig2
         plt.close(fig2)
     out = tmp_path / "fig.png"
     res.save_plot(out)
@@ -133,3 +136,23 @@ def test_report_json_thins_long_series_and_keeps_pairs():
     # the full series stays in the result's table
     (t,) = res.tables()
     assert len(t.data) == n
+
+
+def test_timeline_view_has_one_panel_per_hop_up_to_six():
+    n = 400
+    pos = np.zeros((n, 6, 3))
+    pos[:, 0] = [5, 5, 5]                                          # S centre
+    for k, v in enumerate(np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3) * 1.5):
+        pos[:, k + 1] = pos[:, 0] + v
+    pos[:, 5] = [7.5, 5, 5]
+    pos[200:, 5, 0] += 4.0                                         # Li hops 4 Å at frame 200
+    traj = anionmotion.from_arrays(pos, np.eye(3) * 15, species=["S", "O", "O", "O", "O", "Li"], frame_interval=0.01)
+    res = anionmotion.timeline(traj, cation="Li", center="S", ligand="O", hop_a=3.0, hop_residence=0.3,
+                               hop_window=0.9)
+    (spec,) = res.figures()
+    assert spec.nrows * spec.ncols >= len(res.hops[:6]) >= 1
+    fig = res.plot()
+    assert len([a for a in fig.axes if a.get_ylabel().startswith("Li displacement")]) == len(res.hops[:6])
+    plt.close(fig)
+    (t,) = res.tables()
+    assert t.header[:2] == ["time_ps", "cation_displacement_A"]

@@ -75,11 +75,11 @@ ANALYSES = (
                   "exact FFT C1/C2 from a SeriesStore of unit vectors; events, ρ(θ, φ) and integrity online; "
                   "per-frame angles to CSV"),
     AnalysisEntry("coupling", "Cation–polyanion coupling (paddle-wheel)", "anionmotion.analysis.coupling",
-                  ("coupling", "Coupling", "CouplingResult"), "coupling", "docs/polyanions.md", ("find_polyanions", "coupling"),
+                  ("coupling", "Coupling", "CouplingResult"), "coupling", "docs/coupling.md", ("find_polyanions", "coupling"),
                   "residence events found online (only open events kept, Pearson sums merged exactly); "
                   "coincidence from a SeriesStore of per-frame anion angular displacements"),
     AnalysisEntry("timeline", "Timeline around a cation hop", "anionmotion.analysis.timeline",
-                  ("timeline", "Timeline", "TimelineResult"), "timeline", "docs/polyanions.md",
+                  ("timeline", "Timeline", "TimelineResult"), "timeline", "docs/coupling.md",
                   ("find_polyanions", "hops", "timeline"),
                   "only the windows around the selected hops are kept"),
     AnalysisEntry("vdos", "Vibrational density of states and band centres", "anionmotion.analysis.vdos",

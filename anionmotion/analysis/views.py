@@ -49,7 +49,7 @@ class Table:
 
 @dataclass(frozen=True)
 class FigureSpec:
-    """A figure a result draws: ``draw(axes)`` fills ``ncols`` axes side by side."""
+    """A figure a result draws: ``draw(axes)`` fills ``nrows × ncols`` axes (a flat list, row by row)."""
 
     stem: str
     caption: str
@@ -57,6 +57,7 @@ class FigureSpec:
     ncols: int = 1
     width: float = 6.4
     height: float = 4.0
+    nrows: int = 1
 
 
 def table_csv(header, data) -> str:
@@ -245,18 +246,29 @@ class _CouplingView:
     def figures(self, res, **_):
         def draw(axes):
             ax = axes[0]
-            r = _arr(res.pearson)
-            if r.size:
-                ax.hist(r, bins=np.linspace(-1, 1, 21), color="tab:green")
+            e = _arr(res.pearson_histogram["edges"])
+            c = _arr(res.pearson_histogram["counts"])
+            if c.sum() > 0:
+                ax.bar(0.5 * (e[1:] + e[:-1]), c / c.sum(), width=np.diff(e), color="tab:green", edgecolor="k")
+                if res.pearson_mean is not None:
+                    ax.axvline(res.pearson_mean, color="r", label=f"mean {res.pearson_mean:.3f}")
             else:
                 ax.text(0.5, 0.5, "no residence events with a defined r", transform=ax.transAxes, ha="center")
-            ax.axvline(0.5, color="grey", ls=":")
-            ax.set_xlabel("Pearson r (dimensionless)")
-            ax.set_ylabel("events")
+            ax.axvline(0.5, color="grey", ls=":", label="r = 0.5 (coupled)")
+            ax.set_xlabel("Pearson r(θ_C–cation, θ_C–A) (dimensionless)")
+            ax.set_ylabel("fraction of events")
+            ax.set_title(f"{res.cation}–{res.species}: {res.n_events} residence events")
+            ax.legend(frameon=False, fontsize=8)
+            if res.g_r:
+                axes[1].plot(_arr(res.g_r["r_A"]), _arr(res.g_r["g"]))
+            axes[1].axvline(res.shell_A, color="r", ls="--", label=f"shell {res.shell_A:.2f} Å ({res.shell_source})")
+            axes[1].set_xlabel("r (Å)")
+            axes[1].set_ylabel("g_C–cation(r)")
+            axes[1].legend(frameon=False, fontsize=8)
 
         return [FigureSpec("coupling", "Distribution of the Pearson r between the cation and ligand angular "
-                                       "displacements over residence events (SPEC §5); dotted: r = 0.5 (coupled).",
-                           draw)]
+                                       "displacements over residence events (SPEC §5; dotted: r = 0.5, coupled) and "
+                                       "the centre–cation g(r) with the first-shell radius.", draw, ncols=2)]
 
 
 # --------------------------------------------------------------------------------------------- timeline
@@ -274,29 +286,40 @@ class _TimelineView:
                 header.append(f"anion{h['anions'][k]}_ligand{j}_angle_deg")
         return [Table("timeline.csv", header, np.column_stack(cols))]
 
-    def figures(self, res, hop=0, **_):
-        if not res.hops:
+    def figures(self, res, max_panels=6, **_):
+        hs = list(res.hops[:max_panels])
+        if not hs:
             return []
-        h = res.hops[min(hop, len(res.hops) - 1)]
+        cols = min(len(hs), 3)
+        rows = -(-len(hs) // cols)
 
         def draw(axes):
-            t, ang = _arr(h["times_ps"]), _arr(h["ligand_angle_deg"])
-            axes[0].plot(t, _arr(h["cation_displacement_A"]), color="k")
-            axes[0].set_xlabel("time (ps)")
-            axes[0].set_ylabel("|r(t) − r(t_ini)| (Å)")
-            for k in range(ang.shape[1]):
-                for j in range(ang.shape[2]):
-                    axes[1].plot(t, ang[:, k, j], lw=0.8, color=f"C{k}",
-                                 label=f"anion {h['anions'][k]}" if j == 0 else None)
-            axes[1].set_xlabel("time (ps)")
-            axes[1].set_ylabel("ligand angular displacement (deg)")
-            axes[1].legend(frameon=False)
-            for a in axes:
-                a.axvline(h["hop_time_ps"], color="grey", ls=":")
+            for ax, h in zip(axes, hs):
+                t = _arr(h["times_ps"])
+                ax.plot(t, _arr(h["cation_displacement_A"]), color="k", lw=1.4)
+                ax.set_xlabel("time (ps)")
+                ax.set_ylabel(f"{res.cation} displacement |r(t) − r(t_ini)| (Å)")
+                ax.axvline(h["hop_time_ps"], color="grey", lw=0.8, ls=":")
+                ax2 = ax.twinx()
+                ang = _arr(h["ligand_angle_deg"])
+                lig = np.asarray(h.get("ligand_atoms", np.zeros(ang.shape[1:], int)))
+                for j, a in enumerate(h["anions"]):
+                    for k in range(ang.shape[2]):
+                        if lig.ndim == 2 and lig[j, k] < 0:
+                            continue
+                        ax2.plot(t, ang[:, j, k], color=f"C{j}", lw=0.7, alpha=0.8,
+                                 label=f"{res.species} {a}" if k == 0 else None)
+                ax2.set_ylabel("ligand angular displacement (deg)")
+                ax2.legend(fontsize=7, loc="upper left", frameon=False)
+                ax.set_title(f"hop {h['hop']}: {res.cation} {h['cation_atom']} at {h['hop_time_ps']:.4g} ps",
+                             fontsize=9)
+            for ax in axes[len(hs):]:
+                ax.axis("off")
 
-        return [FigureSpec("timeline", "Around a hop (SPEC §5; paper 003 Fig. 3b): the cation's displacement from "
-                                       "the start of the window and the angular displacement of every ligand of its "
-                                       "nearest polyanions; dotted: the hop time.", draw, ncols=2)]
+        return [FigureSpec("timeline", "Around cation hops (SPEC §5; paper 003 Fig. 3b): the cation's displacement "
+                                       "from the start of the window (black) and the angular displacement of every "
+                                       "ligand of its nearest polyanions (colours); dotted: the hop time.", draw,
+                           ncols=cols, nrows=rows, width=4.6, height=3.4)]
 
 
 # --------------------------------------------------------------------------------------------- spectra

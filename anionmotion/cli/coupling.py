@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs,
-                      need_matplotlib, open_from_args, progress_of, write_outputs)
+                      open_from_args, progress_of, write_outputs)
 
-__all__ = ["register", "run", "plot_coupling"]
+__all__ = ["register", "run"]
 
 
 def register(sub):
@@ -40,35 +39,6 @@ def register(sub):
     return p
 
 
-def plot_coupling(res, path, overwrite=False):
-    """Distribution of the Pearson r and the centre–cation g(r)."""
-    from ..results import check_output
-
-    check_output(path, overwrite)
-    plt = need_matplotlib()
-    fig, ax = plt.subplots(1, 2, figsize=(10, 3.8))
-    e = np.asarray(res.pearson_histogram["edges"])
-    c = np.asarray(res.pearson_histogram["counts"], dtype=float)
-    ax[0].bar(0.5 * (e[1:] + e[:-1]), c / max(c.sum(), 1), width=np.diff(e), color="C0", edgecolor="k")
-    if res.pearson_mean is not None:
-        ax[0].axvline(res.pearson_mean, color="r", label=f"mean {res.pearson_mean:.3f}")
-    ax[0].axvline(0.5, color="grey", ls="--", lw=0.8, label="0.5")
-    ax[0].set_xlabel("Pearson r(θ_C–cation, θ_C–A)")
-    ax[0].set_ylabel("fraction of events")
-    ax[0].set_title(f"{res.cation}–{res.species}: {res.n_events} residence events")
-    ax[0].legend(fontsize=8)
-    if res.g_r:
-        ax[1].plot(res.g_r["r_A"], res.g_r["g"])
-    ax[1].axvline(res.shell_A, color="r", ls="--", label=f"shell {res.shell_A:.2f} Å")
-    ax[1].set_xlabel("r (Å)")
-    ax[1].set_ylabel("g_C–cation(r)")
-    ax[1].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def run(args) -> int:
     from ..analysis.coupling import coupling
 
@@ -83,5 +53,5 @@ def run(args) -> int:
     print(res.summary())
     write_outputs(args, json_data=res.to_dict() if args.json else None)
     if args.plot:
-        plot_coupling(res, args.plot, overwrite=args.overwrite)
+        res.save_plot(args.plot, overwrite=args.overwrite, dpi=120)
     return 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 
 from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs,
-                      need_matplotlib, open_from_args, progress_of)
+                      open_from_args, progress_of)
 
-__all__ = ["register", "run", "plot_timeline"]
+__all__ = ["register", "run"]
 
 MAX_PANELS = 6
 
@@ -35,42 +35,6 @@ def register(sub):
     return p
 
 
-def plot_timeline(res, path, overwrite=False):
-    """One panel per hop (at most 6): cation displacement (left) and ligand angles of each nearest anion (right)."""
-    from ..results import check_output
-
-    check_output(path, overwrite)
-    plt = need_matplotlib()
-    hs = res.hops[:MAX_PANELS]
-    n = max(1, len(hs))
-    cols = min(n, 3)
-    rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
-    for k, h in enumerate(hs):
-        ax = axes[k // cols, k % cols]
-        t = h["times_ps"]
-        ax.plot(t, h["cation_displacement_A"], color="k", lw=1.4)
-        ax.set_xlabel("time (ps)")
-        ax.set_ylabel(f"{res.cation} displacement (Å)")
-        ax.axvline(h["hop_time_ps"], color="b", lw=0.8, ls="--")
-        ax2 = ax.twinx()
-        for j, a in enumerate(h["anions"]):
-            for l in range(h["ligand_angle_deg"].shape[2]):
-                if h["ligand_atoms"][j, l] < 0:
-                    continue
-                ax2.plot(t, h["ligand_angle_deg"][:, j, l], color=f"C{j}", lw=0.7, alpha=0.8,
-                         label=f"{res.species} {a}" if l == 0 else None)
-        ax2.set_ylabel("ligand angular displacement (deg)")
-        ax2.legend(fontsize=7, loc="upper left")
-        ax.set_title(f"hop {h['hop']}: {res.cation} {h['cation_atom']}", fontsize=9)
-    for k in range(len(hs), rows * cols):
-        axes[k // cols, k % cols].axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def run(args) -> int:
     from ..analysis.timeline import timeline
 
@@ -86,5 +50,5 @@ def run(args) -> int:
     # --csv and --json were written hop by hop by the analysis (no JSON dicts of every hop in memory); the result
     # keeps the full arrays of the first MAX_PANELS hops only, for the plot
     if args.plot:
-        plot_timeline(res, args.plot, overwrite=args.overwrite)
+        res.save_plot(args.plot, overwrite=args.overwrite, dpi=120, max_panels=MAX_PANELS)
     return 0

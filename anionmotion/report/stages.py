@@ -175,7 +175,7 @@ def _api(name):
 
 
 #: keywords that choose how an analysis runs, not what it computes (not recorded as parameters)
-_EXECUTION_KEYWORDS = ("progress", "memory", "mapper", "source")
+_EXECUTION_KEYWORDS = ("progress", "memory", "mapper", "source", "keep_h")
 
 
 def _scale_out(ctx):
@@ -308,7 +308,7 @@ def _plt():
     return need_matplotlib()
 
 
-def new_figure(out, stem, caption, *, ncols=1, width=6.4, height=4.0):
+def new_figure(out, stem, caption, *, ncols=1, width=6.4, height=4.0, nrows=1):
     """A matplotlib figure registered under ``figures/<stem>.png``; None when matplotlib is missing."""
     if not getattr(out, "draw", True):
         return None, None
@@ -319,10 +319,10 @@ def new_figure(out, stem, caption, *, ncols=1, width=6.4, height=4.0):
         if note not in out.notes:
             out.notes.append(note)
         return None, None
-    fig, axes = plt.subplots(1, ncols, figsize=(width * (1 if ncols == 1 else 0.75 * ncols), height),
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * (1 if ncols == 1 else 0.75 * ncols), height * nrows),
                              squeeze=False)
     out.figures.append((stem, fig, caption))
-    return fig, axes[0]
+    return fig, (axes[0] if nrows == 1 else axes.ravel())
 
 
 def _add_views(out, res, **context):
@@ -330,7 +330,8 @@ def _add_views(out, res, **context):
     for t in res.tables(**context):
         out.tables.append((t.name, t.header, t.data))
     for spec in res.figures(**context):
-        fig, ax = new_figure(out, spec.stem, spec.caption, ncols=spec.ncols, width=spec.width, height=spec.height)
+        fig, ax = new_figure(out, spec.stem, spec.caption, ncols=spec.ncols, width=spec.width, height=spec.height,
+                             nrows=spec.nrows)
         if fig is not None:
             spec.draw(list(ax))
 
@@ -499,7 +500,7 @@ def _hops_body(ctx, out):
                          f"Δt = {residence:.4g} ps (a third of the span, same ratio), so hops lasting less than "
                          f"{DEFAULT_RESIDENCE_PS:g} ps count too")
     res = call(out, _api("hops"), ctx.traj, species=sp, a=_opt(ctx, "hop_distance"), window=window,
-               residence=residence, progress=ctx.progress, memory=ctx.memory)
+               residence=residence, keep_h=False, progress=ctx.progress, memory=ctx.memory)
     ctx.results["hops"] = res
     d = rdict(res)
     out.result = d
