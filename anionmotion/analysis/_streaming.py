@@ -188,7 +188,7 @@ def _frame_block_task(item):
     acc = acc_cls(plan)
     with open_source(source) as traj:
         for chunk in traj.iter_chunks(fpc, atoms, start=fr.start, stop=fr.stop, step=fr.step, progress=False,
-                                      unwrap=bool(traj.unwrap and unwrap)):
+                                      unwrap=bool(traj.unwrap and unwrap), velocities=False):  # positions only
             acc.add(chunk)
     return acc.state()
 

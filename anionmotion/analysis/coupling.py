@@ -595,6 +595,7 @@ class Coupling(AnalysisBase):
     """
 
     name = "coupling"
+    needs_velocities = False
     STORE_FRACTION = 0.4
     """The D(t, a) store stays in memory up to this fraction of the budget (else a scratch file)."""
     CACHE_FRACTION = 0.2
@@ -707,13 +708,14 @@ class Coupling(AnalysisBase):
             if k == 1:
                 fr = self.frame_range
                 for ch in traj.iter_chunks(fpc, atoms=self._read_atoms, start=fr.start, stop=fr.stop, step=fr.step,
-                                           progress=False, unwrap=bool(traj.unwrap and self.needs_unwrap)):
+                                           progress=False, unwrap=bool(traj.unwrap and self.needs_unwrap),
+                                           velocities=False):
                     add(chunk_system(ch, self._pa, self._cat_idx, use_ext=self.use_ext))
                     bar.update(ch.n_frames)
             else:   # only the sampled frames (minimum-image distances need no unwrapping)
                 for f in frames[sample]:
                     for ch in traj.iter_chunks(1, atoms=self._read_atoms, start=int(f), stop=int(f) + 1,
-                                               progress=False, unwrap=False):
+                                               progress=False, unwrap=False, velocities=False):
                         add(chunk_system(ch, self._pa, self._cat_idx, use_ext=self.use_ext))
                     bar.update(1)
         self._dist_cache = cache

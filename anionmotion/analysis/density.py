@@ -167,6 +167,7 @@ class Density(AnalysisBase):
     """
 
     name = "density"
+    needs_velocities = False
 
     def __init__(self, species, *, grid=None, spacing=None, profile_bins=None, remove_drift=None,
                  frames_per_chunk=None, mapper=None, source=None, block_frames=None, memory=None, progress=None,

@@ -255,6 +255,7 @@ class Hops(AnalysisBase):
     """
 
     name = "hops"
+    needs_velocities = False
     KEEP_H_FRACTION = 0.125
     """h is kept automatically when n_frames · n_atoms bytes ≤ this fraction of the budget."""
 

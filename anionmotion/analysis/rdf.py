@@ -156,6 +156,7 @@ class RDF(AnalysisBase):
     """
 
     name = "g(r)"
+    needs_velocities = False
     needs_unwrap = False  # distances are periodic; COMs use minimum-image member vectors
 
     def __init__(self, pairs, *, rmax=None, bins=400, temperature=None, polyanions=None, frames_per_chunk=None,

@@ -218,6 +218,7 @@ class Timeline(AnalysisBase):
     """Hop timelines in bounded memory (see :func:`timeline` for the parameters and definitions)."""
 
     name = "timeline"
+    needs_velocities = False
     MAX_CHUNK_FRAMES = 1024
     """Largest chunk (frames): windows are short, larger chunks only delay the progress bar."""
 
@@ -371,7 +372,7 @@ class Timeline(AnalysisBase):
                 t = int(self.frames[f])
                 # minimum-image distances: the frame as stored is enough
                 for ch in self.traj.iter_chunks(1, atoms=self._read_atoms, start=t, stop=t + 1, progress=False,
-                                                unwrap=False):
+                                                unwrap=False, velocities=False):
                     sysd = chunk_system(ch, self._pa, self._cation_idx, use_ext=self.use_ext)
                     near[sel] = nearest_anions(sysd, cl[sel], np.zeros(len(sel), np.int64), k, self.use_ext)
                 bar.update(1)
@@ -397,7 +398,8 @@ class Timeline(AnalysisBase):
                 c0 = a
                 for ch in self.traj.iter_chunks(fpc, atoms=self._read_atoms, start=int(frames[a]),
                                                 stop=int(frames[b - 1]) + 1, step=step, progress=False,
-                                                unwrap=bool(self.traj.unwrap and self.needs_unwrap)):
+                                                unwrap=bool(self.traj.unwrap and self.needs_unwrap),
+                                                velocities=False):
                     c1 = c0 + ch.n_frames
                     sysd = chunk_system(ch, self._pa, self._cation_idx, use_ext=self.use_ext)
                     for j in np.nonzero((lo < c1) & (hi > c0) & (lo >= a) & (hi <= b))[0]:
