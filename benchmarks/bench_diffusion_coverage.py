@@ -1,7 +1,7 @@
 """Bias and coverage of the D estimators on caged-hopping replicas and on real AIMD replicas (docs/diffusion.md §2).
 
     python benchmarks/bench_diffusion_coverage.py [--seeds 24] [--regimes fast-cage,slow-cage,aimd-like,never-diffusive]
-                                                 [--argyrodite DIR] [--json out.json]
+                                                 [--argyrodite DIR] [--peers] [--json out.json]
 
 Synthetic part: for each regime of ``tests/_caged_hopping.py`` (known D = p_out a²/(6Δt)) and each seed, the
 MSD is computed by ``anionmotion.msd`` and D is fitted by every estimator (``auto``, ``gls``, ``ols``, ``he``)
@@ -34,15 +34,16 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 
-import _caged_hopping as ch  # noqa: E402
-import anionmotion  # noqa: E402
-import anionmotion.analysis.diffusion as _diffusion  # noqa: E402
-from anionmotion.analysis.diffusion import ESTIMATORS, fit_diffusion  # noqa: E402
+import _caged_hopping as ch
+
+import anionmotion
+import anionmotion.analysis.diffusion as _diffusion
+from anionmotion.analysis.diffusion import ESTIMATORS, fit_diffusion
 
 
 def _fit(res, est, **kw):
@@ -58,7 +59,7 @@ def _fit(res, est, **kw):
 
 
 NAMES = tuple(ESTIMATORS) + ("auto-cumulant",)
-from anionmotion.kernels.msd import msd_fft  # noqa: E402
+from anionmotion.kernels.msd import msd_fft
 
 ARGYRODITE = os.path.join(HERE, "..", "..", "shared", "data", "thirdparty", "argyrodite-aimd", "Li6PS5Cl")
 
@@ -141,6 +142,8 @@ def real(base):
     for est in NAMES:
         for kind in ("0p", "100p"):
             fits = [_fit(r, est, warn=False) for (k, _), r in sorted(runs.items()) if k == kind]
+            if len(fits) < 2:
+                continue
             D = np.array([f.D_cm2_s for f in fits])
             S = np.array([f.D_stat_stderr_A2_ps * 1e-4 for f in fits])  # statistical part (what scatter measures)
             w = 1 / S ** 2
@@ -155,12 +158,51 @@ def real(base):
     return out
 
 
+def peers(base):
+    """kinisi and pymatgen on every run, on the window of the ``auto`` estimator (docs "Agreement" table).
+
+    kinisi: ``DiffusionAnalyzer.from_xdatcar`` (2 fs × 50, lags up to the window end) and ``diffusion(start)``,
+    its own MSD and covariance (MCMC mean ± s.d.).  pymatgen-analysis-diffusion: ``get_diffusivity_from_msd``
+    applied to anionmotion's MSD on the window.  Needs ``pip install kinisi pymatgen-analysis-diffusion``.
+    """
+    import scipp as sc
+    from kinisi.analyze import DiffusionAnalyzer
+    from pymatgen.analysis.diffusion.analyzer import get_diffusivity_from_msd
+    from pymatgen.io.vasp import Xdatcar
+
+    rows = []
+    for kind in ("0p", "100p"):
+        for run in sorted(glob.glob(os.path.join(base, kind, "run*"))):
+            path = os.path.join(run, "actual_XDATCAR.gz")
+            res = anionmotion.msd(anionmotion.open(path, frame_interval=0.1, progress=False), species="Li",
+                                  temperature=500, progress=False)
+            f = fit_diffusion(res, warn=False)
+            t0, t1 = f.fit_window_ps
+            row = {"run": f"{kind}/{os.path.basename(run)}", "window_ps": [t0, t1],
+                   "reached": f.diffusive_regime_reached}
+            for est in ESTIMATORS:
+                g = fit_diffusion(res, fit=(t0, t1), estimator=est, warn=False)
+                row[est] = [g.D_cm2_s, g.D_stderr_cm2_s, g.D_stat_stderr_A2_ps * 1e-4]
+            dt = sc.arange("time interval", 1, int(round(t1 / 0.1)) + 1) * sc.scalar(0.1, unit="ps")
+            da = DiffusionAnalyzer.from_xdatcar(Xdatcar(path), specie="Li", time_step=sc.scalar(0.002, unit="ps"),
+                                                step_skip=sc.scalar(50), dt=dt, progress=False)
+            da.diffusion(sc.scalar(t0, unit="ps"), progress=False, random_state=np.random.RandomState(0))
+            samples = np.asarray(da.D.to(unit="cm^2/s").values).ravel()
+            row["kinisi"] = [float(samples.mean()), float(samples.std())]
+            sel = (res.lag >= t0 - 1e-9) & (res.lag <= t1 + 1e-9)
+            row["pymatgen"] = float(get_diffusivity_from_msd(res.msd[sel], res.lag[sel] * 1000.0, smoothed="max")[0])
+            rows.append(row)
+            print(json.dumps(row), file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=24)
     ap.add_argument("--regimes", default=",".join(ch.REGIMES))
     ap.add_argument("--argyrodite", default=ARGYRODITE)
     ap.add_argument("--no-candidates", action="store_true", help="skip the bootstrap / block-average candidates")
+    ap.add_argument("--peers", action="store_true", help="also kinisi and pymatgen on the argyrodite runs")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -184,9 +226,20 @@ def main(argv=None):
                   f"{', '.join(f'{d * 1e5:.2f}' for d in r['D_cm2_s'])} | "
                   f"{', '.join(f'{s * 1e5:.2f}' for s in r['sigma_cm2_s'])} | {r['scatter_over_sigma']:.2f} | "
                   f"{sum(bool(x) for x in r['reached'])}/{r['n_runs']} |")
+    pr = []
+    if args.peers and os.path.isdir(args.argyrodite):
+        pr = peers(args.argyrodite)
+        print()
+        print("| run | window (ps) | diffusive | auto | gls | ols | he | kinisi | pymatgen |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in pr:
+            cells = [f"{r[e][0] * 1e5:.2f} ± {r[e][1] * 1e5:.2f}" for e in ESTIMATORS]
+            print(f"| {r['run']} | {r['window_ps'][0]:.2f}–{r['window_ps'][1]:.2f} | {'yes' if r['reached'] else 'no'} | "
+                  + " | ".join(cells) + f" | {r['kinisi'][0] * 1e5:.2f} ± {r['kinisi'][1] * 1e5:.2f} | "
+                  f"{r['pymatgen'] * 1e5:.2f} |")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"synthetic": syn, "real": rl}, fh, indent=1)
+            json.dump({"synthetic": syn, "real": rl, "peers": pr}, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,21 @@ import math
 import os
 import warnings
 
+import _caged_hopping as ch
 import numpy as np
 import numpy.testing as npt
 import pytest
 
 import anionmotion
-from anionmotion.analysis.diffusion import ESTIMATORS, fit_diffusion, gp_msd_covariance, time_axis_check
+from anionmotion.analysis.diffusion import (
+    ESTIMATORS,
+    fit_diffusion,
+    gp_msd_covariance,
+    time_axis_check,
+)
 from anionmotion.analysis.msd import MSDResult
 from anionmotion.errors import FitWarning, OptionError
 from anionmotion.kernels.msd import msd_covariance, msd_fft
-
-import _caged_hopping as ch
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "argyrodite")
 REPLICAS = os.path.join(DATA, "Li6PS5Cl_Li_msd_replicas.npz")
@@ -43,7 +47,7 @@ def _replicas():
     for key in z.files:
         if key.endswith("_msd_xyz"):
             name = key[:-len("_msd_xyz")]
-            T, N, dt, hop, vol, temp, _ = z[name + "_info"]
+            _, N, dt, hop, vol, temp, _ = z[name + "_info"]
             out[name] = _msd_result(z[key], int(N), float(dt), hop=float(hop), temperature=float(temp), volume=float(vol))
     return out
 
@@ -172,7 +176,8 @@ def test_cli_estimator_option(tmp_path, capsys):
         assert main(["msd", f, "--species", "Li", "--frame-interval", "0.1", "--temperature", "500", "--estimator",
                      "gls", "--no-progress", "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    d = json.load(open(out))
+    with open(out) as fh:
+        d = json.load(fh)
     assert d["diffusion"]["estimator"] == "gls" and "estimator    gls: GLS" in text
     assert d["diffusion"]["fit_window_ps"] == pytest.approx([1.39, 6.95])
     with pytest.raises(SystemExit):

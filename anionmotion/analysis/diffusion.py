@@ -6,26 +6,29 @@ standard error, the He et al. (2018) empirical estimate for comparison, the
 Nernst–Einstein tracer conductivity and, when the MSD result carries the
 charge-displacement MSD, the collective conductivity and the Haven ratio.
 
-Estimator
----------
-Generalised least squares (GLS) with the covariance matrix of the MSD
-estimator, as kinisi does, but with the covariance computed exactly for a
-model series X(t) = W(t) + ε(t): a Gaussian random walk W (step variance s²
-per frame and direction) plus white vibrational noise ε (variance e²).  For
-each direction, Isserlis' theorem gives
+Estimators (``estimator=`` / ``--estimator``)
+---------------------------------------------
+``auto`` (default)
+    Finds the diffusive regime: window starts from 0.1 × the longest lag on are tried until the OLS slope
+    of the window's first half exceeds that of its second half by less than 1 standard error (at that
+    start and the next); D by OLS there.  The error comes from the covariance of the observed MSD, each
+    direction of each atom taken as a Gaussian process with stationary increments whose MSD is the
+    observed one below the window and the fitted line from there on (:func:`gp_msd_covariance`), times a
+    non-Gaussian factor for discrete hops of length a (the hop distance); atoms independent; OLS sandwich.
+    When the regime is never reached, D is the long-time slope, flagged (``diffusive_regime_reached``
+    False, FitWarning) with an error that adds the fall of the local slope over the searched starts.
+``gls``
+    The former default: GLS with the exact covariance of the all-origin MSD of Gaussian random walks with
+    white vibrational noise (Isserlis' theorem, closed form in :func:`anionmotion.kernels.msd.msd_covariance`),
+    plug-in parameters refined twice, variance × max(1, χ²/dof).  Its weights follow the window's start,
+    so on a caged (bending) MSD it is biased high with too small an error.
+``ols``
+    OLS on the window (no regime search) with the ``auto`` error.
+``he``
+    OLS on the window with the He et al. (2018) error.
 
-    Cov(M_m, M_n) = 2 / ((T−m)(T−n)) Σ_t Σ_u c(t, m; u, n)²,
-
-where c is the covariance of the displacements X(t+m) − X(t) and X(u+n) −
-X(u) (s² × overlap of the two intervals, ± e² where end points coincide),
-divided by the number of atoms (atoms taken as independent).  The
-parameters s² = slope·dt and e² = intercept/2 come from an ordinary least
-squares fit and are refined by two GLS iterations (plug-in).  The GLS uses at
-most ``max_lags`` lags spread evenly over the window: neighbouring lags are
-almost perfectly correlated, so this loses little information and keeps the
-covariance small.  The standard error is √[(XᵀΣ⁻¹X)⁻¹]₁₁ / (2d).
-For frames at uneven times there is no such model; the fit is then ordinary
-least squares and the uncertainty is the He et al. estimate only.
+For frames at uneven times there is no covariance model: the fit is OLS and the uncertainty is the He et al.
+estimate.  docs/diffusion.md §2 gives the measured bias and coverage of every estimator.
 """
 
 from __future__ import annotations
