@@ -448,8 +448,15 @@ def _diffusion_body(ctx, out):
     if lo is not None or hi is not None:
         lag_end = float(np.asarray(res.lag)[-1]) if len(res.lag) else 0.0
         window = (0.1 * lag_end if lo is None else lo, 0.5 * lag_end if hi is None else hi)
+        if window[1] > lag_end:
+            out.notes.append(f"--lag-max {window[1]:g} ps is beyond the longest lag of this trajectory "
+                             f"({lag_end:g} ps): the fit window was clipped to {window[0]:g}–{lag_end:g} ps")
+            window = (window[0], lag_end)
     fit = call(out, _api("fit_diffusion"), res, fit=window, temperature=ctx.temperature_K, charge=_opt(ctx, "charge"))
     ctx.results["fit"] = fit
+    if getattr(fit, "diffusive_regime_reached", None) is False:
+        out.notes.append("the MSD never reaches its diffusive regime in this trajectory: D is the long-time slope, an "
+                         "estimate flagged unreliable (its error includes how far the slope still falls); run longer")
     from ..analysis.diffusion import report_dict
 
     d = report_dict(res, fit)
