@@ -620,11 +620,15 @@ class _EventStream:
                            np.asarray(times)[t_idx[o]], angles[o]))
 
     def table(self, span_ns, n_anions):
-        if self.parts:
-            a, f, t, ang = (np.concatenate(x) for x in zip(*self.parts))
-            self.parts = [(a, f, t, ang)]          # the chunk pieces are freed
-        else:
-            a, f, t, ang = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+        n = sum(len(p[0]) for p in self.parts)
+        a, f, t, ang = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n), np.empty(n)
+        k = 0
+        while self.parts:                          # each chunk's piece is freed once copied: peak = table + one piece
+            pa, pf, pt, pang = self.parts.pop(0)
+            m = len(pa)
+            a[k:k + m], f[k:k + m], t[k:k + m], ang[k:k + m] = pa, pf, pt, pang
+            k += m
+        self.parts = [(a, f, t, ang)]
         count = int(len(a))
         return {
             "count": count,
