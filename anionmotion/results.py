@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import OptionError
 
-__all__ = ["Result", "to_jsonable", "check_output", "write_text_atomic", "write_json"]
+__all__ = ["Result", "to_jsonable", "check_output", "write_text_atomic", "write_json", "temp_output", "current_umask"]
 
 
 def to_jsonable(obj):
@@ -55,11 +55,36 @@ def check_output(path, overwrite=False):
     return path
 
 
+def current_umask() -> int:
+    """The process umask (read from /proc without changing it; else by setting and restoring it)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temp_output(path, suffix=None):
+    """``(fd, tmp)``: a temporary file next to ``path`` for an atomic write, with the permissions a plain
+    ``open(path, "w")`` would give (0666 less the umask; ``mkstemp`` alone makes it 0600)."""
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path) if suffix is None else suffix)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    except OSError:  # pragma: no cover - file systems without modes
+        pass
+    return fd, tmp
+
+
 def write_text_atomic(path, text, overwrite=False):
     """Write ``text`` to ``path`` via a temporary file and a rename (no half-written outputs)."""
     path = check_output(path, overwrite)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
+    fd, tmp = temp_output(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

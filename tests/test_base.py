@@ -219,3 +219,19 @@ def test_table_writer_csv_is_complete_atomic_and_never_overwrites(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["angles.csv"]
     with pytest.raises(ValueError, match="shape"):
         FrameTableWriter(None, ["a", "b"]).append(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_outputs_respect_the_umask(tmp_path, mask):
+    from anionmotion.results import write_text_atomic
+
+    old = os.umask(mask)
+    try:
+        write_text_atomic(tmp_path / "a.json", "{}\n")
+        w = FrameTableWriter(tmp_path / "b.csv", ["x"])
+        w.append(np.ones((2, 1)))
+        w.close()
+    finally:
+        os.umask(old)
+    for f in ("a.json", "b.csv"):
+        assert os.stat(tmp_path / f).st_mode & 0o777 == 0o666 & ~mask

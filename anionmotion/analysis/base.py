@@ -474,11 +474,10 @@ class FrameTableWriter:
         self._tmp = None
         self._overwrite = overwrite
         if self.path is not None:
-            from ..results import check_output
+            from ..results import check_output, temp_output
 
             check_output(self.path, overwrite)
-            d = os.path.dirname(os.path.abspath(self.path))
-            fd, self._tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(self.path))
+            fd, self._tmp = temp_output(self.path)
             self._fh = os.fdopen(fd, "w", encoding="utf-8")
             self._fh.write(",".join(self.header) + "\n")
 

@@ -127,13 +127,11 @@ class _TimelineJSON:
 
     def __init__(self, path, overwrite=False):
         import os
-        import tempfile
 
-        from ..results import check_output
+        from ..results import check_output, temp_output
 
         self.path = check_output(path, overwrite)
-        fd, self._tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)), prefix=".tmp-",
-                                         suffix=os.path.basename(self.path))
+        fd, self._tmp = temp_output(self.path)
         self._fh = os.fdopen(fd, "w", encoding="utf-8")
         self._n = 0
 
@@ -184,13 +182,11 @@ class _TimelineCSV:
 
     def __init__(self, path, cation, species, overwrite=False):
         import os
-        import tempfile
 
-        from ..results import check_output
+        from ..results import check_output, temp_output
 
         self.path = check_output(path, overwrite)
-        fd, self._tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(self.path)), prefix=".tmp-",
-                                         suffix=os.path.basename(self.path))
+        fd, self._tmp = temp_output(self.path)
         self._fh = os.fdopen(fd, "w", encoding="utf-8")
         self._fh.write(_csv_comment(cation, species) + "\n" + CSV_HEADER + "\n")
 

@@ -178,56 +178,82 @@ class _HopsView:
 
 
 # --------------------------------------------------------------------------------------------- reorientation
+def _rho_of(res, anion):
+    """ρ(θ, φ) of all anions (``anion`` None) or of anion ``anion``, and a label."""
+    from ..errors import OptionError
+
+    if anion is None:
+        return res.rho, f"{res.n_anions} × {res.species}"
+    if not 0 <= int(anion) < res.n_anions:
+        raise OptionError(f"anion {anion} out of range: there are {res.n_anions} polyanions (0..{res.n_anions - 1})")
+    return res.rho_per_anion[int(anion)], f"{res.species} #{int(anion)}"
+
+
 @register_view("ReorientationResult")
 class _ReorientationView:
-    def tables(self, res, **_):
-        return [Table("reorientation.csv", ["lag_ps", "C1", "C2"],
-                      np.column_stack([_arr(res.lag_ps), _arr(res.C1), _arr(res.C2)]))]
-
-    def figures(self, res, **_):
-        def draw_acf(axes):
-            ax = axes[0]
-            ax.plot(res.lag_ps, res.C1, label="C1 = ⟨u(t0+t)·u(t0)⟩")
-            ax.plot(res.lag_ps, res.C2, label="C2 = ⟨P2(u(t0+t)·u(t0))⟩")
-            ax.axhline(0.9, color="grey", ls=":")
-            ax.axvline(res.reliable_lag_ps, color="grey", ls=":")
-            ax.set_xlabel("lag time (ps)")
-            ax.set_ylabel("C(t) (dimensionless)")
-            ax.set_title(f"{res.n_anions} × {res.species}: rotating = {res.rotating}")
-            ax.legend(frameon=False)
-
-        out = [FigureSpec("reorientation", "Reorientation autocorrelation functions of the centre→ligand unit "
-                                           "vectors (SPEC §4); dotted: the 0.9 rotation criterion and the longest "
-                                           "reliable lag.", draw_acf)]
+    def tables(self, res, anion=None, **_):
+        out = [Table("reorientation.csv", ["lag_ps", "C1", "C2"],
+                     np.column_stack([_arr(res.lag_ps), _arr(res.C1), _arr(res.C2)]))]
         if res.rho is not None and np.size(res.rho):
+            rho, _ = _rho_of(res, anion)
+            te, pe = _arr(res.rho_theta_edges), _arr(res.rho_phi_edges)
+            ti, pj = np.meshgrid(np.arange(len(te) - 1), np.arange(len(pe) - 1), indexing="ij")
+            ti, pj = ti.ravel(), pj.ravel()
+            out.append(Table("orientation_density.csv",
+                             ["theta_lo_deg", "theta_hi_deg", "phi_lo_deg", "phi_hi_deg", "rho_per_sr"],
+                             np.column_stack([te[ti], te[ti + 1], pe[pj], pe[pj + 1], _arr(rho)[ti, pj]])))
+        return out
+
+    def figures(self, res, anion=None, **_):
+        method = res.meta.get("event_method", "threshold")
+        ev = (res.events or {}).get(method) or {}
+
+        def draw(axes):
+            a = axes[0]
+            a.plot(res.lag_ps, res.C1, label="C1 = ⟨u(t0+t)·u(t0)⟩")
+            a.plot(res.lag_ps, res.C2, label="C2 = ⟨P2(u(t0+t)·u(t0))⟩")
+            a.axhline(0.9, color="grey", ls=":", lw=0.8, label="0.9 (paper 003)")
+            a.axvline(res.reliable_lag_ps, color="k", ls=":", lw=0.8, label="longest reliable lag")
+            a.set_xlabel("lag time (ps)")
+            a.set_ylabel("C(t) (dimensionless)")
+            a.set_title(f"{res.n_anions} × {res.species}: rotating = {res.rotating}", fontsize=10)
+            a.legend(frameon=False, fontsize=8)
+            a = axes[1]
+            angles = getattr(res, "angles_deg", None)
+            if angles is not None and np.size(angles) and res.n_anions:
+                for k, lab in enumerate("abc"):
+                    a.plot(_arr(res.times_ps), angles[:, 0, k], lw=0.8, label=f"θ{lab}")
+                if ev:
+                    for tt in _arr(ev["time_ps"])[np.asarray(ev["anion"]) == 0]:
+                        a.axvline(tt, color="r", lw=0.6, alpha=0.6)
+                a.legend(frameon=False, fontsize=8)
+            a.set_xlabel("time (ps)")
+            a.set_ylabel("angle to cell vector (deg)")
+            a.set_title("anion 0: angles to a, b, c (red: its rotation events)", fontsize=10)
+            a = axes[2]
+            per = np.asarray(ev.get("per_anion", np.zeros(res.n_anions)))
+            a.bar(np.arange(len(per)), per, color="C2")
+            a.set_xlabel("anion")
+            a.set_ylabel("rotation events")
+            a.set_title(f"{res.rotation_frequency_per_ns:.3g} events per anion per ns ({method})", fontsize=10)
+
+        out = [FigureSpec("reorientation", "Reorientation of the polyanions (SPEC §4): the ACFs C1, C2 of the "
+                                           "centre→ligand unit vectors (dotted: the 0.9 rotation criterion and the "
+                                           "longest reliable lag), the angles of anion 0 to the cell vectors with its "
+                                           "rotation events, and the events per anion.", draw, ncols=3, width=4.6)]
+        if res.rho is not None and np.size(res.rho):
+            rho, what = _rho_of(res, anion)
+
             def draw_rho(axes):
-                fig = axes[0].figure
-                m = axes[0].pcolormesh(res.rho_phi_edges, res.rho_theta_edges, res.rho, shading="flat")
-                fig.colorbar(m, ax=axes[0], label="ρ(θ, φ) (sr⁻¹)")
+                m = axes[0].pcolormesh(res.rho_phi_edges, res.rho_theta_edges, rho, shading="flat", cmap="viridis")
+                axes[0].figure.colorbar(m, ax=axes[0], label="ρ(θ, φ) (sr⁻¹)")
                 axes[0].invert_yaxis()
                 axes[0].set_xlabel("φ (deg, from y)")
                 axes[0].set_ylabel("θ (deg, from z)")
+                axes[0].set_title(f"bond directions of {what}", fontsize=10)
 
-            out.append(FigureSpec("orientation_density", "ρ(θ, φ): density of ligand bond directions of all anions "
-                                                         "(θ from z, φ from y in the xy plane; SPEC §4).", draw_rho))
-        angles = getattr(res, "angles_deg", None)
-        if angles is not None and np.size(angles) and res.n_anions:
-            def draw_angles(axes):
-                ax = axes[0]
-                t = _arr(res.times_ps)
-                for k, lab in enumerate("abc"):
-                    ax.plot(t, angles[:, 0, k], lw=0.8, label=f"θ{lab}")
-                ev = (res.events or {}).get(res.meta.get("event_method", "threshold"))
-                if ev:
-                    for tt in _arr(ev["time_ps"])[np.asarray(ev["anion"]) == 0]:
-                        ax.axvline(tt, color="r", lw=0.6, alpha=0.6)
-                ax.set_xlabel("time (ps)")
-                ax.set_ylabel("angle to cell vector (deg)")
-                ax.legend(frameon=False, fontsize=8)
-
-            out.append(FigureSpec("orientation_angles", "Angles between the orientation vector of anion 0 and the "
-                                                        "cell vectors a, b, c; red: its rotation events.",
-                                  draw_angles))
+            out.append(FigureSpec("orientation_density", "ρ(θ, φ): density of the ligand bond directions (θ from z, "
+                                                         "φ from y in the xy plane; SPEC §4).", draw_rho))
         return out
 
 

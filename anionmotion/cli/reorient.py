@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 
 from ._common import (add_memory_option, add_output_options, add_polyanion_options, add_reader_options,
-                      check_outputs, need_matplotlib, open_from_args, progress_of)
+                      check_outputs, open_from_args, progress_of)
 
-__all__ = ["register", "run", "plot_reorientation", "plot_rho", "rho_csv"]
+__all__ = ["register", "run"]
 
 
 def register(sub):
@@ -46,95 +45,9 @@ def register(sub):
     return p
 
 
-def _rho_of(res, anion):
-    if anion is None:
-        return res.rho, f"{res.n_anions} × {res.species}"
-    if not 0 <= anion < res.n_anions:
-        from ..errors import OptionError
-
-        raise OptionError(f"--rho-anion {anion} out of range: there are {res.n_anions} polyanions (0..{res.n_anions - 1})")
-    return res.rho_per_anion[anion], f"{res.species} #{anion}"
-
-
-def rho_csv(res, anion=None) -> str:
-    """ρ(θ, φ) as CSV: theta_lo, theta_hi, phi_lo, phi_hi (degrees), rho (sr⁻¹); all anions or anion K."""
-    rho, what = _rho_of(res, anion)
-    te, pe = res.rho_theta_edges, res.rho_phi_edges
-    lines = [f"# rho(theta, phi) of the ligand bond directions of {what}, sr^-1; theta from z, phi from y (degrees)",
-             "theta_lo_deg,theta_hi_deg,phi_lo_deg,phi_hi_deg,rho_per_sr"]
-    for i in range(len(te) - 1):
-        for j in range(len(pe) - 1):
-            lines.append(f"{te[i]:.4f},{te[i + 1]:.4f},{pe[j]:.4f},{pe[j + 1]:.4f},{rho[i, j]:.8g}")
-    return "\n".join(lines) + "\n"
-
-
-def plot_rho(res, path, overwrite=False, anion=None):
-    """Picture of ρ(θ, φ) (all anions, or anion K)."""
-    from ..results import check_output
-
-    rho, what = _rho_of(res, anion)
-    check_output(path, overwrite)
-    plt = need_matplotlib()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    m = ax.pcolormesh(res.rho_phi_edges, res.rho_theta_edges, rho, shading="flat", cmap="viridis")
-    ax.set_xlabel("φ (deg, from y)")
-    ax.set_ylabel("θ (deg, from z)")
-    ax.invert_yaxis()
-    ax.set_title(f"ρ(θ, φ) of the bond directions of {what}")
-    fig.colorbar(m, ax=ax, label="ρ (sr⁻¹)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
-
-
-def plot_reorientation(res, path, overwrite=False):
-    """Four panels: C1/C2, angle projections of anion 0, rotation events per anion, ρ(θ, φ)."""
-    from ..results import check_output
-
-    check_output(path, overwrite)
-    plt = need_matplotlib()
-    fig, ax = plt.subplots(2, 2, figsize=(10, 7.5))
-    a = ax[0, 0]
-    a.plot(res.lag_ps, res.C1, label="C1")
-    a.plot(res.lag_ps, res.C2, label="C2")
-    a.axhline(0.9, color="grey", ls="--", lw=0.8, label="0.9 (paper 003)")
-    a.axvline(res.reliable_lag_ps, color="k", ls=":", lw=0.8, label="longest reliable lag")
-    a.set_xlabel("lag (ps)")
-    a.set_ylabel("C(t)")
-    a.set_title(f"{res.n_anions} × {res.species}: rotating = {res.rotating}")
-    a.legend(fontsize=8)
-    a = ax[0, 1]
-    for k, lab in enumerate("abc"):
-        a.plot(res.times_ps, res.angles_deg[:, 0, k], lw=0.8, label=f"θ{lab}")   # (strided) preview
-    ev = res.events[res.meta["event_method"]]
-    for t in ev["time_ps"][ev["anion"] == 0]:
-        a.axvline(t, color="r", lw=0.6, alpha=0.6)
-    a.set_xlabel("time (ps)")
-    a.set_ylabel("angle to cell vector (deg)")
-    a.set_title("angle projections, anion 0 (red: rotation events)")
-    a.legend(fontsize=8)
-    a = ax[1, 0]
-    a.bar(np.arange(res.n_anions), ev["per_anion"], color="C2")
-    a.set_xlabel("anion")
-    a.set_ylabel("rotation events")
-    a.set_title(f"{res.rotation_frequency_per_ns:.3g} events per anion per ns ({res.meta['event_method']})")
-    a = ax[1, 1]
-    m = a.pcolormesh(res.rho_phi_edges, res.rho_theta_edges, res.rho, shading="flat", cmap="viridis")
-    a.invert_yaxis()
-    a.set_xlabel("φ (deg)")
-    a.set_ylabel("θ (deg)")
-    a.set_title("ρ(θ, φ) (sr⁻¹)")
-    fig.colorbar(m, ax=a)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def run(args) -> int:
     from ..analysis.reorientation import reorientation
-    from ..results import write_json, write_text_atomic
+    from ..results import write_json
 
     check_outputs(args, args.json, args.plot, args.rho, args.rho_csv, args.angles_csv)
     with open_from_args(args) as traj:
@@ -148,7 +61,8 @@ def run(args) -> int:
             from ..analysis.hops import hops
 
             h = hops(traj, species=args.cation, a=args.hop_a, residence=args.hop_residence, window=args.hop_window,
-                     start=args.start, stop=args.stop, step=args.step, progress=progress_of(args))
+                     start=args.start, stop=args.stop, step=args.step, memory=args.memory, keep_h=False,
+                     progress=progress_of(args))
             cation = {"species": args.cation, "jump_frequency_per_ns": h.jump_frequency_per_ns,
                       "n_hops": h.n_events, "a_A": h.a_A, "residence_ps": h.residence_ps, "window_ps": h.window_ps}
     print(res.summary())
@@ -164,9 +78,9 @@ def run(args) -> int:
         write_json(args.json, d, overwrite=args.overwrite)
         del d
     if args.rho_csv:
-        write_text_atomic(args.rho_csv, rho_csv(res, args.rho_anion), overwrite=args.overwrite)
+        res.write_csv(args.rho_csv, which="orientation_density.csv", anion=args.rho_anion, overwrite=args.overwrite)
     if args.rho:
-        plot_rho(res, args.rho, overwrite=args.overwrite, anion=args.rho_anion)
+        res.save_plot(args.rho, which="orientation_density", anion=args.rho_anion, overwrite=args.overwrite)
     if args.plot:
-        plot_reorientation(res, args.plot, overwrite=args.overwrite)
+        res.save_plot(args.plot, which="reorientation", overwrite=args.overwrite, dpi=120)
     return 0

@@ -187,8 +187,9 @@ def _context(openmm, system, s, platform, threads):
 
 
 def _atomic_write_bytes(path, data: bytes):
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=os.path.basename(path))
+    from ..results import temp_output
+
+    fd, tmp = temp_output(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
