@@ -639,6 +639,45 @@ class _EventStream:
         }
 
 
+def _c1c2_power(item, pad=None):
+    """Power spectra of one block of vectors for C1 and C2, weighted per group: ``(p1, p2)``, shape (G, nf).
+
+    ``item`` = (rows (3·nb, T) — or ``(path, T, r0, nr)`` of a scratch file for a task in another process —,
+    n_fft, group weights (G, nb), FFT workers); ``pad`` an optional reusable zero buffer (≥ 3·nb, n_fft).
+    The same arithmetic serially and as a mapper task, so the sums are identical.
+    """
+    src, nfft, W, workers = item
+    if isinstance(src, tuple):
+        path, T, r0, nr = src
+        rows = np.fromfile(path, dtype=np.float64, count=nr * T, offset=8 * r0 * T).reshape(nr, T)
+    else:
+        rows = src
+    nb, T = rows.shape[0] // 3, rows.shape[1]
+    nf = nfft // 2 + 1
+    if pad is None:
+        pad = np.zeros((3 * nb, nfft))
+    buf = pad[:3 * nb]
+    bv = buf.reshape(nb, 3, nfft)[:, :, :T]
+
+    def power():
+        """Σ over the 3 rows of each vector of |rfft|², shape (nb, nf)."""
+        f = scipy.fft.rfft(buf, axis=1, workers=workers)
+        fv = f.view(np.float64).reshape(nb, 3, nf, 2)
+        return np.einsum("vcfk,vcfk->vf", fv, fv)
+
+    bv[...] = rows.reshape(nb, 3, T)                                   # C1: the components
+    p1 = W @ power()
+    x, y, z = rows[0::3], rows[1::3], rows[2::3]
+    # C2: cos² = Σ_kl u_k u_l(t0) u_k u_l(t0+m); the diagonal products once, the off-diagonal twice
+    for k, (a, b) in enumerate(((x, x), (y, y), (z, z))):
+        np.multiply(a, b, out=bv[:, k])
+    p2 = W @ power()
+    for k, (a, b) in enumerate(((x, y), (x, z), (y, z))):
+        np.multiply(a, b, out=bv[:, k])
+    p2 += 2.0 * (W @ power())
+    return p1, p2
+
+
 class Reorientation(AnalysisBase):
     """Reorientation dynamics of the polyanions, streamed in bounded memory (SPEC §4).
 
@@ -696,8 +735,9 @@ class Reorientation(AnalysisBase):
                  threshold=DEFAULT_THRESHOLD_DEG, event_method="threshold", site_tolerance=DEFAULT_SITE_TOLERANCE_DEG,
                  reliable_fraction=RELIABLE_FRACTION, rho_bins=(36, 72), angles_csv=None, overwrite=False,
                  frames_per_chunk=None, memory=None, progress=None, use_ext=True, store_mode="auto",
-                 scratch_dir=None, workers=-1):
+                 scratch_dir=None, workers=-1, mapper=None):
         super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        self.mapper = mapper
         # None means "the default" (convenient for callers forwarding optional settings)
         threshold = DEFAULT_THRESHOLD_DEG if threshold is None else threshold
         site_tolerance = DEFAULT_SITE_TOLERANCE_DEG if site_tolerance is None else site_tolerance
@@ -791,7 +831,8 @@ class Reorientation(AnalysisBase):
         vec_anion = np.nonzero(self.valid_mask)[0]                                   # (n_vec,) row-major (a, l)
         self.group_weights = np.stack([sel[vec_anion] for _, sel in groups]).astype(np.float64)   # (G, n_vec)
         self._store = SeriesStore(3 * self.n_vec, T, budget=self.budget, mode=self.store_mode,
-                                  scratch_dir=self.scratch_dir, prefix="anionmotion-reorient-")
+                                  scratch_dir=self.scratch_dir, prefix="anionmotion-reorient-",
+                                  keep_path=self.mapper is not None)
         row_bytes = 8 * (2 + 3 * A)
         preview = int(min(self.preview_frames, max(100, self.preview_fraction * self.budget // row_bytes)))
         header = ["time_ps", "frame"] + [f"theta_{k}_deg_{a}" for a in range(A) for k in "abc"]
@@ -849,33 +890,25 @@ class Reorientation(AnalysisBase):
         self.fft_block = block
         p1 = np.zeros((G, nf))
         p2 = np.zeros((G, nf))
-        pad = np.zeros((3 * block, nfft))            # columns T… stay zero: no wrap-around
-
-        def power(buf, nb):
-            """Σ over the 3 rows of each vector of |rfft|², shape (nb, nf)."""
-            f = scipy.fft.rfft(buf, axis=1, workers=self.workers)
-            fv = f.view(np.float64).reshape(nb, 3, nf, 2)
-            return np.einsum("vcfk,vcfk->vf", fv, fv)
-
+        blocks = [(r0, 3 * min(block, nv - r0 // 3)) for r0 in range(0, 3 * nv, 3 * block)]
         with self._phase(nv, "C1/C2 transforms", unit="vector") as bar:
-            for r0, rows in self._store.blocks(3 * block):
-                nb = rows.shape[0] // 3
-                W = self.group_weights[:, r0 // 3:r0 // 3 + nb]                   # (G, nb)
-                buf = pad[:3 * nb]
-                bv = buf.reshape(nb, 3, nfft)[:, :, :T]
-                bv[...] = rows.reshape(nb, 3, T)                                   # C1: the components
-                p1 += W @ power(buf, nb)
-                x, y, z = rows[0::3], rows[1::3], rows[2::3]
-                # C2: cos² = Σ_kl u_k u_l(t0) u_k u_l(t0+m); the diagonal products once, the off-diagonal twice
-                for k, (a, b) in enumerate(((x, x), (y, y), (z, z))):
-                    np.multiply(a, b, out=bv[:, k])
-                p2 += W @ power(buf, nb)
-                for k, (a, b) in enumerate(((x, y), (x, z), (y, z))):
-                    np.multiply(a, b, out=bv[:, k])
-                p2 += 2.0 * (W @ power(buf, nb))
-                del rows, x, y, z
-                bar.update(nb)
-        del pad
+            if self.mapper is None or (not self._store.in_memory and self._store.path is None):
+                pad = np.zeros((3 * block, nfft))            # columns T… stay zero: no wrap-around
+                for r0, nr in blocks:
+                    W = self.group_weights[:, r0 // 3:(r0 + nr) // 3]
+                    q1, q2 = _c1c2_power((self._store.read_rows(r0, nr), nfft, W, self.workers), pad)
+                    p1 += q1
+                    p2 += q2
+                    bar.update(nr // 3)
+                del pad
+            else:  # blocks as tasks of the mapper (Dask), merged in block order: the same sums as serially
+                items = [(self._store.read_rows(r0, nr) if self._store.in_memory
+                          else (self._store.path, T, r0, nr), nfft, self.group_weights[:, r0 // 3:(r0 + nr) // 3], 1)
+                         for r0, nr in blocks]
+                for (_, _, W, _), (q1, q2) in zip(items, self.mapper(_c1c2_power, items)):
+                    p1 += q1
+                    p2 += q2
+                    bar.update(W.shape[1])
         n_per = self.group_weights.sum(axis=1)                                      # vectors per group
         norm = n_per[:, None] * (T - np.arange(T, dtype=np.float64))[None, :]
         c1 = scipy.fft.irfft(p1, nfft, axis=1, workers=self.workers)[:, :T] / norm
@@ -966,7 +999,7 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
                   threshold=DEFAULT_THRESHOLD_DEG, event_method="threshold",
                   site_tolerance=DEFAULT_SITE_TOLERANCE_DEG, reliable_fraction=RELIABLE_FRACTION,
                   rho_bins=(36, 72), start=None, stop=None, step=None, memory=None, frames_per_chunk=None,
-                  progress=None, use_ext=True, angles_csv=None, overwrite=False) -> ReorientationResult:
+                  progress=None, use_ext=True, angles_csv=None, overwrite=False, mapper=None) -> ReorientationResult:
     """Reorientation dynamics of the polyanions of a trajectory, in bounded memory.
 
     Parameters
@@ -1005,6 +1038,11 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
         ``frame``, then θa, θb, θc of each anion, degrees), written chunk by chunk.
     overwrite : bool
         Replace an existing ``angles_csv``.
+    mapper : callable, optional
+        ``mapper(function, items)`` returning the results in order (e.g. Dask's ``client.map`` +
+        ``gather``): the C1/C2 transforms of the blocks of vectors run as its tasks (a scratch file is then
+        kept by name so that tasks in other processes can read their rows).  The sums are merged in block
+        order, so the result is the same as the serial one bit for bit.
 
     Returns
     -------
@@ -1043,4 +1081,4 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
                          threshold=threshold, event_method=event_method, site_tolerance=site_tolerance,
                          reliable_fraction=reliable_fraction, rho_bins=rho_bins, angles_csv=angles_csv,
                          overwrite=overwrite, frames_per_chunk=frames_per_chunk, memory=memory, progress=progress,
-                         use_ext=use_ext).run(traj, start=start, stop=stop, step=step)
+                         use_ext=use_ext, mapper=mapper).run(traj, start=start, stop=stop, step=step)

@@ -525,7 +525,7 @@ def _hops_body(ctx, out):
 def _reorientation_body(ctx, out):
     poly = _poly_obj(ctx)
     res = call(out, _api("reorientation"), ctx.traj, polyanions=poly, threshold=_opt(ctx, "rotation_threshold_deg"),
-               progress=ctx.progress, memory=ctx.memory)
+               progress=ctx.progress, memory=ctx.memory, mapper=ctx.mapper)
     ctx.results["reorientation"] = res
     d = rdict(res)
     out.result = d
