@@ -229,18 +229,18 @@ class _ReorientationView:
                 a.legend(frameon=False, fontsize=8)
             a.set_xlabel("time (ps)")
             a.set_ylabel("angle to cell vector (deg)")
-            a.set_title("anion 0: angles to a, b, c (red: its rotation events)", fontsize=10)
+            a.set_title("anion 0 (red: its rotation events)", fontsize=10)
             a = axes[2]
             per = np.asarray(ev.get("per_anion", np.zeros(res.n_anions)))
             a.bar(np.arange(len(per)), per, color="C2")
             a.set_xlabel("anion")
             a.set_ylabel("rotation events")
-            a.set_title(f"{res.rotation_frequency_per_ns:.3g} events per anion per ns ({method})", fontsize=10)
+            a.set_title(f"{res.rotation_frequency_per_ns:.3g} per anion per ns ({method})", fontsize=10)
 
         out = [FigureSpec("reorientation", "Reorientation of the polyanions (SPEC §4): the ACFs C1, C2 of the "
                                            "centre→ligand unit vectors (dotted: the 0.9 rotation criterion and the "
                                            "longest reliable lag), the angles of anion 0 to the cell vectors with its "
-                                           "rotation events, and the events per anion.", draw, ncols=3, width=4.6)]
+                                           "rotation events, and the events per anion.", draw, ncols=3, width=5.2)]
         if res.rho is not None and np.size(res.rho):
             rho, what = _rho_of(res, anion)
 

@@ -334,6 +334,7 @@ def _add_views(out, res, **context):
                              nrows=spec.nrows)
         if fig is not None:
             spec.draw(list(ax))
+            fig.tight_layout()
 
 
 def _needs_cation(ctx):
