@@ -13,12 +13,35 @@ import json
 import math
 import os
 import tempfile
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 
 from .errors import OptionError
 
-__all__ = ["Result", "to_jsonable", "check_output", "write_text_atomic", "write_json", "temp_output", "current_umask"]
+__all__ = ["Result", "to_jsonable", "check_output", "write_text_atomic", "write_json", "temp_output", "current_umask",
+           "json_arrays", "dump_json"]
+
+#: numeric arrays at least this long stay numpy arrays inside :func:`json_arrays` (streamed by :func:`dump_json`)
+STREAM_ARRAY_SIZE = 1024
+_STATE = threading.local()
+
+
+@contextmanager
+def json_arrays():
+    """Within this context :func:`to_jsonable` leaves large numeric arrays as numpy arrays.
+
+    :func:`write_json` (and :func:`dump_json`) then write them chunk by chunk, so a result with per-lag or
+    per-frame arrays of 10⁷ values is written without building 10⁷ Python floats; the text is the same as
+    ``json.dumps(..., indent=2)`` of the fully converted data.
+    """
+    prev = getattr(_STATE, "keep", False)
+    _STATE.keep = True
+    try:
+        yield
+    finally:
+        _STATE.keep = prev
 
 
 def to_jsonable(obj):
@@ -32,6 +55,8 @@ def to_jsonable(obj):
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
+        if getattr(_STATE, "keep", False) and obj.dtype.kind in "fiub" and obj.size >= STREAM_ARRAY_SIZE:
+            return obj
         if obj.dtype == object or obj.dtype.kind in "US":
             return [to_jsonable(v) for v in obj.tolist()]
         return to_jsonable(obj.tolist())
@@ -97,8 +122,98 @@ def write_text_atomic(path, text, overwrite=False):
 
 
 def write_json(path, data, overwrite=False):
-    """Write ``data`` (converted with :func:`to_jsonable`) as indented JSON."""
-    return write_text_atomic(path, json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n", overwrite)
+    """Write ``data`` (converted with :func:`to_jsonable`) as indented JSON, atomically.
+
+    The text equals ``json.dumps(to_jsonable(data), indent=2)``; large numeric arrays are written chunk by
+    chunk (:func:`dump_json`), so memory does not grow with their length.  Build ``data`` inside
+    :func:`json_arrays` to keep its arrays from being converted to lists beforehand.
+    """
+    with json_arrays():
+        data = to_jsonable(data)
+    path = check_output(path, overwrite)
+    fd, tmp = temp_output(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            dump_json(data, fh)
+            fh.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+_CHUNK = 65536
+
+
+def _array_items(a):
+    """JSON texts of the elements of a 1-D numeric array, chunk by chunk (as ``to_jsonable`` + ``json``)."""
+    kind = a.dtype.kind
+    for i in range(0, len(a), _CHUNK):
+        part = a[i:i + _CHUNK].tolist()
+        if kind == "f":
+            yield [float.__repr__(x) if math.isfinite(x) else "null" for x in part]
+        elif kind == "b":
+            yield ["true" if x else "false" for x in part]
+        else:
+            yield [str(int(x)) for x in part]
+
+
+def _dump_array(a, fh, level):
+    if a.ndim == 0:
+        fh.write(json.dumps(to_jsonable(a.item()), allow_nan=False))
+        return
+    if len(a) == 0:
+        fh.write("[]")
+        return
+    inner = "\n" + "  " * (level + 1)
+    fh.write("[" + inner)
+    if a.ndim == 1:
+        first = True
+        for texts in _array_items(a):
+            if not first:
+                fh.write("," + inner)
+            fh.write(("," + inner).join(texts))
+            first = False
+    else:
+        for k in range(len(a)):
+            if k:
+                fh.write("," + inner)
+            _dump_array(a[k], fh, level + 1)
+    fh.write("\n" + "  " * level + "]")
+
+
+def dump_json(data, fh, level=0):
+    """Write JSON-ready ``data`` (dicts, lists, scalars and numeric numpy arrays) to ``fh``.
+
+    The text is that of ``json.dumps(data, indent=2, allow_nan=False)`` with every array written as the
+    list it stands for, but the arrays are formatted chunk by chunk.
+    """
+    if isinstance(data, np.ndarray):
+        _dump_array(data, fh, level)
+    elif isinstance(data, dict):
+        if not data:
+            fh.write("{}")
+            return
+        inner = "\n" + "  " * (level + 1)
+        fh.write("{")
+        for k, (key, value) in enumerate(data.items()):
+            fh.write(("," if k else "") + inner + json.dumps(str(key)) + ": ")
+            dump_json(value, fh, level + 1)
+        fh.write("\n" + "  " * level + "}")
+    elif isinstance(data, (list, tuple)):
+        if not data:
+            fh.write("[]")
+            return
+        inner = "\n" + "  " * (level + 1)
+        fh.write("[")
+        for k, value in enumerate(data):
+            fh.write(("," if k else "") + inner)
+            dump_json(value, fh, level + 1)
+        fh.write("\n" + "  " * level + "]")
+    else:
+        fh.write(json.dumps(data, allow_nan=False))
 
 
 class Result:
@@ -114,7 +229,8 @@ class Result:
 
     def save(self, path, overwrite=False):
         """Write :meth:`to_dict` as JSON; refuses to overwrite an existing file unless ``overwrite``."""
-        return write_json(path, self.to_dict(), overwrite)
+        with json_arrays():
+            return write_json(path, self.to_dict(), overwrite)
 
     def summary(self) -> str:  # pragma: no cover - overridden
         return repr(self)

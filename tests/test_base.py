@@ -235,3 +235,55 @@ def test_outputs_respect_the_umask(tmp_path, mask):
         os.umask(old)
     for f in ("a.json", "b.csv"):
         assert os.stat(tmp_path / f).st_mode & 0o777 == 0o666 & ~mask
+
+
+# ----------------------------------------------------------------------------- streamed JSON
+_json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10 ** 6, 10 ** 6), st.floats(allow_nan=True, allow_infinity=True),
+              st.text(max_size=5)),
+    lambda kids: st.one_of(st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=4), kids, max_size=4)),
+    max_leaves=12)
+
+
+@given(_json_values, st.integers(0, 3000), st.integers(0, 2), st.sampled_from(["f8", "f4", "i8", "bool"]),
+       st.integers(0, 2 ** 31))
+@settings(max_examples=80, deadline=None)
+def test_streamed_json_is_the_text_json_dumps_writes(extra, n, ndim, dtype, seed):
+    import io
+    import json
+
+    from anionmotion.results import dump_json, json_arrays, to_jsonable
+
+    rng = np.random.default_rng(seed)
+    shape = (n,) if ndim < 2 else (n // 3, 3)
+    a = (rng.normal(size=shape) * 10.0 ** rng.integers(-5, 5)).astype(dtype)
+    if dtype.startswith("f") and a.size:
+        a.flat[rng.integers(0, a.size, 3)] = [np.nan, np.inf, -0.0]
+    data = {"a": a, "x": extra, "nested": [a[:7], {"k": a}]}
+    ref = json.dumps(to_jsonable(data), indent=2, allow_nan=False)
+    with json_arrays():
+        kept = to_jsonable(data)
+    buf = io.StringIO()
+    dump_json(kept, buf)
+    assert buf.getvalue() == ref
+    if a.size >= 1024:
+        assert isinstance(kept["a"], np.ndarray)          # not turned into a list
+
+
+def test_write_json_of_a_long_array_does_not_build_python_lists(tmp_path):
+    import json
+    import tracemalloc
+
+    from anionmotion.results import write_json
+
+    peaks = []
+    for n in (1_000_000, 4_000_000):
+        a = np.random.default_rng(0).normal(size=n)
+        tracemalloc.start()
+        write_json(tmp_path / f"a{n}.json", {"a": a})
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    # one chunk of formatted numbers at a time (~10 MB), whatever the length; as a list, 4e6 floats alone
+    # would take 4e6 × 32 B = 128 MB
+    assert max(peaks) < 30e6 and peaks[1] < 1.5 * peaks[0]
+    assert json.loads((tmp_path / "a4000000.json").read_text())["a"] == a.tolist()

@@ -411,7 +411,10 @@ class ReorientationResult(Result):
     def save(self, path, overwrite=False, include_series=False):
         from ..results import write_json
 
-        return write_json(path, self.to_dict(include_series=include_series), overwrite)
+        from ..results import json_arrays
+
+        with json_arrays():
+            return write_json(path, self.to_dict(include_series=include_series), overwrite)
 
     def summary(self) -> str:
         t1 = "n/a" if self.tau1_ps is None else f"{self.tau1_ps:.4g} ps"

@@ -99,13 +99,21 @@ def check_outputs(args, *paths):
 
 
 def write_outputs(args, *, json_data=None, csv_text=None):
-    """Write ``--json`` (a dict) and ``--csv`` (text) when they were asked for."""
-    from ..results import write_json, write_text_atomic
+    """Write ``--json`` and ``--csv`` (text) when they were asked for.
+
+    ``json_data`` is a dict or, better, a callable returning it: it is then built only when ``--json`` was
+    given, inside :func:`anionmotion.results.json_arrays`, so that long arrays are streamed to the file
+    instead of being turned into Python lists first.
+    """
+    from ..results import json_arrays, write_json, write_text_atomic
 
     if getattr(args, "json", None) and json_data is not None:
-        write_json(args.json, json_data, overwrite=args.overwrite)
+        with json_arrays():
+            data = json_data() if callable(json_data) else json_data
+            write_json(args.json, data, overwrite=args.overwrite)
+        del data
     if getattr(args, "csv", None) and csv_text is not None:
-        write_text_atomic(args.csv, csv_text, overwrite=args.overwrite)
+        write_text_atomic(args.csv, csv_text() if callable(csv_text) else csv_text, overwrite=args.overwrite)
 
 
 def progress_of(args):

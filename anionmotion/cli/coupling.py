@@ -51,7 +51,7 @@ def run(args) -> int:
                        stop=args.stop, step=args.step, memory=args.memory,
                        progress=progress_of(args))
     print(res.summary())
-    write_outputs(args, json_data=res.to_dict() if args.json else None)
+    write_outputs(args, json_data=res.to_dict)
     if args.plot:
         res.save_plot(args.plot, overwrite=args.overwrite, dpi=120)
     return 0

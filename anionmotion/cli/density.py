@@ -58,7 +58,7 @@ def run(args) -> int:
         i = int(pr["p"].argmax())
         print(f"distribution along {args.axis}: maximum p = {pr['p'][i]:.4g} at s = {pr['s'][i]:.4f} "
               f"({pr['x_A'][i]:.3f} Å)")
-    write_outputs(args, json_data=res.to_dict())
+    write_outputs(args, json_data=res.to_dict)
     if args.csv:
         res.write_csv(args.csv, which=f"density_profile_{args.axis}.csv", overwrite=args.overwrite)
     if args.plot:

@@ -67,7 +67,7 @@ def parse_charges(text):
 def run(args) -> int:
     from ..analysis.diffusion import fit_diffusion, report_dict
     from ..analysis.msd import msd
-    from ..results import write_json
+    from ..results import json_arrays, write_json
 
     check_outputs(args, args.json, args.csv, args.plot)
     charges = parse_charges(args.charges)
@@ -84,7 +84,8 @@ def run(args) -> int:
     else:
         print("D            not fitted (fewer than 4 lags)")
     if args.json:
-        write_json(args.json, report_dict(res, fit), overwrite=args.overwrite)
+        with json_arrays():
+            write_json(args.json, report_dict(res, fit), overwrite=args.overwrite)
     if args.csv:
         res.write_csv(args.csv, overwrite=args.overwrite)
     if args.plot:

@@ -47,7 +47,7 @@ def register(sub):
 
 def run(args) -> int:
     from ..analysis.reorientation import reorientation
-    from ..results import write_json
+    from ..results import json_arrays, write_json
 
     check_outputs(args, args.json, args.plot, args.rho, args.rho_csv, args.angles_csv)
     with open_from_args(args) as traj:
@@ -71,11 +71,12 @@ def run(args) -> int:
               f"per ns, a = {cation['a_A']:.3f} Å)")
     if args.json:
         # the JSON dict (lists of every lag and event) only when asked for: it grows with the trajectory
-        d = res.to_dict(include_series=args.series)
-        if cation:
-            d["cation"] = cation
-            d["cation_jump_frequency_per_ns"] = cation["jump_frequency_per_ns"]
-        write_json(args.json, d, overwrite=args.overwrite)
+        with json_arrays():
+            d = res.to_dict(include_series=args.series)
+            if cation:
+                d["cation"] = cation
+                d["cation_jump_frequency_per_ns"] = cation["jump_frequency_per_ns"]
+            write_json(args.json, d, overwrite=args.overwrite)
         del d
     if args.rho_csv:
         res.write_csv(args.rho_csv, which="orientation_density.csv", anion=args.rho_anion, overwrite=args.overwrite)
