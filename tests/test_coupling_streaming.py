@@ -398,3 +398,35 @@ def test_strided_frame_range_equals_the_subsampled_trajectory():
         npt.assert_array_equal(x["anions"], y["anions"])
         npt.assert_allclose(x["ligand_angle_deg"], y["ligand_angle_deg"], rtol=1e-12, atol=1e-12)
         npt.assert_allclose(x["cation_ligand_A"], y["cation_ligand_A"], rtol=1e-12, atol=1e-12)
+
+
+def test_timeline_max_hops_spreads_the_selection_over_the_run():
+    """A long run has tens of thousands of hops: the CLI default shows at most 100, evenly spread."""
+    from anionmotion.analysis.timeline import timeline
+
+    rng = np.random.default_rng(3)
+    n, n_li = 3000, 12
+    pos = np.zeros((n, 5 + n_li, 3))
+    pos[:, 0] = [6, 6, 6]
+    for k, v in enumerate(np.array([[1, 1, 1], [1, -1, -1], [-1, 1, -1], [-1, -1, 1]]) / np.sqrt(3) * 1.5):
+        pos[:, k + 1] = pos[:, 0] + v
+    for i in range(n_li):                       # every Li hops 4 Å back and forth at random times
+        base = np.array([2.0 + i, 9.0, 3.0])
+        flips = np.sort(rng.choice(np.arange(300, n - 300), size=4, replace=False))
+        shift = np.zeros(n)
+        for f in flips:
+            shift[f:] = 4.0 - shift[f]
+        pos[:, 5 + i] = base + np.outer(shift, [0, 0, 1])
+    sp = ["S", "O", "O", "O", "O"] + ["Li"] * n_li
+    traj = anionmotion.from_arrays(pos, np.eye(3) * 30, species=sp, frame_interval=0.01)
+    kw = dict(cation="Li", center="S", ligand="O", hop_a=3.0, hop_residence=0.5, hop_window=1.5, keep=0)
+    everything = timeline(traj, **kw)
+    n_total = everything.n_hops_total
+    assert n_total > 10 and everything.meta["selection"] == "every hop"
+    few = timeline(traj, max_hops=5, **kw)
+    chosen = [h["hop"] for h in few.summaries]
+    assert chosen == sorted(set(np.round(np.linspace(0, n_total - 1, 5)).astype(int).tolist()))
+    assert chosen[0] == 0 and chosen[-1] == n_total - 1 and "5 of" in few.meta["selection"]
+    assert len(timeline(traj, max_hops=0, **kw).summaries) == n_total
+    with pytest.raises(anionmotion.OptionError, match="max_hops"):
+        timeline(traj, max_hops=-1, **kw)

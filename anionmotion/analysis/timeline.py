@@ -91,7 +91,7 @@ class TimelineResult(Result):
     def summary(self) -> str:
         hs = self.summaries or [_hop_summary(h) for h in self.hops]
         lines = [f"{self.n_hops_total} {self.cation} hops; {len(hs)} timeline(s) of ±{self.half_width_ps:g} ps "
-                 f"with the {self.meta.get('n_nearest')} nearest {self.species}"]
+                 f"with the {self.meta.get('n_nearest')} nearest {self.species} ({self.meta.get('selection', '')})"]
         for h in hs:
             lines.append(f"  hop {h['hop']}: {self.cation} atom {h['cation_atom']} at {h['hop_time_ps']:.3f} ps, "
                          f"max displacement {h['max_displacement_A']:.2f} Å, anions "
@@ -220,8 +220,11 @@ class Timeline(AnalysisBase):
 
     def __init__(self, cation, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, hops=None,
                  hop=None, hop_a=None, hop_residence=3.0, hop_window=9.0, half_width=None, n_nearest=2, memory=None,
-                 progress=None, use_ext=True, keep=None, csv=None, json=None, overwrite=False):
+                 progress=None, use_ext=True, keep=None, csv=None, json=None, overwrite=False, max_hops=None):
         super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        if max_hops is not None and int(max_hops) < 0:
+            raise OptionError(f"max_hops must be a number of hops (0 = all) or None; got {max_hops}")
+        self.max_hops = None if max_hops is None or int(max_hops) == 0 else int(max_hops)
         if keep is not None and int(keep) < 0:
             raise OptionError(f"keep must be a number of hops (0 or more) or None; got {keep}")
         self.keep, self.csv, self.json, self.overwrite = keep, csv, json, overwrite
@@ -278,6 +281,9 @@ class Timeline(AnalysisBase):
         n_total = len(ev_atom)
         if self.hop is None:
             chosen = np.arange(n_total)
+            if self.max_hops is not None and n_total > self.max_hops:
+                # evenly spread over the run: every part of the trajectory is represented
+                chosen = np.unique(np.round(np.linspace(0, n_total - 1, self.max_hops)).astype(np.int64))
         else:
             chosen = np.atleast_1d(np.asarray(self.hop))
             if chosen.dtype.kind not in "iu":
@@ -350,7 +356,10 @@ class Timeline(AnalysisBase):
                 "hop_window_ps": float(getattr(hops, "window_ps", float("nan"))),
                 "t_ini": "first frame of the window", "center": pa.center_species, "ligand": pa.ligand_species,
                 "nearest": "polyanion centres nearest to the cation at the hop frame (minimum image)",
-                "memory_budget_bytes": int(self.budget), "n_selected": int(len(chosen))}
+                "memory_budget_bytes": int(self.budget), "n_selected": int(len(chosen)),
+                "selection": ("given hop indices" if self.hop is not None else
+                              f"{len(chosen)} of {n_total} hops evenly spread over the run (max_hops)"
+                              if len(chosen) < n_total else "every hop")}
         res = TimelineResult(cation=cation, species=pa.label, hops=out, n_hops_total=int(n_total),
                              half_width_ps=half_width, meta=meta, summaries=summaries)
         if jsn is not None:
@@ -438,7 +447,7 @@ class Timeline(AnalysisBase):
 def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None, hops=None,
              hop=None, hop_a=None, hop_residence=3.0, hop_window=9.0, half_width=None, n_nearest=2, start=None,
              stop=None, step=None, progress=None, use_ext=True, memory=None, keep=None, csv=None, json=None,
-             overwrite=False) -> TimelineResult:
+             overwrite=False, max_hops=None) -> TimelineResult:
     """Timelines of cation hops and the motion of the nearest polyanions.
 
     Parameters
@@ -450,7 +459,11 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     hops : HopsResult, optional
         Hop events; computed with :func:`anionmotion.hops` when not given.
     hop : int or sequence of int, optional
-        Which hops (indices into the hop list, ordered by time); default all.
+        Which hops (indices into the hop list, ordered by time); default all (or ``max_hops`` of them).
+    max_hops : int, optional
+        Without ``hop``: at most this many hops, evenly spread over the run (indices rounded from
+        ``linspace(0, n_hops − 1, max_hops)``); None or 0 = every hop.  A 10⁶-frame run has tens of
+        thousands of hops, and each timeline is a ±t_a window of series.
     hop_a, hop_residence, hop_window : float
         Parameters of :func:`anionmotion.hops` (Å, ps, ps).
     half_width : float, optional, ps
@@ -500,5 +513,5 @@ def timeline(traj, *, cation, center=None, ligand=None, cutoff=None, cluster=Non
     return Timeline(cation, center=center, ligand=ligand, cutoff=cutoff, cluster=cluster, polyanions=polyanions,
                     hops=hops, hop=hop, hop_a=hop_a, hop_residence=hop_residence, hop_window=hop_window,
                     half_width=half_width, n_nearest=n_nearest, memory=memory, progress=progress,
-                    use_ext=use_ext, keep=keep, csv=csv, json=json, overwrite=overwrite).run(
+                    use_ext=use_ext, keep=keep, csv=csv, json=json, overwrite=overwrite, max_hops=max_hops).run(
         traj, start=start, stop=stop, step=step)

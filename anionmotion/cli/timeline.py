@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-
 from ._common import (add_output_options, add_polyanion_options, add_reader_options, check_outputs,
                       open_from_args, progress_of)
 
 __all__ = ["register", "run"]
 
 MAX_PANELS = 6
+DEFAULT_MAX_HOPS = 100
 
 
 def register(sub):
@@ -19,7 +19,11 @@ def register(sub):
     p.add_argument("traj", help="trajectory file")
     p.add_argument("--cation", required=True, help="mobile cation species, e.g. Li")
     add_polyanion_options(p)
-    p.add_argument("--hop", type=int, nargs="+", metavar="K", help="hop index (indices) to show; default all")
+    p.add_argument("--hop", type=int, nargs="+", metavar="K", help="hop index (indices) to show; default --max-hops "
+                                                                  "hops spread over the run")
+    p.add_argument("--max-hops", type=int, default=DEFAULT_MAX_HOPS, metavar="N",
+                   help=f"without --hop: at most N hops, evenly spread over the run (default {DEFAULT_MAX_HOPS}; "
+                        "0 = every hop — a long run has tens of thousands, each a ±t_a window of series)")
     p.add_argument("--half-width", type=float, metavar="PS",
                    help="timeline covers the hop time ± this (ps); default the hop window t_a")
     p.add_argument("--nearest", type=int, default=2, help="nearest polyanions per hop (default 2)")
@@ -45,6 +49,7 @@ def run(args) -> int:
                        hop_window=args.hop_window, half_width=args.half_width, n_nearest=args.nearest,
                        start=args.start, stop=args.stop, step=args.step, memory=args.memory,
                        csv=args.csv, json=args.json, overwrite=args.overwrite, keep=MAX_PANELS,
+                       max_hops=args.max_hops,
                        progress=progress_of(args))
     print(res.summary())
     # --csv and --json were written hop by hop by the analysis (no JSON dicts of every hop in memory); the result
