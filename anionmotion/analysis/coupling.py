@@ -57,14 +57,20 @@ def min_image_rows(d, cells):
     """
     d = np.asarray(d, dtype=np.float64)
     cells = np.asarray(cells, dtype=np.float64)
+    if cells.ndim == 3 and len(cells) and (cells == cells[0]).all():
+        cells = cells[0]                   # one cell for every row (constant-cell runs): invert it once
     if cells.ndim == 2:
         cells = np.broadcast_to(cells, (len(d), 3, 3))
-    inv = np.linalg.inv(cells)
+        inv = np.broadcast_to(np.linalg.inv(cells[0]), cells.shape)   # the same bits as inverting each row
+        hw2 = np.broadcast_to(half_widths2(cells[:1]), (len(d),))
+    else:
+        inv = np.linalg.inv(cells)
+        hw2 = half_widths2(cells)
     s = np.einsum("nk,nkl->nl", d, inv)
     s -= np.rint(s)
     best = np.einsum("nk,nkl->nl", s, cells)
     r2 = np.einsum("nk,nk->n", best, best)
-    need = r2 >= half_widths2(cells)
+    need = r2 >= hw2
     if need.any():
         sub_s, sub_c = s[need], cells[need]
         b, br = best[need], r2[need]
