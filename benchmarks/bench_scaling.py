@@ -612,8 +612,11 @@ def tables(records, rss_limit):
         if r["command"] not in cmds:
             cmds.append(r["command"])
     by = {(r["command"], r["frames"]): r for r in records}
-    lines = ["| command | `--memory` | frames | status | wall (s) | CPU user+sys (s) | peak RSS (GB) | longest silence (s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    commits = {r.get("commit") for r in records}
+    by_commit = len(commits) > 1
+    lines = ["| command | `--memory` | frames | status | wall (s) | CPU user+sys (s) | peak RSS (GB) | longest silence (s) |"
+             + (" commit |" if by_commit else ""),
+             "|---|---|---|---|---|---|---|---|" + ("---|" if by_commit else "")]
     for c in cmds:
         for n in lengths:
             r = by.get((c, n))
@@ -622,7 +625,8 @@ def tables(records, rss_limit):
             mem = r["memory"] if r["with_memory"] else "not accepted"
             rss = _gb(r["peak_rss_bytes"]) if r["status"] != "rss-limit" else f"> {_gb(rss_limit)}"
             lines.append(f"| {c} | {mem} | {_fmt_frames(n)} | {_cell(r, rss_limit)} | {r['wall_s']:.1f} | "
-                         f"{r['cpu_s']:.1f} | {rss} | {r['longest_silence_s']:.1f} |")
+                         f"{r['cpu_s']:.1f} | {rss} | {r['longest_silence_s']:.1f} |"
+                         + (f" {str(r.get('commit'))[:7]} |" if by_commit else ""))
     out = "\n".join(lines)
     if len(lengths) > 1:
         hdr = ["command"] + [f"RSS {_fmt_frames(n)} (GB)" for n in lengths] + \
@@ -714,7 +718,7 @@ def main(argv=None):
             print(f"{path}: {data['meta']['code']}, {data['meta']['date_utc']}, "
                   f"load {data['meta']['machine_before']['uptime']}")
             for r in data["records"]:
-                merged[(r["command"], r["frames"])] = r
+                merged[(r["command"], r["frames"])] = dict(r, commit=data["meta"]["commit"])
         print()
         print(tables(list(merged.values()), limit))
         return 0
