@@ -261,16 +261,7 @@ class Result:
         which : int or str
             Index in :meth:`figures` or its stem (``"msd"``, ``"orientation_density"``…).
         """
-        specs = self.figures(**context)
-        if not specs:
-            raise OptionError(f"{type(self).__name__} has no figure")
-        if isinstance(which, str):
-            match = [f for f in specs if f.stem == which]
-            if not match:
-                raise OptionError(f"no figure {which!r}; this result draws {', '.join(f.stem for f in specs)}")
-            spec = match[0]
-        else:
-            spec = specs[int(which)]
+        spec = _pick(self.figures(**context), which, "stem", "figure", type(self).__name__)
         if ax is None:
             from .plotting import need_matplotlib
 
@@ -299,14 +290,17 @@ class Result:
 
     def write_csv(self, path, *, which=0, overwrite=False, **context):
         """Write table ``which`` (index or name) of :meth:`tables` to ``path`` as CSV."""
-        tabs = self.tables(**context)
-        if not tabs:
-            raise OptionError(f"{type(self).__name__} has no table to write")
-        if isinstance(which, str):
-            match = [t for t in tabs if t.name == which]
-            if not match:
-                raise OptionError(f"no table {which!r}; this result has {', '.join(t.name for t in tabs)}")
-            tab = match[0]
-        else:
-            tab = tabs[int(which)]
+        tab = _pick(self.tables(**context), which, "name", "table", type(self).__name__)
         return write_text_atomic(path, tab.to_csv(), overwrite)
+
+
+def _pick(items, which, key, what, owner):
+    """Item ``which`` of ``items`` by index or by its ``key`` attribute; one-line errors naming the choices."""
+    if not items:
+        raise OptionError(f"{owner} has no {what}")
+    if isinstance(which, str):
+        for item in items:
+            if getattr(item, key) == which:
+                return item
+        raise OptionError(f"no {what} {which!r}; this result has {', '.join(getattr(i, key) for i in items)}")
+    return items[int(which)]

@@ -296,12 +296,22 @@ class AnalysisBase:
                 self._accumulate(chunk)
                 bar.update(chunk.n_frames)
 
+    def _release(self):
+        """Free what a run holds outside the result (scratch stores, open files); called after every run,
+        also when it fails.  Subclasses that keep a :class:`SeriesStore` in ``self.store`` get it closed."""
+        store = getattr(self, "store", None)
+        if isinstance(store, SeriesStore):
+            store.close()
+
     def run(self, traj, start=None, stop=None, step=None):
         """Analyse frames ``start:stop:step`` of ``traj`` and return the result object."""
-        self._setup(traj, start, stop, step)
-        self._prepare()
-        self._iterate()
-        return self._finish()
+        try:
+            self._setup(traj, start, stop, step)
+            self._prepare()
+            self._iterate()
+            return self._finish()
+        finally:
+            self._release()
 
 
 # ---------------------------------------------------------------------------- series store

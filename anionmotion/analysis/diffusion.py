@@ -841,7 +841,7 @@ def fit_diffusion(result, *, fit=None, hop_distance=None, temperature=None, char
     else:
         beta = np.array([_ols(tau, Y[:, k]) for k in range(3)])
         btot = _ols(tau, Y.sum(axis=1))
-        slope_xyz, intercept_xyz = beta[:, 1], beta[:, 0]
+        slope_xyz = beta[:, 1]
         slope, intercept = btot[1], btot[0]
         method = ("OLS on the window; standard error from He et al. 2018" if result.dt_ps else
                   "OLS on uneven frame times; standard error from He et al. 2018 (no covariance model for "

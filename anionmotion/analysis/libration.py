@@ -295,13 +295,6 @@ class Libration(AnalysisBase):
         self.store.write(self._t, w.reshape(len(w), -1))
         self._t += len(w)
 
-    def run(self, traj, start=None, stop=None, step=None):
-        try:
-            return super().run(traj, start, stop, step)
-        finally:
-            if getattr(self, "store", None) is not None:
-                self.store.close()
-
     def _finish(self):
         polys, dt, T, n_lags = self.polys, self.dt, self.T, self.n_lags
         store_kind = "in memory" if self.store.in_memory else "out-of-core scratch file"

@@ -306,13 +306,6 @@ class VDOS(AnalysisBase):
             self._t += L
             self.n_segments = 1
 
-    def run(self, traj, start=None, stop=None, step=None):
-        try:
-            return super().run(traj, start, stop, step)
-        finally:
-            if getattr(self, "store", None) is not None:
-                self.store.close()
-
     def _finish(self):
         if self.source == "positions" and self._pending is not None:
             self._emit(_central_difference(self._prev, self._pending, None, self.dt))

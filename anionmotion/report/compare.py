@@ -10,7 +10,6 @@ decomposes the conductivity of every temperature that has at least two modes
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -18,7 +17,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..results import Result
-from ..analysis.modes import MODES, STEPS, curvature_test, mode_decomposition  # noqa: F401 (public here too)
+from ..analysis.modes import MODES, STEPS, _num, curvature_test, mode_decomposition  # noqa: F401 (public here too)
 from ..units import A2_PS_TO_CM2_S, KB_EV, nernst_einstein_S_cm
 
 __all__ = ["MODES", "D_THRESHOLD_CM2_S", "SeriesEntry", "CompareResult", "load_entry", "compare",
@@ -63,16 +62,6 @@ class SeriesEntry:
     n_ions: object = None
     charge: object = None
     volume_A3: object = None
-
-
-def _num(x):
-    if x is None:
-        return None
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _msd_block(d):
