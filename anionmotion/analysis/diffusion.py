@@ -809,13 +809,13 @@ def fit_diffusion(result, *, fit=None, hop_distance=None, temperature=None, char
                   "vibrational noise (independent atoms; plug-in parameters, 2 iterations; variance × max(1, χ²/dof))")
         meta["reduced_chi2"] = float(chi2_tot)
         meta["reduced_chi2_xyz"] = [float(c) for c in chi2_xyz]
-        slope_xyz, intercept_xyz = beta[:, 1], beta[:, 0]
+        slope_xyz = beta[:, 1]
         se_xyz = np.sqrt(np.clip(var, 0, None))
         slope, se_slope, intercept = btot[1], math.sqrt(max(var_tot, 0.0)), btot[0]
     elif result.dt_ps and model is not None and estimator in ("auto", "ols"):
         dt = float(result.dt_ps)
         beta, var, btot, var_tot, chi2 = _fit_auto(result, lag, sel_g, model, int(round(t0 / dt)))
-        slope_xyz, intercept_xyz = beta[:, 1], beta[:, 0]
+        slope_xyz = beta[:, 1]
         slope, intercept = btot[1], btot[0]
         var = np.clip(var, 0, None)
         var_tot = max(var_tot, 0.0)
