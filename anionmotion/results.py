@@ -291,7 +291,17 @@ class Result:
     def write_csv(self, path, *, which=0, overwrite=False, **context):
         """Write table ``which`` (index or name) of :meth:`tables` to ``path`` as CSV."""
         tab = _pick(self.tables(**context), which, "name", "table", type(self).__name__)
-        return write_text_atomic(path, tab.to_csv(), overwrite)
+        path = check_output(path, overwrite)
+        fd, tmp = temp_output(path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                tab.write(fh)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
 
 
 def _pick(items, which, key, what, owner):

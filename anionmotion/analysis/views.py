@@ -13,6 +13,7 @@ Views only read result attributes; they compute nothing that the analysis did no
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from ..units import A2_PS_TO_CM2_S
 
-__all__ = ["Table", "FigureSpec", "tables", "figures", "register_view", "table_csv"]
+__all__ = ["Table", "FigureSpec", "tables", "figures", "register_view", "table_csv", "write_table_csv"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ class Table:
     def to_csv(self) -> str:
         return table_csv(self.header, self.data)
 
+    def write(self, fh):
+        """Write the CSV text to the open file ``fh`` chunk by chunk."""
+        write_table_csv(fh, self.header, self.data)
+
 
 @dataclass(frozen=True)
 class FigureSpec:
@@ -60,13 +65,25 @@ class FigureSpec:
     nrows: int = 1
 
 
+def _csv_rows(data, chunk=16384):
+    """CSV lines of a 2-D table, chunk by chunk (10 significant digits, NaN/inf as empty fields)."""
+    data = np.asarray(data, dtype=np.float64)
+    data = data.reshape(len(data), -1)
+    for i in range(0, len(data), chunk):
+        yield "".join(",".join("" if not math.isfinite(x) else f"{x:.10g}" for x in row) + "\n"
+                      for row in data[i:i + chunk].tolist())
+
+
 def table_csv(header, data) -> str:
     """CSV text: one header line, then rows with 10 significant digits (NaN as empty)."""
-    data = np.asarray(data, dtype=np.float64)
-    lines = [",".join(header)]
-    for row in data.reshape(len(data), -1):
-        lines.append(",".join("" if not np.isfinite(x) else f"{x:.10g}" for x in row))
-    return "\n".join(lines) + "\n"
+    return ",".join(header) + "\n" + "".join(_csv_rows(data))
+
+
+def write_table_csv(fh, header, data):
+    """Write :func:`table_csv` text to an open file chunk by chunk (memory does not grow with the rows)."""
+    fh.write(",".join(header) + "\n")
+    for text in _csv_rows(data):
+        fh.write(text)
 
 
 _VIEWS = {}

@@ -46,7 +46,9 @@ def run(args) -> int:
                         max_lag=args.max_lag, start=args.start, stop=args.stop, step=args.step,
                         memory=args.memory, scratch_dir=args.scratch_dir, progress=progress_of(args))
     print(res.summary())
-    write_outputs(args, json_data=res.to_dict, csv_text=res.to_csv)
+    write_outputs(args, json_data=res.to_dict)
+    if args.csv:
+        res.write_csv(args.csv, overwrite=args.overwrite)
     if args.plot:
         res.save_plot(args.plot, overwrite=args.overwrite, dpi=150)
     return 0

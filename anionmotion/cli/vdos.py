@@ -44,7 +44,9 @@ def run(args) -> int:
                    segment_frames=args.segment_frames, scratch_dir=args.scratch_dir, start=args.start,
                    stop=args.stop, step=args.step, progress=progress_of(args))
     print(res.summary())
-    write_outputs(args, json_data=res.to_dict, csv_text=res.to_csv)
+    write_outputs(args, json_data=res.to_dict)
+    if args.csv:
+        res.write_csv(args.csv, overwrite=args.overwrite)
     if args.plot:
         res.save_plot(args.plot, overwrite=args.overwrite, dpi=150)
     return 0

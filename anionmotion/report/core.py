@@ -163,10 +163,19 @@ def _prepare_out_dir(out_dir, key, overwrite):
 
 
 def _write_csv(path, header, table):
-    buf = io.StringIO()
-    np.savetxt(buf, np.asarray(table, dtype=np.float64), delimiter=",", header=",".join(header), comments="",
-               fmt="%.10g")
-    write_text_atomic(path, buf.getvalue(), overwrite=True)
+    """Write a stage table straight into its (temporary, then renamed) file: no text copy of it in memory."""
+    from ..results import temp_output
+
+    fd, tmp = temp_output(path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            np.savetxt(fh, np.asarray(table, dtype=np.float64), delimiter=",", header=",".join(header), comments="",
+                       fmt="%.10g")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 #: keys whose values describe the machine or the run time, not the result (left out by :func:`comparable`)
