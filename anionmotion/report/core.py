@@ -162,6 +162,10 @@ def _prepare_out_dir(out_dir, key, overwrite):
     return False
 
 
+#: stage results that later stages read from ``ReportContext.results`` (the others are dropped after their stage)
+RESULTS_USED_LATER = ("polyanions", "hops")
+
+
 def _write_csv(path, header, table):
     """Write a stage table straight into its (temporary, then renamed) file: no text copy of it in memory."""
     from ..results import temp_output
@@ -324,6 +328,11 @@ def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperat
                     written.append(rel)
                 _close(fig)
             analyses[stage.name] = entry
+            del res
+            # later stages use only the polyanions and the hop events: let every other result (its per-lag and
+            # per-frame arrays) go, so the report's memory does not add up over the stages
+            for name in [k for k in ctx.results if k not in RESULTS_USED_LATER]:
+                del ctx.results[name]
             if bar is not None:
                 bar.update(1)
     finally:

@@ -43,8 +43,9 @@ class ReportContext:
     memory : int or str or None
         Memory budget handed to every analysis (``memory=``); None = each analysis's default.
     results : dict
-        Result objects of the stages that already ran, by stage name (``"polyanions"`` holds the
-        :func:`anionmotion.find_polyanions` object).
+        Result objects of the stages that already ran and that later stages use (``"polyanions"``, the
+        :func:`anionmotion.find_polyanions` object, and ``"hops"``); the report drops the others after
+        their stage (:data:`anionmotion.report.core.RESULTS_USED_LATER`).
     """
 
     traj: object
