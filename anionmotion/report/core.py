@@ -55,25 +55,35 @@ OPTION_DEFAULTS = {
 }
 
 
-def file_sha256(path, block=1 << 20) -> str:
-    """SHA-256 of a file, read in blocks of ``block`` bytes (streams; constant memory)."""
+def file_sha256(path, block=1 << 20, progress=False) -> str:
+    """SHA-256 of a file, read in blocks of ``block`` bytes (streams; constant memory).
+
+    ``progress`` shows a bar in bytes (a 12 GB trajectory takes ~20 s to hash).
+    """
+    from ..analysis.base import progress_bar
+
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while True:
-            buf = fh.read(block)
-            if not buf:
-                break
-            h.update(buf)
+    bar = progress_bar(os.path.getsize(path), progress, "report: checksum of the input", unit="B")
+    try:
+        with open(path, "rb") as fh:
+            while True:
+                buf = fh.read(block)
+                if not buf:
+                    break
+                h.update(buf)
+                bar.update(len(buf))
+    finally:
+        bar.close()
     return h.hexdigest()
 
 
-def _input_info(traj, reader_options, path_for_hash):
+def _input_info(traj, reader_options, path_for_hash, progress=False):
     path = traj.path
     info = {"path": str(path), "name": os.path.basename(str(path)), "format": traj.format,
             "reader_options": {k: v for k, v in (reader_options or {}).items() if v is not None}}
     p = path_for_hash if path_for_hash is not None else path
     if p is not None and os.path.isfile(str(p)):
-        info["sha256"] = file_sha256(p)
+        info["sha256"] = file_sha256(p, progress=progress)
         info["size_bytes"] = os.path.getsize(p)
     else:
         info["sha256"] = None
@@ -273,7 +283,7 @@ def run_report(traj, out_dir, *, cation=None, center=None, ligand=None, temperat
         if bad:
             raise OptionError(f"unknown stage(s) {', '.join(bad)}; choose from {', '.join(names)}")
     temperature_K, t_source = _temperature(traj, temperature)
-    input_info = _input_info(traj, reader_options, input_path)
+    input_info = _input_info(traj, reader_options, input_path, progress)
     params = {"cation": cation, "center": center, "ligand": ligand, "temperature_K": temperature,
               "stages": list(stages) if stages is not None else "all", "figures": bool(figures),
               "labels": labels or {}, **options}
