@@ -461,7 +461,10 @@ def _diffusion_body(ctx, out):
                          "estimate flagged unreliable (its error includes how far the slope still falls); run longer")
     from ..analysis.diffusion import report_dict
 
-    d = report_dict(res, fit)
+    thinned = {}
+    d = report_dict(_thin_result(res, thinned), fit)   # long series thinned before they become Python lists
+    if thinned:
+        d["thinned_series"] = thinned
     if d.get("conductivity") is None:
         out.notes.append("conductivity not computed: no temperature (give --temperature)")
     out.result = d
