@@ -21,7 +21,7 @@ import numpy as np
 from .errors import OptionError
 
 __all__ = ["Result", "to_jsonable", "check_output", "write_text_atomic", "write_json", "temp_output", "current_umask",
-           "json_arrays", "dump_json"]
+           "json_arrays", "dump_json", "atomic_output"]
 
 #: numeric arrays at least this long stay numpy arrays inside :func:`json_arrays` (streamed by :func:`dump_json`)
 STREAM_ARRAY_SIZE = 1024
@@ -106,19 +106,27 @@ def temp_output(path, suffix=None):
     return fd, tmp
 
 
-def write_text_atomic(path, text, overwrite=False):
-    """Write ``text`` to ``path`` via a temporary file and a rename (no half-written outputs)."""
+@contextmanager
+def atomic_output(path, overwrite=False, mode="w"):
+    """Open a temporary file next to ``path`` (checked by :func:`check_output`), yield it, and rename it into
+    place when the block ends without error; on error the temporary file is removed (no half-written output)."""
     path = check_output(path, overwrite)
     fd, tmp = temp_output(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
+
+
+def write_text_atomic(path, text, overwrite=False):
+    """Write ``text`` to ``path`` via a temporary file and a rename (no half-written outputs)."""
+    with atomic_output(path, overwrite) as fh:
+        fh.write(text)
+    return os.fspath(path)
 
 
 def write_json(path, data, overwrite=False):
@@ -130,18 +138,10 @@ def write_json(path, data, overwrite=False):
     """
     with json_arrays():
         data = to_jsonable(data)
-    path = check_output(path, overwrite)
-    fd, tmp = temp_output(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            dump_json(data, fh)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    with atomic_output(path, overwrite) as fh:
+        dump_json(data, fh)
+        fh.write("\n")
+    return os.fspath(path)
 
 
 _CHUNK = 65536
@@ -291,17 +291,9 @@ class Result:
     def write_csv(self, path, *, which=0, overwrite=False, **context):
         """Write table ``which`` (index or name) of :meth:`tables` to ``path`` as CSV."""
         tab = _pick(self.tables(**context), which, "name", "table", type(self).__name__)
-        path = check_output(path, overwrite)
-        fd, tmp = temp_output(path)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                tab.write(fh)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        with atomic_output(path, overwrite) as fh:
+            tab.write(fh)
+        return os.fspath(path)
 
 
 def _pick(items, which, key, what, owner):

@@ -178,18 +178,11 @@ RESULTS_USED_LATER = ("polyanions", "hops")
 
 def _write_csv(path, header, table):
     """Write a stage table straight into its (temporary, then renamed) file: no text copy of it in memory."""
-    from ..results import temp_output
+    from ..results import atomic_output
 
-    fd, tmp = temp_output(path)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            np.savetxt(fh, np.asarray(table, dtype=np.float64), delimiter=",", header=",".join(header), comments="",
-                       fmt="%.10g")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path, overwrite=True) as fh:
+        np.savetxt(fh, np.asarray(table, dtype=np.float64), delimiter=",", header=",".join(header), comments="",
+                   fmt="%.10g")
 
 
 #: keys whose values describe the machine or the run time, not the result (left out by :func:`comparable`)
