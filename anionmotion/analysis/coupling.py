@@ -287,10 +287,8 @@ def coincidence(u, hop_frames, hop_anions, *, window_frames, dt_ps, n_permutatio
         D = np.full(u.shape[:2], np.nan)
         D[w:n - w] = angular_displacement(u[:n - 2 * w], u[2 * w:])
 
-    def gather(frames, anions):
-        return D[frames, anions]
-
-    return _coincidence_core(n, hop_frames, hop_anions, w, dt_ps, n_permutations, seed, u.shape[2], gather)
+    return _coincidence_core(n, hop_frames, hop_anions, w, dt_ps, n_permutations, seed, u.shape[2],
+                             _ArrayRows(D) if D is not None else None)
 
 
 def angular_displacement(a, b):
@@ -312,13 +310,44 @@ def angular_displacement(a, b):
     return np.nanmean(np.degrees(np.arccos(c)), axis=-1)
 
 
-def _coincidence_core(n, hop_frames, hop_anions, w, dt_ps, n_permutations, seed, n_lig, gather, phase=None):
-    """The coincidence statistic and its permutation null from D(t, a) given by ``gather(frames, anions)``.
+class _ArrayRows:
+    """D(t, a) held in memory as an array of shape (n_frames, n_anions): one block of rows."""
 
-    ``gather`` returns D at the (frame, anion) pairs of two broadcast-equal
-    integer arrays (the angular displacement between t − w and t + w, see
-    :func:`angular_displacement`); the random draws are the same batches as
-    always, so the result does not depend on how D is stored.
+    def __init__(self, D):
+        self.D = D
+
+    def n_blocks(self, anions) -> int:
+        return 1
+
+    def blocks(self, anions):
+        yield [(int(a), self.D[:, a]) for a in anions]
+
+
+class _StoreRows:
+    """D(t, a) in a :class:`SeriesStore` (one row per anion), read back ``rows_per_block`` rows at a time."""
+
+    def __init__(self, store, rows_per_block):
+        self.store, self.rows_per_block = store, max(1, int(rows_per_block))
+
+    def n_blocks(self, anions) -> int:
+        return -(-len(anions) // self.rows_per_block)
+
+    def blocks(self, anions):
+        for j0 in range(0, len(anions), self.rows_per_block):
+            yield [(int(a), self.store.read_rows(int(a), 1)[0]) for a in anions[j0:j0 + self.rows_per_block]]
+
+
+def _coincidence_core(n, hop_frames, hop_anions, w, dt_ps, n_permutations, seed, n_lig, rows, phase=None):
+    """The coincidence statistic and its permutation null from the rows D(·, a).
+
+    ``rows.blocks(anions)`` yields, for the sorted unique ``anions``, blocks
+    ``[(a, row), …]`` in that order (``rows.n_blocks(anions)`` of them), where
+    ``row`` (length ``n``) is D(t, a), the angular displacement between t − w and t + w (see
+    :func:`angular_displacement`).  Only one block of rows is needed at a
+    time: the random frames of the null are regenerated from ``seed`` for
+    every block (the same batches every time), and each resampling's sum is
+    accumulated anion by anion in ascending anion order, so S, the null, z
+    and p do not depend on how many rows fit in memory at once.
     """
     hop_frames = np.asarray(hop_frames, dtype=np.int64)
     hop_anions = np.asarray(hop_anions, dtype=np.int64)
@@ -337,22 +366,36 @@ def _coincidence_core(n, hop_frames, hop_anions, w, dt_ps, n_permutations, seed,
     if len(hf) == 0:
         out["note"] = "no hop farther than the window from the trajectory ends"
         return out
-    s = float(gather(hf, ha).mean())
-    rng = np.random.default_rng(seed)
-    null = np.empty(int(n_permutations))
-    batch = max(1, int(2e6 // max(len(hf) * n_lig, 1)))
-    n_batches = -(-len(null) // batch)
-    bar = phase(n_batches) if phase is not None else None
+    n_pairs, n_perm = len(hf), int(n_permutations)
+    uniq, inv = np.unique(ha, return_inverse=True)
+    order = np.argsort(inv, kind="stable")
+    bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
+    cols = {int(a): order[bounds[j]:bounds[j + 1]] for j, a in enumerate(uniq)}   # the pairs of each anion
+    batch = max(1, int(2e6 // max(n_pairs * n_lig, 1)))
+    starts = range(0, n_perm, batch)
+    s_parts = {}
+    null_sum = np.zeros(n_perm)
+    bar = phase(len(starts) * rows.n_blocks(uniq)) if phase is not None else None
     try:
-        for k0 in range(0, len(null), batch):   # batches of resamplings (vectorised inside)
-            kb = min(batch, len(null) - k0)
-            rf = rng.integers(w, n - w, size=(kb, len(hf)))
-            null[k0:k0 + kb] = gather(rf, np.broadcast_to(ha, rf.shape)).mean(axis=1)
-            if bar is not None:
-                bar.update(1)
+        for block in rows.blocks(uniq):
+            for a, row in block:
+                s_parts[int(a)] = float(row[hf[cols[int(a)]]].sum())
+            rng = np.random.default_rng(seed)     # the same draws for every block of anions
+            for k0 in starts:
+                kb = min(batch, n_perm - k0)
+                rf = rng.integers(w, n - w, size=(kb, n_pairs))
+                for a, row in block:
+                    null_sum[k0:k0 + kb] += row[rf[:, cols[int(a)]]].sum(axis=1)
+                if bar is not None:
+                    bar.update(1)
     finally:
         if bar is not None:
             bar.close()
+    s = 0.0
+    for a in uniq:
+        s += s_parts[int(a)]
+    s /= n_pairs
+    null = null_sum / n_pairs
     mu, sd = float(null.mean()), float(null.std(ddof=1)) if len(null) > 1 else 0.0
     out.update(hop_mean_deg=s, null_mean_deg=mu, null_std_deg=sd, ratio=s / mu if mu > 0 else None,
                z=(s - mu) / sd if sd > 0 else None,
@@ -602,8 +645,11 @@ class Coupling(AnalysisBase):
 
     name = "coupling"
     needs_velocities = False
-    STORE_FRACTION = 0.4
-    """The D(t, a) store stays in memory up to this fraction of the budget (else a scratch file)."""
+    STORE_FRACTION = 0.02
+    """The D(t, a) store (8 bytes per anion and frame) stays in memory up to this fraction of the budget, else it
+    is a scratch file: small enough that the peak does not grow with the trajectory length."""
+    ROWS_FRACTION = 0.025
+    """From the scratch file, the permutation null reads blocks of D rows of at most this fraction of the budget."""
     CACHE_FRACTION = 0.2
     """Short trajectories (every frame in g(r)): the pass-1 distances are kept for pass 2 up to this fraction."""
 
@@ -824,30 +870,12 @@ class Coupling(AnalysisBase):
             self._u_tail = buf[max(0, len(buf) - 2 * w):].copy()
         self._g0 += f
 
-    def _gather(self, anions):
-        """``gather(frames, anions)`` over the D store: all needed rows in memory when they fit, else row by row."""
-        store, n = self._store, self.n_frames
+    def _rows(self):
+        """The D(t, a) rows: the in-memory store as one block, else blocks of rows read from the scratch file."""
+        store = self._store
         if store.in_memory:
-            D = store.read_rows(0, store.n_rows)
-            return lambda fr, an: D[an, fr]
-        uniq = np.unique(anions)
-        if len(uniq) * n * 8 <= 0.25 * self.budget:
-            sub = np.empty((len(uniq), n))
-            with self._phase(len(uniq), "reading D(t) rows", unit="row") as bar:
-                for j, a in enumerate(uniq):
-                    sub[j] = store.read_rows(int(a), 1)[0]
-                    bar.update(1)
-            return lambda fr, an: sub[np.searchsorted(uniq, an), fr]
-
-        def gather(fr, an):
-            out = np.empty(np.broadcast(fr, an).shape)
-            fr, an = np.broadcast_arrays(fr, an)
-            for a in np.unique(an):
-                m = an == a
-                out[m] = store.read_rows(int(a), 1)[0][fr[m]]
-            return out
-
-        return gather
+            return _ArrayRows(store.read_rows(0, store.n_rows).T)
+        return _StoreRows(store, self.ROWS_FRACTION * self.budget // (8 * self.n_frames))
 
     def _coincidence(self):
         info = self._hop_info
@@ -856,9 +884,9 @@ class Coupling(AnalysisBase):
         fl = self._hops_local[0]
         near = self._near
         hf, ha = np.repeat(fl, near.shape[1]), near.ravel()
-        gather = self._gather(ha) if self._store is not None else None
+        rows = self._rows() if self._store is not None else None
         out = _coincidence_core(self.n_frames, hf, ha, self._w, self._dt, self._n_perm, self.seed,
-                                self._pa.n_ligands, gather,
+                                self._pa.n_ligands, rows,
                                 phase=lambda total: self._bar(total, "permutation null", unit="batch"))
         out.update(info)
         return out
