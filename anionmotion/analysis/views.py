@@ -509,3 +509,63 @@ class _RDFView:
 
         return [FigureSpec("rdf", "Radial distribution functions (minimum image, time-averaged; SPEC §7) and the "
                                   "free-energy profile F(r) = −k_B T ln g(r).", draw, ncols=2)]
+
+
+# --------------------------------------------------------------------------------------------- van Hove, α₂
+@register_view("VanHoveResult")
+class _VanHoveView:
+    def tables(self, res, **_):
+        lags = [f"{x:.6g}ps" for x in _arr(res.lag_ps)]
+        out = [Table("vanhove_self.csv", ["r_A"] + [f"Gs_{x}_A-3" for x in lags] + [f"4pir2Gs_{x}_A-1" for x in lags],
+                     np.column_stack([_arr(res.r_A)] + list(_arr(res.G_s)) + list(_arr(res.radial_self))))]
+        if res.G_d is not None:
+            out.append(Table("vanhove_distinct.csv", ["r_A"] + [f"Gd_{x}" for x in lags],
+                             np.column_stack([_arr(res.r_A)] + list(_arr(res.G_d)))))
+        if res.alpha2 is not None:
+            out.append(Table("alpha2.csv", ["lag_ps", "msd_A2", "m4_A4", "alpha2"],
+                             np.column_stack([_arr(res.alpha2_lag_ps), _arr(res.msd_A2), _arr(res.m4_A4),
+                                              _arr(res.alpha2)])))
+        else:
+            out.append(Table("alpha2.csv", ["lag_ps", "msd_A2", "m4_A4", "alpha2"],
+                             np.column_stack([_arr(res.lag_ps), _arr(res.msd_at_lags_A2), _arr(res.m4_at_lags_A4),
+                                              _arr(res.alpha2_at_lags)])))
+        return out
+
+    def figures(self, res, **_):
+        def draw(axes):
+            r = _arr(res.r_A)
+            colors = [f"C{k % 10}" for k in range(len(res.lag_ps))]
+            for k, lag in enumerate(_arr(res.lag_ps)):
+                if lag <= 0:
+                    continue
+                axes[0].plot(r, _arr(res.radial_self)[k], color=colors[k], lw=1.2, label=f"{lag:.3g} ps")
+                axes[0].plot(r, res.gaussian_self(k) * 4 * np.pi * r ** 2, color=colors[k], lw=0.7, ls="--")
+            axes[0].set_yscale("log")
+            top = _arr(res.radial_self)
+            if np.any(top > 0):
+                axes[0].set_ylim(max(top[top > 0].min(), top.max() * 1e-5), top.max() * 2)
+            axes[0].set_xlabel("r (Å)")
+            axes[0].set_ylabel("4πr² G_s(r, t) (Å⁻¹)")
+            axes[0].legend(frameon=False, fontsize="small")
+            if res.G_d is not None:
+                for k, lag in enumerate(_arr(res.lag_ps)):
+                    axes[1].plot(r, _arr(res.G_d)[k], color=colors[k], lw=1.0, label=f"{lag:.3g} ps")
+                axes[1].axhline(1.0, color="grey", lw=0.5, ls=":")
+            else:
+                axes[1].text(0.5, 0.5, "distinct part not computed", transform=axes[1].transAxes, ha="center")
+            axes[1].set_xlabel("r (Å)")
+            axes[1].set_ylabel("G_d(r, t) (dimensionless)")
+            if res.alpha2 is not None:
+                lag, a2 = _arr(res.alpha2_lag_ps)[1:], _arr(res.alpha2)[1:]
+                axes[2].plot(lag, a2, color="k", lw=1.2, label="every lag (FFT)")
+            axes[2].plot(_arr(res.lag_ps), _arr(res.alpha2_at_lags), "o", color="tab:red", ms=4, label="histogram lags")
+            axes[2].axhline(0.0, color="grey", lw=0.5, ls=":")
+            axes[2].set_xscale("log")
+            axes[2].set_xlabel("t (ps)")
+            axes[2].set_ylabel("α₂(t)")
+            axes[2].legend(frameon=False, fontsize="small")
+
+        return [FigureSpec("vanhove", f"{res.species}: self van Hove function as 4πr²G_s(r, t) (solid; dashed: the "
+                                      "Gaussian with the same MSD), distinct G_d(r, t) (minimum image, → 1 at large r) "
+                                      "and the non-Gaussian parameter α₂(t) = 3⟨Δr⁴⟩/(5⟨Δr²⟩²) − 1 (SPEC §9).",
+                           draw, ncols=3)]
