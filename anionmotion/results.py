@@ -21,7 +21,8 @@ import numpy as np
 from .errors import OptionError
 
 __all__ = ["Result", "to_jsonable", "check_output", "write_text_atomic", "write_json", "temp_output", "current_umask",
-           "json_arrays", "dump_json", "atomic_output"]
+           "json_arrays", "dump_json", "atomic_output",
+           "protected_inputs", "is_input", "make_output_folder"]
 
 #: numeric arrays at least this long stay numpy arrays inside :func:`json_arrays` (streamed by :func:`dump_json`)
 STREAM_ARRAY_SIZE = 1024
@@ -70,13 +71,92 @@ def to_jsonable(obj):
     return obj
 
 
-def check_output(path, overwrite=False):
-    """Raise when ``path`` exists and ``overwrite`` is False; create missing parent folders."""
+_PROTECTED = threading.local()
+
+
+@contextmanager
+def protected_inputs(paths):
+    """Within this context :func:`check_output` refuses to write over any of ``paths`` (the run's inputs).
+
+    The command line wraps every subcommand in it with the input files it was given, so that an output
+    named like an input (``msd run.lammpstrj --json run.lammpstrj --overwrite``) is refused before any work
+    is done.  Files read by a reader that is still open are protected as well (:func:`is_input`).
+    """
+    prev = getattr(_PROTECTED, "paths", ())
+    _PROTECTED.paths = tuple(prev) + tuple(os.fspath(p) for p in paths if p)
+    try:
+        yield
+    finally:
+        _PROTECTED.paths = prev
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def is_input(path) -> bool:
+    """Whether ``path`` is one of the protected inputs or a file an open trajectory reader reads."""
+    from .io.base import open_input_paths
+
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise OptionError(f"{path}: output file exists; refusing to overwrite it (use overwrite=True / --overwrite)")
+    return any(_same_file(path, p) for p in (*getattr(_PROTECTED, "paths", ()), *open_input_paths()))
+
+
+def make_output_folder(path) -> str:
+    """Create the output folder ``path`` when missing, but only directly inside an existing folder.
+
+    A typo such as ``--out /nonexistent/x`` must not create folders elsewhere (at the filesystem root):
+    at most one missing level is created, and never directly in the filesystem root.
+
+    Raises
+    ------
+    OptionError
+        ``path`` is a file, or its parent folder does not exist (or is the root).
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return path
+    if os.path.exists(path):
+        raise OptionError(f"{path}: exists and is not a folder; expected an output folder")
     parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
+    if not os.path.isdir(parent):
+        raise OptionError(f"{path}: the folder {parent} does not exist; create it first (only the last folder of "
+                          "an output path is created)")
+    if os.path.dirname(parent) == parent:
+        raise OptionError(f"{path}: refusing to create a folder in the filesystem root {parent}")
+    os.mkdir(path)
+    return path
+
+
+def check_output(path, overwrite=False):
+    """Refuse an unusable output path before any work is done; create its folder (one level) when missing.
+
+    Raises
+    ------
+    OptionError
+        ``path`` exists and ``overwrite`` is False; ``path`` is an input of the run (even with
+        ``overwrite``: see :func:`protected_inputs`); ``path`` is a folder or a special file (FIFO, device);
+        its folder is missing and cannot be created by :func:`make_output_folder`.
+    """
+    path = os.fspath(path)
+    if not path:
+        raise OptionError("empty output file name")
+    if os.path.exists(path):
+        if is_input(path):
+            raise OptionError(f"{path}: is an input of this run; refusing to write an output over it "
+                              "(even with overwrite / --overwrite): choose another name")
+        if os.path.isdir(path):
+            raise OptionError(f"{path}: is a folder; expected an output file name")
+        if not os.path.isfile(path):
+            raise OptionError(f"{path}: is not a regular file (a FIFO or device?); expected an output file name")
+        if not overwrite:
+            raise OptionError(f"{path}: output file exists; refusing to overwrite it (use overwrite=True / --overwrite)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        make_output_folder(parent)
     return path
 
 

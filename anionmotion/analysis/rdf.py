@@ -122,6 +122,47 @@ def first_minimum(r, g, *, smooth_A=0.15):
     return float(r[int(np.argmax(g))]), None
 
 
+#: most periodic replicas of the cell counted when rmax exceeds half its smallest width
+MAX_REPLICAS = 1000
+#: most cell-list bins of one frame's pair search
+MAX_CELL_BINS = 2e8
+
+
+def _widths_over(traj, frame_range, reduce, block=65536):
+    """Perpendicular widths (3,) Å of the analysed cells reduced over frames with ``reduce`` (np.max / np.min)."""
+    from ..kernels.pbc import perpendicular_widths
+
+    cells = traj.cells
+    start, stop, step = frame_range
+    n = len(frame_range)
+    if getattr(traj, "cell_constant", False) or n == 0:
+        return perpendicular_widths(np.asarray(cells[start], dtype=np.float64)[None])[0]
+    out = None
+    with np.errstate(all="ignore"):
+        for k0 in range(0, n, block):
+            k1 = min(n, k0 + block)
+            c = np.asarray(cells[start + k0 * step:start + (k1 - 1) * step + 1:step], dtype=np.float64)
+            w = reduce(perpendicular_widths(c), axis=0)
+            out = w if out is None else reduce(np.stack([out, w]), axis=0)
+    return out
+
+
+def _where(traj) -> str:
+    """``"path: "`` of a trajectory read from a file, else ``""``."""
+    path = getattr(traj, "path", None)
+    return f"{path}: " if path else ""
+
+
+def max_widths(traj, frame_range):
+    """Largest perpendicular width along each cell vector over the analysed frames, Å."""
+    return _widths_over(traj, frame_range, np.max)
+
+
+def min_widths_per_axis(traj, frame_range):
+    """Smallest perpendicular width along each cell vector over the analysed frames, Å."""
+    return _widths_over(traj, frame_range, np.min)
+
+
 class _RDFAccumulator:
     """Pair-distance histograms of one block of frames and its Σ_t 1/V_t (picklable plan in, state out)."""
 
@@ -216,6 +257,7 @@ class RDF(AnalysisBase):
         elif not (np.isfinite(rmax) and rmax > 0):
             raise OptionError(f"rmax must be a positive distance in Å; got {rmax}")
         self.rmax_A, self.half_w = float(rmax), half_w
+        self._check_cell_work(max_widths(traj, self.frame_range), min_width)
         species_needed = sorted({s for p in pairs for s in p if s != COM})
         sel_species = traj.select(species_needed) if species_needed else np.zeros(0, dtype=np.int64)
         extra = polyanions.atoms if needs_com else np.zeros(0, dtype=np.int64)
@@ -239,7 +281,9 @@ class RDF(AnalysisBase):
         else:
             self.blocks = None
         hist_bytes = 8 * bins * len(self.keys)
-        held = 4 + (len(self.blocks) if self.blocks else 0)  # histograms, g, n(r), F and partial histograms
+        # per pair: the histogram, one partial histogram per kernel thread (2) and their sum, g, n(r), F and the
+        # temporaries of _finish (edges, r, shells, ideal counts, cumulative sums …), plus one per frame block
+        held = 14 + (len(self.blocks) if self.blocks else 0)
         if hist_bytes * held > 0.5 * self.budget:
             raise OptionError(f"{bins} bins × {len(self.keys)} pairs need {format_bytes(hist_bytes * held)}, more "
                               f"than half the memory budget {format_bytes(self.budget)}; use fewer bins or a larger "
@@ -247,6 +291,33 @@ class RDF(AnalysisBase):
         self.plan = {"pairs": pairs, "keys": self.keys, "cols": cols, "rmax": self.rmax_A, "bins": bins,
                      "needs_com": needs_com, "polyanions": polyanions if needs_com else None}
         self.acc = _RDFAccumulator(self.plan)
+
+    def _check_cell_work(self, wmax, wmin):
+        """Refuse cells and ranges whose pair search cannot fit the memory budget (before allocating).
+
+        The compiled kernel cuts each cell into bins of about rmax/2 (one int64 per bin and thread), and
+        replicates the cell when rmax exceeds half its smallest width; a damaged cell (10⁹ Å, or 10³⁰ Å,
+        which overflows the bin count) or ``rmax=1000`` in a 12 Å cell would otherwise allocate without bound.
+        """
+        rmax = self.rmax_A
+        if not (np.isfinite(wmin) and wmin > 0 and np.all(np.isfinite(wmax))):
+            raise OptionError(f"{_where(self.traj)}the cell has a non-finite or zero width (smallest perpendicular width {wmin} Å); "
+                              "g(r) needs a periodic cell")
+        reps = np.maximum(1.0, np.ceil(2 * rmax / np.asarray(min_widths_per_axis(self.traj, self.frame_range))
+                                       * (1 + 1e-12)))
+        n_rep = float(np.prod(reps))
+        if n_rep > MAX_REPLICAS:
+            raise OptionError(f"rmax {rmax:g} Å is {rmax / wmin:.3g} times the smallest cell width ({wmin:.4g} Å): "
+                              f"counting every periodic image would replicate the cell {n_rep:.3g} times; give "
+                              f"rmax ≤ {MAX_REPLICAS ** (1 / 3) / 2 * wmin:.4g} Å (at most {MAX_REPLICAS} replicas)")
+        bins_per_axis = np.floor(2 * np.asarray(wmax, dtype=np.float64) / rmax)
+        n_cells = float(np.prod(np.maximum(bins_per_axis, 1.0)))
+        need = 16.0 * n_cells        # int64 heads, two threads
+        if n_cells > MAX_CELL_BINS or need > 0.25 * self.budget:
+            raise OptionError(f"{_where(self.traj)}the cell is up to {float(np.max(wmax)):.4g} Å wide: a cell list with rmax "
+                              f"{rmax:g} Å has {n_cells:.3g} bins ({format_bytes(need)}, more than a quarter of the "
+                              f"memory budget {format_bytes(self.budget)} or {MAX_CELL_BINS:.0e} bins); is the cell "
+                              "right? (else use a larger rmax / --rmax)")
 
     def _iterate(self, desc="reading"):
         if not self.use_blocks:

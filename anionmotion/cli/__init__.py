@@ -46,9 +46,33 @@ def _format_warning(message, category, filename, lineno, line=None):
     return f"anionmotion: warning: {message}\n"
 
 
+#: argparse destinations that name input files of a subcommand (never written over, even with --overwrite)
+INPUT_OPTIONS = ("traj", "topology", "vel", "cell_file", "results", "manifest", "system_xml", "structure")
+
+
+def input_paths(args):
+    """The input files named on the command line (the trajectory, companion files, result files)."""
+    out = []
+    for name in INPUT_OPTIONS:
+        v = getattr(args, name, None)
+        if isinstance(v, (list, tuple)):
+            out.extend(str(x) for x in v if x)
+        elif v:
+            out.append(str(v))
+    return out
+
+
+def _one_line(err) -> str:
+    """The message of ``err`` on one line (multi-line library messages are joined with ' | ')."""
+    text = str(err).strip() or type(err).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return " | ".join(lines)
+
+
 def main(argv=None) -> int:
-    """Entry point; returns the exit status (0 ok, 2 bad input or options)."""
+    """Entry point; returns the exit status (0 ok, 2 bad input or options, 1 an internal error)."""
     from ..errors import AnionmotionError
+    from ..results import protected_inputs
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -57,10 +81,15 @@ def main(argv=None) -> int:
         return 2
     warnings.formatwarning = _format_warning
     try:
-        return int(args.func(args) or 0)
+        with protected_inputs(input_paths(args)):
+            return int(args.func(args) or 0)
+    except MemoryError:
+        print(f"anionmotion {args.command}: error: out of memory; give a smaller --memory budget, fewer frames "
+              "or atoms, or run on a machine with more RAM", file=sys.stderr)
+        return 2
     except (AnionmotionError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
             ImportError, EOFError, OSError) as err:
-        print(f"anionmotion {args.command}: error: {err}", file=sys.stderr)
+        print(f"anionmotion {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("anionmotion: interrupted", file=sys.stderr)

@@ -15,7 +15,7 @@ import os
 import numpy as np
 
 from ..errors import FormatError, OptionError
-from .base import BaseReader, RawFrames, ReaderOptions, compression_of, open_binary
+from .base import BaseReader, RawFrames, ReaderOptions, check_input_file, compression_of, open_binary
 
 __all__ = ["open_reader", "FORMATS", "detect_format", "ReaderOptions", "BaseReader", "RawFrames", "open_binary"]
 
@@ -142,9 +142,10 @@ def open_reader(path, *, format=None, timestep=None, frame_interval=None, lammps
     """
     from .._validate import parse_types
 
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
+    path = check_input_file(os.fspath(path))
+    for name, extra in (("topology", topology), ("vel", vel), ("cell_file", cell_file)):
+        if extra is not None:
+            check_input_file(os.fspath(extra), f"{name} file")
     if lammps_units not in LAMMPS_UNITS:
         raise OptionError(f"invalid lammps_units {lammps_units!r}; choose one of {', '.join(LAMMPS_UNITS)}")
     if timestep is not None and not (np.isfinite(timestep) and timestep > 0):

@@ -19,7 +19,7 @@ import numpy as np
 from ..elements import MASSES, normalize_symbol
 from ..errors import FormatError, TrajectoryError, TruncatedFileWarning
 from ..kernels import textparse as tp
-from .base import check_text_head, compression_of
+from .base import check_input_file, check_text_head, compression_of
 
 __all__ = ["load_buffer", "line_at", "line_number", "element_of", "elements_of", "raise_parse_error"]
 
@@ -35,11 +35,7 @@ def load_buffer(path, expected="a text trajectory"):
     FormatError
         Empty file, or binary content (NUL bytes) in what should be text.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise FormatError("is a directory, expected a trajectory file", path=path)
+    path = check_input_file(os.fspath(path))
     comp = compression_of(path) if os.path.getsize(path) else None
     if comp is None:
         if os.path.getsize(path) == 0:
@@ -52,6 +48,12 @@ def load_buffer(path, expected="a text trajectory"):
             data, complete = _gunzip(raw)
         else:
             data, complete = _bunzip(raw)
+        if isinstance(complete, Exception):   # damaged data, not a cut file: an error, not a truncation
+            n_lines = int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == 10))
+            raise TrajectoryError(f"the {comp} stream is corrupt ({complete}), detected after line {n_lines} "
+                                  f"(byte {len(data)} of the decompressed data); the file is damaged: re-copy or "
+                                  f"re-compress it (`{'gzip' if comp == 'gzip' else 'bzip2'} -t` tests it)",
+                                  path=path, line=n_lines + 1)
         if not complete:
             warnings.warn(f"{path}: the {comp} stream ends early (file cut off?); reading the "
                           f"{len(data)} bytes decompressed so far", TruncatedFileWarning, stacklevel=3)
@@ -60,22 +62,34 @@ def load_buffer(path, expected="a text trajectory"):
     return buf
 
 
-def _gunzip(raw):
+def _gunzip(raw, piece=1 << 12):
+    """(data, status): status True (complete), False (the stream ends early) or the zlib error (damaged).
+
+    The compressed bytes are fed in pieces so that the data decompressed before a damaged spot is kept (its
+    size locates the damage in the error message).
+    """
     out = []
     complete = True
-    while raw:
+    view = memoryview(raw)
+    while len(view):
         d = zlib.decompressobj(wbits=47)
+        used = 0
         try:
-            out.append(d.decompress(raw))
+            for i in range(0, len(view), piece):
+                part = view[i:i + piece]
+                out.append(d.decompress(part))
+                if d.eof:
+                    used = i + len(part) - len(d.unused_data)
+                    break
             out.append(d.flush())
-        except zlib.error:
-            complete = False
+        except zlib.error as err:   # bad data, CRC failure, or trailing bytes that are not a gzip member
+            complete = err
             break
         if not d.eof:
             complete = False
             break
-        raw = d.unused_data  # concatenated gzip members
-        if raw.strip(b"\x00") == b"":
+        view = view[used:]  # concatenated gzip members
+        if bytes(view).strip(b"\x00") == b"":
             break
     return b"".join(out), complete
 
@@ -87,8 +101,8 @@ def _bunzip(raw):
         d = bz2.BZ2Decompressor()
         try:
             out.append(d.decompress(raw))
-        except (OSError, EOFError):
-            complete = False
+        except (OSError, EOFError) as err:
+            complete = OSError(str(err) or "invalid data stream")
             break
         if not d.eof:
             complete = False

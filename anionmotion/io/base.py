@@ -14,15 +14,96 @@ import bz2
 import gzip
 import io
 import os
+import stat
+import weakref
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, TrajectoryError
 
 __all__ = ["ReaderOptions", "RawFrames", "BaseReader", "open_binary", "compression_of", "check_text_head",
-           "want_velocities", "compact_cells", "broadcast_cell"]
+           "want_velocities", "compact_cells", "broadcast_cell", "check_input_file", "open_input_paths",
+           "check_count"]
+
+#: every reader that is open (not yet garbage-collected): their files must not be written over
+_OPEN_READERS = weakref.WeakSet()
+
+
+def open_input_paths():
+    """Paths of the files that open readers read (the trajectory and its companion files)."""
+    out = []
+    for r in list(_OPEN_READERS):
+        out.append(r.path)
+        opts = getattr(r, "options", None)
+        for name in ("topology", "vel", "cell_file"):
+            v = getattr(opts, name, None)
+            if v:
+                out.append(os.fspath(v))
+        out.extend(getattr(r, "companion_paths", ()))
+    return out
+
+
+#: fewest bytes one atom row of a text file can take ("0 0 0\n" is 6)
+MIN_ROW_BYTES = 6
+
+
+def check_count(n, n_bytes, *, path, what="atoms", per_item=MIN_ROW_BYTES, line=None, frame=None):
+    """Raise a TrajectoryError when a count read from a header cannot fit in the file (checked before allocating).
+
+    A header that declares 10¹² atoms in a 1 MB file is damaged; without this check the reader would try
+    to allocate arrays for them (tens of GB) before finding out.
+
+    Parameters
+    ----------
+    n : int
+        The count from the header.
+    n_bytes : int
+        Size of the (decompressed) data that must hold the items.
+    per_item : int
+        Fewest bytes one item takes in the file.
+    """
+    n = int(n)
+    if n < 0:
+        raise TrajectoryError(f"the header declares {n} {what}; expected a non-negative count", path=path, line=line,
+                              frame=frame)
+    if n * per_item > n_bytes:
+        raise TrajectoryError(f"the header declares {n} {what}, more than the file can hold ({n_bytes} bytes, at "
+                              f"least {per_item} bytes per one); the header is damaged", path=path, line=line,
+                              frame=frame)
+    return n
+
+
+def check_input_file(path, what="trajectory file"):
+    """Raise unless ``path`` is an existing regular file (a FIFO, device or folder is refused).
+
+    Reading a FIFO or a device such as ``/dev/zero`` would block or never end; anionmotion's readers need
+    regular files (they index the file and come back to frames).
+
+    Raises
+    ------
+    FileNotFoundError
+        The path does not exist.
+    FormatError
+        A folder or a special file.
+    """
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except OSError as err:
+        raise FormatError(f"cannot read the {what}: {err.strerror or err}", path=path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise FormatError(f"is a directory, expected a {what}", path=path)
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else
+                "a character device" if stat.S_ISCHR(st.st_mode) else
+                "a block device" if stat.S_ISBLK(st.st_mode) else
+                "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise FormatError(f"is {kind}; expected a regular {what} (copy the data to a file first)", path=path)
+    return path
 
 COORD_STYLES = ("wrapped", "fractional", "unwrapped")
 
@@ -134,6 +215,7 @@ class BaseReader:
     def __init__(self, path, options: ReaderOptions):
         self.path = os.fspath(path)
         self.options = options
+        _OPEN_READERS.add(self)
         self.n_atoms = 0
         self.n_frames = 0
         self.species = np.zeros(0, dtype=object)
@@ -179,6 +261,7 @@ class BaseReader:
 
     def close(self):
         """Release the file; the default closes a handle kept as ``self._fh`` (idempotent)."""
+        _OPEN_READERS.discard(self)
         fh = getattr(self, "_fh", None)
         if fh is not None:
             fh.close()
@@ -248,11 +331,7 @@ def open_binary(path):
     FileNotFoundError
         With the path in the message.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    if os.path.isdir(path):
-        raise FormatError("is a directory, expected a trajectory file", path=path)
+    path = check_input_file(path)
     comp = compression_of(path)
     if comp == "gzip":
         return gzip.open(path, "rb")

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zlib
 
 import numpy as np
 
@@ -185,6 +186,7 @@ def _scan_index(path) -> _Index:
     first = True
     eof_next = False
     stream_error = ""
+    corrupt = None
     pieces = []
     comp = compression_of(path)
     try:
@@ -197,14 +199,17 @@ def _scan_index(path) -> _Index:
             if not eof:
                 try:
                     block = fh.read(BLOCK_BYTES) if comp is None else _read_compressed(fh, BLOCK_BYTES, pieces)
-                except (OSError, EOFError) as err:   # corrupt or truncated gzip/bz2 stream
+                except (OSError, EOFError, zlib.error) as err:   # corrupt or truncated gzip/bz2 stream
                     block = b"".join(pieces)
                     pieces.clear()
                     if first and not block:
                         raise TrajectoryError(f"cannot decompress the file ({comp}): {err}", path=path) from err
-                    stream_error = (f"the {comp} stream is cut or corrupt after byte "
-                                    f"{base + len(pending) + len(block)} of the decompressed data ({err}); the "
-                                    "complete frames before that point are kept")
+                    at = base + len(pending) + len(block)
+                    if isinstance(err, EOFError):   # the stream ends early: a cut file (a crashed or running job)
+                        stream_error = (f"the {comp} stream is cut or corrupt after byte {at} of the decompressed "
+                                        f"data ({err}); the complete frames before that point are kept")
+                    else:                           # CRC failure, bad data, trailing garbage: the file is damaged
+                        corrupt = (at, err)
                     eof_next = True
             if first:
                 check_text_head(block, path, "a LAMMPS dump (ITEM: TIMESTEP ...)")
@@ -234,6 +239,7 @@ def _scan_index(path) -> _Index:
             if code == 5:
                 truncated = True
                 trunc_line = errline
+                _check_truncated_frame(path, buf, pos, parts_i, errline)
                 break
             pending = buf[pos:]
             if eof:
@@ -244,7 +250,42 @@ def _scan_index(path) -> _Index:
     else:
         ints_all = np.zeros((0, _k.INTS_WIDTH), dtype=np.int64)
         box_all = np.zeros((0, _k.BOX_WIDTH))
+    if corrupt is not None:
+        at, err = corrupt
+        n = len(ints_all)
+        raise TrajectoryError(f"the {comp} stream is corrupt ({err}), detected while reading frame {n} (after byte "
+                              f"{at} of the decompressed data); the file is damaged: re-copy or re-compress it "
+                              f"(`{'gzip' if comp == 'gzip' else 'bzip2'} -t` tests it)", path=path, frame=n)
     return _Index(ints_all, box_all, truncated, trunc_line, comp, stream_error)
+
+
+_NATOMS_ITEM = b"ITEM: NUMBER OF ATOMS"
+
+
+def _check_truncated_frame(path, buf, pos, parts_i, errline):
+    """Raise when the frame the file ends in is not a cut copy of the frames before it.
+
+    A last frame cut by the end of the file (a crashed or running job) is a truncation; a frame whose
+    NUMBER OF ATOMS differs from the first frame's (e.g. 10⁸ in frame 1 of a 60-frame file, which would make
+    every later frame part of it) is an error naming the frame.
+    """
+    head = bytes(buf[pos:pos + 4096])
+    i = head.find(_NATOMS_ITEM)
+    if i < 0:
+        return
+    rest = head[i + len(_NATOMS_ITEM):].split(b"\n", 2)
+    if len(rest) < 2:
+        return
+    try:
+        n = int(rest[1].strip())
+    except ValueError:
+        return
+    n_done = sum(len(p) for p in parts_i)
+    n0 = int(parts_i[0][0, 4]) if parts_i else None
+    if n0 is not None and n != n0:
+        raise TrajectoryError(f"the number of atoms changes from {n0} to {n} in frame {n_done} (NUMBER OF ATOMS, "
+                              "and the file ends inside that frame); anionmotion needs the same atoms in every "
+                              "frame", path=path, line=errline, frame=n_done)
 
 
 def _read_compressed(fh, size, pieces):

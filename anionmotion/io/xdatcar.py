@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import TrajectoryError
 from ..kernels import textparse as tp
 from ._text import elements_of, line_at, line_number, load_buffer, raise_parse_error
-from .base import BaseReader, RawFrames, compact_cells
+from .base import BaseReader, RawFrames, check_count, compact_cells
 
 __all__ = ["XDATCARReader", "parse_header"]
 
@@ -153,7 +153,8 @@ class XDATCARReader(BaseReader):
         buf = self._buf = load_buffer(self.path, "a VASP XDATCAR")
         h = parse_header(buf, 0, path=self.path, types=options.types)
         self._h0 = h
-        self.n_atoms = n = int(sum(h["counts"]))
+        self.n_atoms = n = check_count(sum(h["counts"]), len(buf), path=self.path, what="atoms (counts line)",
+                                       line=h["n_lines"])
         if n < 1:
             raise TrajectoryError("the counts line sums to 0 atoms", path=self.path, line=h["n_lines"])
         self.species = np.asarray([s for s, c in zip(h["species"], h["counts"]) for _ in range(c)], dtype=object)
