@@ -24,9 +24,9 @@ trajectory.  The window is bounded by the largest lag, not by the trajectory's l
 24 · N · T bytes in memory when that fits a quarter of the budget and in a scratch file otherwise (deleted
 afterwards); its FFT runs over atom blocks that fit a quarter of the budget.
 
-Drift correction (the framework's mass-weighted centre-of-mass displacement subtracted from every selected
-atom) follows :func:`anionmotion.msd`: on by default for ab-initio input (XDATCAR, CP2K), so α₂ here and in
-the MSD describe the same displacements.
+Drift correction (the framework's centre-of-mass displacement subtracted from every selected atom) follows
+:func:`anionmotion.msd`: on whenever there are framework atoms, so α₂ here and in the MSD describe the same
+displacements.
 """
 
 from __future__ import annotations
@@ -45,11 +45,9 @@ from ..results import Result, to_jsonable
 from ._streaming import cell_stats
 from .base import AnalysisBase, SeriesStore, format_bytes
 
-__all__ = ["vanhove", "VanHove", "VanHoveResult", "DRIFT_FORMATS", "DEFAULT_N_LAGS", "DEFAULT_DISTINCT_ORIGINS",
+__all__ = ["vanhove", "VanHove", "VanHoveResult", "DEFAULT_N_LAGS", "DEFAULT_DISTINCT_ORIGINS",
            "default_lags"]
 
-DRIFT_FORMATS = ("xdatcar", "cp2k")
-"""Reader formats (ab-initio MD) for which drift correction is on by default (as in :func:`anionmotion.msd`)."""
 DEFAULT_N_LAGS = 8
 """Log-spaced lags of the default set."""
 DEFAULT_DISTINCT_ORIGINS = 1000
@@ -211,8 +209,8 @@ class VanHove(AnalysisBase):
 
     def __init__(self, species, *, lags=None, n_lags=DEFAULT_N_LAGS, max_lag=None, rmax=None, bins=200,
                  distinct=True, origin_stride=1, distinct_stride=None, n_origins=None, alpha2=True, drift=None,
-                 framework=None, mode="auto", scratch_dir=None, workers=2, frames_per_chunk=None, memory=None, progress=None,
-                 use_ext=True):
+                 framework=None, drift_weights=None, mode="auto", scratch_dir=None, workers=2, frames_per_chunk=None,
+                 memory=None, progress=None, use_ext=True):
         super().__init__(memory=memory, progress=progress, use_ext=use_ext)
         if frames_per_chunk is not None and (int(frames_per_chunk) != frames_per_chunk or int(frames_per_chunk) < 1):
             raise OptionError(f"frames_per_chunk must be a positive integer; got {frames_per_chunk!r}")
@@ -227,6 +225,7 @@ class VanHove(AnalysisBase):
         self.distinct_stride_arg = None if distinct_stride is None else int(distinct_stride)
         self.n_origins = None if n_origins is None else int(n_origins)
         self.want_alpha2, self.drift, self.framework = bool(alpha2), drift, framework
+        self.drift_weights = drift_weights
         if mode not in ("auto", "memory", "out-of-core"):
             raise OptionError(f"invalid mode {mode!r}; choose one of auto, memory, out-of-core")
         self.mode, self.scratch_dir, self.workers = mode, scratch_dir, workers
@@ -252,10 +251,8 @@ class VanHove(AnalysisBase):
         others = np.setdiff1d(np.arange(traj.n_atoms), self._idx)
         fw = traj.select(self.framework) if self.framework is not None else \
             others[~np.isin(traj.species[others], MOBILE_CATIONS)]
-        if self.drift is None:
-            want = traj.format in DRIFT_FORMATS
-            reason = (f"default for {traj.format} (ab-initio MD) input" if want
-                      else f"default off for {traj.format} input")
+        if self.drift is None:   # the MSD's rule: on whenever there are framework atoms
+            want, reason = True, "default: on whenever the trajectory has framework atoms"
         else:
             want = bool(self.drift)
             reason = "requested" if want else "switched off"
@@ -264,17 +261,26 @@ class VanHove(AnalysisBase):
                 raise OptionError("drift correction needs framework atoms (atoms that are not selected and not mobile "
                                   "cations); none found — give framework= or drift=False")
             want, reason = False, "no framework atoms to define the drift"
-        if want and not np.all(np.isfinite(traj.masses[fw])):
+        weights = self.drift_weights or "mass"
+        if weights not in ("mass", "unweighted"):
+            raise OptionError(f"invalid drift_weights {self.drift_weights!r}; choose mass or unweighted")
+        if want and weights == "mass" and not np.all(np.isfinite(traj.masses[fw])):
             bad = sorted(set(traj.species[fw][~np.isfinite(traj.masses[fw])]))
-            raise OptionError(f"drift correction needs the masses of the framework atoms; unknown for {', '.join(bad)}")
+            if self.drift is not None or self.drift_weights is not None:
+                raise OptionError(f"mass-weighted drift correction needs the masses of the framework atoms; unknown "
+                                  f"for {', '.join(bad)} — give drift_weights='unweighted' or drift=False")
+            weights = "unweighted"
+            reason += f" (unweighted centre: the masses of {', '.join(bad)} are unknown)"
+        if want:
+            reason += "; framework centre of mass" if weights == "mass" else "; unweighted framework centre"
         self._fw = fw if want else np.zeros(0, np.int64)
         self._read = np.union1d(self._idx, self._fw).astype(np.int64)
         self._col_sel = np.searchsorted(self._read, self._idx)
         self._col_fw = np.searchsorted(self._read, self._fw)
         if want:
-            w = traj.masses[self._fw]
+            w = traj.masses[self._fw] if weights == "mass" else np.ones(len(self._fw))
             self._w = w / w.sum()
-        meta.update({"drift": bool(want), "drift_reason": reason,
+        meta.update({"drift": bool(want), "drift_reason": reason, "drift_weights": weights if want else None,
                      "framework_species": sorted(set(traj.species[self._fw])) if want else []})
 
     def _lags(self, meta):
@@ -524,8 +530,8 @@ class VanHove(AnalysisBase):
 
 def vanhove(traj, species, *, lags=None, n_lags=DEFAULT_N_LAGS, max_lag=None, rmax=None, bins=200, distinct=True,
             origin_stride=1, distinct_stride=None, n_origins=None, alpha2=True, drift=None, framework=None,
-            start=None, stop=None, step=None, mode="auto", scratch_dir=None, workers=2, frames_per_chunk=None,
-            memory=None, progress=None) -> VanHoveResult:
+            drift_weights=None, start=None, stop=None, step=None, mode="auto", scratch_dir=None, workers=2,
+            frames_per_chunk=None, memory=None, progress=None) -> VanHoveResult:
     """Self and distinct van Hove functions and the non-Gaussian parameter α₂, streamed (SPEC §9).
 
     Parameters
@@ -558,8 +564,10 @@ def vanhove(traj, species, *, lags=None, n_lags=DEFAULT_N_LAGS, max_lag=None, rm
         At most this many origins per lag (the first ones); default every origin that fits.
     alpha2 : bool
         Also compute ⟨Δr²⟩, ⟨Δr⁴⟩ and α₂ at every lag by FFT (exact, all origins).
-    drift, framework :
-        Drift correction as in :func:`anionmotion.msd` (None = on for XDATCAR/CP2K input).
+    drift, framework, drift_weights :
+        Drift correction as in :func:`anionmotion.msd`: None = on whenever there are framework atoms (every
+        atom neither selected nor a mobile cation), their centre of mass (``drift_weights="mass"``, default)
+        or mean position (``"unweighted"``, the pymatgen ``DiffusionAnalyzer`` convention) subtracted.
     start, stop, step : int, optional
         Frame range.
     mode : {"auto", "memory", "out-of-core"}
@@ -593,5 +601,6 @@ def vanhove(traj, species, *, lags=None, n_lags=DEFAULT_N_LAGS, max_lag=None, rm
     """
     return VanHove(species, lags=lags, n_lags=n_lags, max_lag=max_lag, rmax=rmax, bins=bins, distinct=distinct,
                    origin_stride=origin_stride, distinct_stride=distinct_stride, n_origins=n_origins, alpha2=alpha2,
-                   drift=drift, framework=framework, mode=mode, scratch_dir=scratch_dir, workers=workers,
+                   drift=drift, framework=framework, drift_weights=drift_weights, mode=mode, scratch_dir=scratch_dir,
+                   workers=workers,
                    frames_per_chunk=frames_per_chunk, memory=memory, progress=progress).run(traj, start, stop, step)

@@ -32,8 +32,10 @@ def register(sub):
                    help="skip the exact all-lag α₂ (FFT of the whole series); α₂ is still given at the histogram lags")
     d = p.add_mutually_exclusive_group()
     d.add_argument("--drift", dest="drift", action="store_true", default=None,
-                   help="subtract the framework centre-of-mass drift (default: on for XDATCAR/CP2K input)")
+                   help="subtract the framework centre-of-mass drift (default: on whenever there are framework atoms)")
     d.add_argument("--no-drift", dest="drift", action="store_false", help="do not correct drift")
+    p.add_argument("--drift-weights", choices=("mass", "unweighted"),
+                   help="framework centre: mass-weighted (default) or the mean position")
     add_memory_option(p)
     add_frame_options(p)
     add_reader_options(p)
@@ -50,7 +52,8 @@ def run(args) -> int:
         res = vanhove(traj, args.species, lags=args.lags, n_lags=args.n_lags, max_lag=args.max_lag, rmax=args.rmax,
                       bins=args.bins, distinct=args.distinct, origin_stride=args.origin_stride,
                       distinct_stride=args.distinct_stride, n_origins=args.n_origins, alpha2=args.alpha2,
-                      drift=args.drift, start=args.start, stop=args.stop, step=args.step, memory=args.memory,
+                      drift=args.drift, drift_weights=args.drift_weights, start=args.start, stop=args.stop,
+                      step=args.step, memory=args.memory,
                       progress=progress_of(args))
     print(res.summary())
     write_outputs(args, json_data=res.to_dict)

@@ -148,15 +148,22 @@ def distinct_histogram(pos_origin, pos_later, cells, *, rmax, n_bins, use_ext=Tr
     return hist
 
 
+def _reduced(d, cell):
+    """``d`` moved by whole cell vectors so that its fractional components lie in [−½, ½]."""
+    s = d @ np.linalg.inv(cell)
+    return (s - np.rint(s)) @ cell
+
+
 def distinct_histogram_ref(pos_origin, pos_later, cells, *, rmax, n_bins):
-    """Numpy twin of :func:`distinct_histogram`: every pair, the shortest of the images in [−2, 2]³."""
+    """Numpy twin of :func:`distinct_histogram`: every pair, the shortest of the images in [−2, 2]³ around the
+    fractionally reduced difference."""
     a = np.asarray(pos_origin, dtype=np.float64)
     b = np.asarray(pos_later, dtype=np.float64)
     hist = np.zeros(int(n_bins), dtype=np.int64)
     n = a.shape[1]
     off = ~np.eye(n, dtype=bool)
     for t in range(a.shape[0]):
-        d = minimum_image_bruteforce(b[t][None, :, :] - a[t][:, None, :], cells[t])
+        d = minimum_image_bruteforce(_reduced(b[t][None, :, :] - a[t][:, None, :], cells[t]), cells[t])
         r = np.sqrt(np.einsum("ijk,ijk->ij", d, d))[off]
         r = r[r < rmax]
         k = (r * (n_bins / rmax)).astype(np.int64)
@@ -407,7 +414,8 @@ def van_hove_ref(positions, cells, lags, *, rmax, n_bins, origin_stride=1, disti
                             if b < n_bins:
                                 out["self"][k, b] += 1
                 else:
-                    d = minimum_image_bruteforce(pos[t0 + m][None, :, :] - pos[t0][:, None, :], cells[t0])
+                    d = minimum_image_bruteforce(_reduced(pos[t0 + m][None, :, :] - pos[t0][:, None, :], cells[t0]),
+                                                 cells[t0])
                     r = np.sqrt(np.einsum("ijk,ijk->ij", d, d))[off]
                     r = r[r < rmax]
                     b = (r * (n_bins / rmax)).astype(np.int64)
