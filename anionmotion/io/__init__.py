@@ -41,6 +41,8 @@ FORMATS = {
                "VASP OUTCAR MD run (POSITION blocks, lattice per step; time from POTIM), gzip/bz2 allowed"),
     "ase": ("anionmotion.io.ase_traj", "ASETrajReader", ("*.traj",),
             "ASE ULM .traj (needs the optional ASE; a LAMMPS dump named .traj is detected by its content)"),
+    "h5md": ("anionmotion.io.h5md", "H5MDReader", ("*.h5md",),
+             "H5MD (HDF5: LAMMPS dump h5md, ASE/znh5md, MDAnalysis; needs the optional h5py)"),
 }
 
 _COMPRESSION_SUFFIXES = (".gz", ".bz2")
