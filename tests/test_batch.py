@@ -5,6 +5,7 @@ import json
 import os
 import sys
 
+import distributed
 import numpy as np
 import pytest
 
@@ -17,17 +18,6 @@ from anionmotion.report.blocks import atom_blocks, msd_in_blocks
 from _report_synth import li2so4, write_netcdf
 
 STAGES = '["polyanions", "diffusion", "hops", "reorientation"]'
-
-
-def _netcdf_available():
-    try:
-        import anionmotion.io.netcdf  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_netcdf = pytest.mark.skipif(not _netcdf_available(), reason="NetCDF reader not in this build")
 
 
 def write_series(tmp_path, temps=(500, 600, 700), block_run=600):
@@ -43,7 +33,6 @@ def write_series(tmp_path, temps=(500, 600, 700), block_run=600):
 
 @pytest.fixture(scope="module")
 def client():
-    distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
     c = distributed.Client(cluster)
     yield c
@@ -146,7 +135,6 @@ def _reports(m):
     return {t["label"]: json.loads(open(os.path.join(t["out_dir"], "report.json")).read()) for t in m["runs"]}
 
 
-@needs_netcdf
 def test_batch_equals_serial_and_resumes(tmp_path, client):
     manifest = write_series(tmp_path)
     m = load_manifest(manifest)
@@ -179,7 +167,6 @@ def test_batch_equals_serial_and_resumes(tmp_path, client):
     assert stamps == {t["label"]: os.path.getmtime(os.path.join(t["out_dir"], MARKER)) for t in m["runs"]}
 
 
-@needs_netcdf
 def test_batch_failure_and_kill_then_resume(tmp_path, client):
     manifest = write_series(tmp_path, block_run=None)
     m = load_manifest(manifest)
@@ -213,7 +200,6 @@ def test_cli_batch_bad_manifest(tmp_path, capsys):
     assert "has no path" in capsys.readouterr().err
 
 
-@needs_netcdf
 def test_cli_batch_on_a_scheduler_address(tmp_path, client, capsys):
     from anionmotion.cli import main
 

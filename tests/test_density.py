@@ -8,7 +8,10 @@ import numpy.testing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ase.calculators.vasp import VaspChargeDensity
+from ase.io.cube import read_cube as read_cube_ase
 from hypothesis.extra.numpy import arrays
+from pymatgen.io.vasp import Chgcar
 
 import anionmotion as am
 from anionmotion.errors import OptionError, UnwrapWarning
@@ -188,13 +191,11 @@ def test_chgcar_roundtrip_and_convention(result, tmp_path):
 
 
 def test_chgcar_read_by_pymatgen_and_ase(result, tmp_path):
-    pmg = pytest.importorskip("pymatgen.io.vasp")
     write_grid(result, tmp_path / "CHGCAR")
-    ch = pmg.Chgcar.from_file(str(tmp_path / "CHGCAR"))
+    ch = Chgcar.from_file(str(tmp_path / "CHGCAR"))
     npt.assert_allclose(ch.data["total"] / ch.structure.volume, result.density, rtol=1e-10, atol=1e-14)
     npt.assert_allclose(ch.data["total"].mean(), 6.0, rtol=1e-10)
-    ase_vasp = pytest.importorskip("ase.calculators.vasp")
-    vcd = ase_vasp.VaspChargeDensity(str(tmp_path / "CHGCAR"))
+    vcd = VaspChargeDensity(str(tmp_path / "CHGCAR"))
     npt.assert_allclose(vcd.chg[0], result.density, rtol=1e-10, atol=1e-14)
 
 
@@ -204,9 +205,8 @@ def test_cube_roundtrip_and_ase(result, tmp_path):
     npt.assert_allclose(cell, result.cell, atol=1e-5)
     npt.assert_allclose(rho, result.density, rtol=1e-5, atol=1e-9)
     assert z.tolist() == [3] * 6 + [16] * 4
-    ase_cube = pytest.importorskip("ase.io.cube")
     with open(p) as fh:
-        data = ase_cube.read_cube(fh)["data"]
+        data = read_cube_ase(fh)["data"]
     npt.assert_allclose(data, result.density * 0.529177210544 ** 3, rtol=1e-5, atol=1e-12)
 
 

@@ -2,17 +2,19 @@
 
 import os
 
+import netCDF4
 import numpy as np
 import numpy.testing as npt
 import pytest
+from ase.io.netcdftrajectory import NetCDFTrajectory
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mdtraj.formats import NetCDFTrajectoryFile
 
+import anionmotion
 from anionmotion.errors import FormatError, OptionError
 from anionmotion.io.netcdf_writer import (NetCDFWriter, atomic_number, cell_to_lengths_angles,
                                           lengths_angles_to_cell)
-
-netCDF4 = pytest.importorskip("netCDF4")
 
 SPECIES = ["S", "O", "O", "O", "O", "Li", "Li"]
 
@@ -67,9 +69,6 @@ def test_amber_layout(tmp_path):
 
 
 def test_mdtraj_reads_it(tmp_path):
-    mdtraj = pytest.importorskip("mdtraj")
-    from mdtraj.formats import NetCDFTrajectoryFile
-
     p = str(tmp_path / "t.nc")
     pos, _ = write(p)
     with NetCDFTrajectoryFile(p) as f:
@@ -77,13 +76,9 @@ def test_mdtraj_reads_it(tmp_path):
     npt.assert_allclose(xyz, pos, rtol=1e-6)
     npt.assert_allclose(time, [0, 0.005, 0.01, 0.015], rtol=1e-6)
     npt.assert_allclose(lengths[0], [10, 11, 12])
-    assert mdtraj.__version__
 
 
 def test_anionmotion_reader_reads_it_back(tmp_path):
-    pytest.importorskip("anionmotion.io.netcdf")
-    import anionmotion
-
     p = str(tmp_path / "t.nc")
     pos, vel = write(p)
     traj = anionmotion.open(p)
@@ -170,9 +165,6 @@ def test_atomic_numbers():
 
 
 def test_ase_reads_it(tmp_path):
-    pytest.importorskip("ase")
-    from ase.io.netcdftrajectory import NetCDFTrajectory
-
     p = str(tmp_path / "t.nc")
     pos, _ = write(p)
     t = NetCDFTrajectory(p, "r")

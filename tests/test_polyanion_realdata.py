@@ -50,7 +50,6 @@ def test_argyrodite_coupling_runs(argyrodite):
     assert r.coincidence["n_hops"] > 0 and 0 < r.coincidence["p_value"] <= 1
 
 
-@pytest.mark.skipif(not os.path.exists(LI2SO4), reason="LAMMPS Li2SO4 excerpt not present")
 def test_li2so4_rotor_phase_rotates():
     traj = anionmotion.open(LI2SO4, timestep=0.001, types="1=Li,2=S,3=O")
     r = reorientation(traj, center="S", ligand="O")

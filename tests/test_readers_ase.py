@@ -3,6 +3,7 @@
 import os
 import sys
 
+import ase.io as ase_io
 import numpy as np
 import numpy.testing as npt
 import pytest
@@ -11,7 +12,6 @@ import anionmotion
 from anionmotion.errors import FormatError, TrajectoryError
 from anionmotion.io import detect_format
 
-ase_io = pytest.importorskip("ase.io")
 DATA = os.path.join(os.path.dirname(__file__), "data", "ase")
 CU = os.path.join(DATA, "Cu_5steps_ASEformat.traj")
 MOS2 = os.path.join(DATA, "MoS2.traj")

@@ -1,16 +1,17 @@
 """Formats read through MDTraj: DCD (kinisi LAMMPS run), XTC/TRR written from frame0.nc."""
 
+import MDAnalysis as mda
+import mdtraj as md
 import numpy as np
 import numpy.testing as npt
 import pytest
+from MDAnalysis.coordinates.TRR import TRRWriter
 
 import anionmotion
 from anionmotion.errors import FormatError, OptionError, TrajectoryError
 from anionmotion.io.mdtraj_formats import read_lammps_data_types
 
 from conftest import data_path
-
-md = pytest.importorskip("mdtraj")
 
 DCD = data_path("mdtraj", "example_LAMMPS.dcd")
 DATA = data_path("mdtraj", "example_LAMMPS.data")
@@ -85,9 +86,7 @@ def test_mdtraj_bad_input(tmp_path):
 
 
 def test_trr_velocities(tmp_path):
-    mda = pytest.importorskip("MDAnalysis")  # optional peer: writes TRR files with velocities
-    from MDAnalysis.coordinates.TRR import TRRWriter
-
+    # MDAnalysis (a peer in the test extra) writes TRR files with velocities
     u = mda.Universe.empty(3, trajectory=True, velocities=True)
     u.dimensions = [30, 30, 30, 90, 90, 90]
     pos = np.arange(9.0).reshape(3, 3)

@@ -1,5 +1,7 @@
 """AMBER-convention NetCDF reader (LAMMPS CDF-5, AMBER, cpptraj, MDTraj, anionmotion's own writer)."""
 
+import mdtraj as md
+import netCDF4
 import numpy as np
 import numpy.testing as npt
 import pytest
@@ -11,8 +13,6 @@ from anionmotion.errors import IntegrityWarning, FormatError, OptionError, Traje
 from anionmotion.io.netcdf import cell_from_lengths_angles
 
 from conftest import data_path
-
-netCDF4 = pytest.importorskip("netCDF4")
 
 
 def _raw(path, name):
@@ -100,7 +100,6 @@ def test_cpptraj_without_time_and_posfor_without_cell():
 
 
 def test_mdtraj_written_nc_matches_mdtraj():
-    md = pytest.importorskip("mdtraj")
     p, top = data_path("netcdf", "frame0.nc"), data_path("netcdf", "native.pdb")
     t = anionmotion.open(p, topology=top, unwrap=False)
     assert (t.n_atoms, t.n_frames) == (22, 501)
@@ -254,7 +253,6 @@ def test_bad_netcdf_files(tmp_path):
 def test_compressed_topology_and_constant_time(tmp_path):
     import bz2
 
-    pytest.importorskip("mdtraj")
     top = tmp_path / "native.pdb.bz2"
     top.write_bytes(bz2.compress(open(data_path("netcdf", "native.pdb"), "rb").read()))
     t = anionmotion.open(data_path("netcdf", "frame0.nc"), topology=top)

@@ -3,6 +3,7 @@
 import gzip
 import os
 
+import ase.io as ase_io
 import numpy as np
 import numpy.testing as npt
 import pytest
@@ -49,7 +50,6 @@ def test_tribox_cell_and_last_step():
     c = t.read(frames=slice(2, 3))
     frac = np.array([0.43938499, 0.44107487, 0.49574079])
     npt.assert_allclose(c.positions[0, 0], frac @ tri, atol=1e-7)
-    ase_io = pytest.importorskip("ase.io")
     ref = ase_io.read(TRI, index=":")
     assert len(ref) == 3
     for k, at in enumerate(ref):

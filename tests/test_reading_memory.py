@@ -11,6 +11,7 @@
 
 import tracemalloc
 
+import netCDF4
 import numpy as np
 import numpy.testing as npt
 import pytest
@@ -20,8 +21,6 @@ from hypothesis import strategies as st
 import anionmotion
 from anionmotion import trajectory as trajmod
 from anionmotion.errors import OptionError, TrajectoryError
-
-netCDF4 = pytest.importorskip("netCDF4")
 
 N_ATOMS = 40
 N_FRAMES = 37

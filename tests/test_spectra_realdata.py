@@ -1,6 +1,5 @@
 """Spectra and structure on engine-written trajectories (LAMMPS and CP2K runs of the Li2SO4-like model)."""
 
-import os
 import warnings
 
 import numpy as np
@@ -15,10 +14,6 @@ from conftest import data_path
 LAMMPS = data_path("lammps", "li2so4_ortho_T1000.first60.lammpstrj.gz")
 VACF = data_path("spectra", "li2so4_ortho_T1000.first60.vacf.txt")
 CP2K = data_path("cp2k", "li2so4", "li2so4_ortho_T1000-pos-1.xyz.gz")
-
-pytestmark = pytest.mark.skipif(not (os.path.exists(LAMMPS) and os.path.exists(CP2K)),
-                                reason="engine test data not present")
-
 
 @pytest.fixture(scope="module")
 def lammps():

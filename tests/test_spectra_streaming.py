@@ -5,6 +5,7 @@ import json
 import os
 import warnings
 
+import distributed
 import numpy as np
 import numpy.testing as npt
 import pytest
@@ -350,7 +351,6 @@ def _write_nc(path, tr):
 
 
 def test_dask_local_cluster_equals_serial(tmp_path):
-    distributed = pytest.importorskip("distributed")
     pos, vel, sp, dt = random_velocities(n_frames=120, n=6, seed=9)
     tr = am.from_arrays(pos, np.eye(3) * 30, species=sp, velocities=vel, frame_interval=dt)
     nc = tmp_path / "v.nc"
