@@ -9,12 +9,15 @@ Status codes are listed in :data:`STATUS`.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from ._loader import load_ext
 
-__all__ = ["STATUS", "ROLE_ID", "ROLE_SKIP", "scan_frames", "scan_frames_ref", "parse_frames", "parse_frames_ref", "parse_columns",
-           "column_tokens", "parse_floats", "parse_floats_ref", "INTS_WIDTH", "BOX_WIDTH"]
+__all__ = ["STATUS", "ROLE_ID", "ROLE_SKIP", "scan_frames", "scan_frames_ref", "parse_frames", "parse_frames_ref",
+           "parse_columns", "parse_columns_ref", "column_tokens", "column_tokens_ref", "parse_floats",
+           "parse_floats_ref", "parse_float_token_ref", "parse_float_tokens_ref", "INTS_WIDTH", "BOX_WIDTH"]
 
 _lammps = load_ext("_lammps")
 
@@ -185,40 +188,97 @@ def parse_frames(buf, starts, natoms, roles, id2idx, idx2out, out, seen, stamp0,
     return int(_lammps.parse_frames(buf, starts, int(natoms), roles, id2idx, idx2out, out, seen, int(stamp0), err))
 
 
+_TOKEN = re.compile(rb"[^\x00-\x20]+")
+_INT_TOKEN = re.compile(rb"[+-]?[0-9]{1,18}")
+
+
+def _line_tokens(data, p):
+    """Tokens of the line starting at ``p`` (separated by bytes ≤ 32, as the kernels split) and the offset
+    after its newline (``len(data)`` on the last line)."""
+    e = data.find(b"\n", p)
+    stop = len(data) if e < 0 else e
+    return _TOKEN.findall(data, p, stop), (len(data) if e < 0 else e + 1)
+
+
+def parse_float_token_ref(tok: bytes) -> float:
+    """The kernels' float parser on one token, in Python: ``strtod`` of the whole token (correctly rounded;
+    ``nan``, ``inf`` and hexadecimal floats accepted, ``D`` exponents and ``_`` refused).
+
+    Tokens longer than 511 bytes are refused by the kernels when they need the ``strtod`` fallback; the
+    twins' contract covers shorter tokens.
+    """
+    from .textparse import strtod_ref
+
+    return strtod_ref(tok)
+
+
+def _int_token_ref(tok: bytes):
+    """Atom id of a token (1 to 18 decimal digits, optional sign), or None."""
+    return int(tok) if _INT_TOKEN.fullmatch(tok) else None
+
+
 def parse_frames_ref(buf, starts, natoms, roles, id2idx, idx2out, out, seen, stamp0, err):
-    """Numpy twin of :func:`parse_frames` (same contract; ``seen`` is not used)."""
-    data = bytes(buf)
+    """Python twin of :func:`parse_frames`, line by line with the kernel's checks in the kernel's order.
+
+    Same contract, with ``roles`` naming every value slot of ``out`` (the kernel copies all ``n_vals``
+    slots of each wanted atom).  ``seen`` may be None (then the duplicate check uses a set per frame and
+    ``seen`` is not updated).
+    """
+    data = bytes(memoryview(buf)) if len(buf) else b""
     roles = np.asarray(roles)
     ncol = len(roles)
-    idcol = int(np.nonzero(roles == ROLE_ID)[0][0])
+    if out.shape[2] > 64:
+        raise ValueError("at most 64 value columns")
     for f, s in enumerate(starts):
-        lines = data[int(s):].split(b"\n", int(natoms))[: int(natoms)]
-        rows = [ln.split() for ln in lines]
-        for k, r in enumerate(rows):
-            if len(r) != ncol:
-                err[:] = (f, k, len(r), 0)
+        p = int(s)
+        stamp = int(stamp0) + f
+        in_frame = set()
+        for k in range(int(natoms)):
+            toks, nxt = _line_tokens(data, p)
+            vals = {}
+            o, ident, code, c = -1, 0, 0, 0
+            for tok in toks:
+                if c >= ncol:
+                    code = 10
+                    break
+                role = int(roles[c])
+                if role >= 0:
+                    try:
+                        vals[role] = parse_float_token_ref(tok)
+                    except ValueError:
+                        code = 11
+                        break
+                elif role == ROLE_ID:
+                    v = _int_token_ref(tok)
+                    if v is None or v <= 0:
+                        code = 12
+                        break
+                    ident = v
+                    if ident >= len(id2idx) or id2idx[ident] < 0:
+                        code = 13
+                        break
+                    idx = int(id2idx[ident])
+                    if idx in in_frame:
+                        code = 14
+                        break
+                    in_frame.add(idx)
+                    if seen is not None:
+                        seen[idx] = stamp
+                    o = int(idx2out[idx])
+                    if o < 0:          # atom not wanted: the rest of the line is not looked at
+                        c = ncol
+                        break
+                c += 1
+            if code:
+                err[:] = (f, k, c, ident if code >= 13 else 0)
+                return code
+            if c != ncol:
+                err[:] = (f, k, c, 0)
                 return 10
-        tok = np.array(rows, dtype=object).reshape(int(natoms), ncol)
-        ids = np.array([int(t) for t in tok[:, idcol]], dtype=np.int64)
-        if len(ids) and ids.min() <= 0:
-            err[:] = (f, int(np.argmin(ids)), idcol, 0)
-            return 12
-        unknown = (ids >= len(id2idx)) | (id2idx[np.minimum(ids, len(id2idx) - 1)] < 0)
-        if unknown.any():
-            k = int(np.nonzero(unknown)[0][0])
-            err[:] = (f, k, idcol + 1, ids[k])
-            return 13
-        idx = id2idx[ids]
-        uniq, first = np.unique(idx, return_index=True)
-        if len(uniq) != len(idx):
-            dup = np.setdiff1d(np.arange(len(idx)), first)[0]
-            err[:] = (f, int(dup), idcol + 1, ids[dup])
-            return 14
-        o = idx2out[idx]
-        keep = o >= 0
-        for c in np.nonzero(roles >= 0)[0]:
-            vals = np.array([float(t) for t in tok[keep, c]], dtype=np.float64)
-            out[f, o[keep], roles[c]] = vals
+            if o >= 0:
+                for slot, v in vals.items():
+                    out[f, o, slot] = v
+            p = nxt
     return 0
 
 
@@ -227,9 +287,50 @@ def parse_columns(buf, natoms, roles, out, err):
     return int(_lammps.parse_columns(buf, int(natoms), roles, out, err))
 
 
+def parse_columns_ref(buf, natoms, roles, out, err):
+    """Python twin of :func:`parse_columns` (values of a line are written as they are parsed)."""
+    data = bytes(memoryview(buf)) if len(buf) else b""
+    roles = np.asarray(roles)
+    ncol = len(roles)
+    p = 0
+    for k in range(int(natoms)):
+        toks, p = _line_tokens(data, p)
+        code, c = 0, len(toks)
+        for j, tok in enumerate(toks):
+            if j >= ncol:
+                code, c = 10, j
+                break
+            if roles[j] >= 0:
+                try:
+                    out[k, roles[j]] = parse_float_token_ref(tok)
+                except ValueError:
+                    code, c = 11, j
+                    break
+        if code == 0 and c != ncol:
+            code = 10
+        if code:
+            err[:] = (0, k, c, 0)
+            return code
+    return 0
+
+
 def column_tokens(buf, natoms, col, out):
     """Copy the text of column ``col`` of ``natoms`` lines into ``out`` (uint8, natoms × width)."""
     return int(_lammps.column_tokens(buf, int(natoms), int(col), out))
+
+
+def column_tokens_ref(buf, natoms, col, out):
+    """Python twin of :func:`column_tokens` (tokens longer than the width are cut; ``out`` is not cleared)."""
+    data = bytes(memoryview(buf)) if len(buf) else b""
+    p = 0
+    w = out.shape[1]
+    for k in range(int(natoms)):
+        toks, p = _line_tokens(data, p)
+        if len(toks) <= col:
+            return 10
+        t = toks[col][:w]
+        out[k, :len(t)] = np.frombuffer(t, dtype=np.uint8)
+    return 0
 
 
 def parse_floats(text: bytes) -> np.ndarray:
@@ -246,6 +347,22 @@ def parse_floats(text: bytes) -> np.ndarray:
     if n < 0:
         raise ValueError(f"not a number: {toks[-n - 1]!r}")
     return out[:n]
+
+
+def parse_float_tokens_ref(buf, out):
+    """Python twin of ``_lammps.parse_float_tokens``: tokens (separated by bytes ≤ 32) parsed into ``out``
+    until it is full; returns the number parsed, or −(1 + index) of the first token that is not a number."""
+    data = bytes(memoryview(buf)) if len(buf) else b""
+    n = 0
+    for tok in _TOKEN.finditer(data):
+        if n >= len(out):
+            break
+        try:
+            out[n] = parse_float_token_ref(tok.group())
+        except ValueError:
+            return -(1 + n)
+        n += 1
+    return n
 
 
 def parse_floats_ref(text: bytes) -> np.ndarray:

@@ -87,6 +87,8 @@ def subtract_drift_am_ref(block, drift, t0):
 
 def accumulate_power_ref(F, n_block, power):
     """Numpy twin of ``_msd.accumulate_power``."""
+    if n_block == 0:
+        return
     p = F[:3 * n_block].real ** 2 + F[:3 * n_block].imag ** 2
     power += p.reshape(n_block, 3, -1).sum(axis=0)
 
@@ -325,7 +327,7 @@ def msd_pairs_ref(pos, times, keys, quantum, acc, count):
     for i in range(T):
         k = np.floor((times[i:] - times[i]) / quantum + 0.5).astype(np.int64)
         b = np.searchsorted(keys, k)
-        ok = (b < len(keys)) & (keys[np.minimum(b, len(keys) - 1)] == k)
+        ok = (b < len(keys)) & (keys[np.minimum(b, len(keys) - 1)] == k) if len(keys) else np.zeros(len(k), bool)
         if not ok.all():
             bad = i
         d = pos[i:][ok] - pos[i]

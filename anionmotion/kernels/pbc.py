@@ -19,7 +19,8 @@ from ._loader import load_ext
 
 __all__ = ["minimum_image", "minimum_image_ref", "minimum_image_bruteforce", "perpendicular_widths",
            "distance_matrix", "distance_matrix_ref", "distance_histogram", "distance_histogram_ref",
-           "cell_list_shape"]
+           "cell_list_shape", "min_image_triclinic_ref", "distances_min_image_ref", "histogram_pairs_ref",
+           "histogram_pairs_frames_ref"]
 
 _pbc = load_ext("_pbc")
 
@@ -75,6 +76,81 @@ def minimum_image_bruteforce(d, cell, n=2):
     r2 = np.einsum("...sk,...sk->...s", cand, cand)
     idx = np.argmin(r2, axis=-1)
     return np.take_along_axis(cand, np.broadcast_to(idx[..., None, None], idx.shape + (1, 3)), axis=-2)[..., 0, :]
+
+
+# ---------------------------------------------------------------- numpy twins of the compiled kernels
+def _shortest_of_27(s, cell):
+    """Shortest image among the 27 neighbours of fractional vectors ``s`` (..., 3) reduced to [−½, ½]:
+    the kernels' search, in their order and arithmetic (the first strictly shorter image wins)."""
+    best = np.full(s.shape, np.nan)
+    best_r2 = np.full(s.shape[:-1], 1e300)
+    for i in (-1, 0, 1):
+        a = s[..., 0] + i
+        for j in (-1, 0, 1):
+            b = s[..., 1] + j
+            for k in (-1, 0, 1):
+                c = s[..., 2] + k
+                x = a * cell[0, 0] + b * cell[1, 0] + c * cell[2, 0]
+                y = a * cell[0, 1] + b * cell[1, 1] + c * cell[2, 1]
+                z = a * cell[0, 2] + b * cell[1, 2] + c * cell[2, 2]
+                r2 = x * x + y * y + z * z
+                better = r2 < best_r2
+                best_r2 = np.where(better, r2, best_r2)
+                best = np.where(better[..., None], np.stack([x, y, z], axis=-1), best)
+    return best
+
+
+def min_image_triclinic_ref(d, cells, inv, out):
+    """Numpy twin of ``_pbc.min_image_triclinic`` (same IN/OUT contract: (T, n, 3) vectors, (T, 3, 3)
+    cells and inverses)."""
+    for t in range(d.shape[0]):
+        x, y, z = d[t, :, 0], d[t, :, 1], d[t, :, 2]
+        iv = inv[t]
+        s = np.stack([x * iv[0, 0] + y * iv[1, 0] + z * iv[2, 0],
+                      x * iv[0, 1] + y * iv[1, 1] + z * iv[2, 1],
+                      x * iv[0, 2] + y * iv[1, 2] + z * iv[2, 2]], axis=-1)
+        s -= np.rint(s)
+        out[t] = _shortest_of_27(s, cells[t])
+
+
+def distances_min_image_ref(frac_a, frac_b, cell, out):
+    """Numpy twin of ``_pbc.distances_min_image`` (fractional a (na, 3), b (nb, 3); OUT (na, nb) Å)."""
+    s = frac_b[None, :, :] - frac_a[:, None, :]
+    s -= np.rint(s)
+    v = _shortest_of_27(s, cell)
+    out[...] = np.sqrt(v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1] + v[..., 2] * v[..., 2])
+
+
+def histogram_pairs_ref(frac_a, frac_b, cell, self_idx, n_cells, reach, rmax, half, hist):
+    """Numpy twin of ``_pbc.histogram_pairs``: every pair, no cell list (``n_cells`` and ``reach`` only
+    steer the kernel's search and do not change the result).
+
+    Same contract: coordinates wrapped into [0, 1), minimum image by rounding the fractional difference
+    (exact for rmax ≤ half the smallest perpendicular width), pairs (i, j) with j > i when ``half``, else
+    every j but ``self_idx[i]``; ``hist`` (int64) is incremented in place.
+    """
+    n_bins = len(hist)
+    fa = frac_a - np.floor(frac_a)
+    fb = frac_b - np.floor(frac_b)
+    s = fb[None, :, :] - fa[:, None, :]
+    s = np.where(s >= 0.5, s - 1.0, np.where(s < -0.5, s + 1.0, s))
+    s0, s1, s2 = s[..., 0], s[..., 1], s[..., 2]
+    x = s0 * cell[0, 0] + s1 * cell[1, 0] + s2 * cell[2, 0]
+    y = s0 * cell[0, 1] + s1 * cell[1, 1] + s2 * cell[2, 1]
+    z = s0 * cell[0, 2] + s1 * cell[1, 2] + s2 * cell[2, 2]
+    r2 = x * x + y * y + z * z
+    na, nb = r2.shape
+    jj = np.arange(nb)[None, :]
+    keep = (jj > np.arange(na)[:, None]) if half else (jj != np.asarray(self_idx)[:, None])
+    keep &= r2 < rmax * rmax
+    p = (np.sqrt(r2[keep]) * (n_bins / rmax)).astype(np.int64)
+    hist += np.bincount(p[p < n_bins], minlength=n_bins)
+
+
+def histogram_pairs_frames_ref(frac_a, frac_b, cells, self_idx, n_cells, reach, rmax, half, hist):
+    """Numpy twin of ``_pbc.histogram_pairs_frames``: :func:`histogram_pairs_ref` summed over frames."""
+    for t in range(frac_a.shape[0]):
+        histogram_pairs_ref(frac_a[t], frac_b[t], cells[t], self_idx, n_cells[t], reach[t], rmax, half, hist)
 
 
 def _threads():

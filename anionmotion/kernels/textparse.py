@@ -12,6 +12,7 @@ a frame, 4 too few numbers on a row, 5 a token that is not a number.
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 
@@ -20,8 +21,8 @@ from ._loader import load_ext
 __all__ = [
     "STATUS", "OK", "FULL", "BADHEAD", "TRUNC", "FEWTOK", "BADNUM",
     "index_xyz", "index_xyz_ref", "index_xdatcar", "index_xdatcar_ref",
-    "parse_frames", "parse_frames_ref", "skip_lines", "count_newlines", "token_spans", "token_spans_ref",
-    "parse_double_at",
+    "parse_frames", "parse_frames_ref", "skip_lines", "skip_lines_ref", "count_newlines", "count_newlines_ref",
+    "token_spans", "token_spans_ref", "parse_double_at", "parse_double_at_ref", "strtod_ref",
 ]
 
 _tp = load_ext("_textparse")
@@ -47,6 +48,72 @@ def count_newlines(buf, start, stop):
 def parse_double_at(buf, pos):
     """Parse one number at ``pos`` of ``buf`` (uint8 array); returns ``(value, end_offset)``."""
     return _tp.parse_double_at(buf, int(pos))
+
+
+def skip_lines_ref(buf, pos, n_lines):
+    """Python twin of :func:`skip_lines`."""
+    data = bytes(memoryview(buf))
+    n, k, pos = len(data), 0, int(pos)
+    if n == 0:
+        return pos, 0
+    while k < n_lines and pos < n:
+        e = data.find(b"\n", pos)
+        pos = n if e < 0 else e + 1
+        k += 1
+    return pos, k
+
+
+def count_newlines_ref(buf, start, stop):
+    """Python twin of :func:`count_newlines` (0 ≤ start, stop ≤ len(buf); 0 when start ≥ stop)."""
+    return bytes(memoryview(buf))[int(start):int(stop)].count(b"\n") if stop > start else 0
+
+
+_HEX_FLOAT = re.compile(rb"[+-]?0[xX]([0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)([pP][+-]?[0-9]+)?")
+_NAN_PAYLOAD = re.compile(rb"[+-]?[nN][aA][nN]\([0-9A-Za-z_]*\)")
+
+
+def strtod_ref(tok: bytes) -> float:
+    """C ``strtod`` on a whole token (C locale), in Python: the value, or ValueError if it is not all a number.
+
+    Python's ``float`` is correctly rounded like glibc's ``strtod`` and takes the same decimal, ``inf``,
+    ``infinity`` and ``nan`` spellings; it differs in accepting ``_`` between digits (refused here) and in
+    refusing hexadecimal floats and ``nan(…)`` payloads (accepted here, as ``strtod`` does).
+    """
+    if not tok or b"_" in tok or any(c <= 32 for c in tok):
+        raise ValueError(f"not a number: {tok!r}")
+    if _HEX_FLOAT.fullmatch(tok):
+        return float.fromhex(tok.decode("ascii"))
+    if _NAN_PAYLOAD.fullmatch(tok):
+        return float("nan")
+    return float(tok)
+
+
+def _blank_end(data, p):
+    """Offset of the first blank (space, tab, CR, VT, FF) or newline at or after ``p``."""
+    n = len(data)
+    while p < n and data[p] not in _BLANK and data[p] != 10:
+        p += 1
+    return p
+
+
+def parse_double_at_ref(buf, pos):
+    """Python twin of :func:`parse_double_at`.
+
+    The token runs from ``pos`` (no blanks skipped) to the next blank, newline or the end; Fortran ``D``/``d``
+    exponent letters read as ``E``.  Tokens of 511 bytes or more are refused by the kernel when they need its
+    ``strtod`` fallback; the twin's contract covers shorter tokens.
+    """
+    data = bytes(memoryview(buf))
+    pos = int(pos)
+    end = _blank_end(data, pos)
+    tok = data[pos:end]
+    if not tok:
+        raise ValueError("not a number")
+    try:
+        v = strtod_ref(tok.replace(b"D", b"E").replace(b"d", b"e"))
+    except ValueError:
+        raise ValueError("not a number") from None
+    return v, end
 
 
 # ----------------------------------------------------------------------------- index builders
@@ -238,8 +305,7 @@ def _pool():
 
 
 def _float_ref(tok: bytes) -> float:
-    t = tok.replace(b"D", b"E").replace(b"d", b"e")
-    return float(t)
+    return strtod_ref(tok.replace(b"D", b"E").replace(b"d", b"e"))
 
 
 def parse_frames_ref(buf, offsets, skip, n_rows, colmap, rowmap, out):
@@ -287,8 +353,8 @@ def token_spans(buf, pos, n_rows, tok, *, use_ext=True):
     """
     if not use_ext:
         return token_spans_ref(buf, pos, n_rows, tok)
-    starts = np.empty(n_rows, np.int64)
-    stops = np.empty(n_rows, np.int64)
+    starts = np.full(n_rows, -1, np.int64)
+    stops = np.full(n_rows, -1, np.int64)   # the kernel leaves both untouched for an empty buffer
     end = _tp.token_spans(buf, int(pos), int(n_rows), int(tok), starts, stops)
     return starts, stops, int(end)
 

@@ -138,10 +138,12 @@ def inverse_cells(cells):
 
 
 def cart_to_frac_ref(pos, inv_cells, out):
+    """Numpy twin of ``_unwrap.cart_to_frac``: out = pos · H⁻¹ frame by frame (``out`` must not alias ``pos``)."""
     np.einsum("tik,tkl->til", pos, inv_cells, out=out)
 
 
 def frac_to_cart_ref(frac, cells, out):
+    """Numpy twin of ``_unwrap.frac_to_cart``: out = s · H frame by frame (``out`` must not alias ``frac``)."""
     np.einsum("tik,tkl->til", frac, cells, out=out)
 
 
