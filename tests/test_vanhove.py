@@ -19,8 +19,8 @@ import anionmotion
 from anionmotion.analysis.vanhove import VanHove, default_lags, vanhove
 from anionmotion.cli import main
 from anionmotion.errors import OptionError
-from anionmotion.kernels.vanhove import (alpha2, alpha2_from_moments, displacement_moments, displacement_moments_ref,
-                                         distinct_histogram, distinct_histogram_ref, self_histogram,
+from anionmotion.kernels.vanhove import (alpha2, alpha2_from_moments, displacement_moments,
+                                         displacement_moments_pairs, displacement_moments_ref, distinct_histogram, distinct_histogram_ref, self_histogram,
                                          self_histogram_ref, van_hove_ref)
 
 ARGY = os.path.join(os.path.dirname(__file__), "data", "argyrodite", "Li6PS5Cl_100p_run1_XDATCAR.gz")
@@ -79,6 +79,22 @@ def test_fft_moments_equal_the_direct_double_loop(seed, T, N, offset, block):
     scale2, scale4 = max(r2.max(), 1e-300), max(r4.max(), 1e-300)
     assert np.all(np.abs(m2 - r2) <= 1e-11 * scale2)
     assert np.all(np.abs(m4 - r4) <= 1e-11 * scale4)
+
+
+def test_pair_moments_for_uneven_frames():
+    rng = np.random.default_rng(4)
+    pos = np.cumsum(rng.normal(size=(30, 5, 3)), axis=0)
+    lags, m2, m4, n = displacement_moments_pairs(pos, 0.1 * np.arange(30))
+    r2, r4 = displacement_moments_ref(pos)
+    assert np.allclose(lags, 0.1 * np.arange(30)) and np.array_equal(n, 30 - np.arange(30))
+    assert np.allclose(m2, r2, rtol=1e-12) and np.allclose(m4, r4, rtol=1e-12)
+    # log-spaced frames: each lag from its own frame pairs
+    t = np.array([0.0, 0.1, 0.2, 0.4, 0.8, 1.6])
+    lags, m2, m4, n = displacement_moments_pairs(pos[:6], t)
+    k = int(np.argmin(np.abs(lags - 0.4)))
+    pairs = [(0, 3), (3, 4)]   # t2 − t1 = 0.4
+    d2 = np.array([((pos[j] - pos[i]) ** 2).sum(axis=1) for i, j in pairs])
+    assert n[k] == 2 and np.isclose(m2[k], d2.mean()) and np.isclose(m4[k], (d2 ** 2).mean())
 
 
 def test_alpha2_of_known_distributions():

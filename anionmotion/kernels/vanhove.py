@@ -51,7 +51,8 @@ from .msd import fft_length
 from .pbc import _cell_grid, _pbc, minimum_image_bruteforce, perpendicular_widths
 
 __all__ = ["self_histogram", "self_histogram_ref", "distinct_histogram", "distinct_histogram_ref",
-           "NonGaussianAccumulator", "displacement_moments", "displacement_moments_ref", "alpha2",
+           "NonGaussianAccumulator", "displacement_moments", "displacement_moments_ref", "displacement_moments_pairs",
+           "alpha2",
            "alpha2_from_moments", "moments_workspace_bytes_per_atom", "van_hove_ref", "N_MOMENT_SERIES"]
 
 N_MOMENT_SERIES = 13
@@ -348,6 +349,52 @@ def alpha2(positions, *, drift=None, workspace=256 * 1024 ** 2, workers=2):
     """
     m2, m4 = displacement_moments(positions, drift=drift, workspace=workspace, workers=workers)
     return alpha2_from_moments(m2, m4)
+
+
+def displacement_moments_pairs(positions, times, *, quantum=None):
+    """⟨Δr²⟩ and ⟨Δr⁴⟩ of frames at arbitrary times: every frame pair, grouped by time difference.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (n_frames, n_atoms, 3), float64, Å
+    times : ndarray, shape (n_frames,), ps, strictly increasing
+    quantum : float, ps, optional
+        Lags closer than this are merged (default 1e-6 of the smallest spacing;
+        :func:`anionmotion.kernels.msd.lag_keys`).
+
+    Returns
+    -------
+    lags : ndarray, shape (n_lags,), ps
+        Every distinct time difference (0 first), as :func:`anionmotion.kernels.msd.msd_pairs`.
+    m2 : ndarray, shape (n_lags,), Å²
+    m4 : ndarray, shape (n_lags,), Å⁴
+    n_pairs : ndarray, shape (n_lags,), int64
+
+    Notes
+    -----
+    The uneven-spacing counterpart of :func:`displacement_moments` (log-spaced dumps): O(N·T²) time,
+    O(n_lags) memory; α₂ follows with :func:`alpha2_from_moments`.
+    """
+    from .msd import lag_keys
+
+    pos = as_array(positions, "positions", shape=(None, None, 3))
+    T, N = pos.shape[:2]
+    t = as_array(times, "times", shape=(T,))
+    if T > 1 and np.any(np.diff(t) <= 0):
+        raise OptionError("times must be strictly increasing")
+    keys, quantum = lag_keys(t, quantum)
+    s2 = np.zeros(len(keys))
+    s4 = np.zeros(len(keys))
+    count = np.zeros(len(keys), dtype=np.int64)
+    for i in range(T):
+        k = np.floor((t[i:] - t[i]) / quantum + 0.5).astype(np.int64)
+        b = np.searchsorted(keys, k)
+        r2 = ((pos[i:] - pos[i]) ** 2).sum(axis=-1)            # (T − i, N)
+        np.add.at(s2, b, r2.sum(axis=1))
+        np.add.at(s4, b, (r2 * r2).sum(axis=1))
+        np.add.at(count, b, 1)
+    norm = np.maximum(count, 1) * max(N, 1)
+    return keys * quantum, s2 / norm, s4 / norm, count
 
 
 def displacement_moments_ref(positions):
