@@ -423,3 +423,27 @@ def test_cli_writes_json_csv_and_plot(tmp_path, capsys):
     if "vanhove" in SUBCOMMANDS:  # registered: the real entry point gives the same exit status
         assert main(["vanhove", ARGY, "--frame-interval", "0.1", "--species", "Li", "--lags", "99",
                      "--no-progress"]) == 2
+
+
+def test_report_stage_body(argyrodite, monkeypatch):
+    from types import SimpleNamespace
+
+    from anionmotion.analysis.detect import CationChoice
+    from anionmotion.report import stage_vanhove
+    from anionmotion.report.stages import ReportContext, StageOutput
+
+    monkeypatch.setattr(anionmotion, "vanhove", vanhove, raising=False)  # the registry's lazy name
+    ctx = ReportContext(traj=argyrodite, cation=CationChoice("Li", 192, "given", "given"),
+                        polyanions=SimpleNamespace(found=False), temperature_K=500.0, options={}, progress=False,
+                        memory="256MB")
+    assert stage_vanhove.applies(ctx) is None
+    out = StageOutput("vanhove", "Van Hove")
+    out.draw = False
+    stage_vanhove.body(ctx, out)
+    d = out.to_dict()
+    assert d["result"]["alpha2_max"]["alpha2"] > 0.3 and len(d["result"]["alpha2"]) == 140
+    assert {t[0] for t in out.tables} == {"vanhove_self.csv", "vanhove_distinct.csv", "alpha2.csv"}
+    assert dict(out.summary)["drift correction"] == "yes"
+    none = ReportContext(traj=argyrodite, cation=CationChoice(None, 0, "none", "no cation"), polyanions=None,
+                         temperature_K=None, options={})
+    assert "no mobile cation" in stage_vanhove.applies(none)
