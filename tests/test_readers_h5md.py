@@ -292,3 +292,29 @@ def test_znh5md_style_group_and_time_dependent_atomic_numbers(tmp_path):
     assert list(tr.species) == SPECIES and tr.metadata["particle_group"] == "atoms"
     assert "atomic numbers" in tr.metadata["species_note"]
     assert np.allclose(tr.times, times)
+
+
+def test_file_written_by_znh5md_from_ase_atoms(tmp_path):
+    import ase
+    import ase.units
+    import znh5md
+
+    rng = np.random.default_rng(10)
+    frames, pos = [], []
+    p = rng.uniform(0, 9, size=(N, 3))
+    for _ in range(T):
+        p = p + rng.normal(scale=0.3, size=(N, 3))
+        a = ase.Atoms("".join(SPECIES), positions=p, cell=CELL, pbc=True)
+        a.set_velocities(rng.normal(size=(N, 3)))
+        frames.append(a)
+        pos.append(p)
+    path = str(tmp_path / "ase.h5")
+    znh5md.IO(path, timestep=0.5).extend(frames)   # 0.5 fs between frames
+    tr = _open(path, format="h5md")
+    assert list(tr.species) == SPECIES and tr.metadata["creator_name"] == "znh5md"
+    assert np.allclose(tr.times, 0.0005 * np.arange(T))
+    assert np.allclose(tr.cells, CELL)
+    c = tr.read()
+    assert np.allclose(c.positions, np.array(pos), atol=1e-9)
+    ase_vel = np.array([a.get_velocities() for a in frames]) * (1000 * ase.units.fs)   # Å/ps, ASE's conversion
+    assert np.allclose(c.velocities, ase_vel, rtol=1e-6)

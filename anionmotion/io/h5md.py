@@ -13,9 +13,11 @@ Layout (H5MD 1.0/1.1)
   lengths of a rectangular box or a 3×3 matrix whose rows are the cell vectors a, b, c) or a group whose
   ``value`` holds one (3,) or (3, 3) box per frame (NPT).  Without a periodic box the cell comes from
   ``cell=``.
-* optional ``velocity/value`` (unit e.g. ``nm ps-1``, ``Angstrom/ps``), ``image/value`` (integer image
+* optional ``velocity/value`` (unit e.g. ``nm ps-1``, ``Angstrom/ps``; files written by znh5md hold ASE
+  velocity units under the label ``Angstrom/fs`` and are converted as ASE's: × 98.2269 to Å/ps),
+  ``image/value`` (integer image
   flags: coordinates are then unwrapped exactly with them), ``species`` (element names, atomic numbers
-  (ASE/znh5md, MDAnalysis) or LAMMPS type numbers when the creator is LAMMPS — mapped by ``types=``),
+  (ASE/znh5md) or LAMMPS type numbers when the creator is LAMMPS — mapped by ``types=``),
   ``mass`` and ``charge`` (fixed datasets or time-dependent groups; frame 0 is used).
 
 Units: lengths in Å, nm, pm, bohr; times in ps, fs, ns; velocities as length/time (``nm ps-1``,
@@ -34,6 +36,7 @@ import numpy as np
 
 from ..elements import MASSES, normalize_symbol, symbol_of_z
 from ..errors import FormatError, IntegrityWarning, TrajectoryError
+from ..units import AMU_A2_PS2_EV
 from .base import BaseReader, RawFrames, want_velocities
 from .netcdf import MERGE_GAP, READ_BUFFER_MIN, _segments, _topology_species
 
@@ -153,6 +156,12 @@ class H5MDReader(BaseReader):
             self._vel = v
             self._vf, vu = self._velocity_unit(v)
             self.units["velocity"] = f"Å/ps (file: {vu})"
+            if creator.startswith("znh5md") and vu.replace(" ", "").lower() == "angstrom/fs":
+                # znh5md stores ASE's get_velocities() (Å per ASE time unit Å·√(amu/eV) = 10.18 fs) and labels it
+                # Angstrom/fs; converted as the ASE reader does: v[Å/ps] = v[ASE] / √(amu·Å²/ps² in eV)
+                self._vf = 1.0 / np.sqrt(AMU_A2_PS2_EV)
+                self.units["velocity"] = ("Å/ps (file: znh5md 'Angstrom/fs', which holds ASE velocity units "
+                                          "Å/(Å·√(amu/eV)); × 98.2269)")
         self.has_velocities = self._vel is not None
         # images
         self._img = None
