@@ -63,6 +63,10 @@ def _write_h5md(path, pos, vel=None, times=None, *, box="fixed-matrix", length="
             b.create_dataset("edges", data=CELL * lf).attrs["unit"] = length
         elif box == "fixed-lengths":
             b.create_dataset("edges", data=np.diag(CELL) * lf).attrs["unit"] = length
+        elif box == "npt-lengths":   # LAMMPS dump h5md: orthogonal boxes, one (3,) row of lengths per frame
+            e = b.create_group("edges")
+            scale = 1 + 0.01 * np.sin(np.arange(n))[:, None]
+            e.create_dataset("value", data=np.diag(CELL)[None] * scale * lf).attrs["unit"] = length
         elif box == "npt":
             e = b.create_group("edges")
             scale = 1 + 0.01 * np.sin(np.arange(n))[:, None, None]
@@ -120,7 +124,7 @@ def test_round_trip_against_the_netcdf_of_the_same_data(tmp_path):
     assert np.allclose(m1.msd, m2.msd, rtol=1e-5, atol=1e-8)
 
 
-@pytest.mark.parametrize("box", ["fixed-matrix", "fixed-lengths", "npt"])
+@pytest.mark.parametrize("box", ["fixed-matrix", "fixed-lengths", "npt", "npt-lengths"])
 @pytest.mark.parametrize("units", [("nm", "fs", "nm ps-1"), ("Angstrom", "ps", "Angstrom/ps"),
                                    ("pm", "ps", "A fs^-1")])
 def test_layouts_and_units(tmp_path, box, units):
@@ -138,6 +142,10 @@ def test_layouts_and_units(tmp_path, box, units):
         scale = 1 + 0.01 * np.sin(np.arange(T))
         assert np.allclose(tr.cells, CELL[None] * scale[:, None, None])
         assert not tr.cell_constant
+    elif box == "npt-lengths":
+        scale = 1 + 0.01 * np.sin(np.arange(T))
+        assert np.allclose(tr.cells, np.diag(np.diag(CELL))[None] * scale[:, None, None])
+        assert np.allclose(tr._reader.read_cells(2, 5), tr.cells[2:5])   # 3 frames of (3,) rows are not a matrix
     else:
         assert np.allclose(tr.cells, CELL) and tr.cell_constant
 
