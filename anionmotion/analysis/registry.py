@@ -94,6 +94,10 @@ ANALYSES = (
     AnalysisEntry("rdf", "Radial distribution functions and free-energy profile", "anionmotion.analysis.rdf",
                   ("rdf", "RDF", "RDFResult"), "rdf", "docs/structure.md", ("rdf",),
                   "pair histograms accumulated per chunk with cell lists"),
+    AnalysisEntry("sites", "Sites: occupancy, residence times, transitions, jumps", "anionmotion.analysis.sites",
+                  ("sites", "Sites", "SitesResult"), "sites", "docs/sites.md", ("sites",),
+                  "sites assigned per chunk; the debounce state, occupancy, residence histograms (fixed log bins) "
+                  "and transition counts accumulated online; only the jumps within one collective window are kept"),
 )
 """Every trajectory analysis, in report order."""
 

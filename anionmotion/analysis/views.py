@@ -569,3 +569,102 @@ class _VanHoveView:
                                       "Gaussian with the same MSD), distinct G_d(r, t) (minimum image, → 1 at large r) "
                                       "and the non-Gaussian parameter α₂(t) = 3⟨Δr⁴⟩/(5⟨Δr²⟩²) − 1 (SPEC §9).",
                            draw, ncols=3)]
+
+
+# --------------------------------------------------------------------------------------------- sites
+@register_view("SitesResult")
+class _SitesView:
+    def tables(self, res, **_):
+        T = len(res.type_names)
+        rows = []
+        for t in range(T):
+            r = res.residence[t]
+            occ = _arr(res.occupancy)[_arr(res.site_type) == t]
+            rows.append([t, int(_arr(res.n_sites_per_type)[t]), _arr(res.type_fraction_raw)[t],
+                         _arr(res.type_fraction)[t], occ.mean() if len(occ) else np.nan,
+                         *[np.nan if r[k] is None else r[k] for k in ("mean_ps", "sem_ps", "tau_exit_ps",
+                                                                       "tau_exit_err_ps")],
+                         r["n_complete"], r["n_exits"], _arr(res.attempt_frequency_type_THz)[t]])
+        types = Table("sites_types.csv", ["type_index", "n_sites", "fraction_raw", "fraction_debounced",
+                                          "occupancy_per_site", "mean_residence_ps", "sem_residence_ps",
+                                          "tau_exit_ps", "tau_exit_err_ps", "n_complete_runs", "n_exits",
+                                          "attempt_frequency_THz"], np.array(rows, dtype=float).reshape(T, 12))
+        a, b = np.meshgrid(np.arange(T), np.arange(T), indexing="ij")
+        trans = Table("sites_transitions.csv", ["from_type", "to_type", "count", "rate_per_ps", "rate_err_per_ps",
+                                                "mean_jump_length_A"],
+                      np.column_stack([a.ravel(), b.ravel(), _arr(res.transitions).ravel(),
+                                       _arr(res.rates_per_ps).ravel(), _arr(res.rates_err_per_ps).ravel(),
+                                       _arr(res.jump_length_by_pair_A).ravel()]))
+        e = _arr(res.residence_edges_ps)
+        resid = Table("sites_residence.csv", ["t_lo_ps", "t_hi_ps"] + [f"n_{n}" for n in res.type_names],
+                      np.column_stack([e[:-1], e[1:], _arr(res.residence_hist).reshape(T, -1).T]))
+        per_site = Table("sites_per_site.csv", ["site", "type_index", "s_a", "s_b", "s_c", "occupancy_raw",
+                                                "occupancy_debounced"],
+                         np.column_stack([np.arange(res.n_sites), _arr(res.site_type),
+                                          _arr(res.site_frac).reshape(-1, 3), _arr(res.occupancy_raw),
+                                          _arr(res.occupancy)]))
+        le = _arr(res.jump_length_edges_A)
+        lengths = Table("sites_jump_lengths.csv", ["length_lo_A", "length_hi_A", "count"],
+                        np.column_stack([le[:-1], le[1:], _arr(res.jump_length_hist)]))
+        return [types, trans, resid, per_site, lengths]
+
+    def figures(self, res, **_):
+        names = list(res.type_names)
+        T = len(names)
+
+        def draw(axes):
+            x = np.arange(T)
+            axes[0].bar(x - 0.2, 100 * _arr(res.type_fraction_raw), 0.4, label="per frame")
+            axes[0].bar(x + 0.2, 100 * _arr(res.type_fraction), 0.4, label="debounced")
+            axes[0].set_xticks(x)
+            axes[0].set_xticklabels(names, rotation=30, ha="right")
+            axes[0].set_ylabel(f"{res.species} in site type (%)")
+            axes[0].legend(frameon=False)
+            e = _arr(res.residence_edges_ps)
+            h = _arr(res.residence_hist).reshape(T, -1)
+            for t in range(T):
+                n = h[t].sum()
+                if n:
+                    surv = 1.0 - np.cumsum(h[t]) / n
+                    axes[1].step(e[1:], surv, where="post", label=names[t])
+            axes[1].set_xscale("log")
+            axes[1].set_xlabel("residence time τ (ps)")
+            axes[1].set_ylabel("P(residence > τ), complete runs")
+            if h.sum():
+                axes[1].legend(frameon=False, fontsize="small")
+            k = _arr(res.rates_per_ps).reshape(T, T)
+            m = axes[2].imshow(np.where(np.isfinite(k), k, 0.0), cmap="viridis")
+            axes[2].figure.colorbar(m, ax=axes[2], label="rate k_ab (ps⁻¹)")
+            axes[2].set_xticks(range(T))
+            axes[2].set_xticklabels(names, rotation=30, ha="right")
+            axes[2].set_yticks(range(T))
+            axes[2].set_yticklabels(names)
+            axes[2].set_xlabel("to type")
+            axes[2].set_ylabel("from type")
+            le = _arr(res.jump_length_edges_A)
+            axes[3].stairs(_arr(res.jump_length_hist), le)
+            axes[3].set_xlabel("jump length, site centre to site centre (Å)")
+            axes[3].set_ylabel("jumps")
+            c = res.collective or {}
+            if c.get("fraction") is not None:
+                base = c.get("baseline")
+                axes[3].text(0.98, 0.95, f"collective: {100 * c['fraction']:.1f} %" + (
+                    "" if base is None else f"\nbaseline: {100 * base:.1f} ± {100 * (c.get('baseline_std') or 0):.1f} %"),
+                    transform=axes[3].transAxes, ha="right", va="top", fontsize="small")
+
+        def draw_time(axes):
+            p = _arr(res.occupancy_preview)
+            if p.ndim == 2 and len(p):
+                for t in range(T):
+                    axes[0].plot(p[:, 0], p[:, 1 + t], label=names[t], lw=0.8)
+                axes[0].legend(frameon=False, fontsize="small")
+            axes[0].set_xlabel("time (ps)")
+            axes[0].set_ylabel(f"{res.species} in site type (per frame)")
+
+        return [FigureSpec("sites", f"{res.species} sites ({res.kind}, {res.n_sites} sites): fraction of the ions in "
+                                    "each site type (per-frame assignment and debounced), survival of the complete "
+                                    "residence runs, transition rates between types, and jump lengths with the "
+                                    "collective-jump fraction against the time-shifted baseline (docs/sites.md).",
+                           draw, ncols=2, nrows=2, height=3.6),
+                FigureSpec("sites_occupancy_time", f"Number of {res.species} ions in each site type per frame "
+                                                   "(per-frame assignment; strided preview).", draw_time)]

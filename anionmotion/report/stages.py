@@ -712,6 +712,7 @@ _STAGE_LOGIC = {
     "libration": (_all(_needs_cation, _needs_polyanions, _needs_velocities), _libration_body),
     "density": (_needs_cation, _density_body),
     "rdf": (_needs_cation, _rdf_body),
+    "sites": (_needs_cation, lambda ctx, out: importlib.import_module("anionmotion.report.stage_sites").sites_body(ctx, out)),
 }
 
 STAGES = tuple(Stage(e.name, e.title, tuple(e.needs), *_STAGE_LOGIC[e.name]) for e in ANALYSES)

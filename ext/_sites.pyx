@@ -1,0 +1,286 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Site assignment of mobile ions and the debounce state machine (docs/sites.md).
+
+Three kernels, each with a numpy twin in ``anionmotion/kernels/sites.py``:
+
+* ``assign_polyhedra``: the tetrahedron (or any 4-vertex polyhedron) that contains each ion, from the
+  barycentric coordinates of the ion in every site's current vertex positions (minimum image);
+* ``assign_nearest``: the nearest site centre (Voronoi), optionally only within a radius (spheres);
+* ``debounce``: committed-site state machine — an ion changes site only after ``n_min`` consecutive
+  frames in the new site; emits one event per change, back-dated to the first frame of the new run.
+"""
+
+from libc.math cimport floor, fabs, sqrt
+
+
+cdef inline double _rint(double x) nogil:
+    return floor(x + 0.5)
+
+
+cdef inline bint _inv3(double* m, double* out) nogil:
+    """Inverse of the row-major 3x3 ``m`` into ``out``; False when singular."""
+    cdef double det
+    out[0] = m[4] * m[8] - m[5] * m[7]
+    out[1] = m[2] * m[7] - m[1] * m[8]
+    out[2] = m[1] * m[5] - m[2] * m[4]
+    out[3] = m[5] * m[6] - m[3] * m[8]
+    out[4] = m[0] * m[8] - m[2] * m[6]
+    out[5] = m[2] * m[3] - m[0] * m[5]
+    out[6] = m[3] * m[7] - m[4] * m[6]
+    out[7] = m[1] * m[6] - m[0] * m[7]
+    out[8] = m[0] * m[4] - m[1] * m[3]
+    det = m[0] * out[0] + m[1] * out[3] + m[2] * out[6]
+    if det == 0.0:
+        return False
+    cdef int k
+    for k in range(9):
+        out[k] /= det
+    return True
+
+
+def assign_polyhedra(const double[:, :, ::1] ions,        # IN  (F, N, 3) ion positions, Å (any image)
+                     const double[:, :, :, ::1] verts,    # IN  (F, S, 4, 3) vertex positions, Å (any image)
+                     const double[:, :, ::1] cells,       # IN  (F, 3, 3) rows a, b, c, Å
+                     double tol,                          # IN  barycentric tolerance (>= 0)
+                     long long[:, ::1] out,               # OUT (F, N) site index or -1
+                     double[:, ::1] work):                # WORK (S, 23)
+    """Site (tetrahedron) containing each ion; among several, the one with the largest smallest barycentric
+    coordinate; -1 when none.  Vertices and ions are brought to the minimum image of the site's first vertex
+    (fractional components reduced to [-0.5, 0.5]).  Returns the number of degenerate (flat) site-frames."""
+    cdef Py_ssize_t F = ions.shape[0], N = ions.shape[1], S = verts.shape[1]
+    cdef Py_ssize_t t, i, s, k, j
+    cdef double cell[9]
+    cdef double inv[9]
+    cdef double e[9]
+    cdef double einv[9]
+    cdef double f[3]
+    cdef double d[3]
+    cdef double c[3]
+    cdef double xf[3]
+    cdef double lam[4]
+    cdef double r2, rmax2, lmin, best, g
+    cdef bint rej
+    cdef long long bi
+    cdef Py_ssize_t n_flat = 0
+    # work[s]: 0-2 fractional first vertex, 3-5 centroid offset (Å), 6 bounding radius², 7 valid, 8-16 inverse
+    # edges, 17-19 fractional centroid, 20-22 fractional half-extents of the bounding sphere
+    with nogil:
+        for t in range(F):
+            for k in range(9):
+                cell[k] = cells[t, k // 3, k % 3]
+            _inv3(cell, inv)
+            for s in range(S):
+                for k in range(3):
+                    work[s, k] = (verts[t, s, 0, 0] * inv[k] + verts[t, s, 0, 1] * inv[3 + k]
+                                  + verts[t, s, 0, 2] * inv[6 + k])
+                for j in range(3):
+                    for k in range(3):
+                        d[k] = verts[t, s, j + 1, k] - verts[t, s, 0, k]
+                    for k in range(3):
+                        f[k] = d[0] * inv[k] + d[1] * inv[3 + k] + d[2] * inv[6 + k]
+                        f[k] -= _rint(f[k])
+                    for k in range(3):
+                        e[3 * j + k] = f[0] * cell[k] + f[1] * cell[3 + k] + f[2] * cell[6 + k]
+                for k in range(3):
+                    c[k] = 0.25 * (e[k] + e[3 + k] + e[6 + k])
+                rmax2 = c[0] * c[0] + c[1] * c[1] + c[2] * c[2]
+                for j in range(3):
+                    r2 = 0.0
+                    for k in range(3):
+                        r2 += (e[3 * j + k] - c[k]) * (e[3 * j + k] - c[k])
+                    if r2 > rmax2:
+                        rmax2 = r2
+                for k in range(3):
+                    work[s, 3 + k] = c[k]
+                work[s, 6] = rmax2 * (1.0 + 1e-9) + 1e-12
+                # fractional centroid and the fractional half-extent of the bounding sphere along each axis
+                # (radius × |reciprocal vector k|, with 1e-9 relative slack)
+                for k in range(3):
+                    work[s, 17 + k] = work[s, k] + (c[0] * inv[k] + c[1] * inv[3 + k] + c[2] * inv[6 + k])
+                    work[s, 20 + k] = (sqrt(rmax2) * sqrt(inv[k] * inv[k] + inv[3 + k] * inv[3 + k]
+                                                          + inv[6 + k] * inv[6 + k]) * (1.0 + 1e-9) + 1e-12)
+                if _inv3(e, einv):
+                    work[s, 7] = 1.0
+                    for k in range(9):
+                        work[s, 8 + k] = einv[k]
+                else:
+                    work[s, 7] = 0.0
+                    n_flat += 1
+            for i in range(N):
+                for k in range(3):
+                    xf[k] = ions[t, i, 0] * inv[k] + ions[t, i, 1] * inv[3 + k] + ions[t, i, 2] * inv[6 + k]
+                best = -1e300
+                bi = -1
+                for s in range(S):
+                    if work[s, 7] == 0.0:
+                        continue
+                    # cheap rejection: fractional distance to the centroid beyond the bounding sphere's extent
+                    rej = False
+                    for k in range(3):
+                        g = xf[k] - work[s, 17 + k]
+                        g -= _rint(g)
+                        if fabs(g) > work[s, 20 + k]:
+                            rej = True
+                            break
+                    if rej:
+                        continue
+                    for k in range(3):
+                        f[k] = xf[k] - work[s, k]
+                        f[k] -= _rint(f[k])
+                    for k in range(3):
+                        d[k] = f[0] * cell[k] + f[1] * cell[3 + k] + f[2] * cell[6 + k]
+                    r2 = 0.0
+                    for k in range(3):
+                        r2 += (d[k] - work[s, 3 + k]) * (d[k] - work[s, 3 + k])
+                    if r2 > work[s, 6]:
+                        continue
+                    # d = sum_j lam_j e_j (rows e_j)  ->  lam = d @ inv(E)
+                    lam[1] = d[0] * work[s, 8] + d[1] * work[s, 11] + d[2] * work[s, 14]
+                    lam[2] = d[0] * work[s, 9] + d[1] * work[s, 12] + d[2] * work[s, 15]
+                    lam[3] = d[0] * work[s, 10] + d[1] * work[s, 13] + d[2] * work[s, 16]
+                    lam[0] = 1.0 - lam[1] - lam[2] - lam[3]
+                    lmin = lam[0]
+                    for k in range(1, 4):
+                        if lam[k] < lmin:
+                            lmin = lam[k]
+                    if lmin >= -tol and lmin > best:
+                        best = lmin
+                        bi = s
+                out[t, i] = bi
+    return n_flat
+
+
+def assign_nearest(const double[:, :, ::1] ions,       # IN  (F, N, 3) ion positions, Å (any image)
+                   const double[:, :, ::1] centres,    # IN  (F, S, 3) site centres, Å (any image)
+                   const double[:, :, ::1] cells,      # IN  (F, 3, 3) rows a, b, c, Å
+                   double radius,                      # IN  > 0: only within this distance (Å); <= 0: Voronoi
+                   long long[:, ::1] out):             # OUT (F, N) site index or -1
+    """Nearest site centre of each ion under the minimum image (fractional differences reduced to
+    [-0.5, 0.5]); ties go to the lower index; -1 when ``radius`` > 0 and the nearest is farther."""
+    cdef Py_ssize_t F = ions.shape[0], N = ions.shape[1], S = centres.shape[1]
+    cdef Py_ssize_t t, i, s, k
+    cdef double cell[9]
+    cdef double inv[9]
+    cdef double f[3]
+    cdef double d[3]
+    cdef double xf[3]
+    cdef double r2, best, rad2 = radius * radius
+    cdef long long bi
+    cdef double[:, ::1] cf
+    import numpy as np
+    cf = np.empty((max(S, 1), 3))
+    with nogil:
+        for t in range(F):
+            for k in range(9):
+                cell[k] = cells[t, k // 3, k % 3]
+            _inv3(cell, inv)
+            for s in range(S):
+                for k in range(3):
+                    cf[s, k] = (centres[t, s, 0] * inv[k] + centres[t, s, 1] * inv[3 + k]
+                                + centres[t, s, 2] * inv[6 + k])
+            for i in range(N):
+                for k in range(3):
+                    xf[k] = ions[t, i, 0] * inv[k] + ions[t, i, 1] * inv[3 + k] + ions[t, i, 2] * inv[6 + k]
+                best = 1e300
+                bi = -1
+                for s in range(S):
+                    for k in range(3):
+                        f[k] = xf[k] - cf[s, k]
+                        f[k] -= _rint(f[k])
+                    for k in range(3):
+                        d[k] = f[0] * cell[k] + f[1] * cell[3 + k] + f[2] * cell[6 + k]
+                    r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+                    if r2 < best:
+                        best = r2
+                        bi = s
+                if radius > 0 and best > rad2:
+                    bi = -1
+                out[t, i] = bi
+
+
+def debounce(const long long[:, ::1] raw,     # IN  (F, N) raw site per frame (-1 = none)
+             long long frame0,                # IN  analysed-frame index of raw[0]
+             long long n_min,                 # IN  frames an ion must stay in a new site (>= 1)
+             long long[::1] cur,              # INOUT (N,) committed site (-1 = none yet)
+             long long[::1] cur_start,        # INOUT (N,) first frame of the committed run
+             long long[::1] cand,             # INOUT (N,) candidate site (-1 = none)
+             long long[::1] cand_start,       # INOUT (N,) first frame of the candidate run
+             long long[::1] cand_len,         # INOUT (N,) frames in the candidate run
+             long long t_begin,               # IN  first row of raw to process
+             long long[:, ::1] events):       # OUT (cap, 5) ion, from, to, entry frame, from-run start
+    """Advance the state machine over rows ``t_begin…`` of ``raw``.
+
+    Returns ``(n_events, t_next)``: events written and the next row to process (``F`` when done; earlier when
+    fewer than N free event rows were left before a frame, so that a frame is never split)."""
+    cdef Py_ssize_t F = raw.shape[0], N = raw.shape[1], cap = events.shape[0]
+    cdef Py_ssize_t t, i, n = 0
+    cdef long long r, tf
+    with nogil:
+        t = t_begin
+        while t < F:
+            if n + N > cap:
+                break
+            tf = frame0 + t
+            for i in range(N):
+                r = raw[t, i]
+                if r < 0 or r == cur[i]:
+                    cand[i] = -1
+                    cand_len[i] = 0
+                    continue
+                if r == cand[i]:
+                    cand_len[i] += 1
+                else:
+                    cand[i] = r
+                    cand_start[i] = tf
+                    cand_len[i] = 1
+                if cand_len[i] >= n_min:
+                    events[n, 0] = i
+                    events[n, 1] = cur[i]
+                    events[n, 2] = r
+                    events[n, 3] = cand_start[i]
+                    events[n, 4] = cur_start[i]
+                    n += 1
+                    cur[i] = r
+                    cur_start[i] = cand_start[i]
+                    cand[i] = -1
+                    cand_len[i] = 0
+            t += 1
+    return n, t
+
+
+def window_partners(const long long[::1] t,        # IN  (M,) entry frame of every buffered jump (sorted)
+                    const long long[::1] ion,      # IN  (M,) ion of every buffered jump
+                    const double[:, ::1] mid,      # IN  (M, 3) fractional midpoint of every buffered jump
+                    const double[:, ::1] cell,     # IN  (3, 3) rows a, b, c, Å
+                    const long long[::1] J,        # IN  (n,) buffer index of the jumps to test
+                    const long long[::1] lo,       # IN  (n,) first buffer index of each jump's window
+                    const long long[::1] hi,       # IN  (n,) last buffer index + 1 of each jump's window
+                    double dmax,                   # IN  largest midpoint distance, Å
+                    bint count_all,                # IN  count every pair (True) or stop at the first partner
+                    unsigned char[::1] has):       # OUT (n,) 1 when the jump has a partner
+    """Partners of jumps J among buffer jumps lo…hi−1: another ion, midpoint within ``dmax`` (minimum image).
+    Returns the number of pairs found (all pairs when ``count_all``, else at most one per jump)."""
+    cdef Py_ssize_t n = J.shape[0], a, k, m
+    cdef long long j, npairs = 0
+    cdef double f[3]
+    cdef double d[3]
+    cdef double d2max = dmax * dmax, r2
+    with nogil:
+        for a in range(n):
+            j = J[a]
+            has[a] = 0
+            for k in range(lo[a], hi[a]):
+                if ion[k] == ion[j]:
+                    continue
+                for m in range(3):
+                    f[m] = mid[k, m] - mid[j, m]
+                    f[m] -= _rint(f[m])
+                for m in range(3):
+                    d[m] = f[0] * cell[0, m] + f[1] * cell[1, m] + f[2] * cell[2, m]
+                r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+                if r2 <= d2max:
+                    has[a] = 1
+                    npairs += 1
+                    if not count_all:
+                        break
+    return npairs
