@@ -48,8 +48,9 @@ def test_msd_matches_independent_parse(trajs, kind):
 def test_default_pipeline_on_aimd(trajs, kind):
     traj = trajs[kind]
     res = anionmotion.msd(traj, species="Li", temperature=500)
-    # XDATCAR = ab-initio MD: drift correction on by default, framework P S Cl
-    assert res.drift is not None and "xdatcar" in res.meta["drift_reason"]
+    # drift correction on by default (the trajectory has framework atoms: P S Cl), mass-weighted
+    assert res.drift is not None and res.meta["drift_reason"].startswith("default: on whenever")
+    assert res.meta["drift_weights"] == "mass"
     assert res.meta["framework_species"] == ["Cl", "P", "S"]
     assert np.abs(res.drift).max() < 0.1  # NVT AIMD: the framework barely drifts
     assert res.diffusing is True and res.tmsd > 5
@@ -80,6 +81,33 @@ def test_default_pipeline_on_aimd(trajs, kind):
     assert 500 < c.sigma_S_cm * 1e3 < 2500
 
 
+def test_same_trajectory_same_D_from_extxyz_and_xdatcar(tmp_path):
+    # one drift rule for every format: the run written as extxyz and as XDATCAR (ASE) gives the same MSD and D
+    from ase.io import read, write
+
+    frames = read(FILES["100p"], index=":", format="vasp-xdatcar")
+    paths = {"extxyz": tmp_path / "run.extxyz", "xdatcar": tmp_path / "XDATCAR"}
+    write(paths["extxyz"], frames, format="extxyz")
+    write(paths["xdatcar"], frames, format="vasp-xdatcar")
+    fits, msds = {}, {}
+    for fmt, path in paths.items():
+        traj = anionmotion.open(str(path), frame_interval=0.1, progress=False)
+        assert traj.format == fmt
+        res = anionmotion.msd(traj, species="Li", temperature=500, progress=False)
+        assert res.drift is not None and res.meta["drift_weights"] == "mass"
+        msds[fmt], fits[fmt] = res, anionmotion.fit_diffusion(res, warn=False)
+    npt.assert_allclose(msds["extxyz"].msd, msds["xdatcar"].msd, rtol=1e-8, atol=1e-8)
+    assert fits["extxyz"].fit_window_ps == pytest.approx(fits["xdatcar"].fit_window_ps)
+    assert fits["extxyz"].D_cm2_s == pytest.approx(fits["xdatcar"].D_cm2_s, rel=1e-8)
+    assert fits["extxyz"].D_stderr_cm2_s == pytest.approx(fits["xdatcar"].D_stderr_cm2_s, rel=1e-6)
+    # without the correction D differs (by 4e-4 on this NVT run): the equality above is the rule, not chance
+    off = anionmotion.fit_diffusion(anionmotion.msd(anionmotion.open(str(paths["extxyz"]), frame_interval=0.1,
+                                                                     progress=False),
+                                                    species="Li", temperature=500, drift=False, progress=False),
+                                    fit=fits["xdatcar"].fit_window_ps, warn=False)
+    assert abs(off.D_cm2_s / fits["xdatcar"].D_cm2_s - 1) > 1e-5
+
+
 def test_hops_on_aimd_match_the_kernel(trajs):
     traj = trajs["100p"]
     res = anionmotion.hops(traj, species="Li", a=3.0, residence=1.0, window=4.0)
@@ -103,7 +131,7 @@ def test_cli_on_the_xdatcar(tmp_path, capsys):
         assert main(["msd", FILES["100p"], "--species", "Li", "--frame-interval", "0.1", "--temperature", "500",
                      "--no-progress", "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "framework centre of mass subtracted (default for xdatcar" in text
+    assert "framework centre subtracted (default: on whenever the trajectory has framework atoms" in text
     d = json.load(open(out))
     assert d["n_atoms"] == 192 and d["temperature_K"] == 500 and d["drift_corrected"] is True
     assert d["diffusion"]["fit_window_ps"][1] == pytest.approx(6.95) and d["diffusion"]["fit_window_ps"][0] >= 1.39

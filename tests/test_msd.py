@@ -178,7 +178,7 @@ def _traj(T=200, N=6, n_fw=4, seed=0, dt=0.1, **kw):
 
 def test_analysis_matches_kernel_and_fields():
     traj, pos = _traj()
-    res = anionmotion.msd(traj, species="Li")
+    res = anionmotion.msd(traj, species="Li", drift=False)
     assert isinstance(res, MSDResult)
     npt.assert_allclose(res.msd, msd_direct_ref(pos[:, :6])[0], rtol=1e-10, atol=1e-10)
     npt.assert_allclose(res.lag, np.arange(200) * 0.1)
@@ -188,7 +188,7 @@ def test_analysis_matches_kernel_and_fields():
     assert res.tmsd == pytest.approx(res.msd[-1], rel=1e-9)
     assert res.diffusing == (tm >= 5.0)
     assert res.charge == 1.0 and res.volume_A3 == pytest.approx(8000.0)
-    assert res.meta["drift_reason"] == "default off for memory input" and res.drift is None
+    assert res.meta["drift_reason"] == "switched off" and res.drift is None and res.meta["drift_weights"] is None
     assert res.framework_tmsd is not None and res.meta["framework_cations"] == ["P"]
     ptm = ((pos[-1, 6:8] - pos[0, 6:8]) ** 2).sum(axis=1).mean()
     assert res.framework_tmsd == pytest.approx(ptm)
@@ -201,10 +201,10 @@ def test_tmsd_flags_static_framework_and_slow_cations():
     pos[:, 2, 1] = np.linspace(0, 1.0, 50)    # P moves 1 Å: framework TMSD 1 -> intact
     pos[:, 1, 2] = 5.0
     traj = anionmotion.from_arrays(pos, np.eye(3) * 20, species=["Li", "Li", "P", "S"], frame_interval=0.1)
-    res = anionmotion.msd(traj, species="Li")
+    res = anionmotion.msd(traj, species="Li", drift=False)  # raw displacements (P moves: the default corrects it)
     assert res.tmsd == pytest.approx(2.0) and res.diffusing is False
     assert res.framework_tmsd == pytest.approx(1.0) and res.framework_melting is False
-    res2 = anionmotion.msd(traj, species="Li", framework_cations=[])
+    res2 = anionmotion.msd(traj, species="Li", framework_cations=[], drift=False)
     assert res2.framework_tmsd is None and res2.framework_melting is None
 
 
@@ -216,7 +216,8 @@ def test_drift_correction_removes_framework_motion():
     drift = np.cumsum(np.full((T, 3), 0.05), axis=0)
     pos = np.concatenate([li, fw], axis=1) + drift[:, None, :]
     traj = anionmotion.from_arrays(pos, np.eye(3) * 30, species=["Li"] * 5 + ["S"] * 6, frame_interval=0.1)
-    raw = anionmotion.msd(traj, species="Li")
+    raw = anionmotion.msd(traj, species="Li", drift=False)
+    default = anionmotion.msd(traj, species="Li")
     cor = anionmotion.msd(traj, species="Li", drift=True)
     truth = msd_direct_ref(li)[0]
     com = (pos[:, 5:] * traj.masses[5:, None]).sum(axis=1) / traj.masses[5:].sum()
@@ -224,21 +225,84 @@ def test_drift_correction_removes_framework_motion():
     npt.assert_allclose(cor.msd, msd_direct_ref(li - (com - com[0] - drift)[:, None, :])[0], rtol=1e-9, atol=1e-9)
     assert np.abs(cor.msd - truth).max() < 0.05 * truth.max()
     assert np.abs(raw.msd - truth).max() > 0.2 * truth.max()
-    assert cor.meta["drift_reason"] == "requested" and cor.meta["framework_species"] == ["S"]
-    assert cor.to_dict()["drift_corrected"] is True
+    assert cor.meta["drift_reason"].startswith("requested") and cor.meta["framework_species"] == ["S"]
+    assert cor.to_dict()["drift_corrected"] is True and cor.to_dict()["drift_weights"] == "mass"
+    assert "framework centre subtracted" in cor.summary()
+    assert raw.drift is None and raw.meta["drift_reason"] == "switched off"
+    # the default is on (framework atoms exist), whatever the format
+    npt.assert_array_equal(default.msd, cor.msd)
+    assert default.meta["drift_reason"].startswith("default: on whenever the trajectory has framework atoms")
 
 
-def test_drift_default_follows_the_reader_format(monkeypatch):
+@pytest.mark.parametrize("fmt", ["xdatcar", "cp2k", "extxyz", "lammps", "netcdf", "memory"])
+def test_drift_default_is_one_rule_for_every_format(monkeypatch, fmt):
     traj, _ = _traj()
-    monkeypatch.setattr(traj, "format", "xdatcar")
+    monkeypatch.setattr(traj, "format", fmt)
     res = anionmotion.msd(traj, species="Li")
-    assert res.drift is not None and "xdatcar" in res.meta["drift_reason"]
+    assert res.drift is not None and res.meta["drift_weights"] == "mass"
+    assert res.meta["drift_reason"] == ("default: on whenever the trajectory has framework atoms; framework centre "
+                                        "of mass")
     only_li = anionmotion.from_arrays(_walk(0, 20, 3), np.eye(3) * 9, species=["Li"] * 3, frame_interval=0.1)
-    monkeypatch.setattr(only_li, "format", "cp2k")
+    monkeypatch.setattr(only_li, "format", fmt)
     res = anionmotion.msd(only_li, species="Li")
     assert res.drift is None and res.meta["drift_reason"] == "no framework atoms to define the drift"
     with pytest.raises(OptionError, match="drift correction needs framework atoms"):
         anionmotion.msd(only_li, species="Li", drift=True)
+
+
+def test_drift_weights_mass_and_unweighted():
+    T = 60
+    rng = np.random.default_rng(5)
+    li = np.cumsum(rng.normal(size=(T, 4, 3)) * 0.2, axis=0)
+    # a heavy atom at rest and a light one that drifts: the two centres differ
+    fw = np.zeros((T, 2, 3))
+    fw[:, 0] = 3.0
+    fw[:, 1] = 6.0 + np.linspace(0, 2.0, T)[:, None]
+    pos = np.concatenate([li, fw], axis=1)
+    traj = anionmotion.from_arrays(pos, np.eye(3) * 30, species=["Li"] * 4 + ["Pb", "O"], frame_interval=0.1)
+    m = traj.masses[4:]
+    mass = anionmotion.msd(traj, species="Li")
+    plain = anionmotion.msd(traj, species="Li", drift_weights="unweighted")
+    com = (fw * m[None, :, None]).sum(axis=1) / m.sum()
+    npt.assert_allclose(mass.drift, com - com[0], atol=1e-12)
+    npt.assert_allclose(plain.drift, fw.mean(axis=1) - fw.mean(axis=1)[0], atol=1e-12)
+    npt.assert_allclose(plain.msd, msd_direct_ref(li - (fw.mean(axis=1) - fw.mean(axis=1)[0])[:, None, :])[0],
+                        rtol=1e-9, atol=1e-12)
+    assert plain.meta["drift_weights"] == "unweighted" and "unweighted framework centre" in plain.meta["drift_reason"]
+    assert not np.allclose(mass.msd, plain.msd)
+    with pytest.raises(OptionError, match="invalid drift_weights 'atoms'; choose one of mass, unweighted"):
+        anionmotion.msd(traj, species="Li", drift_weights="atoms")
+    # unknown framework masses: the default falls back to the unweighted centre and says so; asked for, an error
+    odd = anionmotion.from_arrays(pos, np.eye(3) * 30, species=["Li"] * 4 + ["X1", "X2"], frame_interval=0.1)
+    assert not np.all(np.isfinite(odd.masses[4:]))
+    res = anionmotion.msd(odd, species="Li")
+    assert res.meta["drift_weights"] == "unweighted" and "masses of X1, X2 are unknown" in res.meta["drift_reason"]
+    npt.assert_allclose(res.msd, plain.msd, rtol=1e-12)
+    with pytest.raises(OptionError, match="mass-weighted drift correction needs the masses.*unknown for X1, X2"):
+        anionmotion.msd(odd, species="Li", drift_weights="mass")
+
+
+def test_cli_drift_weights(tmp_path, capsys):
+    from anionmotion.cli import main
+
+    traj, pos = _traj(T=60)
+    out = tmp_path / "w.json"
+    ext = tmp_path / "t.extxyz"
+    from ase import Atoms
+    from ase.io import write
+
+    write(ext, [Atoms(symbols=list(traj.species), positions=p, cell=np.eye(3) * 20, pbc=True) for p in pos],
+          format="extxyz")
+    for weights in ("mass", "unweighted"):
+        assert main(["msd", str(ext), "--species", "Li", "--frame-interval", "0.1", "--drift-weights", weights,
+                     "--no-progress", "--json", str(out), "--overwrite"]) == 0
+        d = json.load(open(out))
+        assert d["drift_corrected"] is True and d["drift_weights"] == weights
+        ref = anionmotion.msd(traj, species="Li", drift_weights=weights)
+        npt.assert_allclose(d["msd_A2"], ref.msd, rtol=1e-6, atol=1e-9)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["msd", str(ext), "--species", "Li", "--drift-weights", "atoms"])
 
 
 @pytest.mark.parametrize("drift", [False, True])
@@ -272,8 +336,14 @@ def test_out_of_core_property(seed, T, N, chunks):
 
 def test_frame_range_and_step():
     traj, pos = _traj(T=120)
-    res = anionmotion.msd(traj, species="Li", start=10, stop=110, step=3)
+    res = anionmotion.msd(traj, species="Li", start=10, stop=110, step=3, drift=False)
     npt.assert_allclose(res.msd, msd_direct_ref(pos[10:110:3, :6])[0], rtol=1e-10, atol=1e-10)
+    # the drift (on by default) is that of the same frames
+    d = anionmotion.msd(traj, species="Li", start=10, stop=110, step=3)
+    com = (pos[10:110:3, 6:] * traj.masses[None, 6:, None]).sum(axis=1) / traj.masses[6:].sum()
+    npt.assert_allclose(d.drift, com - com[0], atol=1e-12)
+    npt.assert_allclose(d.msd, msd_direct_ref(pos[10:110:3, :6] - (com - com[0])[:, None, :])[0], rtol=1e-9,
+                        atol=1e-10)
     assert res.dt_ps == pytest.approx(0.3)
 
 

@@ -29,9 +29,12 @@ budget and the progress bars of the reading pass and the FFT pass.
 
 Drift correction subtracts the centre-of-mass displacement of the framework
 (every atom that is neither selected nor a mobile cation species) from each
-selected atom; it is on by default for ab-initio style input (formats
-``xdatcar`` and ``cp2k``, whose thermostats let the whole cell drift) and off
-otherwise, and the choice is recorded in ``meta``.
+selected atom.  One rule for every file format: it is on whenever the
+trajectory has framework atoms (off, and said so, when it has none), so the same
+trajectory gives the same MSD and D whatever format it was read from.  The
+centre of mass is mass-weighted (``drift_weights="mass"``, the default) or the
+plain mean of the framework positions (``"unweighted"``, as pymatgen does); the
+choice and its reason are recorded in ``meta``.
 """
 
 from __future__ import annotations
@@ -50,11 +53,11 @@ from ..kernels import msd as _kmsd
 from ..results import Result, to_jsonable
 from .base import AnalysisBase, SeriesStore, default_memory, format_bytes
 
-__all__ = ["msd", "MSD", "MSDResult", "DRIFT_FORMATS", "TMSD_DIFFUSING_A2", "TMSD_MELTING_A2", "default_memory",
+__all__ = ["msd", "MSD", "MSDResult", "DRIFT_WEIGHTS", "TMSD_DIFFUSING_A2", "TMSD_MELTING_A2", "default_memory",
            "IN_MEMORY_FRACTION", "MAX_CHUNK_BYTES"]
 
-DRIFT_FORMATS = ("xdatcar", "cp2k")
-"""Reader formats (ab-initio MD) for which drift correction is on by default."""
+DRIFT_WEIGHTS = ("mass", "unweighted")
+"""Weights of the framework centre of mass that defines the drift: atomic masses (default) or equal weights."""
 TMSD_DIFFUSING_A2 = 5.0
 """Paper 003: TMSD of the mobile species ≥ 5 Å² = diffusing."""
 TMSD_MELTING_A2 = 2.0
@@ -160,6 +163,7 @@ class MSDResult(Result):
             "framework_melting": self.framework_melting,
             "hop_distance_A": self.hop_distance_A,
             "drift_corrected": self.drift is not None,
+            "drift_weights": self.meta.get("drift_weights"),
             "charge_msd_e2A2": self.charge_msd,
             "charge_msd_xyz_e2A2": self.charge_msd_xyz,
             "atom_indices": self.atom_indices,
@@ -172,7 +176,7 @@ class MSDResult(Result):
             f"MSD of {self.species}: {self.n_atoms} atoms, {self.n_frames} frames"
             + (f", dt {self.dt_ps:g} ps" if self.dt_ps else ", uneven frame spacing"),
             f"path         {m.get('path')}",
-            f"drift        {'framework centre of mass subtracted' if self.drift is not None else 'not corrected'} "
+            f"drift        {'framework centre subtracted' if self.drift is not None else 'not corrected'} "
             f"({m.get('drift_reason')})",
             f"TMSD         {self.tmsd:.6g} Å² → {'diffusing' if self.diffusing else 'not diffusing'} "
             f"(threshold {TMSD_DIFFUSING_A2:g} Å², paper 003)",
@@ -226,8 +230,12 @@ class MSD(AnalysisBase):
     species : str or selection
         Mobile species (``"Li"``) or any selection of :meth:`Trajectory.select`.
     drift : bool or None
-        Subtract the framework's centre-of-mass displacement.  None = on for
-        formats ``xdatcar``/``cp2k`` (ab-initio MD), off otherwise.
+        Subtract the framework's centre-of-mass displacement.  None (default) = on whenever the
+        trajectory has framework atoms, whatever its file format; off when it has none.
+    drift_weights : {"mass", "unweighted"}
+        Centre of mass of the framework weighted by the atomic masses (default) or the plain mean of
+        its positions.  With the default and ``drift=None``, framework species of unknown mass make it
+        unweighted (said in ``meta["drift_reason"]``); asked for explicitly, unknown masses are an error.
     framework : selection, optional
         Atoms whose centre of mass defines the drift; default: every atom
         that is not selected and not of a mobile-cation species
@@ -275,12 +283,15 @@ class MSD(AnalysisBase):
     needs_unwrap = True
     needs_velocities = False
 
-    def __init__(self, species, *, drift=None, framework=None, framework_cations=None, temperature=None, charge=None,
-                 collective=False, charges="trajectory", memory=None, mode="auto", scratch_dir=None, workers=2,
-                 progress=None, use_ext=True):
+    def __init__(self, species, *, drift=None, drift_weights=None, framework=None, framework_cations=None,
+                 temperature=None, charge=None, collective=False, charges="trajectory", memory=None, mode="auto",
+                 scratch_dir=None, workers=2, progress=None, use_ext=True):
         super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        if drift_weights is not None and drift_weights not in DRIFT_WEIGHTS:
+            raise OptionError(f"invalid drift_weights {drift_weights!r}; choose one of {', '.join(DRIFT_WEIGHTS)}")
         self.species = species
         self.drift = drift
+        self.drift_weights = drift_weights
         self.framework = framework
         self.framework_cations = framework_cations
         self.temperature = temperature
@@ -294,7 +305,8 @@ class MSD(AnalysisBase):
         self.workers = workers
 
     def __repr__(self):
-        return (f"MSD(species={self.species!r}, drift={self.drift!r}, framework={self.framework!r}, "
+        return (f"MSD(species={self.species!r}, drift={self.drift!r}, drift_weights={self.drift_weights!r}, "
+                f"framework={self.framework!r}, "
                 f"framework_cations={self.framework_cations!r}, temperature={self.temperature!r}, "
                 f"charge={self.charge!r}, collective={self.collective!r}, charges={self.charges!r}, "
                 f"memory={self.memory!r}, mode={self.mode!r}, scratch_dir={self.scratch_dir!r}, workers={self.workers!r}, "
@@ -331,10 +343,11 @@ class MSD(AnalysisBase):
             fw = traj.select(self.framework)
         else:
             fw = others[~np.isin(traj.species[others], MOBILE_CATIONS)]
+        # one rule for every format: on whenever there are framework atoms (the same trajectory read from two
+        # formats gives the same MSD)
         if self.drift is None:
-            want_drift = traj.format in DRIFT_FORMATS
-            reason = (f"default for {traj.format} (ab-initio MD) input" if want_drift
-                      else f"default off for {traj.format} input")
+            want_drift = True
+            reason = "default: on whenever the trajectory has framework atoms"
         else:
             want_drift = bool(self.drift)
             reason = "requested" if want_drift else "switched off"
@@ -343,10 +356,21 @@ class MSD(AnalysisBase):
                 raise OptionError("drift correction needs framework atoms (atoms that are not selected and not mobile "
                                   "cations); none found — give framework= or drift=False")
             want_drift, reason = False, "no framework atoms to define the drift"
-        if want_drift and not np.all(np.isfinite(traj.masses[fw])):
+        weights = self.drift_weights or "mass"
+        if want_drift and weights == "mass" and not np.all(np.isfinite(traj.masses[fw])):
             bad = sorted(set(traj.species[fw][~np.isfinite(traj.masses[fw])]))
-            raise OptionError(f"drift correction needs the masses of the framework atoms; unknown for {', '.join(bad)}")
+            if self.drift is not None or self.drift_weights is not None:
+                raise OptionError(f"mass-weighted drift correction needs the masses of the framework atoms; unknown "
+                                  f"for {', '.join(bad)} — give drift_weights='unweighted' (--drift-weights "
+                                  "unweighted) or drift=False")
+            weights = "unweighted"
+            reason += f" (unweighted centre: the masses of {', '.join(bad)} are unknown)"
+        if want_drift:
+            reason += ("; framework centre of mass" if weights == "mass" else
+                       "; unweighted framework centre (mean position)")
         self._want_drift = want_drift
+        self._drift_weights = weights if want_drift else None
+        meta["drift_weights"] = self._drift_weights
         self._fw = fw if want_drift else np.zeros(0, np.int64)
         meta["drift_reason"] = reason
         meta["framework_species"] = sorted(set(traj.species[fw])) if want_drift else []
@@ -444,7 +468,7 @@ class MSD(AnalysisBase):
         self._vols = np.empty(T)
         self._fc_first = self._fc_last = None
         if self._want_drift:
-            mw = traj.masses[self._fw]
+            mw = traj.masses[self._fw] if self._drift_weights == "mass" else np.ones(len(self._fw))
             self._mw = mw / mw.sum()
         if self.collective:
             self._qv = self._q_all[self._qidx]
@@ -627,9 +651,9 @@ def _weighted_sum(p, cols, w, out):
         out += w[j] * p[:, c]
 
 
-def msd(traj, *, species, drift=None, framework=None, framework_cations=None, temperature=None, charge=None,
-        collective=False, charges="trajectory", start=None, stop=None, step=None, memory=None, mode="auto",
-        scratch_dir=None, workers=2, progress=None) -> MSDResult:
+def msd(traj, *, species, drift=None, drift_weights=None, framework=None, framework_cations=None, temperature=None,
+        charge=None, collective=False, charges="trajectory", start=None, stop=None, step=None, memory=None,
+        mode="auto", scratch_dir=None, workers=2, progress=None) -> MSDResult:
     """Exact all-origin MSD of ``species`` (SPEC §2), in memory or out of core.
 
     Parameters
@@ -638,8 +662,10 @@ def msd(traj, *, species, drift=None, framework=None, framework_cations=None, te
     species : str or selection
         Mobile species, e.g. ``"Li"``.
     drift : bool or None
-        Subtract the framework centre-of-mass displacement; None = on for
-        XDATCAR/CP2K input (ab-initio MD), off otherwise.
+        Subtract the framework centre-of-mass displacement; None = on whenever the trajectory has
+        framework atoms (every file format alike), off when it has none.
+    drift_weights : {"mass", "unweighted"}, optional
+        Mass-weighted (default) or unweighted framework centre; see :class:`MSD`.
     framework, framework_cations, temperature, charge, collective, charges, memory, mode, scratch_dir, workers, progress :
         See :class:`MSD`.
     start, stop, step : int, optional
@@ -673,6 +699,6 @@ def msd(traj, *, species, drift=None, framework=None, framework_cations=None, te
     >>> np.round(res.msd, 10).tolist()
     [0.0, 0.25, 1.0, 2.25, 4.0]
     """
-    return MSD(species, drift=drift, framework=framework, framework_cations=framework_cations,
+    return MSD(species, drift=drift, drift_weights=drift_weights, framework=framework, framework_cations=framework_cations,
                temperature=temperature, charge=charge, collective=collective, charges=charges, memory=memory,
                mode=mode, scratch_dir=scratch_dir, workers=workers, progress=progress).run(traj, start=start, stop=stop, step=step)

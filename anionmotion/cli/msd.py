@@ -11,8 +11,9 @@ __all__ = ["register", "run", "parse_charges"]
 
 def register(sub):
     p = sub.add_parser("msd", help="all-origin MSD, diffusion coefficient with error, conductivity, TMSD (SPEC §2)",
-                       description="Exact all-origin MSD of a species (any trajectory length, bounded memory), D with "
-                                   "a GLS standard error and the He et al. estimate, Nernst–Einstein σ, TMSD flags.")
+                       description="Exact all-origin MSD of a species (any trajectory length, bounded memory), D in its "
+                                   "diffusive regime with an error that matches the scatter of replicas (and the "
+                                   "He et al. estimate), Nernst–Einstein σ, TMSD flags.")
     p.add_argument("traj", help="trajectory file")
     p.add_argument("--species", required=True, help="mobile species, e.g. Li")
     p.add_argument("--temperature", type=float, metavar="K",
@@ -26,8 +27,12 @@ def register(sub):
                                     "the trajectory length")
     drift = p.add_mutually_exclusive_group()
     drift.add_argument("--drift", dest="drift", action="store_true", default=None,
-                       help="subtract the framework centre-of-mass motion (default: on for XDATCAR/CP2K input)")
+                       help="subtract the framework centre-of-mass motion (default: on whenever the trajectory "
+                            "has framework atoms, for every file format)")
     drift.add_argument("--no-drift", dest="drift", action="store_false", help="no drift correction")
+    p.add_argument("--drift-weights", choices=("mass", "unweighted"), default=None,
+                   help="framework centre for the drift correction: mass-weighted (default) or the unweighted mean "
+                        "position (as pymatgen)")
     p.add_argument("--collective", action="store_true",
                    help="also the collective (charge) conductivity and the Haven ratio")
     p.add_argument("--charges", default="trajectory",
@@ -72,9 +77,9 @@ def run(args) -> int:
     check_outputs(args, args.json, args.csv, args.plot)
     charges = parse_charges(args.charges)
     with open_from_args(args) as traj:
-        res = msd(traj, species=args.species, drift=args.drift, temperature=args.temperature, charge=args.charge,
-                  collective=args.collective, charges=charges, start=args.start, stop=args.stop, step=args.step,
-                  memory=args.memory, scratch_dir=args.scratch_dir,
+        res = msd(traj, species=args.species, drift=args.drift, drift_weights=args.drift_weights,
+                  temperature=args.temperature, charge=args.charge, collective=args.collective, charges=charges,
+                  start=args.start, stop=args.stop, step=args.step, memory=args.memory, scratch_dir=args.scratch_dir,
                   progress=progress_of(args))
     print(res.summary())
     fit = None
