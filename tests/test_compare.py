@@ -34,7 +34,7 @@ def test_mode_decomposition_hand_computed():
     assert md["delta"]["rot"]["value"] == pytest.approx(d_rot, rel=1e-12)
     assert md["delta"]["trans"]["value"] == pytest.approx(d_trans, rel=1e-12)
     assert md["delta"]["vib"]["value"] == pytest.approx(d_vib, rel=1e-12)
-    assert md["total"] == {"value": pytest.approx(tot), "kind": "exact"}
+    assert md["total"] == {"value": pytest.approx(tot), "stderr": None, "kind": "exact"}
     for k, v in (("rot", d_rot), ("trans", d_trans), ("vib", d_vib)):
         assert md["r"][k]["value"] == pytest.approx(v / tot) and md["r"][k]["kind"] == "exact"
     assert sum(md["r"][k]["value"] for k in md["r"]) == pytest.approx(1.0)
@@ -73,7 +73,8 @@ def test_mode_decomposition_two_bounds():
 
 def test_mode_decomposition_missing_modes():
     md = mode_decomposition({"UC": 5.0, "RC": 1.0})
-    assert md["delta"]["rot"] == {"value": pytest.approx(math.log10(5.0)), "kind": "exact", "from": "UC", "to": "RC"}
+    assert md["delta"]["rot"] == {"value": pytest.approx(math.log10(5.0)), "stderr": None, "kind": "exact",
+                                  "from": "UC", "to": "RC"}
     assert md["delta"]["trans"]["kind"] == "missing" and md["delta"]["vib"]["kind"] == "missing"
     assert all(r["kind"] == "missing" for r in md["r"].values())
     assert any("RTC, RTVC missing" in n for n in md["notes"])
@@ -84,10 +85,52 @@ def test_mode_decomposition_errors():
         mode_decomposition({"XC": 1.0})
     with pytest.raises(OptionError, match="conductivity of mode RC must be positive"):
         mode_decomposition({"UC": 1.0, "RC": 0.0})
-    with pytest.raises(OptionError, match="invalid constraint mode.*in upper_bounds: XX"):
+    with pytest.raises(OptionError, match="invalid constraint mode.*in upper_bounds/stderr: XX"):
         mode_decomposition({"UC": 1.0}, upper_bounds=["XX"])
+    with pytest.raises(OptionError, match="standard error of mode UC must be non-negative"):
+        mode_decomposition({"UC": 1.0, "RC": 0.5}, stderr={"UC": -0.1})
     with pytest.raises(TypeError, match="sigma must be a dict"):
         mode_decomposition([1.0, 2.0])
+
+
+def test_mode_decomposition_errors_propagate_from_sigma():
+    s = {"UC": 12.0, "RC": 3.1, "RTC": 0.9, "RTVC": 0.2}
+    err = {"UC": 1.5, "RC": 0.2, "RTC": 0.15, "RTVC": 0.01}
+    md = mode_decomposition({m: {"value": v, "stderr": err[m]} for m, v in s.items()})
+    assert md == mode_decomposition(s, stderr=err)  # dict form and keyword agree
+    sl = {m: err[m] / (s[m] * math.log(10)) for m in s}
+    assert md["log10_sigma_stderr"] == pytest.approx(sl)
+    assert md["delta"]["trans"]["stderr"] == pytest.approx(math.hypot(sl["RC"], sl["RTC"]))
+    # Σ Δ telescopes to log σ_UC − log σ_RTVC: only those two errors enter
+    assert md["total"]["stderr"] == pytest.approx(math.hypot(sl["UC"], sl["RTVC"]))
+    # r = Δ/Σ: first-order propagation against a Monte Carlo over independent runs (log-normal σ)
+    rng = np.random.default_rng(0)
+    L = {m: math.log10(v) + sl[m] * rng.normal(size=200000) for m, v in s.items()}
+    tot = L["UC"] - L["RTVC"]
+    for step, a, b in (("rot", "UC", "RC"), ("trans", "RC", "RTC"), ("vib", "RTC", "RTVC")):
+        r_mc = (L[a] - L[b]) / tot
+        assert md["r"][step]["stderr"] == pytest.approx(np.std(r_mc), rel=0.05), step
+    # r sums to 1 exactly, so the three errors are not independent either: Var(Σ r) = 0 at first order
+    assert sum(md["r"][k]["value"] for k in md["r"]) == pytest.approx(1.0)
+
+
+def test_compare_carries_the_fit_errors_and_the_diffusive_flag():
+    runs = [msd_json(2e-5, 600, mode="UC"), msd_json(6e-6, 600, mode="RC"), msd_json(1e-6, 600, mode="RTC"),
+            msd_json(2e-7, 600, mode="RTVC", err=1e-7)]
+    runs[3]["analyses"]["diffusion"]["result"]["conductivity"]["sigma_stderr_mS_cm"] *= 10  # 50 % error
+    runs[3]["analyses"]["diffusion"]["result"]["diffusion"]["diffusive_regime_reached"] = False
+    res = compare(runs, labels=["uc", "rc", "rtc", "rtvc"])
+    md = res.modes["600 K"]
+    sl = [0.05 / math.log(10)] * 3 + [0.5 / math.log(10)]
+    assert md["delta"]["vib"]["stderr"] == pytest.approx(math.hypot(sl[2], sl[3]))
+    assert md["delta"]["rot"]["stderr"] == pytest.approx(math.hypot(sl[0], sl[1]))
+    assert md["sigma_stderr_mS_cm"]["RTVC"] == pytest.approx(0.5 * md["sigma_mS_cm"]["RTVC"])
+    assert res.entries[3].diffusive_regime_reached is False
+    assert any(w.startswith("rtvc: the MSD never reached its diffusive regime") for w in res.warnings)
+    from anionmotion.report.compare import _md_text
+
+    text = _md_text(res, [])
+    assert f"| vib (RTC→RTVC) | {md['delta']['vib']['value']:.3g} ± {md['delta']['vib']['stderr']:.2g} | exact |" in text
 
 
 # ----------------------------------------------------------------------------- compare
@@ -102,8 +145,13 @@ def test_compare_modes_from_reports_and_bound():
     assert md["sigma_mS_cm"]["RTVC"] == pytest.approx(bound, rel=1e-12)
     assert md["upper_bound"]["RTVC"] is True
     hand = mode_decomposition({"UC": res.entries[0].sigma_mS_cm, "RC": res.entries[1].sigma_mS_cm,
-                               "RTC": res.entries[2].sigma_mS_cm, "RTVC": bound}, upper_bounds=["RTVC"])
+                               "RTC": res.entries[2].sigma_mS_cm, "RTVC": bound}, upper_bounds=["RTVC"],
+                              stderr={m: 0.05 * res.entries[i].sigma_mS_cm for i, m in enumerate(("UC", "RC", "RTC"))})
     assert md["delta"] == hand["delta"] and md["r"] == hand["r"]
+    # the errors of D (5 %) reach the exact steps; the bounded step and the r of a bounded total have none
+    s_log = 0.05 / math.log(10)
+    assert md["delta"]["rot"]["stderr"] == pytest.approx(math.sqrt(2) * s_log)
+    assert md["delta"]["vib"]["stderr"] is None and all(r["stderr"] is None for r in md["r"].values())
     assert res.entries[3].below_threshold and res.entries[3].D_cm2_s == D_THRESHOLD_CM2_S
     assert res.arrhenius == {}  # one temperature per mode
 

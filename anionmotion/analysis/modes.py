@@ -35,15 +35,29 @@ def _num(x):
 # ----------------------------------------------------------------------------- mode decomposition
 
 def _bound_value(v):
+    """(value, upper bound?, standard error or None) of one mode's conductivity."""
     if v is None:
-        return None, None
+        return None, None, None
     if isinstance(v, dict):
         val = _num(v.get("value", v.get("sigma_mS_cm")))
-        return val, bool(v.get("upper_bound", v.get("below_threshold", False)))
-    return _num(v), False
+        err = _num(v.get("stderr", v.get("sigma_stderr_mS_cm")))
+        return val, bool(v.get("upper_bound", v.get("below_threshold", False))), err
+    return _num(v), False, None
 
 
-def mode_decomposition(sigma, *, upper_bounds=()) -> dict:
+def _propagate(weights, s_log):
+    """√(Σ_m w_m² s_m²) for a linear combination Σ_m w_m log σ_m of independent runs; None if an s_m is unknown."""
+    var = 0.0
+    for m, w in weights.items():
+        if w == 0:
+            continue
+        if s_log.get(m) is None:
+            return None
+        var += (w * s_log[m]) ** 2
+    return math.sqrt(var)
+
+
+def mode_decomposition(sigma, *, upper_bounds=(), stderr=None) -> dict:
     """Decompose conductivities of constraint modes into rotation, translation and vibration (SPEC §8).
 
     Parameters
@@ -51,17 +65,22 @@ def mode_decomposition(sigma, *, upper_bounds=()) -> dict:
     sigma : dict
         Conductivity per mode, keys among ``UC, RC, RTC, RTVC``, any positive unit (mS/cm in
         reports).  A value may be ``{"value": σ, "upper_bound": True}`` for a conductivity below the
-        measurable threshold (σ < value).
+        measurable threshold (σ < value), and may carry its standard error ``"stderr"`` (same unit).
     upper_bounds : iterable of str
         Modes whose value is an upper bound (alternative to the dict form).
+    stderr : dict, optional
+        Standard error of σ per mode (same unit; alternative to the dict form): the errors of D from
+        :func:`~anionmotion.analysis.diffusion.fit_diffusion` carried over by Nernst–Einstein.
 
     Returns
     -------
     dict
         ``log10_sigma`` per mode; ``delta`` per step (``rot``: UC→RC, ``trans``: RC→RTC,
-        ``vib``: RTC→RTVC) as ``{"value", "kind", "from", "to"}`` with kind ``exact``, ``lower_bound``,
-        ``upper_bound``, ``undetermined`` or ``missing``; ``total`` (Σ Δ) likewise; ``r`` per step the
-        fraction Δ_mode / Σ Δ with its kind; ``notes``: sentences stating every bound.
+        ``vib``: RTC→RTVC) as ``{"value", "stderr", "kind", "from", "to"}`` with kind ``exact``,
+        ``lower_bound``, ``upper_bound``, ``undetermined`` or ``missing``; ``total`` (Σ Δ) likewise; ``r``
+        per step the fraction Δ_mode / Σ Δ with its kind and standard error; ``log10_sigma_stderr`` per
+        mode; ``notes``: sentences stating every bound.  ``stderr`` is None for a bound or when an error
+        is missing.
 
     Notes
     -----
@@ -71,6 +90,11 @@ def mode_decomposition(sigma, *, upper_bounds=()) -> dict:
     undetermined.  r of a bounded Δ (others exact, all Δ and Σ positive) is a bound of the same kind,
     the other r the opposite kind; any other combination is reported as undetermined.
 
+    Errors: the runs of the four modes are independent, so with s_m = σ_err,m / (σ_m ln 10) (the error of
+    log10 σ_m), s(Δ_rot)² = s_UC² + s_RC² (and so on), s(Σ Δ)² = s_UC² + s_RTVC² (the sum telescopes to
+    log σ_UC − log σ_RTVC), and r = Δ/Σ gets s(r)² = Σ_m (∂r/∂log σ_m)² s_m² — Δ and Σ share runs, so the
+    two are not added in quadrature as if independent.
+
     References
     ----------
     SPEC §8; paper 000 (Fig. 3f).
@@ -78,25 +102,32 @@ def mode_decomposition(sigma, *, upper_bounds=()) -> dict:
     if not isinstance(sigma, dict):
         raise TypeError(f"sigma must be a dict mode -> conductivity; got {type(sigma).__name__}")
     ub = {str(m).upper() for m in upper_bounds}
-    vals, bound = {}, {}
+    given_err = {str(m).upper(): _num(e) for m, e in (stderr or {}).items()}
+    vals, bound, errs = {}, {}, {}
     for m, v in sigma.items():
         mm = str(m).upper()
         if mm not in MODES:
             raise OptionError(f"invalid constraint mode {m!r}; choose one of {', '.join(MODES)}")
-        val, b = _bound_value(v)
+        val, b, err = _bound_value(v)
         if val is None:
             continue
         if val <= 0:
             raise OptionError(f"conductivity of mode {mm} must be positive to take its logarithm; got {val}")
-        vals[mm], bound[mm] = val, b or mm in ub
-    bad = ub - set(MODES)
+        if err is None:
+            err = given_err.get(mm)
+        if err is not None and err < 0:
+            raise OptionError(f"standard error of mode {mm} must be non-negative; got {err}")
+        vals[mm], bound[mm], errs[mm] = val, b or mm in ub, err
+    bad = (ub | set(given_err)) - set(MODES)
     if bad:
-        raise OptionError(f"invalid constraint mode(s) in upper_bounds: {', '.join(sorted(bad))}")
+        raise OptionError(f"invalid constraint mode(s) in upper_bounds/stderr: {', '.join(sorted(bad))}")
     logs = {m: math.log10(v) for m, v in vals.items()}
+    # error of log10 σ (none for a bound: it is not a measured value)
+    s_log = {m: (None if bound[m] or errs[m] is None else errs[m] / (vals[m] * math.log(10))) for m in vals}
     delta, notes = {}, []
     for step, a, b in STEPS:
         if a not in logs or b not in logs:
-            delta[step] = {"value": None, "kind": "missing", "from": a, "to": b}
+            delta[step] = {"value": None, "stderr": None, "kind": "missing", "from": a, "to": b}
             continue
         value = logs[a] - logs[b]
         if bound[a] and bound[b]:
@@ -113,47 +144,60 @@ def mode_decomposition(sigma, *, upper_bounds=()) -> dict:
                          "upper bound")
         else:
             kind = "exact"
-        delta[step] = {"value": value, "kind": kind, "from": a, "to": b}
+        se = _propagate({a: 1.0, b: -1.0}, s_log) if kind == "exact" else None
+        delta[step] = {"value": value, "stderr": se, "kind": kind, "from": a, "to": b}
     kinds = [d["kind"] for d in delta.values()]
     r = {}
+    out_err = {m: s_log[m] for m in vals}
     if "missing" in kinds or "undetermined" in kinds:
-        total = {"value": None, "kind": "missing" if "missing" in kinds else "undetermined"}
+        total = {"value": None, "stderr": None, "kind": "missing" if "missing" in kinds else "undetermined"}
         for step in delta:
-            r[step] = {"value": None, "kind": total["kind"]}
+            r[step] = {"value": None, "stderr": None, "kind": total["kind"]}
         if "missing" in kinds:
             notes.append("r_mode needs all four modes (UC, RC, RTC, RTVC): "
                          + ", ".join(m for m in MODES if m not in vals) + " missing")
-        return {"log10_sigma": logs, "upper_bound": {m: bound[m] for m in vals}, "delta": delta, "total": total,
-                "r": r, "notes": notes}
+        return {"log10_sigma": logs, "log10_sigma_stderr": out_err, "upper_bound": {m: bound[m] for m in vals},
+                "delta": delta, "total": total, "r": r, "notes": notes}
     tot = sum(d["value"] for d in delta.values())
     inexact = [s for s, d in delta.items() if d["kind"] != "exact"]
     if not inexact:
-        total = {"value": tot, "kind": "exact"}
-        for step, d in delta.items():
-            r[step] = {"value": d["value"] / tot if tot != 0 else None, "kind": "exact" if tot != 0 else "undetermined"}
+        total = {"value": tot, "stderr": _propagate({MODES[0]: 1.0, MODES[-1]: -1.0}, s_log), "kind": "exact"}
+        for step, a, b in STEPS:
+            d = delta[step]
+            if tot == 0:
+                r[step] = {"value": None, "stderr": None, "kind": "undetermined"}
+                continue
+            # ∂r/∂L_m = (∂Δ/∂L_m − r ∂Σ/∂L_m) / Σ, with Σ = L_UC − L_RTVC
+            rv = d["value"] / tot
+            grad = {m: 0.0 for m in MODES}
+            grad[a] += 1.0 / tot
+            grad[b] -= 1.0 / tot
+            grad[MODES[0]] -= rv / tot
+            grad[MODES[-1]] += rv / tot
+            r[step] = {"value": rv, "stderr": _propagate(grad, s_log), "kind": "exact"}
     elif len(inexact) == 1:
         bstep = inexact[0]
         bkind = delta[bstep]["kind"]
-        total = {"value": tot, "kind": bkind}
+        total = {"value": tot, "stderr": None, "kind": bkind}
         monotone = tot > 0 and all(d["value"] > 0 for d in delta.values())
         opposite = {"lower_bound": "upper_bound", "upper_bound": "lower_bound"}[bkind]
         for step, d in delta.items():
             if not monotone:
-                r[step] = {"value": None, "kind": "undetermined"}
+                r[step] = {"value": None, "stderr": None, "kind": "undetermined"}
             else:
-                r[step] = {"value": d["value"] / tot, "kind": bkind if step == bstep else opposite}
+                r[step] = {"value": d["value"] / tot, "stderr": None, "kind": bkind if step == bstep else opposite}
         if monotone:
             notes.append(f"r_{bstep} is a {bkind.replace('_', ' ')} and the other r are "
                          f"{opposite.replace('_', ' ')}s because Δ_{bstep} is a {bkind.replace('_', ' ')}")
         else:
             notes.append("r_mode undetermined: a bounded Δ with Δ values of mixed sign")
     else:
-        total = {"value": None, "kind": "undetermined"}
+        total = {"value": None, "stderr": None, "kind": "undetermined"}
         for step in delta:
-            r[step] = {"value": None, "kind": "undetermined"}
+            r[step] = {"value": None, "stderr": None, "kind": "undetermined"}
         notes.append("r_mode undetermined: more than one Δ is only bounded")
-    return {"log10_sigma": logs, "upper_bound": {m: bound[m] for m in vals}, "delta": delta, "total": total,
-            "r": r, "notes": notes}
+    return {"log10_sigma": logs, "log10_sigma_stderr": out_err, "upper_bound": {m: bound[m] for m in vals},
+            "delta": delta, "total": total, "r": r, "notes": notes}
 
 
 def curvature_test(T, D, D_err=None, *, z=3.0):

@@ -46,6 +46,8 @@ class SeriesEntry:
         Nernst–Einstein σ (when ``below_threshold``: the upper bound at D = 1e-8 cm²/s).
     reason : str
         Why the entry has no D (empty when it has one).
+    diffusive_regime_reached : bool or None
+        From the fit (``False``: D is a long-time estimate whose error includes the still-falling slope).
     """
 
     label: str
@@ -62,6 +64,7 @@ class SeriesEntry:
     n_ions: object = None
     charge: object = None
     volume_A3: object = None
+    diffusive_regime_reached: object = None
 
 
 def _msd_block(d):
@@ -129,9 +132,11 @@ def load_entry(source, *, label=None, mode=None, temperature=None) -> SeriesEntr
         D, Derr = D_THRESHOLD_CM2_S, None
     why = "" if D is not None else "no diffusion coefficient in the result"
     n_ions = block.get("n_atoms") or cond.get("n_ions")
+    reached = dif.get("diffusive_regime_reached")
     return SeriesEntry(str(label), path, T, mode, block.get("species"), D, Derr, below, sig, sig_err, why,
                        n_ions=None if n_ions is None else int(n_ions), charge=_num(cond.get("charge", block.get("charge"))),
-                       volume_A3=_num(cond.get("volume_A3", block.get("volume_A3"))))
+                       volume_A3=_num(cond.get("volume_A3", block.get("volume_A3"))),
+                       diffusive_regime_reached=None if reached is None else bool(reached))
 
 
 def _arrhenius_fit(entries, at_K):
@@ -227,6 +232,9 @@ def compare(results, *, labels=None, modes=None, temperatures=None, at_K=300.0) 
                           temperature=None if temperatures is None else temperatures[i])
                for i, r in enumerate(results)]
     warns = [f"{e.label}: {e.reason}" for e in entries if e.reason]
+    warns += [f"{e.label}: the MSD never reached its diffusive regime; D is a long-time estimate and its (wide) "
+              "error, which enters the Arrhenius weights and the mode decomposition, includes how far the slope "
+              "still falls" for e in entries if e.diffusive_regime_reached is False and not e.below_threshold]
     groups = {}
     for e in entries:
         groups.setdefault(e.mode or "all", []).append(e)
@@ -253,14 +261,17 @@ def compare(results, *, labels=None, modes=None, temperatures=None, at_K=300.0) 
                 raise OptionError(f"two runs with mode {e.mode} at {e.temperature_K:g} K "
                                   f"({by_T[e.temperature_K][e.mode]['label']} and {e.label})")
             by_T[e.temperature_K][e.mode] = {"value": e.sigma_mS_cm, "upper_bound": e.below_threshold,
+                                             "stderr": None if e.below_threshold else e.sigma_stderr_mS_cm,
                                              "label": e.label}
     dec = {}
     for T in sorted(by_T):
         sig = by_T[T]
         if len(sig) < 2:
             continue
-        md = mode_decomposition({m: {"value": v["value"], "upper_bound": v["upper_bound"]} for m, v in sig.items()})
+        md = mode_decomposition({m: {"value": v["value"], "upper_bound": v["upper_bound"], "stderr": v["stderr"]}
+                                 for m, v in sig.items()})
         md["sigma_mS_cm"] = {m: v["value"] for m, v in sig.items()}
+        md["sigma_stderr_mS_cm"] = {m: v["stderr"] for m, v in sig.items()}
         md["labels"] = {m: v["label"] for m, v in sig.items()}
         md["temperature_K"] = T
         dec[f"{T:g} K"] = md
@@ -369,8 +380,10 @@ def _md_text(res: CompareResult, fig_files) -> str:
         lines += ["", f"## Mode decomposition at {key}", "", "| step | Δ (log10) | kind | r | kind |", "|---|---|---|---|---|"]
         for step in ("rot", "trans", "vib"):
             d, r = md["delta"][step], md["r"][step]
-            dv = "–" if d["value"] is None else f"{d['value']:.3g}"
-            rv = "–" if r["value"] is None else f"{r['value']:.3g}"
+            dv = "–" if d["value"] is None else (f"{d['value']:.3g}"
+                                                 + (f" ± {d['stderr']:.2g}" if d.get("stderr") is not None else ""))
+            rv = "–" if r["value"] is None else (f"{r['value']:.3g}"
+                                                 + (f" ± {r['stderr']:.2g}" if r.get("stderr") is not None else ""))
             lines.append(f"| {step} ({d['from']}→{d['to']}) | {dv} | {d['kind']} | {rv} | {r['kind']} |")
         lines += [f"> {n}" for n in md["notes"]]
     if res.warnings:
