@@ -230,7 +230,7 @@ def test_progress_bars_for_reading_and_transforms(capsys):
     traj = brownian_traj(5, 60)
     reorientation(traj, center="P", ligand="S", progress=True, memory="64KB")
     err = capsys.readouterr().err
-    assert "reorient: reading" in err and "reorient: C1/C2 transforms" in err
+    assert "reorient: reading" in err and "reorient: C1…C4 transforms" in err
 
 
 def test_cli_memory_and_angles_csv(tmp_path, monkeypatch):

@@ -31,12 +31,16 @@ import scipy.fft
 from .._validate import parse_memory
 from ..errors import OptionError
 from ..kernels.events import rotation_events_symmetry, rotation_events_threshold
-from ..kernels.polyanion import fill_components, normalize_vectors
+from ..kernels.polyanion import fill_components, normalize_vectors, rotor_sums, state_scores
 from ..results import Result
 from .base import AnalysisBase, FrameTableWriter, SeriesStore
 from .polyanions import LigandDepartures, Polyanions, find_polyanions
 
 __all__ = ["reorientation", "Reorientation", "ReorientationResult", "orientation_acf", "orientation_acf_direct",
+           "legendre_acf", "legendre_acf_direct", "legendre_power_coefficients", "LEGENDRE_MAX", "ROTOR_SETS",
+           "rotor_harmonics", "rotor_spread", "rotor_acf", "rotor_acf_direct", "ligand_rotation_group",
+           "orientation_states_direct", "rate_ci", "rate_ratio_ci", "frequency_match",
+           "DEFAULT_STATE_TOLERANCE_DEG", "DEFAULT_STATE_DEBOUNCE", "DEFAULT_SHAPE_TOLERANCE_DEG",
            "fit_relaxation", "kabsch_angle", "ligand_density", "ligand_density_counts", "density_from_counts",
            "density_edges", "read_unit_vectors", "DEFAULT_THRESHOLD_DEG", "DEFAULT_SITE_TOLERANCE_DEG",
            "RELIABLE_FRACTION", "ROTATING_C1"]
@@ -148,6 +152,514 @@ def orientation_acf_direct(u):
         c1[m] = c.mean()
         c2[m] = (1.5 * c ** 2 - 0.5).mean()
     return c1, c2
+
+
+# ------------------------------------------------------------ Legendre C_l, l = 1…4
+LEGENDRE_MAX = 4
+"""Highest Legendre order of the reorientation ACFs (C1 … C4)."""
+
+
+def _monomials(n):
+    """Exponent triples (a, b, c) with a + b + c = n and their multinomial weights n!/(a! b! c!)."""
+    f = math.factorial
+    return [((a, b, n - a - b), f(n) // (f(a) * f(b) * f(n - a - b)))
+            for a in range(n, -1, -1) for b in range(n - a, -1, -1)]
+
+
+def legendre_power_coefficients(l):
+    """Coefficients a_j of P_l(c) = Σ_j a_j c^j, j = 0 … l (float64)."""
+    return np.polynomial.legendre.leg2poly([0.0] * l + [1.0])
+
+
+def _legendre_from_moments(moments):
+    """C_l = Σ_j a_lj ⟨c^j⟩ from the moments ⟨c^n⟩, n = 1 … lmax (shape (lmax, …)); returns (lmax, …)."""
+    lmax = len(moments)
+    out = np.empty_like(moments)
+    for l in range(1, lmax + 1):
+        a = legendre_power_coefficients(l)
+        out[l - 1] = a[0] + sum(a[j] * moments[j - 1] for j in range(1, l + 1))
+    return out
+
+
+def legendre_acf(u, lmax=LEGENDRE_MAX, *, memory=None, workers=-1):
+    """All-origin Legendre reorientation ACFs C_l(t) = ⟨P_l(u(t0+t)·u(t0))⟩, l = 1 … lmax, exactly by FFT.
+
+    Parameters
+    ----------
+    u : ndarray, shape (n_frames, n_vectors, 3), float64
+        Unit vectors, time axis first.
+    lmax : int
+        Highest order (1 … 4 is what the analysis uses; any positive order works).
+    memory : int or str, optional
+        Budget of the FFT work buffers (default 256 MB).
+    workers : int
+        Threads of ``scipy.fft``.
+
+    Returns
+    -------
+    ndarray, shape (lmax, n_frames)
+        Row l − 1 is C_l at lags 0 … n_frames − 1 (frames); dimensionless.
+
+    Notes
+    -----
+    With c = u(t0)·u(t0+m) = Σ_k u_k(t0) u_k(t0+m), the multinomial theorem gives
+    c^n = Σ_{a+b+c=n} n!/(a! b! c!) · x^a y^b z^c (t0) · x^a y^b z^c (t0+m),
+    so ⟨c^n⟩(m) is a weighted sum of the autocorrelations of the (n+1)(n+2)/2
+    monomials of degree n (3, 6, 10, 15 for n = 1 … 4), each exact and
+    all-origin by a zero-padded FFT.  Then C_l = Σ_j a_lj ⟨c^j⟩ with the power
+    coefficients of P_l: P3 = (5c³ − 3c)/2, P4 = (35c⁴ − 30c² + 3)/8.  C1 and C2
+    equal :func:`orientation_acf`.  Twin: :func:`legendre_acf_direct`.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    if u.ndim != 3 or u.shape[2] != 3:
+        raise ValueError(f"u must have shape (n_frames, n_vectors, 3); got {u.shape}")
+    lmax = int(lmax)
+    if lmax < 1:
+        raise ValueError(f"lmax must be a positive integer; got {lmax}")
+    n, nv = u.shape[:2]
+    if n == 0:
+        return np.zeros((lmax, 0))
+    if nv == 0:
+        raise ValueError("u has no vectors (shape (n_frames, 0, 3))")
+    budget = DEFAULT_MEMORY if memory is None else parse_memory(memory)
+    nfft = scipy.fft.next_fast_len(2 * n - 1, real=True)
+    per_vec = 8 * (3 * n * (lmax + 1) + 2 * 3 * nfft + 3 * (nfft // 2 + 1) * 2)
+    block = int(max(1, min(nv, budget // per_vec)))
+    power = np.zeros((lmax, 1, nfft // 2 + 1))
+    pad = np.zeros((3 * block, nfft))
+    for v0 in range(0, nv, block):
+        nb = min(block, nv - v0)
+        rows = np.ascontiguousarray(u[:, v0:v0 + nb, :].transpose(1, 2, 0)).reshape(3 * nb, n)
+        power += _moment_power((rows, nfft, np.ones((1, nb)), workers, lmax), pad)
+    mom = scipy.fft.irfft(power[:, 0], nfft, axis=1, workers=workers)[:, :n] / (nv * (n - np.arange(n)))
+    return _legendre_from_moments(mom)
+
+
+def legendre_acf_direct(u, lmax=LEGENDRE_MAX):
+    """Direct O(T²) double loop of ⟨P_l(u(t0+m)·u(t0))⟩ (the oracle of :func:`legendre_acf`), shape (lmax, T)."""
+    u = np.asarray(u, dtype=np.float64)
+    n = u.shape[0]
+    out = np.zeros((lmax, n))
+    polys = [np.polynomial.legendre.Legendre.basis(l) for l in range(1, lmax + 1)]
+    for m in range(n):
+        c = np.einsum("tvk,tvk->tv", u[m:], u[:n - m])
+        for l in range(lmax):
+            out[l, m] = polys[l](c).mean()
+    return out
+
+
+# ------------------------------------------------------------------- rotor functions
+ROTOR_SETS = {"td": (3, 4), "oh": (4, 6), "cubic": (3, 4, 6)}
+"""Cubic harmonics of each ``rotor`` choice (``auto``: td for 4 ligands, oh for 6, cubic otherwise)."""
+ROTOR_TRIVIAL = 0.05
+"""A rotor function is dropped when its spread over random orientations of the ligand set is below this
+fraction of √n_ligands (the spread for independent random directions): the ligand set is a spherical design
+of that order (e.g. K_3 of an octahedron, K_4 of an icosahedron) and F_l is constant."""
+
+
+def rotor_harmonics(rotor, n_ligands):
+    """Degrees l of the cubic harmonics for a ``rotor`` choice and the anions' ligand counts."""
+    rotor = "auto" if rotor is None else str(rotor).lower()
+    if rotor == "none":
+        return ()
+    if rotor == "auto":
+        counts = set(int(c) for c in np.atleast_1d(n_ligands))
+        rotor = "td" if counts == {4} else "oh" if counts == {6} else "cubic"
+    if rotor not in ROTOR_SETS:
+        raise OptionError(f"invalid rotor {rotor!r}; choose one of auto, td, oh, cubic, none")
+    return ROTOR_SETS[rotor]
+
+
+def rotor_spread(u0, n_valid, ls, *, n_rotations=64, seed=0):
+    """Spread of F_l over random orientations of each anion's ligand set, per anion and harmonic.
+
+    Returns
+    -------
+    ndarray, shape (n_anions, len(ls))
+        Standard deviation of F_l = Σ_k K_l(R u_k) over ``n_rotations`` uniformly random R (fixed seed),
+        divided by √n_ligands.  Near 0: F_l does not depend on the orientation (see :data:`ROTOR_TRIVIAL`).
+    """
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(n_rotations, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    w, x, y, z = q.T
+    R = np.stack([np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], -1),
+                  np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], -1),
+                  np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], -1)], 1)
+    ur = np.einsum("rij,alj->rali", R, np.nan_to_num(u0))                              # (R, A, L, 3)
+    F = rotor_sums(ur, n_valid, ls)                                                     # (R, A, H)
+    return F.std(axis=0) / np.sqrt(np.maximum(np.asarray(n_valid), 1))[:, None]
+
+
+def rotor_acf(F):
+    """Normalised all-origin rotor-function ACFs C_F,l(t) = Σ_a ⟨F_a(t0) F_a(t0+t)⟩ / Σ_a ⟨F_a²⟩, by FFT.
+
+    Parameters
+    ----------
+    F : ndarray, shape (n_frames, n_anions, n_harmonics)
+
+    Returns
+    -------
+    ndarray, shape (n_harmonics, n_frames)
+        NaN for a harmonic with Σ_a ⟨F_a²⟩ = 0.  No mean is subtracted: libration about a fixed orientation
+        keeps C_F near 1, only a change of orientation (not a symmetry of the anion or of the cubic lab axes)
+        decorrelates it.  Twin: :func:`rotor_acf_direct`.
+    """
+    F = np.asarray(F, dtype=np.float64)
+    n = F.shape[0]
+    nfft = scipy.fft.next_fast_len(2 * n - 1, real=True)
+    f = scipy.fft.rfft(F, n=nfft, axis=0)
+    acf = scipy.fft.irfft((f.real ** 2 + f.imag ** 2).sum(axis=1), nfft, axis=0)[:n].T / (n - np.arange(n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return acf / np.where(acf[:, :1] > 0, acf[:, :1], np.nan)
+
+
+def rotor_acf_direct(F):
+    """Direct O(T²) twin of :func:`rotor_acf`."""
+    F = np.asarray(F, dtype=np.float64)
+    n = F.shape[0]
+    out = np.array([[np.mean(np.sum(F[m:, :, h] * F[:n - m, :, h], axis=1)) for m in range(n)]
+                    for h in range(F.shape[2])])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return out / np.where(out[:, :1] > 0, out[:, :1], np.nan)
+
+
+# ---------------------------------------------------------------- orientation states
+DEFAULT_SHAPE_TOLERANCE_DEG = 25.0
+"""A ligand permutation is a rotation of the anion when the rotated first-frame ligands land within this
+angle of the sites they are mapped to."""
+DEFAULT_STATE_TOLERANCE_DEG = 30.0
+"""An anion is in orientation state g when the mean angle-cosine of its ligands to the sites of g exceeds
+cos(this angle)."""
+DEFAULT_STATE_DEBOUNCE = 3
+"""A new orientation state counts when the anion stays in it for this many consecutive frames."""
+
+
+def _triad(a, b):
+    """Orthonormal frame (columns) from two non-parallel directions: a, b ⟂ a, a × b."""
+    e1 = a / np.linalg.norm(a)
+    e2 = b - np.dot(b, e1) * e1
+    e2 /= np.linalg.norm(e2)
+    return np.column_stack([e1, e2, np.cross(e1, e2)])
+
+
+def ligand_rotation_group(dirs, tolerance_deg=DEFAULT_SHAPE_TOLERANCE_DEG):
+    """Ligand permutations that are proper rotations of a ligand set (its rotational point group).
+
+    Parameters
+    ----------
+    dirs : ndarray, shape (n, 3)
+        Unit centre→ligand directions of one anion (e.g. its first frame).
+    tolerance_deg : float, degrees
+        Largest angle between a rotated ligand and the site it is mapped to.
+
+    Returns
+    -------
+    ndarray, shape (n_ops, n), int64
+        Row g maps ligand k onto site ``perm[g, k]``; the identity first, then lexicographic order.
+        12 rows for a tetrahedron (T), 24 for an octahedron (O), 6 for a trigonal plane (D3).
+
+    Notes
+    -----
+    Every rotation of the set maps a reference pair of ligands (0 and the one
+    closest to perpendicular to it) onto some ordered pair (k, l) with the
+    same angle, and is fixed by it: R = F(u_k, u_l) F(u_0, u_j)ᵀ with F the
+    orthonormal triad of a pair.  Each candidate is kept when it maps the set
+    onto itself one to one within the tolerance: O(n²) candidates, no n!
+    enumeration.  Two ligands: identity and, when they are antiparallel, the
+    swap.  Reflections (improper operations) are not rotations and are never
+    included.
+    """
+    d = np.asarray(dirs, dtype=np.float64)
+    n = len(d)
+    ident = np.arange(n)[None, :]
+    if n < 2:
+        return ident
+    cosmin = math.cos(math.radians(tolerance_deg))
+    c = np.clip(d @ d.T, -1, 1)
+    if n == 2 or np.all(np.abs(c[0]) > cosmin):                    # collinear set
+        if n == 2 and c[0, 1] < -cosmin:
+            return np.array([[0, 1], [1, 0]])
+        return ident
+    j0 = 1 + int(np.argmin(np.abs(c[0, 1:])))
+    ref = _triad(d[0], d[j0])
+    th0 = math.acos(c[0, j0])
+    tol = math.radians(tolerance_deg)
+    perms = set()
+    for k in range(n):
+        for l in range(n):
+            if k == l or abs(math.acos(c[k, l]) - th0) > 2 * tol or abs(c[k, l]) > 1 - 1e-9:
+                continue
+            R = _triad(d[k], d[l]) @ ref.T
+            p = np.argmax((d @ R.T) @ d.T, axis=1)
+            if len(set(p.tolist())) != n:
+                continue
+            R = _kabsch_rotation(d, d[p])                   # best fit of the whole set for this assignment
+            cc = (d @ R.T) @ d.T
+            if np.array_equal(np.argmax(cc, axis=1), p) and cc[np.arange(n), p].min() > cosmin:
+                perms.add(tuple(int(x) for x in p))
+    # a thermally distorted first frame may miss an operation that the others generate: close the set
+    grown = True
+    while grown:
+        new = {tuple(int(x) for x in np.asarray(a)[list(b)]) for a in perms for b in perms} - perms
+        grown = bool(new)
+        perms |= new
+    perms.discard(tuple(range(n)))
+    return np.array([tuple(range(n))] + sorted(perms), dtype=np.int64)
+
+
+def _kabsch_rotation(P, Q):
+    """Proper rotation R (3 × 3) minimising Σ_i |R p_i − q_i|² (Kabsch), for matched rows of P, Q (n, 3)."""
+    H = P.T @ Q
+    U, _, Vt = np.linalg.svd(H)
+    dd = np.sign(np.linalg.det(Vt.T @ U.T)) or 1.0
+    return Vt.T @ np.diag([1.0, 1.0, dd]) @ U.T
+
+
+def _rotation_angle_deg(a, b):
+    """Kabsch rotation angle (degrees) between matched direction sets a, b (…, n, 3)."""
+    return kabsch_angle(a, b)
+
+
+def orientation_states_direct(u, u0, perms, n_valid, *, tolerance_deg=DEFAULT_STATE_TOLERANCE_DEG,
+                              debounce=DEFAULT_STATE_DEBOUNCE):
+    """Frame-by-frame orientation-state sequences (the twin of the streamed :class:`_StateStream`).
+
+    Parameters
+    ----------
+    u : ndarray, shape (n_frames, n_anions, n_lig, 3)
+    u0, perms, n_valid :
+        As :func:`anionmotion.kernels.polyanion.state_scores`.
+    tolerance_deg : float, degrees
+    debounce : int, frames
+
+    Returns
+    -------
+    assigned : ndarray, shape (n_frames, n_anions), int64
+        Nearest reference orientation when within the tolerance, else −1.
+    committed : ndarray, shape (n_frames, n_anions), int64
+        The state after the debounce as known at each frame: it becomes g at the frame that completes a run of
+        ``debounce`` consecutive frames assigned to g, and stays through unassigned frames.
+    transitions : list of (anion, frame index, from, to)
+        Dated at the first frame of the run that made the transition.
+    """
+    s = state_scores(u, u0, perms, n_valid)
+    best = np.argmax(s, axis=2)
+    ok = np.take_along_axis(s, best[..., None], 2)[..., 0] > math.cos(math.radians(tolerance_deg))
+    assigned = np.where(ok, best, -1)
+    T, A = assigned.shape
+    committed = np.zeros((T, A), np.int64)
+    trans = []
+    for a in range(A):
+        cur, cand, run, start = 0, -1, 0, 0
+        for t in range(T):
+            x = assigned[t, a]
+            if x >= 0 and x == cand:
+                run += 1
+            else:
+                cand, run, start = x, (1 if x >= 0 else 0), t
+            if cand >= 0 and cand != cur and run >= debounce:
+                trans.append((a, start, cur, cand))
+                cur = cand
+            committed[t, a] = cur
+    return assigned, committed, trans
+
+
+class _StateStream:
+    """Orientation-state transitions found chunk by chunk; only counts are kept.
+
+    Carried per anion across chunks: the committed state, the candidate state, the length of its current run
+    and whether that run was already committed.  Kept: transitions per anion, per (from-angle class), frames
+    per anion and state (occupancy), frames without an assigned state.
+    """
+
+    def __init__(self, u0, n_valid, *, shape_tolerance, tolerance, debounce):
+        self.u0 = np.ascontiguousarray(u0, dtype=np.float64)
+        A, L = self.u0.shape[:2]
+        self.n_valid = np.asarray(n_valid, np.int64)
+        self.tolerance, self.debounce = float(tolerance), int(debounce)
+        groups = [ligand_rotation_group(self.u0[a, :self.n_valid[a]], shape_tolerance) for a in range(A)]
+        G = max(len(g) for g in groups)
+        self.perms = np.full((A, G, L), -1, np.int64)
+        self.group_size = np.array([len(g) for g in groups], np.int64)
+        for a, g in enumerate(groups):
+            self.perms[a, :len(g), :self.n_valid[a]] = g
+            self.perms[a, :len(g), self.n_valid[a]:] = np.arange(self.n_valid[a], L)
+        # rotation angle (degrees, rounded) between every pair of reference orientations of each anion
+        self.op_angle = np.zeros((A, G, G))
+        for a in range(A):
+            nv, ng = self.n_valid[a], len(groups[a])
+            sites = self.u0[a, :nv][groups[a]]                                          # (ng, nv, 3)
+            i, j = np.meshgrid(np.arange(ng), np.arange(ng), indexing="ij")
+            self.op_angle[a, :ng, :ng] = kabsch_angle(sites[i.ravel()], sites[j.ravel()]).reshape(ng, ng)
+        self.cur = np.zeros(A, np.int64)
+        self.cand = np.full(A, -1, np.int64)
+        self.run = np.zeros(A, np.int64)
+        self.per_anion = np.zeros(A, np.int64)
+        self.occupancy = np.zeros((A, G), np.int64)
+        self.unassigned = np.zeros(A, np.int64)
+        self.angle_counts = {}
+        self.n_frames = 0
+
+    def update(self, u):
+        s = state_scores(u, self.u0, self.perms, self.n_valid)
+        best = np.argmax(s, axis=2)
+        ok = np.take_along_axis(s, best[..., None], 2)[..., 0] > math.cos(math.radians(self.tolerance))
+        assigned = np.where(ok, best, -1)                                               # (n, A)
+        n, A = assigned.shape
+        self.unassigned += (~ok).sum(axis=0)
+        for a in range(A):
+            x = assigned[:, a]
+            cur, cand, run = int(self.cur[a]), int(self.cand[a]), int(self.run[a])
+            # runs of equal values in this chunk; the first continues the carried candidate run
+            cut = np.nonzero(np.diff(x))[0] + 1
+            starts = np.concatenate([[0], cut])
+            lengths = np.diff(np.concatenate([starts, [n]]))
+            for v, ln in zip(x[starts].tolist(), lengths.tolist()):
+                if v >= 0 and v == cand:
+                    run += ln
+                else:
+                    cand, run = v, (ln if v >= 0 else 0)
+                if cand >= 0 and cand != cur and run >= self.debounce:
+                    key = int(round(self.op_angle[a, cur, cand]))
+                    self.angle_counts[key] = self.angle_counts.get(key, 0) + 1
+                    self.per_anion[a] += 1
+                    cur = cand
+            self.cur[a], self.cand[a], self.run[a] = cur, cand, run
+        # occupancy: frames per committed state; recomputed from the committed sequence is not kept, so
+        # count the assigned states (frames in each state's core) instead
+        np.add.at(self.occupancy, (np.broadcast_to(np.arange(A), assigned.shape)[ok], assigned[ok]), 1)
+        self.n_frames += n
+
+    def table(self, span_ns, level=0.95):
+        A = len(self.per_anion)
+        count = int(self.per_anion.sum())
+        rate = rate_ci(count, A * span_ns, per_unit_counts=self.per_anion, level=level)
+        return {
+            "count": count, "per_anion": self.per_anion.copy(), **rate,
+            "group_size": self.group_size.copy(),
+            "transitions_by_angle_deg": {str(k): int(v) for k, v in sorted(self.angle_counts.items())},
+            "occupancy_frames": self.occupancy.copy(),
+            "unassigned_fraction": float(self.unassigned.sum() / max(1, A * self.n_frames)),
+        }
+
+
+# -------------------------------------------------------------------- rates with CIs
+def _dispersion(per_unit_counts):
+    """Index of dispersion var/mean of per-unit counts (equal exposures); 1 when it cannot be estimated."""
+    c = np.asarray(per_unit_counts, dtype=np.float64)
+    if c.size < 2 or c.mean() <= 0:
+        return 1.0
+    return float(c.var(ddof=1) / c.mean())
+
+
+def rate_ci(count, exposure, *, per_unit_counts=None, level=0.95):
+    """Event rate with an exact Poisson (Gamma) confidence interval, widened for over-dispersion.
+
+    Parameters
+    ----------
+    count : int
+        Events.
+    exposure : float
+        Units × time (e.g. anions × ns).
+    per_unit_counts : array_like, optional
+        Events of each unit (anion or cation, equal exposures): their variance/mean ratio φ estimates the
+        over-dispersion; the interval is the Poisson one of N/φ events in E/φ (quasi-Poisson), φ ≥ 1.
+    level : float
+
+    Returns
+    -------
+    dict
+        ``rate`` (count/exposure), ``ci_low``, ``ci_high`` (same unit), ``dispersion`` (φ used), ``level``.
+
+    Notes
+    -----
+    Exact Poisson limits: λ_lo = Γ⁻¹(α/2; N)/E, λ_hi = Γ⁻¹(1 − α/2; N + 1)/E (λ_lo = 0 when N = 0).  Events
+    of one unit are often correlated (back-and-forth jumps), which makes the per-unit counts over-dispersed;
+    φ = max(1, s²/mean) rescales the effective number of independent events.
+    """
+    from scipy.stats import gamma
+
+    phi = max(1.0, _dispersion(per_unit_counts)) if per_unit_counts is not None else 1.0
+    alpha = 1.0 - float(level)
+    n_eff, e_eff = count / phi, exposure / phi
+    if exposure <= 0:
+        return {"rate": None, "ci_low": None, "ci_high": None, "dispersion": phi, "level": level}
+    lo = float(gamma.ppf(alpha / 2, n_eff) / e_eff) if n_eff > 0 else 0.0
+    hi = float(gamma.ppf(1 - alpha / 2, n_eff + 1) / e_eff)
+    return {"rate": count / exposure, "ci_low": lo, "ci_high": hi, "dispersion": phi, "level": level}
+
+
+def rate_ratio_ci(n1, e1, n2, e2, *, phi1=1.0, phi2=1.0, level=0.95):
+    """Ratio of two Poisson rates (n1/e1)/(n2/e2) with the exact conditional (Clopper–Pearson) interval.
+
+    Given N = n1 + n2, n1 is binomial with p = λ1 e1/(λ1 e1 + λ2 e2), so the Clopper–Pearson interval of p
+    maps to λ1/λ2 = p/(1 − p) · e2/e1.  Over-dispersion φ1, φ2 (≥ 1) rescale counts and exposures
+    (quasi-Poisson; the beta quantiles take non-integer counts).  Returns ``ratio``, ``ci_low``,
+    ``ci_high`` (None when n2 = 0: the ratio is unbounded) and ``level``.
+    """
+    from scipy.stats import beta
+
+    phi1, phi2 = max(1.0, phi1), max(1.0, phi2)
+    x, y = n1 / phi1, n2 / phi2
+    f1, f2 = e1 / phi1, e2 / phi2
+    alpha = 1.0 - float(level)
+    if n2 <= 0 or e1 <= 0 or e2 <= 0:
+        return {"ratio": None, "ci_low": None, "ci_high": None, "level": level,
+                "note": "no events in the denominator: the ratio is unbounded" if n2 <= 0 else "no exposure"}
+    plo = float(beta.ppf(alpha / 2, x, y + 1)) if x > 0 else 0.0
+    phi_ = float(beta.ppf(1 - alpha / 2, x + 1, y))
+    conv = f2 / f1
+    return {"ratio": (n1 / e1) / (n2 / e2), "ci_low": plo / (1 - plo) * conv,
+            "ci_high": (phi_ / (1 - phi_) * conv) if phi_ < 1 else None, "level": level}
+
+
+def _hop_counts(hops):
+    """(per-cation hop counts, observed ns per cation, species) of a HopsResult or its dict."""
+    if hasattr(hops, "jump_frequency_per_atom_per_ns"):
+        f = np.asarray(hops.jump_frequency_per_atom_per_ns, dtype=np.float64)
+        obs, sp = float(hops.observed_ps), hops.species
+    else:
+        per = hops.get("jump_frequency_per_atom_per_ns") or {}
+        f = np.asarray(list(per.values()) if isinstance(per, dict) else per, dtype=np.float64)
+        obs, sp = float(hops.get("observed_ps") or 0.0), hops.get("species")
+    ns = obs / 1000.0
+    return np.rint(f * ns).astype(np.int64), ns, sp
+
+
+def frequency_match(rotation, hops, *, level=0.95):
+    """ν_rot (threshold events and orientation-state transitions), ν_hop and their ratios with CIs.
+
+    Parameters
+    ----------
+    rotation : dict
+        ``ReorientationResult.frequency`` (per method: count, per_anion, exposure_anion_ns).
+    hops : HopsResult or dict
+        :func:`anionmotion.hops` result (per-cation jump frequencies and the observed time).
+    level : float
+
+    Returns
+    -------
+    dict
+        ``nu_hop_per_ns`` (rate and CI, per cation per ns), ``cation``, and per method
+        ``ratio_<method>`` = ν_rot/ν_hop with its conditional-binomial CI; ``log10_ratio``.
+    """
+    counts, ns, sp = _hop_counts(hops)
+    n_hop, e_hop = int(counts.sum()), len(counts) * ns
+    out = {"cation": sp, "n_hops": n_hop, "n_cations": int(len(counts)), "observed_ns": ns,
+           "nu_hop_per_ns": rate_ci(n_hop, e_hop, per_unit_counts=counts, level=level), "level": level,
+           "definition": "ν_rot/ν_hop: events per anion per ns over hops per cation per ns; CI from the "
+                         "conditional binomial (Clopper–Pearson) of the two counts, over-dispersion from the "
+                         "per-anion and per-cation counts"}
+    phi_h = out["nu_hop_per_ns"]["dispersion"]
+    for method, r in rotation.items():
+        if r is None or r.get("rate") is None:
+            continue
+        rr = rate_ratio_ci(r["count"], r["exposure_anion_ns"], n_hop, e_hop, phi1=r["dispersion"], phi2=phi_h,
+                           level=level)
+        rr["log10_ratio"] = math.log10(rr["ratio"]) if rr["ratio"] else None
+        out[f"ratio_{method}"] = rr
+    return out
 
 
 # ------------------------------------------------------------------- fitting
@@ -370,6 +882,22 @@ class ReorientationResult(Result):
         Ligand departures (empty when intact).
     meta : dict
         Parameters, defaults and definitions.
+    C3, C4 : ndarray or None, shape (n_lags,)
+        ⟨P3⟩ and ⟨P4⟩ of u(t0+t)·u(t0) (``legendre`` ≥ 3, 4; exact all-origin FFT like C1, C2).
+    rotor : dict or None
+        Rotor-function ACFs (docs/rotor-functions.md): ``harmonics`` (``K3``, ``K4``, ``K6``), ``C`` (per
+        harmonic, shape (n_lags,)), ``at_reliable_lag``, ``mean_F``, ``mean_F2``, ``baseline`` (⟨F⟩²/⟨F²⟩),
+        ``relaxation``, ``dropped`` (harmonics constant for the ligand geometry).
+    states : dict or None
+        Orientation-state transitions: ``count``, ``per_anion``, ``rate`` (per anion per ns) with ``ci_low``,
+        ``ci_high``, ``dispersion``; ``group_size`` (rotations of each anion), ``transitions_by_angle_deg``,
+        ``occupancy_frames`` (n_anions, n_states), ``unassigned_fraction``, the tolerances and debounce.
+    frequency : dict
+        ν_rot per method (``threshold``, ``symmetry_events``, ``states``): ``count``, ``exposure_anion_ns``,
+        ``rate`` (ns⁻¹ per anion), ``ci_low``, ``ci_high``, ``dispersion``, ``level``.
+    frequency_match : dict or None
+        With ``hops=``: ν_hop per cation per ns with its CI and ``ratio_<method>`` = ν_rot/ν_hop with its CI
+        (:func:`frequency_match`).
     """
 
     species: str
@@ -397,6 +925,12 @@ class ReorientationResult(Result):
     framework: dict
     integrity: list
     meta: dict = field(default_factory=dict)
+    C3: Optional[np.ndarray] = None
+    C4: Optional[np.ndarray] = None
+    rotor: Optional[dict] = None
+    states: Optional[dict] = None
+    frequency: dict = field(default_factory=dict)
+    frequency_match: Optional[dict] = None
 
     _SERIES = ("angles_deg", "times_ps", "rho_per_anion")
 
@@ -436,6 +970,30 @@ class ReorientationResult(Result):
         o = self.events.get(other)
         if o is not None:
             lines.append(f"  ({other}: {o['count']} events, {o['frequency_per_ns']:.4g} per anion per ns)")
+        fq = self.frequency or {}
+        for key, label in (("threshold", "ν_rot threshold"), ("states", "ν_rot states")):
+            r = fq.get(key)
+            if r and r.get("rate") is not None:
+                lines.append(f"{label:<17} {r['rate']:.4g} per anion per ns [{r['ci_low']:.3g}, {r['ci_high']:.3g}] "
+                             f"({r['count']} events)")
+        if self.states:
+            st_ = self.states
+            by = ", ".join(f"{k}°: {v}" for k, v in st_["transitions_by_angle_deg"].items()) or "none"
+            lines.append(f"orientation states {int(np.max(st_['group_size']))} per anion; transitions by angle: {by}; "
+                         f"unassigned {st_['unassigned_fraction']:.1%} of frames")
+        if self.rotor and self.rotor.get("harmonics"):
+            lines.append("rotor functions   " + ", ".join(f"C_{k}({self.reliable_lag_ps:.3g} ps) = {v:.3f}"
+                                                        for k, v in self.rotor["at_reliable_lag"].items()))
+        m = self.frequency_match
+        if m:
+            h = m["nu_hop_per_ns"]
+            lines.append(f"ν_hop ({m['cation']})       {_fmt(h['rate'])} per cation per ns [{_fmt(h['ci_low'])}, "
+                         f"{_fmt(h['ci_high'])}]")
+            for key in ("threshold", "states"):
+                r = m.get(f"ratio_{key}")
+                if r:
+                    lines.append(f"ν_rot/ν_hop {key:<9} {_fmt(r['ratio'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
+                                 + (f" ({r['note']})" if r.get("note") else ""))
         if self.integrity:
             lines.append(f"integrity         NOT intact: {len(self.integrity)} ligand departure(s)")
         return "\n".join(lines)
@@ -642,14 +1200,16 @@ class _EventStream:
         }
 
 
-def _c1c2_power(item, pad=None):
-    """Power spectra of one block of vectors for C1 and C2, weighted per group: ``(p1, p2)``, shape (G, nf).
+def _moment_power(item, pad=None):
+    """Power spectra of one block of vectors for the moments ⟨c^n⟩, n = 1 … lmax, weighted per group.
 
     ``item`` = (rows (3·nb, T) — or ``(path, T, r0, nr)`` of a scratch file for a task in another process —,
-    n_fft, group weights (G, nb), FFT workers); ``pad`` an optional reusable zero buffer (≥ 3·nb, n_fft).
-    The same arithmetic serially and as a mapper task, so the sums are identical.
+    n_fft, group weights (G, nb), FFT workers, lmax); ``pad`` an optional reusable zero buffer (≥ 3·nb, n_fft).
+    Returns an array (lmax, G, n_fft//2 + 1): row n − 1 = Σ over the monomials x^a y^b z^c of degree n of
+    n!/(a! b! c!) |rfft|² (see :func:`legendre_acf`), three monomials per transform.  The same arithmetic
+    serially and as a mapper task, so the sums are identical.
     """
-    src, nfft, W, workers = item
+    src, nfft, W, workers, lmax = item
     if isinstance(src, tuple):
         path, T, r0, nr = src
         rows = np.fromfile(path, dtype=np.float64, count=nr * T, offset=8 * r0 * T).reshape(nr, T)
@@ -661,24 +1221,30 @@ def _c1c2_power(item, pad=None):
         pad = np.zeros((3 * nb, nfft))
     buf = pad[:3 * nb]
     bv = buf.reshape(nb, 3, nfft)[:, :, :T]
-
-    def power():
-        """Σ over the 3 rows of each vector of |rfft|², shape (nb, nf)."""
-        f = scipy.fft.rfft(buf, axis=1, workers=workers)
-        fv = f.view(np.float64).reshape(nb, 3, nf, 2)
-        return np.einsum("vcfk,vcfk->vf", fv, fv)
-
-    bv[...] = rows.reshape(nb, 3, T)                                   # C1: the components
-    p1 = W @ power()
-    x, y, z = rows[0::3], rows[1::3], rows[2::3]
-    # C2: cos² = Σ_kl u_k u_l(t0) u_k u_l(t0+m); the diagonal products once, the off-diagonal twice
-    for k, (a, b) in enumerate(((x, x), (y, y), (z, z))):
-        np.multiply(a, b, out=bv[:, k])
-    p2 = W @ power()
-    for k, (a, b) in enumerate(((x, y), (x, z), (y, z))):
-        np.multiply(a, b, out=bv[:, k])
-    p2 += 2.0 * (W @ power())
-    return p1, p2
+    comp = (rows[0::3], rows[1::3], rows[2::3])
+    powers = [[None, c] for c in comp]                                  # powers[k][e] = u_k^e, e ≥ 1
+    for k in range(3):
+        for e in range(2, lmax + 1):
+            powers[k].append(powers[k][e - 1] * comp[k])
+    out = np.zeros((lmax, W.shape[0], nf))
+    for n in range(1, lmax + 1):
+        mons = _monomials(n)
+        for g0 in range(0, len(mons), 3):
+            grp = mons[g0:g0 + 3]
+            w = np.zeros(3)
+            for k, ((a, b, c), wt) in enumerate(grp):
+                w[k] = wt
+                fac = [powers[q][e] for q, e in enumerate((a, b, c)) if e]
+                if len(fac) == 1:
+                    bv[:, k] = fac[0]
+                else:
+                    np.multiply(fac[0], fac[1], out=bv[:, k])
+                    if len(fac) == 3:
+                        bv[:, k] *= fac[2]
+            f = scipy.fft.rfft(buf, axis=1, workers=workers)
+            fv = f.view(np.float64).reshape(nb, 3, nf, 2)
+            out[n - 1] += W @ np.einsum("c,vcfk,vcfk->vf", w, fv, fv)
+    return out
 
 
 class Reorientation(AnalysisBase):
@@ -738,8 +1304,32 @@ class Reorientation(AnalysisBase):
                  threshold=DEFAULT_THRESHOLD_DEG, event_method="threshold", site_tolerance=DEFAULT_SITE_TOLERANCE_DEG,
                  reliable_fraction=RELIABLE_FRACTION, rho_bins=(36, 72), angles_csv=None, overwrite=False,
                  frames_per_chunk=None, memory=None, progress=None, use_ext=True, store_mode="auto",
-                 scratch_dir=None, workers=-1, mapper=None):
+                 scratch_dir=None, workers=-1, mapper=None, legendre=LEGENDRE_MAX, rotor="auto", states=True,
+                 state_tolerance=DEFAULT_STATE_TOLERANCE_DEG, state_debounce=DEFAULT_STATE_DEBOUNCE,
+                 shape_tolerance=DEFAULT_SHAPE_TOLERANCE_DEG, hops=None, level=0.95):
         super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        legendre = LEGENDRE_MAX if legendre is None else legendre
+        if isinstance(legendre, bool) or int(legendre) != legendre or not 2 <= int(legendre) <= LEGENDRE_MAX:
+            raise OptionError(f"legendre must be the highest Legendre order, 2, 3 or 4; got {legendre}")
+        self.legendre = int(legendre)
+        rotor_harmonics("auto" if rotor is None else rotor, 4)            # validates the choice
+        self.rotor = "auto" if rotor is None else str(rotor).lower()
+        self.states = bool(states)
+        state_tolerance = DEFAULT_STATE_TOLERANCE_DEG if state_tolerance is None else float(state_tolerance)
+        shape_tolerance = DEFAULT_SHAPE_TOLERANCE_DEG if shape_tolerance is None else float(shape_tolerance)
+        state_debounce = DEFAULT_STATE_DEBOUNCE if state_debounce is None else state_debounce
+        if not 0 < state_tolerance < 90:
+            raise OptionError(f"state_tolerance must be an angle in (0, 90) degrees; got {state_tolerance}")
+        if not 0 < shape_tolerance < 90:
+            raise OptionError(f"shape_tolerance must be an angle in (0, 90) degrees; got {shape_tolerance}")
+        if isinstance(state_debounce, bool) or int(state_debounce) != state_debounce or int(state_debounce) < 1:
+            raise OptionError(f"state_debounce must be a positive number of frames; got {state_debounce}")
+        if not 0 < float(level) < 1:
+            raise OptionError(f"level must be in (0, 1); got {level}")
+        self.state_tolerance, self.shape_tolerance = state_tolerance, shape_tolerance
+        self.state_debounce, self.level = int(state_debounce), float(level)
+        self.hops = hops
+        self._rotor_store = None
         self.mapper = mapper
         # None means "the default" (convenient for callers forwarding optional settings)
         threshold = DEFAULT_THRESHOLD_DEG if threshold is None else threshold
@@ -785,6 +1375,8 @@ class Reorientation(AnalysisBase):
                    + A * L * 3 * 8 * 5                 # raw and unit vectors, the store's block and its transpose
                    + A * L * 8 * 10                    # ρ bins (θ, φ, indices, mask, flat index)
                    + A * L * L * 8 * 2                 # symmetry kernel twin (ligand × site cosines)
+                   + A * L * L * 8 + A * 24 * L * 8 * 3  # orientation states: cosines, gathered scores (≤ 24 ops)
+                   + A * L * 8 * 3 * 3                 # rotor functions (harmonics of every ligand)
                    + A * 3 * 8 * 6)                    # projections and the table rows
 
     def _chunk_frames(self):
@@ -810,6 +1402,9 @@ class Reorientation(AnalysisBase):
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._rotor_store is not None:
+            self._rotor_store.close()
+            self._rotor_store = None
 
     def _prepare(self):
         pa = self.polyanions
@@ -845,6 +1440,8 @@ class Reorientation(AnalysisBase):
         self._rho_counts = np.zeros((A, len(self.rho_edges[0]) - 1, len(self.rho_edges[1]) - 1), dtype=np.int64)
         self._t0 = 0
         self._events = None
+        self._states = None
+        self.rotor_ls, self.rotor_dropped = (), {}
 
     def _start(self, u0, cell0):
         """First frame: event references, the symmetry tolerance check, the orientation ligand."""
@@ -859,6 +1456,25 @@ class Reorientation(AnalysisBase):
                 raise
             self.sym_note = str(err)
         self.orient_lig = _orientation_ligand(u0, cell0, self.valid_mask)
+        # rotor functions: the harmonics of the choice that are not constant for this ligand geometry
+        cand = rotor_harmonics(self.rotor, self.n_valid)
+        spread = rotor_spread(u0, self.n_valid, cand) if cand else np.zeros((len(self.n_valid), 0))
+        keep = [h for h in range(len(cand)) if spread[:, h].max() >= ROTOR_TRIVIAL]
+        self.rotor_ls = tuple(cand[h] for h in keep)
+        self.rotor_dropped = {f"K{cand[h]}": f"constant for this ligand geometry (spread {spread[:, h].max():.2g} "
+                                            f"< {ROTOR_TRIVIAL} √n_ligands over random orientations)"
+                              for h in range(len(cand)) if h not in keep}
+        if self.rotor_ls:
+            self._rotor_store = SeriesStore(len(self.rotor_ls) * self.pa.n_anions, self.n_frames, budget=self.budget,
+                                            mode=self.store_mode, scratch_dir=self.scratch_dir, in_memory_fraction=0.1,
+                                            prefix="anionmotion-rotor-")
+        self.states_note = None
+        if self.states:
+            if self.n_valid.min() < 2:
+                self.states_note = "anions with fewer than two ligands have no orientation states"
+            else:
+                self._states = _StateStream(u0, self.n_valid, shape_tolerance=self.shape_tolerance,
+                                            tolerance=self.state_tolerance, debounce=self.state_debounce)
 
     def _accumulate(self, chunk):
         pa = self.pa
@@ -873,6 +1489,11 @@ class Reorientation(AnalysisBase):
         self._store.write(self._t0, u[:, self.valid_mask, :].reshape(n, -1))
         for ev in self._events.values():
             ev.update(u, chunk.frame_indices, chunk.times)
+        if self._rotor_store is not None:
+            F = rotor_sums(u, self.n_valid, self.rotor_ls)                               # (n, A, H)
+            self._rotor_store.write(self._t0, F.transpose(0, 2, 1).reshape(n, -1))
+        if self._states is not None:
+            self._states.update(u)
         self._rho_counts += ligand_density_counts(u, *self.rho_edges)
         ang = _projection_angles(u, chunk.cells, self.orient_lig)
         self._writer.append(np.column_stack([chunk.times, chunk.frame_indices.astype(np.float64),
@@ -884,39 +1505,55 @@ class Reorientation(AnalysisBase):
         T, nv, G = self.n_frames, self.n_vec, len(self.groups)
         nfft = scipy.fft.next_fast_len(2 * T - 1, real=True)
         nf = nfft // 2 + 1
-        # per vector: the readback (3 T, none when the store is in memory), one zero-padded buffer of 3 rows
-        # reused for the components and the two groups of products (3 n_fft), its spectra (3 nf complex) and
+        L = self.legendre
+        # per vector: the readback (3 T, none when the store is in memory), the powers u_k^e (3 (lmax − 1) T),
+        # one zero-padded buffer of 3 rows reused for the monomials (3 n_fft), its spectra (3 nf complex) and
         # their power (nf); larger blocks than DEFAULT_MEMORY do not run faster
-        per_vec = 8 * (3 * T * (0 if self._store.in_memory else 1) + 3 * nfft + 3 * nf * 2 + nf)
+        per_vec = 8 * (3 * T * (0 if self._store.in_memory else 1) + 3 * (L - 1) * T + 3 * nfft + 3 * nf * 2 + nf)
         work = min(self.fft_fraction * self.budget, DEFAULT_MEMORY)
         block = int(max(1, min(nv, work // per_vec)))
         self.fft_block = block
-        p1 = np.zeros((G, nf))
-        p2 = np.zeros((G, nf))
+        pw = np.zeros((L, G, nf))
         blocks = [(r0, 3 * min(block, nv - r0 // 3)) for r0 in range(0, 3 * nv, 3 * block)]
-        with self._phase(nv, "C1/C2 transforms", unit="vector") as bar:
+        with self._phase(nv, f"C1…C{L} transforms", unit="vector") as bar:
             if self.mapper is None or (not self._store.in_memory and self._store.path is None):
                 pad = np.zeros((3 * block, nfft))            # columns T… stay zero: no wrap-around
                 for r0, nr in blocks:
                     W = self.group_weights[:, r0 // 3:(r0 + nr) // 3]
-                    q1, q2 = _c1c2_power((self._store.read_rows(r0, nr), nfft, W, self.workers), pad)
-                    p1 += q1
-                    p2 += q2
+                    pw += _moment_power((self._store.read_rows(r0, nr), nfft, W, self.workers, L), pad)
                     bar.update(nr // 3)
                 del pad
             else:  # blocks as tasks of the mapper (Dask), merged in block order: the same sums as serially
                 items = [(self._store.read_rows(r0, nr) if self._store.in_memory
-                          else (self._store.path, T, r0, nr), nfft, self.group_weights[:, r0 // 3:(r0 + nr) // 3], 1)
-                         for r0, nr in blocks]
-                for (_, _, W, _), (q1, q2) in zip(items, self.mapper(_c1c2_power, items)):
-                    p1 += q1
-                    p2 += q2
+                          else (self._store.path, T, r0, nr), nfft, self.group_weights[:, r0 // 3:(r0 + nr) // 3], 1,
+                          L) for r0, nr in blocks]
+                for (_, _, W, _, _), q in zip(items, self.mapper(_moment_power, items)):
+                    pw += q
                     bar.update(W.shape[1])
         n_per = self.group_weights.sum(axis=1)                                      # vectors per group
         norm = n_per[:, None] * (T - np.arange(T, dtype=np.float64))[None, :]
-        c1 = scipy.fft.irfft(p1, nfft, axis=1, workers=self.workers)[:, :T] / norm
-        cos2 = scipy.fft.irfft(p2, nfft, axis=1, workers=self.workers)[:, :T] / norm
-        return c1, 1.5 * cos2 - 0.5
+        mom = scipy.fft.irfft(pw, nfft, axis=2, workers=self.workers)[:, :, :T] / norm[None]
+        return _legendre_from_moments(mom)                                          # (L, G, T)
+
+    def _rotor_acfs(self):
+        """Normalised rotor-function ACFs (n_harmonics, T) and Σ_a⟨F_a²⟩/A, ⟨F⟩ per harmonic, from the store."""
+        H, A, T = len(self.rotor_ls), self.pa.n_anions, self.n_frames
+        nfft = scipy.fft.next_fast_len(2 * T - 1, real=True)
+        per_row = 8 * (T + nfft + 2 * (nfft // 2 + 1))
+        block = int(max(1, min(A, min(self.fft_fraction * self.budget, DEFAULT_MEMORY) // per_row)))
+        acf = np.zeros((H, T))
+        mean = np.zeros(H)
+        for h in range(H):
+            p = np.zeros(nfft // 2 + 1)
+            for r0 in range(h * A, (h + 1) * A, block):
+                rows = self._rotor_store.read_rows(r0, min(block, (h + 1) * A - r0))
+                mean[h] += rows.sum()
+                f = scipy.fft.rfft(rows, n=nfft, axis=1, workers=self.workers)
+                p += (f.real ** 2 + f.imag ** 2).sum(axis=0)
+            acf[h] = scipy.fft.irfft(p, nfft, workers=self.workers)[:T] / (A * (T - np.arange(T)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm = acf / np.where(acf[:, :1] > 0, acf[:, :1], np.nan)
+        return norm, acf[:, 0].copy(), mean / (A * T)
 
     def _finish(self) -> ReorientationResult:
         pa = self.pa
@@ -926,11 +1563,14 @@ class Reorientation(AnalysisBase):
                       "scratch_dir": None if self._store.in_memory else (self.scratch_dir or tempfile.gettempdir()),
                       "scratch_file": None if self._store.in_memory else "anonymous (unlinked at creation, freed "
                                                                          "when closed or when the process ends)"}
-        c1_all, c2_all = self._acfs()
+        cl_all = self._acfs()                                                        # (lmax, G, T)
+        c1_all, c2_all = cl_all[0], cl_all[1]
         self._store.close()
         n, dt, times = self.n_frames, self.dt, self.times
         lag = np.arange(n) * dt
         C1, C2 = c1_all[0], c2_all[0]
+        C3 = cl_all[2, 0] if self.legendre >= 3 else None
+        C4 = cl_all[3, 0] if self.legendre >= 4 else None
         span = float(times[-1] - times[0])
         rel_lag = self.reliable_fraction * span
         i_rel = int(np.searchsorted(lag, rel_lag + 1e-9 * max(dt, 1e-30), side="right") - 1)
@@ -944,10 +1584,32 @@ class Reorientation(AnalysisBase):
                               "rotating": bool(a1[i_rel] < ROTATING_C1),
                               "tau1_ps": fit_relaxation(lag, a1, max_lag_ps=lag[i_rel])["tau_mean_ps"],
                               "tau2_ps": fit_relaxation(lag, a2, max_lag_ps=lag[i_rel])["tau_mean_ps"]}
+            for l in range(3, self.legendre + 1):
+                per_species[s][f"C{l}"] = cl_all[l - 1, g]
+        for l in range(3, self.legendre + 1):
+            relax[f"C{l}"] = fit_relaxation(lag, cl_all[l - 1, 0], max_lag_ps=lag[i_rel])
+        rotor = self._rotor_result(lag, i_rel)
         span_ns = span / 1000.0
         ev_thr = self._events["threshold"].table(span_ns, pa.n_anions)
         ev_sym = self._events["symmetry"].table(span_ns, pa.n_anions) if "symmetry" in self._events else None
         chosen = ev_thr if self.event_method == "threshold" else ev_sym
+        exposure = pa.n_anions * span_ns
+        frequency = {"threshold": {"count": ev_thr["count"], "exposure_anion_ns": exposure,
+                                   **rate_ci(ev_thr["count"], exposure, per_unit_counts=ev_thr["per_anion"],
+                                             level=self.level)}}
+        if ev_sym is not None:
+            frequency["symmetry_events"] = {"count": ev_sym["count"], "exposure_anion_ns": exposure,
+                                            **rate_ci(ev_sym["count"], exposure, per_unit_counts=ev_sym["per_anion"],
+                                                      level=self.level)}
+        states = None
+        if self._states is not None:
+            states = self._states.table(span_ns, level=self.level)
+            states.update(tolerance_deg=self.state_tolerance, shape_tolerance_deg=self.shape_tolerance,
+                          debounce_frames=self.state_debounce, exposure_anion_ns=exposure)
+            frequency["states"] = {k: states[k] for k in ("count", "exposure_anion_ns", "rate", "ci_low", "ci_high",
+                                                          "dispersion", "level")}
+            self._states = None
+        match = frequency_match(frequency, self.hops, level=self.level) if self.hops is not None else None
         te, pe = self.rho_edges
         rho, rho_per = density_from_counts(self._rho_counts, te, pe)
         prev = self._writer.preview()
@@ -988,6 +1650,20 @@ class Reorientation(AnalysisBase):
         }
         if self.sym_note:
             meta["symmetry_events"] = f"not computed: {self.sym_note}"
+        meta.update({
+            "legendre_max": self.legendre,
+            "legendre_definition": "C_l(t) = ⟨P_l(u(t0+t)·u(t0))⟩ over origins, ligands and anions; exact all-origin "
+                                   "FFT of the monomials of degree ≤ l (docs/rotor-functions.md)",
+            "rotor": self.rotor,
+            "states_definition": "reference orientations = the first frame's ligand sites relabelled by every "
+                                 "rotation of the anion's point group; a frame is in the nearest one when the mean "
+                                 "ligand-to-site cosine exceeds cos(tolerance); a new state counts after "
+                                 "debounce_frames consecutive frames in it",
+            "frequency_ci": f"exact Poisson (Gamma) {self.level:.0%} interval widened by the per-anion dispersion "
+                            "(quasi-Poisson)",
+        })
+        if self.states_note:
+            meta["states"] = f"not computed: {self.states_note}"
         return ReorientationResult(
             species=pa.label, n_anions=pa.n_anions, n_ligands=pa.n_ligands, lag_ps=lag, C1=C1, C2=C2,
             tau1_ps=relax["C1"]["tau_mean_ps"], tau2_ps=relax["C2"]["tau_mean_ps"], relaxation=relax,
@@ -995,14 +1671,40 @@ class Reorientation(AnalysisBase):
             rotation_events=int(chosen["count"]), rotation_frequency_per_ns=float(chosen["frequency_per_ns"]),
             events={"threshold": ev_thr, "symmetry": ev_sym}, angles_deg=angles, times_ps=prev[:, 0].copy(),
             rho=rho, rho_per_anion=rho_per, rho_theta_edges=te, rho_phi_edges=pe, per_species=per_species,
-            framework=framework, integrity=integ, meta=meta)
+            framework=framework, integrity=integ, meta=meta, C3=C3, C4=C4, rotor=rotor, states=states,
+            frequency=frequency, frequency_match=match)
+
+    def _rotor_result(self, lag, i_rel):
+        """The ``rotor`` dict of the result (or None when no rotor function applies)."""
+        if self._rotor_store is None:
+            return None if self.rotor == "none" else {"harmonics": [], "dropped": self.rotor_dropped}
+        C, mean_F2, mean_F = self._rotor_acfs()
+        self._rotor_store.close()
+        self._rotor_store = None
+        names = [f"K{l}" for l in self.rotor_ls]
+        return {
+            "harmonics": names, "C": {k: C[h] for h, k in enumerate(names)},
+            "at_reliable_lag": {k: float(C[h, i_rel]) for h, k in enumerate(names)},
+            "mean_F": {k: float(mean_F[h]) for h, k in enumerate(names)},
+            "mean_F2": {k: float(mean_F2[h]) for h, k in enumerate(names)},
+            "baseline": {k: float(mean_F[h] ** 2 / mean_F2[h]) if mean_F2[h] > 0 else None
+                         for h, k in enumerate(names)},
+            "relaxation": {k: fit_relaxation(lag, C[h], max_lag_ps=lag[i_rel]) for h, k in enumerate(names)},
+            "dropped": self.rotor_dropped,
+            "definition": "F_l(t) = Σ_ligands K_l(u_k(t)) per anion (K_l cubic harmonics of the lab axes); "
+                          "C_F(t) = Σ_a⟨F_a(t0)F_a(t0+t)⟩ / Σ_a⟨F_a²⟩, no mean subtracted; baseline = ⟨F⟩²/⟨F²⟩ "
+                          "(the long-time limit when the orientations decorrelate)",
+        }
 
 
 def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, polyanions=None,
                   threshold=DEFAULT_THRESHOLD_DEG, event_method="threshold",
                   site_tolerance=DEFAULT_SITE_TOLERANCE_DEG, reliable_fraction=RELIABLE_FRACTION,
                   rho_bins=(36, 72), start=None, stop=None, step=None, memory=None, frames_per_chunk=None,
-                  progress=None, use_ext=True, angles_csv=None, overwrite=False, mapper=None) -> ReorientationResult:
+                  progress=None, use_ext=True, angles_csv=None, overwrite=False, mapper=None, legendre=LEGENDRE_MAX,
+                  rotor="auto", states=True, state_tolerance=DEFAULT_STATE_TOLERANCE_DEG,
+                  state_debounce=DEFAULT_STATE_DEBOUNCE, shape_tolerance=DEFAULT_SHAPE_TOLERANCE_DEG, hops=None,
+                  level=0.95) -> ReorientationResult:
     """Reorientation dynamics of the polyanions of a trajectory, in bounded memory.
 
     Parameters
@@ -1046,6 +1748,26 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
         ``gather``): the C1/C2 transforms of the blocks of vectors run as its tasks (a scratch file is then
         kept by name so that tasks in other processes can read their rows).  The sums are merged in block
         order, so the result is the same as the serial one bit for bit.
+    legendre : int
+        Highest Legendre order of the ACFs, 2 … 4 (default 4: C1 … C4).
+    rotor : {"auto", "td", "oh", "cubic", "none"}
+        Cubic harmonics of the rotor functions: td = K3, K4; oh = K4, K6; cubic = K3, K4, K6; auto = td for
+        4 ligands, oh for 6, cubic otherwise.  Harmonics constant for the ligand geometry are dropped.
+    states : bool
+        Count transitions between discrete orientation states (default True).
+    state_tolerance : float, degrees
+        A frame is in the nearest reference orientation when the mean ligand-to-site cosine exceeds
+        cos(state_tolerance) (default 30°).
+    state_debounce : int, frames
+        A new state counts after this many consecutive frames in it (default 3).
+    shape_tolerance : float, degrees
+        A ligand permutation is a rotation of the anion when the rotated first-frame ligands land within
+        this angle of their sites (default 25°).
+    hops : HopsResult or dict, optional
+        A :func:`anionmotion.hops` result of the same trajectory: the result's ``frequency_match`` then holds
+        ν_hop and ν_rot/ν_hop with confidence intervals.
+    level : float
+        Confidence level of the frequency intervals (default 0.95).
 
     Returns
     -------
@@ -1084,4 +1806,7 @@ def reorientation(traj, *, center=None, ligand=None, cutoff=None, cluster=None, 
                          threshold=threshold, event_method=event_method, site_tolerance=site_tolerance,
                          reliable_fraction=reliable_fraction, rho_bins=rho_bins, angles_csv=angles_csv,
                          overwrite=overwrite, frames_per_chunk=frames_per_chunk, memory=memory, progress=progress,
-                         use_ext=use_ext, mapper=mapper).run(traj, start=start, stop=stop, step=step)
+                         use_ext=use_ext, mapper=mapper, legendre=legendre, rotor=rotor, states=states,
+                         state_tolerance=state_tolerance, state_debounce=state_debounce,
+                         shape_tolerance=shape_tolerance, hops=hops, level=level).run(traj, start=start, stop=stop,
+                                                                                      step=step)

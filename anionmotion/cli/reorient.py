@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 
 from ._common import (add_memory_option, add_output_options, add_polyanion_options, add_reader_options,
                       check_outputs, open_from_args, progress_of)
@@ -10,10 +11,13 @@ __all__ = ["register", "run"]
 
 
 def register(sub):
-    p = sub.add_parser("reorient", help="polyanion reorientation: C1/C2, relaxation times, rotation events, ρ(θ,φ)",
-                       description="Reorientation of polyanions (SPEC §4): exact all-origin C1(t), C2(t), relaxation "
-                                   "times, the 'rotating' flag (C1 < 0.9 at the longest reliable lag), rotation "
-                                   "events and frequency, angle projections, ρ(θ, φ), framework descriptors.")
+    p = sub.add_parser("reorient", help="polyanion reorientation: C1…C4, rotor functions, orientation states, "
+                                        "rotation events, ν_rot/ν_hop, ρ(θ,φ)",
+                       description="Reorientation of polyanions (SPEC §4): exact all-origin Legendre ACFs C1(t) … "
+                                   "C4(t), relaxation times, the 'rotating' flag (C1 < 0.9 at the longest reliable "
+                                   "lag), cubic-harmonic rotor functions, discrete orientation states and their "
+                                   "transition rate, rotation events and frequency with confidence intervals (and "
+                                   "ν_rot/ν_hop with --cation), angle projections, ρ(θ, φ), framework descriptors.")
     p.add_argument("traj", help="trajectory file")
     add_polyanion_options(p)
     p.add_argument("--threshold", type=float, default=70.0, metavar="DEG",
@@ -24,7 +28,20 @@ def register(sub):
                    help="symmetry-aware events: ligand-to-site tolerance (degrees; default 30)")
     p.add_argument("--reliable-fraction", type=float, default=0.5,
                    help="longest reliable lag as a fraction of the span (default 0.5)")
-    p.add_argument("--cation", help="also compute the jump frequency of this cation (anionmotion hops) to compare")
+    p.add_argument("--legendre", type=int, default=4, choices=(2, 3, 4), metavar="L",
+                   help="highest Legendre order of the ACFs C_l = ⟨P_l(u(t0+t)·u(t0))⟩ (2, 3 or 4; default 4)")
+    p.add_argument("--rotor", default="auto", choices=("auto", "td", "oh", "cubic", "none"),
+                   help="cubic-harmonic rotor functions: td = K3, K4; oh = K4, K6; cubic = all three; auto = td "
+                        "for 4 ligands, oh for 6, cubic otherwise (default auto); see docs/rotor-functions.md")
+    p.add_argument("--states", action=argparse.BooleanOptionalAction, default=True,
+                   help="count transitions between discrete orientation states (default on)")
+    p.add_argument("--state-tolerance", type=float, default=30.0, metavar="DEG",
+                   help="an anion is in a reference orientation when its mean ligand-to-site angle-cosine exceeds "
+                        "cos(DEG) (default 30)")
+    p.add_argument("--state-debounce", type=int, default=3, metavar="FRAMES",
+                   help="a new orientation state counts after this many consecutive frames in it (default 3)")
+    p.add_argument("--cation", help="also compute the jump frequency of this cation (anionmotion hops) and the "
+                                    "ratio ν_rot/ν_hop with confidence intervals")
     p.add_argument("--hop-a", type=float, metavar="Å", help="hop distance a for --cation (default: see hops)")
     p.add_argument("--hop-residence", type=float, default=3.0, metavar="PS", help="Δt for --cation (ps; default 3)")
     p.add_argument("--hop-window", type=float, default=9.0, metavar="PS", help="t_a for --cation (ps; default 9)")
@@ -51,13 +68,8 @@ def run(args) -> int:
 
     check_outputs(args, args.json, args.plot, args.rho, args.rho_csv, args.angles_csv)
     with open_from_args(args) as traj:
-        res = reorientation(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff, cluster=args.cluster,
-                            threshold=args.threshold, event_method="symmetry" if args.symmetry else "threshold",
-                            site_tolerance=args.site_tolerance, reliable_fraction=args.reliable_fraction,
-                            start=args.start, stop=args.stop, step=args.step, memory=args.memory,
-                            angles_csv=args.angles_csv, overwrite=args.overwrite, progress=progress_of(args))
-        cation = None
-        if args.cation:
+        cation = h = None
+        if args.cation:       # hops first: the reorientation result then carries ν_rot/ν_hop with its CI
             from ..analysis.hops import hops
 
             h = hops(traj, species=args.cation, a=args.hop_a, residence=args.hop_residence, window=args.hop_window,
@@ -65,6 +77,13 @@ def run(args) -> int:
                      progress=progress_of(args))
             cation = {"species": args.cation, "jump_frequency_per_ns": h.jump_frequency_per_ns,
                       "n_hops": h.n_events, "a_A": h.a_A, "residence_ps": h.residence_ps, "window_ps": h.window_ps}
+        res = reorientation(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff, cluster=args.cluster,
+                            threshold=args.threshold, event_method="symmetry" if args.symmetry else "threshold",
+                            site_tolerance=args.site_tolerance, reliable_fraction=args.reliable_fraction,
+                            start=args.start, stop=args.stop, step=args.step, memory=args.memory,
+                            angles_csv=args.angles_csv, overwrite=args.overwrite, progress=progress_of(args),
+                            legendre=args.legendre, rotor=args.rotor, states=args.states,
+                            state_tolerance=args.state_tolerance, state_debounce=args.state_debounce, hops=h)
     print(res.summary())
     if cation:
         print(f"{args.cation} jumps         {cation['n_hops']} ({cation['jump_frequency_per_ns']:.4g} per cation "

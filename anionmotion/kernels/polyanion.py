@@ -6,6 +6,8 @@ the façades below validate input, allocate the outputs and pick one of them.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._validate import as_array
@@ -15,6 +17,7 @@ from .pbc import minimum_image_ref
 __all__ = [
     "half_widths2", "ligand_vectors", "ligand_vectors_ref", "pair_vectors", "pair_vectors_ref",
     "normalize_vectors", "normalize_vectors_ref", "fill_components", "fill_components_ref",
+    "CUBIC_HARMONICS", "CUBIC_HARMONIC_NORM", "cubic_harmonic", "rotor_sums", "state_scores",
 ]
 
 _poly = load_ext("_polyanion")
@@ -147,3 +150,103 @@ def fill_components(u, v0, c1buf, c2buf, *, use_ext=True):
     overwritten in columns [0, n_frames); the padding must already be zero.
     """
     (_poly.fill_components if use_ext else fill_components_ref)(u, int(v0), c1buf, c2buf)
+
+
+# ----------------------------------------------------------------------------- rotor functions, orientation states
+#: Cubic harmonics K_l on the unit sphere, normalised to ⟨K_l²⟩ = 1 over the sphere (l = 3, 4, 6).
+#: K_3 ∝ xyz (invariant under the Td group of the lab axes up to sign under the other Oh elements);
+#: K_4 ∝ x⁴ + y⁴ + z⁴ − 3/5 and K_6 ∝ x²y²z² + (x⁴ + y⁴ + z⁴ − 3/5)/22 − 1/105 (invariant under Oh).
+CUBIC_HARMONIC_NORM = {3: math.sqrt(105.0), 4: 1.25 * math.sqrt(21.0), 6: math.sqrt(693693.0 / 32.0)}
+CUBIC_HARMONICS = tuple(sorted(CUBIC_HARMONIC_NORM))
+
+
+def cubic_harmonic(u, l):
+    """Cubic harmonic K_l(u) of unit vectors ``u`` (…, 3), normalised to unit mean square over the sphere.
+
+    Parameters
+    ----------
+    u : ndarray, shape (..., 3)
+        Unit vectors in the lab (Cartesian) frame; NaN rows give NaN.
+    l : {3, 4, 6}
+
+    Returns
+    -------
+    ndarray, shape (...,), dimensionless
+
+    Notes
+    -----
+    K_3 = √105 xyz; K_4 = (5√21/4)(x⁴ + y⁴ + z⁴ − 3/5);
+    K_6 = √(693693/32) (x²y²z² + (x⁴ + y⁴ + z⁴ − 3/5)/22 − 1/105).  K_6 is the
+    Gram–Schmidt orthogonalisation of x²y²z² against 1 and K_4 with the exact
+    sphere moments (the Oh-invariant polynomials of degree ≤ 6 on the sphere
+    span l = 0, 4 and 6 once each), so it is the pure l = 6 invariant.
+    """
+    u = np.asarray(u, dtype=np.float64)
+    x, y, z = u[..., 0], u[..., 1], u[..., 2]
+    if l == 3:
+        return CUBIC_HARMONIC_NORM[3] * x * y * z
+    x2, y2, z2 = x * x, y * y, z * z
+    s4 = x2 * x2 + y2 * y2 + z2 * z2 - 0.6
+    if l == 4:
+        return CUBIC_HARMONIC_NORM[4] * s4
+    if l == 6:
+        return CUBIC_HARMONIC_NORM[6] * (x2 * y2 * z2 + s4 / 22.0 - 1.0 / 105.0)
+    raise ValueError(f"cubic harmonic l must be one of {CUBIC_HARMONICS}; got {l}")
+
+
+def rotor_sums(u, n_valid, ls):
+    """Rotor functions F_l = Σ_k K_l(u_k) over the ligands of every anion.
+
+    Parameters
+    ----------
+    u : ndarray, shape (n_frames, n_anions, n_lig, 3)
+        Unit centre→ligand vectors (rows k ≥ ``n_valid[a]`` are padding and ignored).
+    n_valid : ndarray, shape (n_anions,), int
+    ls : sequence of int
+        Harmonic degrees (see :func:`cubic_harmonic`).
+
+    Returns
+    -------
+    ndarray, shape (n_frames, n_anions, len(ls)), dimensionless
+        Invariant under any permutation of an anion's ligands (a sum over them).
+    """
+    u = np.asarray(u, dtype=np.float64)
+    mask = np.arange(u.shape[2])[None, :] < np.asarray(n_valid)[:, None]            # (A, L)
+    out = np.empty(u.shape[:2] + (len(ls),))
+    for h, l in enumerate(ls):
+        out[..., h] = np.where(mask[None], np.nan_to_num(cubic_harmonic(u, l)), 0.0).sum(axis=2)
+    return out
+
+
+def state_scores(u, u0, perms, n_valid):
+    """Mean cosine between each anion's ligands and every reference orientation, per frame.
+
+    Parameters
+    ----------
+    u : ndarray, shape (n_frames, n_anions, n_lig, 3)
+        Unit vectors (padding rows ignored).
+    u0 : ndarray, shape (n_anions, n_lig, 3)
+        Reference (site) directions.
+    perms : ndarray, shape (n_anions, n_states, n_lig), int
+        Reference orientation g of anion a puts ligand k on site ``perms[a, g, k]``; padding ligands map to
+        themselves, padding states are −1 rows.
+    n_valid : ndarray, shape (n_anions,), int
+
+    Returns
+    -------
+    ndarray, shape (n_frames, n_anions, n_states)
+        (1/n_a) Σ_k u_k · u0_{perm(k)} ∈ [−1, 1]; −inf for padding states.  The lab-frame RMS distance to a
+        reference is √(2 − 2 × this).
+    """
+    u = np.nan_to_num(np.asarray(u, dtype=np.float64))
+    u0 = np.nan_to_num(np.asarray(u0, dtype=np.float64))
+    perms = np.asarray(perms)
+    A, G, L = perms.shape
+    cos = np.einsum("takx,ajx->takj", u, u0)                                         # (T, A, L, L)
+    p = np.where(perms < 0, 0, perms)
+    a_idx = np.arange(A)[:, None, None]
+    k_idx = np.arange(L)[None, None, :]
+    valid = (np.arange(L)[None, :] < np.asarray(n_valid)[:, None])[:, None, :]       # (A, 1, L)
+    s = np.where(valid[None], cos[:, a_idx, k_idx, p], 0.0).sum(axis=3)               # (T, A, G)
+    s /= np.maximum(np.asarray(n_valid), 1)[None, :, None]
+    return np.where((perms[:, :, 0] < 0)[None], -np.inf, s)
