@@ -1,0 +1,956 @@
+"""Transport tensors and Onsager coefficients from the Einstein cross-displacements, streamed (SPEC §9).
+
+``onsager(traj, temperature=600)`` returns an :class:`OnsagerResult`; ``d_tensor(traj, "Li")`` returns the
+:class:`DTensorResult` of one species alone.
+
+Definitions (docs/onsager.md)
+-----------------------------
+Groups i (a species, the polyanion centres, or any selection), each with one charge z_i (e) per atom.
+Positions are unwrapped and taken in one reference frame (``frame=``, below).  The collective displacement
+of group i is ΔR_i(τ) = Σ_{a∈i} Δr_a(τ), and
+
+    Z_ij(τ) = ⟨ΔR_i(τ) · ΔR_j(τ)⟩          (all origins, FFT cross-correlation; Å²)
+    L_ij    = lim  Z_ij(τ) / (6 V k_B T τ)  = slope(Z_ij) / (6 V k_B T)        (J⁻¹ m⁻¹ s⁻¹)
+    L_ii^self = slope(Σ_{a∈i} ⟨|Δr_a|²⟩) / (6 V k_B T) = N_i D_i / (V k_B T),   L_ii^distinct = L_ii − L_ii^self,
+    L_ij^distinct = L_ij (i ≠ j),
+    σ       = e² Σ_ij z_i z_j L_ij          (S/m; reported in mS/cm),
+    σ_NE    = e² Σ_i z_i² L_ii^self          (Nernst–Einstein, uncorrelated ions),
+    t_i     = z_i Σ_j z_j L_ij / Σ_kl z_k z_l L_kl   (transference numbers; Σ t_i = 1),
+    H_R     = σ_NE / σ ;   H_R,i = L_ii^self / L_ii   (Haven ratio of the whole system and of each group).
+
+The 3×3 MSD tensor of each group, M_ab(τ) = ⟨Δr_a Δr_b⟩ (mean over atoms and origins), gives the diffusion
+tensor D_ab = slope(M_ab)/2, fitted on the lags the scalar D uses: the window comes from
+:func:`anionmotion.fit_diffusion` on the same MSD (its trace), and the tensor is the OLS slope on that
+window's lags, so trace(D)/3 equals the scalar D of that fit.  Its eigenvalues and principal axes follow;
+the σ tensor is the Nernst–Einstein σ_ab = N q² D_ab / (V k_B T).
+
+Errors
+------
+* D tensor, eigenvalues, axes: bootstrap over atoms (``n_boot`` resamples of the per-atom OLS slopes of
+  the same window; atoms taken as independent).  Axis errors are the RMS angle between resampled and
+  estimated axes (degrees).  Coverage on anisotropic Brownian motion with a known tensor is tested.
+* L_ij and everything derived from them: ``n_blocks`` independent, consecutive time blocks; in each block
+  the exact all-origin Z_ij and self sums are fitted on the window ``fit_fractions`` × the block's longest
+  lag (or ``fit=`` in ps).  Point estimates are the block means (ratios: ratio of the means), standard
+  errors the jackknife over blocks (= the standard error of the mean for linear quantities), and
+  ``ci95`` multiplies them by the Student-t quantile with n_blocks − 1 degrees of freedom.  The collective
+  terms rest on one series per group (no average over atoms): their variance is huge, ~N_i times that of
+  the self term at equal correlation, and a few blocks of a short run give wide, honest intervals.
+
+Reference frame (``frame=``)
+----------------------------
+``"system"`` (default of :func:`onsager`): the centre of mass of the whole system (every atom of the
+trajectory, mass-weighted) is subtracted from every position, the barycentric frame in which Σ_i m_i ΔR_i = 0
+for a momentum-conserving simulation; ``"framework"`` (default of :func:`d_tensor`, the rule of
+:func:`anionmotion.msd`): the centre of mass of the atoms that are in no group and of no mobile-cation
+species, and nothing when there are none; ``"none"``.
+
+Streaming
+---------
+One pass over the trajectory writes the positions of the groups' atoms into a
+:class:`~anionmotion.analysis.base.SeriesStore` (rows atom·3 + direction; in memory when it fits a quarter
+of the budget, else a scratch file) and the collective vectors R_i(t) into a second one (3 rows per group).
+Two passes over atom blocks of the store follow: (1) the summed MSD tensors (FFT over atom blocks,
+:class:`~anionmotion.kernels.onsager.TensorMSDAccumulator`), (2) after the fit windows are known, the
+per-atom slopes for the bootstrap and the per-time-block self sums.  Peak memory is the read chunk, one
+atom block's FFT workspace (sized from the budget) and O(T·groups²) curves; it does not grow with the
+trajectory length beyond those per-lag results.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..elements import MOBILE_CATIONS, ion_charge
+from ..errors import OptionError
+from ..kernels.msd import fft_length
+from ..kernels.onsager import (PAIRS, TensorMSDAccumulator, cross_msd_rows, tensor_from_pairs, tensor_msd_rows,
+                               tensor_workspace_bytes_per_atom)
+from ..results import Result, to_jsonable
+from ..units import A2_PS_TO_CM2_S, E_C, KB_J, nernst_einstein_S_cm
+from .base import AnalysisBase, SeriesStore, format_bytes
+
+__all__ = ["onsager", "Onsager", "OnsagerResult", "d_tensor", "DTensorResult", "FRAMES", "DEFAULT_N_BLOCKS",
+           "DEFAULT_N_BOOT", "onsager_L_SI", "eigen_tensor"]
+
+FRAMES = ("system", "framework", "none")
+"""Reference frames for the displacements (module docstring)."""
+DEFAULT_N_BLOCKS = 5
+"""Independent time blocks for the errors of the Onsager coefficients."""
+DEFAULT_N_BOOT = 1000
+"""Bootstrap resamples (over atoms) for the errors of the D tensor."""
+DEFAULT_FIT_FRACTIONS = (0.1, 0.5)
+"""Fit window of the block cross-displacements: these fractions of the block's longest lag."""
+STORE_FRACTION = 0.25
+"""Share of the budget for the position store in memory (above: scratch file)."""
+WORK_FRACTION = 0.25
+"""Share of the budget for one atom block's FFT work."""
+MAX_CHUNK_BYTES = 64 * 1024 ** 2
+"""Largest working set of one read chunk (bytes)."""
+
+
+def onsager_L_SI(slope_A2_ps, volume_A3, temperature_K):
+    """L = slope / (6 V k_B T) in J⁻¹ m⁻¹ s⁻¹ from a slope of ⟨ΔR_i·ΔR_j⟩ in Å²/ps (arrays allowed)."""
+    return np.asarray(slope_A2_ps, dtype=np.float64) * 1e-8 / (6.0 * volume_A3 * 1e-30 * KB_J * temperature_K)
+
+
+def _S_m_to_mS_cm(x):
+    return None if x is None else np.asarray(x, dtype=np.float64) * 10.0
+
+
+def eigen_tensor(D):
+    """Eigenvalues (ascending) and axes (columns, sign fixed: largest component positive) of a symmetric 3×3."""
+    w, V = np.linalg.eigh(np.asarray(D, dtype=np.float64))
+    for k in range(3):
+        if V[np.argmax(np.abs(V[:, k])), k] < 0:
+            V[:, k] = -V[:, k]
+    return w, V
+
+
+# ----------------------------------------------------------------------------------------- results
+@dataclass(frozen=True, repr=False)
+class DTensorResult(Result):
+    """Diffusion tensor of one group (SPEC §9).
+
+    Attributes
+    ----------
+    species : str
+    n_atoms : int
+    lag_ps : ndarray, shape (T,), ps
+    msd_tensor_A2 : ndarray, shape (T, 6), Å²
+        ⟨Δr_a Δr_b⟩ averaged over atoms and origins, components xx, yy, zz, xy, xz, yz.
+    D_tensor_A2_ps, D_tensor_stderr_A2_ps : ndarray, shape (3, 3), Å²/ps
+        D_ab = slope/2 on the scalar fit's lags, and its bootstrap standard error.
+    eigenvalues_A2_ps, eigenvalues_stderr_A2_ps : ndarray, shape (3,), Å²/ps
+        Ascending.
+    axes : ndarray, shape (3, 3)
+        Principal axes as columns (``axes[:, k]`` belongs to ``eigenvalues[k]``).
+    axes_stderr_deg : ndarray, shape (3,), degrees
+        RMS angle between bootstrap axes and ``axes`` (NaN for a degenerate pair's axes it is large: the
+        axes of equal eigenvalues are not defined).
+    D_A2_ps, D_stderr_A2_ps : float, Å²/ps
+        The scalar fit (:func:`anionmotion.fit_diffusion`) whose window the tensor uses.
+    fit_window_ps : tuple, ps
+    n_fit_lags : int
+    charge : float or None, e
+    sigma_tensor_S_cm, sigma_tensor_stderr_S_cm : ndarray (3, 3) or None, S/cm
+        Nernst–Einstein N q² D_ab / (V k_B T).
+    volume_A3 : float
+    temperature_K : float or None
+    n_boot : int
+    meta : dict
+    """
+
+    species: str
+    n_atoms: int
+    lag_ps: np.ndarray
+    msd_tensor_A2: np.ndarray
+    D_tensor_A2_ps: np.ndarray
+    D_tensor_stderr_A2_ps: np.ndarray
+    eigenvalues_A2_ps: np.ndarray
+    eigenvalues_stderr_A2_ps: np.ndarray
+    axes: np.ndarray
+    axes_stderr_deg: np.ndarray
+    D_A2_ps: float
+    D_stderr_A2_ps: float
+    fit_window_ps: tuple
+    n_fit_lags: int
+    charge: Optional[float]
+    sigma_tensor_S_cm: Optional[np.ndarray]
+    sigma_tensor_stderr_S_cm: Optional[np.ndarray]
+    volume_A3: float
+    temperature_K: Optional[float]
+    n_boot: int
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def D_tensor_cm2_s(self):
+        return self.D_tensor_A2_ps * A2_PS_TO_CM2_S
+
+    def to_dict(self, series=True) -> dict:
+        """JSON dict; the keys ``D_tensor_cm2_s``, ``eigenvalues_cm2_s``, ``axes`` … are what ``msd`` reports."""
+        c = A2_PS_TO_CM2_S
+        d = {
+            "species": self.species, "n_atoms": self.n_atoms,
+            "D_tensor_cm2_s": self.D_tensor_A2_ps * c, "D_tensor_stderr_cm2_s": self.D_tensor_stderr_A2_ps * c,
+            "eigenvalues_cm2_s": self.eigenvalues_A2_ps * c,
+            "eigenvalues_stderr_cm2_s": self.eigenvalues_stderr_A2_ps * c,
+            "axes": self.axes, "axes_stderr_deg": self.axes_stderr_deg,
+            "anisotropy": self.anisotropy(),
+            "D_cm2_s": self.D_A2_ps * c, "D_stderr_cm2_s": self.D_stderr_A2_ps * c,
+            "fit_window_ps": list(self.fit_window_ps), "n_fit_lags": self.n_fit_lags, "charge": self.charge,
+            "sigma_tensor_mS_cm": None if self.sigma_tensor_S_cm is None else self.sigma_tensor_S_cm * 1e3,
+            "sigma_tensor_stderr_mS_cm": (None if self.sigma_tensor_stderr_S_cm is None
+                                          else self.sigma_tensor_stderr_S_cm * 1e3),
+            "volume_A3": self.volume_A3, "temperature_K": self.temperature_K, "n_boot": self.n_boot,
+            "meta": self.meta,
+        }
+        if series:
+            d["lag_ps"] = self.lag_ps
+            d["msd_tensor_A2"] = self.msd_tensor_A2
+            d["msd_tensor_components"] = ["xx", "yy", "zz", "xy", "xz", "yz"]
+        return to_jsonable(d)
+
+    def anisotropy(self) -> Optional[float]:
+        """λ_max / λ_min of the eigenvalues (None when λ_min ≤ 0)."""
+        w = self.eigenvalues_A2_ps
+        return float(w[-1] / w[0]) if w[0] > 0 else None
+
+    def summary(self) -> str:
+        c = A2_PS_TO_CM2_S
+        D, E = self.D_tensor_A2_ps * c, self.D_tensor_stderr_A2_ps * c
+        lines = [f"D tensor of {self.species} ({self.n_atoms} atoms), window {self.fit_window_ps[0]:.4g}–"
+                 f"{self.fit_window_ps[1]:.4g} ps ({self.n_fit_lags} lags), cm²/s, ± bootstrap over atoms:"]
+        for a in range(3):
+            lines.append("   " + "  ".join(f"{D[a, b]:+.3e} ± {E[a, b]:.1e}" for b in range(3)))
+        w, we = self.eigenvalues_A2_ps * c, self.eigenvalues_stderr_A2_ps * c
+        for k in range(3):
+            ax = self.axes[:, k]
+            lines.append(f"   λ{k + 1} = {w[k]:.3e} ± {we[k]:.1e} cm²/s along ({ax[0]:+.3f}, {ax[1]:+.3f}, "
+                         f"{ax[2]:+.3f}) ± {self.axes_stderr_deg[k]:.3g}°")
+        lines.append(f"   trace/3 = {np.trace(D) / 3:.4e} cm²/s (scalar D {self.D_A2_ps * c:.4e} ± "
+                     f"{self.D_stderr_A2_ps * c:.2e})")
+        if self.sigma_tensor_S_cm is not None:
+            s = self.sigma_tensor_S_cm * 1e3
+            lines.append(f"   σ_NE tensor diagonal {s[0, 0]:.4g}, {s[1, 1]:.4g}, {s[2, 2]:.4g} mS/cm")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"DTensorResult(species={self.species!r}, eigenvalues_cm2_s={self.eigenvalues_A2_ps * A2_PS_TO_CM2_S})"
+
+
+@dataclass(frozen=True, repr=False)
+class OnsagerResult(Result):
+    """Onsager coefficients, collective conductivity, transference numbers, Haven ratios and D tensors.
+
+    Attributes
+    ----------
+    groups : list of str
+        Group names (species, ``"PS4"`` for polyanion centres, …).
+    charges : ndarray, shape (S,), e
+    n_atoms : ndarray, shape (S,), int64
+    lag_ps : ndarray, shape (T,), ps
+    cross_msd_A2 : ndarray, shape (T, S, S), Å²
+        Z_ij(τ) = ⟨ΔR_i·ΔR_j⟩ over the whole run (all origins).
+    self_msd_A2 : ndarray, shape (T, S), Å²
+        Σ_{a∈i} ⟨|Δr_a|²⟩ over the whole run.
+    L, L_stderr : ndarray, shape (S, S), J⁻¹ m⁻¹ s⁻¹ (or None without a temperature)
+        Collective L_ij (block mean) and its standard error.
+    L_self, L_self_stderr : ndarray, shape (S,)
+    L_distinct, L_distinct_stderr : ndarray, shape (S, S)
+        L − diag(L_self) (errors from the block differences).
+    sigma_ij_S_cm, sigma_ij_stderr_S_cm : ndarray, shape (S, S), S/cm
+        e² z_i z_j L_ij: each pair's contribution to σ (signed).
+    sigma_S_cm, sigma_stderr_S_cm : float, S/cm
+        Collective σ = e² Σ_ij z_i z_j L_ij.
+    sigma_NE_S_cm, sigma_NE_stderr_S_cm : float, S/cm
+    transference, transference_stderr : ndarray, shape (S,)
+    haven_ratio, haven_ratio_stderr : float
+        σ_NE / σ.
+    haven_ratio_groups, haven_ratio_groups_stderr : ndarray, shape (S,)
+        L_ii^self / L_ii.
+    ci95_factor : float
+        Student-t 97.5 % quantile with n_blocks − 1 degrees of freedom (95 % interval = ± factor × stderr).
+    block_L : ndarray, shape (n_blocks, S, S)
+    block_L_self : ndarray, shape (n_blocks, S)
+    n_blocks, block_frames : int
+    block_fit_window_ps : tuple, ps
+    d_tensors : dict name → DTensorResult
+    volume_A3 : float, Å³ (time average)
+    temperature_K : float or None
+    dt_ps : float
+    n_frames : int
+    meta : dict
+    """
+
+    groups: list
+    charges: np.ndarray
+    n_atoms: np.ndarray
+    lag_ps: np.ndarray
+    cross_msd_A2: np.ndarray
+    self_msd_A2: np.ndarray
+    L: Optional[np.ndarray]
+    L_stderr: Optional[np.ndarray]
+    L_self: Optional[np.ndarray]
+    L_self_stderr: Optional[np.ndarray]
+    L_distinct: Optional[np.ndarray]
+    L_distinct_stderr: Optional[np.ndarray]
+    sigma_ij_S_cm: Optional[np.ndarray]
+    sigma_ij_stderr_S_cm: Optional[np.ndarray]
+    sigma_S_cm: Optional[float]
+    sigma_stderr_S_cm: Optional[float]
+    sigma_NE_S_cm: Optional[float]
+    sigma_NE_stderr_S_cm: Optional[float]
+    transference: Optional[np.ndarray]
+    transference_stderr: Optional[np.ndarray]
+    haven_ratio: Optional[float]
+    haven_ratio_stderr: Optional[float]
+    haven_ratio_groups: Optional[np.ndarray]
+    haven_ratio_groups_stderr: Optional[np.ndarray]
+    ci95_factor: float
+    block_L: Optional[np.ndarray]
+    block_L_self: Optional[np.ndarray]
+    n_blocks: int
+    block_frames: int
+    block_fit_window_ps: tuple
+    d_tensors: dict
+    volume_A3: float
+    temperature_K: Optional[float]
+    dt_ps: float
+    n_frames: int
+    meta: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        ms = 1e3
+        return to_jsonable({
+            "groups": list(self.groups), "charges": self.charges, "n_atoms": self.n_atoms,
+            "temperature_K": self.temperature_K, "volume_A3": self.volume_A3, "dt_ps": self.dt_ps,
+            "n_frames": self.n_frames,
+            "L_J-1m-1s-1": self.L, "L_stderr_J-1m-1s-1": self.L_stderr,
+            "L_self_J-1m-1s-1": self.L_self, "L_self_stderr_J-1m-1s-1": self.L_self_stderr,
+            "L_distinct_J-1m-1s-1": self.L_distinct, "L_distinct_stderr_J-1m-1s-1": self.L_distinct_stderr,
+            "sigma_ij_mS_cm": None if self.sigma_ij_S_cm is None else self.sigma_ij_S_cm * ms,
+            "sigma_ij_stderr_mS_cm": None if self.sigma_ij_stderr_S_cm is None else self.sigma_ij_stderr_S_cm * ms,
+            "sigma_mS_cm": None if self.sigma_S_cm is None else self.sigma_S_cm * ms,
+            "sigma_stderr_mS_cm": None if self.sigma_stderr_S_cm is None else self.sigma_stderr_S_cm * ms,
+            "sigma_NE_mS_cm": None if self.sigma_NE_S_cm is None else self.sigma_NE_S_cm * ms,
+            "sigma_NE_stderr_mS_cm": None if self.sigma_NE_stderr_S_cm is None else self.sigma_NE_stderr_S_cm * ms,
+            "transference": self.transference, "transference_stderr": self.transference_stderr,
+            "haven_ratio": self.haven_ratio, "haven_ratio_stderr": self.haven_ratio_stderr,
+            "haven_ratio_groups": self.haven_ratio_groups,
+            "haven_ratio_groups_stderr": self.haven_ratio_groups_stderr,
+            "ci95_factor": self.ci95_factor, "n_blocks": self.n_blocks, "block_frames": self.block_frames,
+            "block_fit_window_ps": list(self.block_fit_window_ps),
+            "block_L_J-1m-1s-1": self.block_L, "block_L_self_J-1m-1s-1": self.block_L_self,
+            "d_tensors": {k: v.to_dict(series=False) for k, v in self.d_tensors.items()},
+            "lag_ps": self.lag_ps, "cross_msd_A2": self.cross_msd_A2, "self_msd_A2": self.self_msd_A2,
+            "meta": self.meta,
+        })
+
+    def summary(self) -> str:
+        g = self.groups
+        lines = [f"Onsager analysis: {', '.join(f'{n} ({int(k)} × {z:+g} e)' for n, k, z in zip(g, self.n_atoms, self.charges))}"
+                 f"; {self.n_frames} frames, dt {self.dt_ps:g} ps",
+                 f"frame        {self.meta.get('frame_reason')}",
+                 f"blocks       {self.n_blocks} × {self.block_frames} frames, fit "
+                 f"{self.block_fit_window_ps[0]:.4g}–{self.block_fit_window_ps[1]:.4g} ps in each; ± jackknife "
+                 f"standard errors (95 % interval ± {self.ci95_factor:.3g} ×)"]
+        if self.L is None:
+            lines.append("L_ij         not computed (no temperature: give --temperature)")
+        else:
+            lines.append("σ_ij = e² z_i z_j L_ij (mS/cm):")
+            for i in range(len(g)):
+                for j in range(i, len(g)):
+                    f = 1.0 if i == j else 2.0
+                    lines.append(f"   {g[i]:>6}–{g[j]:<6} {f * self.sigma_ij_S_cm[i, j] * 1e3:+.4g} ± "
+                                 f"{f * self.sigma_ij_stderr_S_cm[i, j] * 1e3:.2g}"
+                                 + ("" if i != j else f"   (self {self.L_self[i] * E_C ** 2 * self.charges[i] ** 2 * 10:.4g}"
+                                    f", distinct {self.L_distinct[i, i] * E_C ** 2 * self.charges[i] ** 2 * 10:+.4g})"))
+            lines.append(f"σ (collective) {self.sigma_S_cm * 1e3:.4g} ± {self.sigma_stderr_S_cm * 1e3:.2g} mS/cm; "
+                         f"σ_NE {self.sigma_NE_S_cm * 1e3:.4g} ± {self.sigma_NE_stderr_S_cm * 1e3:.2g} mS/cm; "
+                         f"Haven ratio {self.haven_ratio:.3g} ± {self.haven_ratio_stderr:.2g}")
+            lines.append("transference " + ", ".join(f"{n} {t:.3g} ± {e:.2g}" for n, t, e in
+                                                     zip(g, self.transference, self.transference_stderr)))
+            lines.append("H_R per group " + ", ".join(f"{n} {h:.3g} ± {e:.2g}" for n, h, e in
+                                                      zip(g, self.haven_ratio_groups, self.haven_ratio_groups_stderr)))
+        for res in self.d_tensors.values():
+            lines.append(res.summary())
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"OnsagerResult(groups={self.groups!r}, n_frames={self.n_frames}, "
+                f"sigma_S_cm={self.sigma_S_cm!r}, haven_ratio={self.haven_ratio!r})")
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def _ols_weights(x):
+    """Row w with slope = w @ y for the OLS line through (x, y)."""
+    x = np.asarray(x, dtype=np.float64)
+    xc = x - x.mean()
+    return xc / float(xc @ xc)
+
+
+def _jackknife(fn, blocks_a, blocks_b):
+    """Point estimate fn(mean) and jackknife standard error over the leading (block) axis of the inputs."""
+    B = blocks_a.shape[0]
+    point = fn(blocks_a.mean(axis=0), blocks_b.mean(axis=0))
+    if B < 2:
+        return point, np.full_like(point, np.nan)
+    loo = np.array([fn((blocks_a.sum(0) - blocks_a[b]) / (B - 1), (blocks_b.sum(0) - blocks_b[b]) / (B - 1))
+                    for b in range(B)])
+    se = np.sqrt((B - 1) / B * np.sum((loo - loo.mean(axis=0)) ** 2, axis=0))
+    return point, se
+
+
+def _derived(z):
+    """fn(L (S,S), L_self (S,)) → flat vector [σ, σ_NE, H_R, t (S), H_i (S)] in S/m / dimensionless."""
+    z = np.asarray(z, dtype=np.float64)
+    e2 = E_C ** 2
+
+    def fn(L, Ls):
+        sig = e2 * float(z @ L @ z)
+        sne = e2 * float(np.sum(z * z * Ls))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = z * (L @ z) / (z @ L @ z)
+            hi = Ls / np.diag(L)
+            hr = sne / sig
+        return np.concatenate([[sig, sne, hr], t, hi])
+    return fn
+
+
+# ----------------------------------------------------------------------------------------- analysis
+class Onsager(AnalysisBase):
+    """Streamed Onsager coefficients and diffusion tensors (the class behind :func:`onsager`; same parameters)."""
+
+    name = "onsager"
+    needs_unwrap = True
+    needs_velocities = False
+
+    def __init__(self, groups=None, *, charges="formal", center=None, ligand=None, cutoff=None, temperature=None,
+                 frame="system", drift_weights="mass", framework=None, n_blocks=DEFAULT_N_BLOCKS,
+                 fit=None, fit_fractions=DEFAULT_FIT_FRACTIONS, tensor_fit=None, tensors=True,
+                 n_boot=DEFAULT_N_BOOT, seed=0, mode="auto", scratch_dir=None, workers=2, memory=None,
+                 progress=None, use_ext=True):
+        super().__init__(memory=memory, progress=progress, use_ext=use_ext)
+        if frame not in FRAMES:
+            raise OptionError(f"invalid frame {frame!r}; choose one of {', '.join(FRAMES)}")
+        if drift_weights not in ("mass", "unweighted"):
+            raise OptionError(f"invalid drift_weights {drift_weights!r}; choose mass or unweighted")
+        if int(n_blocks) != n_blocks or int(n_blocks) < 1:
+            raise OptionError(f"n_blocks must be a positive integer; got {n_blocks!r}")
+        if int(n_boot) != n_boot or int(n_boot) < 0:
+            raise OptionError(f"n_boot must be a non-negative integer; got {n_boot!r}")
+        if mode not in ("auto", "memory", "out-of-core"):
+            raise OptionError(f"invalid mode {mode!r}; choose one of auto, memory, out-of-core")
+        f0, f1 = (float(v) for v in fit_fractions)
+        if not (0 <= f0 < f1 <= 1):
+            raise OptionError(f"fit_fractions must satisfy 0 <= start < end <= 1; got {fit_fractions!r}")
+        if temperature is not None and not (np.isfinite(temperature) and temperature > 0):
+            raise OptionError(f"temperature must be positive (K); got {temperature!r}")
+        self.groups_arg, self.charges_arg = groups, charges
+        self.center, self.ligand, self.cutoff = center, ligand, cutoff
+        self.temperature, self.frame, self.drift_weights, self.framework = temperature, frame, drift_weights, framework
+        self.n_blocks, self.fit, self.fit_fractions = int(n_blocks), fit, (f0, f1)
+        self.tensor_fit, self.tensors, self.n_boot, self.seed = tensor_fit, bool(tensors), int(n_boot), seed
+        self.mode, self.scratch_dir, self.workers = mode, scratch_dir, workers
+
+    # ------------------------------------------------------------------ setup
+    def _atoms(self):
+        return self._read
+
+    def _bytes_per_frame(self, n_atoms_read):
+        return int(n_atoms_read) * 3 * 8 * 6
+
+    def _chunk_frames(self):
+        per = self._bytes_per_frame(len(self._read))
+        return int(max(1, min(self.n_frames, min(self.budget // 8, MAX_CHUNK_BYTES) // max(per, 1))))
+
+    def _resolve_groups(self, meta):
+        traj = self.traj
+        names, idx, formal = [], [], []
+        taken = np.zeros(traj.n_atoms, dtype=bool)
+        poly = None
+        if self.center is not None or self.ligand is not None:
+            if self.center is None or self.ligand is None:
+                raise OptionError("polyanion groups need both center= and ligand= (e.g. center='P', ligand='S')")
+            from .polyanions import find_polyanions
+
+            poly = find_polyanions(traj, center=self.center, ligand=self.ligand, cutoff=self.cutoff,
+                                   frame=self.frame_range.start)
+            n_lig = int(round(float(np.mean(poly.ligand_counts))))
+            pname = f"{poly.center_species}{poly.ligand_species}" + (str(n_lig) if n_lig > 1 else "")
+            meta["polyanions"] = {"name": pname, "n_anions": int(len(poly.centers)), "cutoff_A": float(poly.cutoff),
+                                  "displacement": "of the centre atom"}
+            taken[np.unique(np.concatenate([np.asarray(m) for m in poly.members]))] = True
+        if self.groups_arg is None:
+            groups = [s for s in dict.fromkeys(traj.species.tolist()) if not np.all(taken[traj.species == s])]
+        elif isinstance(self.groups_arg, str):
+            groups = self.groups_arg.replace(",", " ").split()
+        else:
+            groups = list(self.groups_arg)
+        for k, g in enumerate(groups):
+            name = str(g) if isinstance(g, str) else f"group{k}"
+            if poly is not None and name == poly.center_species:
+                continue
+            sel = traj.select(g)
+            sel = sel[~taken[sel]]
+            if len(sel) == 0:
+                raise OptionError(f"the group {name!r} has no atoms" + (" outside the polyanions" if poly else ""))
+            z = None
+            if isinstance(g, str) and len(set(traj.species[sel])) == 1:
+                try:
+                    z = ion_charge(str(traj.species[sel][0]))
+                except OptionError:
+                    z = None
+            names.append(name)
+            idx.append(sel)
+            formal.append(z)
+            taken[sel] = True
+        if poly is not None:
+            names.append(meta["polyanions"]["name"])
+            idx.append(np.asarray(poly.centers, dtype=np.int64))
+            formal.append(None)
+        if len(set(names)) != len(names):
+            raise OptionError(f"group names must be unique; got {', '.join(names)}")
+        c = self.charges_arg
+        if isinstance(c, dict):
+            missing = [n for n in names if n not in c]
+            if missing:
+                raise OptionError(f"charges: no charge given for the group(s) {', '.join(missing)} (groups: "
+                                  f"{', '.join(names)})")
+            z = [float(c[n]) for n in names]
+            meta["charges_source"] = "given"
+        elif c == "formal":
+            unknown = [k for k, v in enumerate(formal) if v is None]
+            if len(unknown) > 1:
+                raise OptionError(f"no formal charge for the groups {', '.join(names[k] for k in unknown)}; give "
+                                  "charges= (--charges NAME=Z,…)")
+            z = list(formal)
+            meta["charges_source"] = "formal ionic charges"
+            if unknown:
+                k = unknown[0]
+                rest = sum(v * len(i) for j, (v, i) in enumerate(zip(formal, idx)) if j != k)
+                z[k] = -rest / len(idx[k])
+                meta["charges_source"] += f"; {names[k]} from electroneutrality ({z[k]:+.4g} e)"
+            z = [float(v) for v in z]
+        else:
+            raise OptionError(f"invalid charges {c!r}; give 'formal' or a dict group → charge (e)")
+        self._names, self._groups, self._z = names, idx, np.asarray(z, dtype=np.float64)
+        meta["total_charge_e"] = float(sum(v * len(i) for v, i in zip(self._z, self._groups)))
+
+    def _resolve_frame(self, meta):
+        traj = self.traj
+        sel = np.concatenate(self._groups)
+        if self.frame == "system":
+            ref, reason = np.arange(traj.n_atoms, dtype=np.int64), "centre of mass of the whole system subtracted"
+        elif self.frame == "framework":
+            if self.framework is not None:
+                ref = traj.select(self.framework)
+            else:
+                others = np.setdiff1d(np.arange(traj.n_atoms), sel)
+                ref = others[~np.isin(traj.species[others], MOBILE_CATIONS)]
+            reason = "framework centre of mass subtracted (atoms in no group and of no mobile-cation species)"
+            if len(ref) == 0:
+                reason = "framework frame asked for, but no framework atoms: nothing subtracted"
+        else:
+            ref, reason = np.zeros(0, np.int64), "no drift correction (frame='none')"
+        weights = self.drift_weights
+        if len(ref) and weights == "mass" and not np.all(np.isfinite(traj.masses[ref]) & (traj.masses[ref] > 0)):
+            bad = sorted(set(traj.species[ref][~np.isfinite(traj.masses[ref])]))
+            weights = "unweighted"
+            reason += f" (unweighted: the masses of {', '.join(bad)} are unknown)"
+        elif len(ref):
+            reason += "; mass-weighted" if weights == "mass" else "; unweighted mean position"
+        self._ref = ref
+        self._read = np.union1d(sel, ref).astype(np.int64)
+        self._cols = [np.searchsorted(self._read, g) for g in self._groups]
+        self._col_sel = np.concatenate(self._cols)
+        self._col_ref = np.searchsorted(self._read, ref)
+        if len(ref):
+            w = traj.masses[ref] if weights == "mass" else np.ones(len(ref))
+            self._w = np.asarray(w, dtype=np.float64) / float(np.sum(w))
+        meta.update({"frame": self.frame, "frame_reason": reason, "drift_weights": weights if len(ref) else None,
+                     "reference_atoms": int(len(ref))})
+
+    def _prepare(self):
+        self._require_uniform("the Onsager analysis")
+        T = self.n_frames
+        if T < 8:
+            raise OptionError(f"{self.traj.path}: the Onsager analysis needs at least 8 frames; got {T}")
+        B = self.n_blocks
+        if T // B < 8:
+            raise OptionError(f"{self.traj.path}: {B} blocks of {T // B} frames are too short (at least 8 frames "
+                              f"each); use fewer blocks (n_blocks= / --blocks)")
+        meta = {}
+        self._resolve_groups(meta)
+        self._resolve_frame(meta)
+        T_K = self.temperature
+        if T_K is None:
+            T_K = self.traj.metadata.get("temperature") if isinstance(self.traj.metadata, dict) else None
+            meta["temperature_source"] = "trajectory metadata" if T_K is not None else None
+        else:
+            meta["temperature_source"] = "given"
+        self._T_K = None if T_K is None else float(T_K)
+        N = len(self._col_sel)
+        per_atom = tensor_workspace_bytes_per_atom(T) + 24 * T
+        if per_atom > WORK_FRACTION * self.budget:
+            raise OptionError(f"memory budget of {format_bytes(self.budget)} is too small for {T} frames: one atom's "
+                              f"FFT work needs {format_bytes(per_atom)}; give at least {format_bytes(4 * per_atom)} "
+                              "(memory= / --memory)")
+        self._block_atoms = int(max(1, min(N, (WORK_FRACTION * self.budget) // per_atom)))
+        store_bytes = 24 * N * T
+        self._store_mode = ("memory" if self.mode == "memory" or (self.mode == "auto" and store_bytes <= STORE_FRACTION
+                                                                   * self.budget) else "out-of-core")
+        meta.update({"memory_budget_bytes": int(self.budget), "atoms_per_fft_block": self._block_atoms,
+                     "position_store": self._store_mode, "position_store_bytes": int(store_bytes)})
+        self._meta = meta
+
+    def _start_pass(self):
+        T, N, S = self.n_frames, len(self._col_sel), len(self._groups)
+        self.store = SeriesStore(3 * N, T, budget=self.budget, mode=self._store_mode, scratch_dir=self.scratch_dir,
+                                 in_memory_fraction=STORE_FRACTION, prefix="anionmotion-onsager-")
+        self._R = np.empty((T, S, 3))   # collective vectors: O(T · groups), like the per-lag results
+        self._t = 0
+        self._com0 = None
+        self._vol = 0.0
+
+    def _accumulate(self, chunk):
+        p = chunk.positions
+        n = p.shape[0]
+        sel = p[:, self._col_sel]
+        if len(self._ref):
+            com = np.zeros((n, 3))
+            for j, c in enumerate(self._col_ref):   # atom after atom: the same bits whatever the chunking
+                com += self._w[j] * p[:, c]
+            if self._com0 is None:
+                self._com0 = com[0].copy()
+            sel = sel - (com - self._com0)[:, None, :]
+        t0 = self._t
+        self.store.write(t0, sel)
+        off = 0
+        for g, cols in enumerate(self._cols):
+            self._R[t0:t0 + n, g] = sel[:, off:off + len(cols)].sum(axis=1)
+            off += len(cols)
+        self._vol += float(np.sum(chunk.volumes))
+        self._t = t0 + n
+
+    def run(self, traj, start=None, stop=None, step=None) -> OnsagerResult:
+        """Analyse frames ``start:stop:step`` of ``traj``."""
+        try:
+            self._setup(traj, start, stop, step)
+            self._prepare()
+            self._start_pass()
+            self._iterate("reading")
+            return self._finish()
+        finally:
+            self._release()
+
+    def _release(self):
+        super()._release()
+        self.store = None
+        self._R = None
+
+    # ------------------------------------------------------------------ passes
+    def _group_blocks(self, g):
+        """Yield atom-major blocks (nb, 3, T) of group g from the store."""
+        off = sum(len(c) for c in self._cols[:g])
+        n = len(self._cols[g])
+        B = self._block_atoms
+        for a0 in range(0, n, B):
+            nb = min(B, n - a0)
+            yield a0, self.store.read_rows(3 * (off + a0), 3 * nb).reshape(nb, 3, self.n_frames)
+
+    def _pass_tensor(self):
+        S, T = len(self._groups), self.n_frames
+        out = []
+        with self._phase(len(self._col_sel), "MSD tensors (FFT over atom blocks)", unit="atom") as bar:
+            for g in range(S):
+                acc = TensorMSDAccumulator(T, workers=self.workers)
+                for _, block in self._group_blocks(g):
+                    acc.add(block)
+                    bar.update(block.shape[0])
+                out.append(acc.finish())
+        return out
+
+    def _pass_atoms(self, fit_lags, weights):
+        """Per-atom tensor slopes on each group's fit lags, and per-time-block self sums (B, S, Tb)."""
+        S, T, B = len(self._groups), self.n_frames, self.n_blocks
+        Tb = T // B
+        slopes = [np.zeros((len(c), 6)) for c in self._cols]
+        selfb = np.zeros((B, S, Tb))
+        with self._phase(len(self._col_sel), "per-atom slopes and block self terms", unit="atom") as bar:
+            for g in range(S):
+                for a0, block in self._group_blocks(g):
+                    nb = block.shape[0]
+                    if fit_lags[g] is not None:
+                        per = tensor_msd_rows(block, workers=self.workers)
+                        slopes[g][a0:a0 + nb] = per[:, :, fit_lags[g]] @ weights[g]
+                        del per
+                    for b in range(B):
+                        seg = block[:, :, b * Tb:(b + 1) * Tb].reshape(3 * nb, Tb)
+                        selfb[b, g] += cross_msd_rows(seg, workers=self.workers).sum(axis=0)
+                    bar.update(nb)
+        return slopes, selfb
+
+    # ------------------------------------------------------------------ finish
+    def _fit_tensor(self, g, M_sum, lag):
+        """Scalar fit (window) of group g and the lags/weights of its tensor fit."""
+        from .diffusion import _spread, fit_diffusion
+        from .msd import TMSD_DIFFUSING_A2, MSDResult
+
+        n = len(self._groups[g])
+        M = M_sum / n
+        diag = np.stack([M[:, 0, 0], M[:, 1, 1], M[:, 2, 2]], axis=1)
+        T = self.n_frames
+        hop = None
+        if n >= 2:
+            from .hops import nearest_neighbour_distance
+
+            try:
+                hop = nearest_neighbour_distance(self.traj, self._groups[g], start=self.frame_range.start,
+                                                 frames=min(T, max(1, int(round(1.0 / self.dt)))))
+            except OptionError:
+                hop = None
+            if hop is not None and not hop > 0:
+                hop = None
+        tm = diag[-1]
+        mres = MSDResult(species=self._names[g], atom_indices=self._groups[g], n_frames=T, lag=lag,
+                         msd=diag.sum(axis=1), msd_xyz=diag, n_origins=(T - np.arange(T)).astype(np.int64),
+                         tmsd=float(tm.sum()), tmsd_xyz=tm, diffusing=bool(tm.sum() >= TMSD_DIFFUSING_A2),
+                         framework_tmsd=None, framework_melting=None, volume_A3=self._V, temperature_K=None,
+                         charge=None, dt_ps=self.dt, hop_distance_A=hop)
+        import warnings
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = fit_diffusion(mres, fit=self.tensor_fit, estimator="auto")
+        t0, t1 = fit.fit_window_ps
+        sel = np.nonzero((lag >= t0 - 1e-9) & (lag <= t1 + 1e-9) & (lag > 0))[0]
+        sel = _spread(sel, 64)
+        return fit, sel, _ols_weights(lag[sel]), [str(w.message) for w in caught]
+
+    def _dtensor(self, g, M_sum, lag, fit, sel, w, slopes, notes):
+        n = len(self._groups[g])
+        M = M_sum / n
+        six = np.stack([M[:, a, b] for a, b in PAIRS], axis=1)
+        s_mean = slopes.mean(axis=0)
+        D = tensor_from_pairs(s_mean / 2.0)
+        wv, V = eigen_tensor(D)
+        nb = self.n_boot if n >= 2 else 0
+        if nb:
+            rng = np.random.default_rng(self.seed)
+            Db = np.empty((nb, 3, 3))
+            for k0 in range(0, nb, 200):
+                k1 = min(nb, k0 + 200)
+                idx = rng.integers(0, n, size=(k1 - k0, n))
+                Db[k0:k1] = tensor_from_pairs(slopes[idx].mean(axis=1) / 2.0)
+            D_se = Db.std(axis=0, ddof=1)
+            wb, Vb = np.linalg.eigh(Db)
+            w_se = wb.std(axis=0, ddof=1)
+            cosang = np.clip(np.abs(np.einsum("bik,ik->bk", Vb, V)), 0.0, 1.0)
+            ax_se = np.degrees(np.sqrt(np.mean(np.arccos(cosang) ** 2, axis=0)))
+        else:
+            D_se, w_se, ax_se = np.full((3, 3), np.nan), np.full(3, np.nan), np.full(3, np.nan)
+        T_K, q = self._T_K, float(self._z[g])
+        sig = sig_se = None
+        if T_K is not None and q != 0:
+            sig = nernst_einstein_S_cm(n, q, D, self._V, T_K)
+            sig_se = nernst_einstein_S_cm(n, q, D_se, self._V, T_K)
+        meta = {"fit_rule": fit.meta.get("fit_rule"), "diffusive_regime_reached": fit.diffusive_regime_reached,
+                "errors": ("bootstrap over atoms of the per-atom OLS slopes on the scalar fit's lags "
+                           f"({nb} resamples, seed {self.seed})" if nb else "not estimated (one atom)"),
+                "fit_warnings": notes, "frame": self._meta["frame_reason"]}
+        return DTensorResult(
+            species=self._names[g], n_atoms=int(n), lag_ps=lag, msd_tensor_A2=six, D_tensor_A2_ps=D,
+            D_tensor_stderr_A2_ps=D_se, eigenvalues_A2_ps=wv, eigenvalues_stderr_A2_ps=w_se, axes=V,
+            axes_stderr_deg=ax_se, D_A2_ps=float(fit.D_A2_ps),
+            D_stderr_A2_ps=float(fit.D_stderr_A2_ps), fit_window_ps=tuple(fit.fit_window_ps), n_fit_lags=int(len(sel)),
+            charge=q, sigma_tensor_S_cm=sig, sigma_tensor_stderr_S_cm=sig_se, volume_A3=self._V,
+            temperature_K=T_K, n_boot=int(nb), meta=meta)
+
+    def _block_window(self, Tb):
+        dt = self.dt
+        lag_max = (Tb - 1) * dt
+        if self.fit is None:
+            t0, t1 = self.fit_fractions[0] * lag_max, self.fit_fractions[1] * lag_max
+        else:
+            try:
+                t0, t1 = (float(v) for v in self.fit)
+            except (TypeError, ValueError) as err:
+                raise OptionError(f"fit must be two times (start, end) in ps; got {self.fit!r}") from err
+            if not (0 <= t0 < t1 <= lag_max * (1 + 1e-9)):
+                raise OptionError(f"fit window {t0:g}–{t1:g} ps must satisfy 0 <= start < end <= {lag_max:g} ps, the "
+                                  f"longest lag of one of the {self.n_blocks} blocks ({Tb} frames)")
+        lag = np.arange(Tb) * dt
+        sel = np.nonzero((lag >= t0 - 1e-9) & (lag <= t1 + 1e-9) & (lag > 0))[0]
+        if len(sel) < 3:
+            raise OptionError(f"the block fit window {t0:g}–{t1:g} ps holds {len(sel)} lag(s); at least 3 are needed "
+                              f"(blocks of {Tb} frames, dt {dt:g} ps): use fewer blocks or a longer run")
+        return (float(t0), float(t1)), sel
+
+    def _finish(self):
+        T, S, B = self.n_frames, len(self._groups), self.n_blocks
+        dt = self.dt
+        self._V = self._vol / T
+        lag = np.arange(T) * dt
+        meta = dict(self._meta)
+        # (1) summed MSD tensors → full-run self sums and the D tensors' windows
+        tens = self._pass_tensor()
+        self_full = np.stack([np.trace(M, axis1=1, axis2=2) for M in tens], axis=1)
+        fits = [self._fit_tensor(g, tens[g], lag) if self.tensors else None for g in range(S)]
+        fit_lags = [None if f is None else f[1] for f in fits]
+        weights = [None if f is None else f[2] for f in fits]
+        # (2) per-atom slopes and block self sums
+        slopes, selfb = self._pass_atoms(fit_lags, weights)
+        dts = {}
+        if self.tensors:
+            for g in range(S):
+                fit, sel, w, notes = fits[g]
+                dts[self._names[g]] = self._dtensor(g, tens[g], lag, fit, sel, w, slopes[g], notes)
+        del tens, slopes
+        # (3) collective cross-displacements: whole run and blocks
+        Tb = T // B
+        win, wsel = self._block_window(Tb)
+        wts = _ols_weights(wsel * dt)
+        R = np.ascontiguousarray(self._R.transpose(1, 2, 0))  # (S, 3, T)
+        Z = np.zeros((T, S, S))
+        Zb = np.zeros((B, S, S))
+        with self._phase(S * (S + 1) // 2, "cross-displacements (FFT)", unit="pair") as bar:
+            for i in range(S):
+                for j in range(i, S):
+                    Z[:, i, j] = Z[:, j, i] = cross_msd_rows(R[i], R[j], workers=self.workers).sum(axis=0)
+                    for b in range(B):
+                        seg = slice(b * Tb, (b + 1) * Tb)
+                        zb = cross_msd_rows(R[i][:, seg], R[j][:, seg], workers=self.workers).sum(axis=0)
+                        Zb[b, i, j] = Zb[b, j, i] = float(zb[wsel] @ wts)
+                    bar.update(1)
+        Sb = selfb[:, :, wsel] @ wts   # (B, S) slopes of the block self sums
+        from scipy.stats import t as student_t
+
+        ci = float(student_t.ppf(0.975, B - 1)) if B >= 2 else float("nan")
+        out = dict(L=None, L_stderr=None, L_self=None, L_self_stderr=None, L_distinct=None, L_distinct_stderr=None,
+                   sigma_ij_S_cm=None, sigma_ij_stderr_S_cm=None, sigma_S_cm=None, sigma_stderr_S_cm=None,
+                   sigma_NE_S_cm=None, sigma_NE_stderr_S_cm=None, transference=None, transference_stderr=None,
+                   haven_ratio=None, haven_ratio_stderr=None, haven_ratio_groups=None,
+                   haven_ratio_groups_stderr=None, block_L=None, block_L_self=None)
+        if self._T_K is not None:
+            Lb = onsager_L_SI(Zb, self._V, self._T_K)
+            Lsb = onsager_L_SI(Sb, self._V, self._T_K)
+
+            def se(x):
+                return x.std(axis=0, ddof=1) / math.sqrt(B) if B >= 2 else np.full(x.shape[1:], np.nan)
+            Ldb = Lb - np.einsum("bi,ij->bij", Lsb, np.eye(S))
+            z = self._z
+            zz = np.outer(z, z) * E_C ** 2 * 1e-2   # S/m → S/cm
+            vals, errs = _jackknife(_derived(z), Lb, Lsb)
+            out.update(L=Lb.mean(0), L_stderr=se(Lb), L_self=Lsb.mean(0), L_self_stderr=se(Lsb),
+                       L_distinct=Ldb.mean(0), L_distinct_stderr=se(Ldb),
+                       sigma_ij_S_cm=zz * Lb.mean(0), sigma_ij_stderr_S_cm=np.abs(zz) * se(Lb),
+                       sigma_S_cm=float(vals[0]) * 1e-2, sigma_stderr_S_cm=float(errs[0]) * 1e-2,
+                       sigma_NE_S_cm=float(vals[1]) * 1e-2, sigma_NE_stderr_S_cm=float(errs[1]) * 1e-2,
+                       haven_ratio=float(vals[2]), haven_ratio_stderr=float(errs[2]),
+                       transference=vals[3:3 + S], transference_stderr=errs[3:3 + S],
+                       haven_ratio_groups=vals[3 + S:], haven_ratio_groups_stderr=errs[3 + S:],
+                       block_L=Lb, block_L_self=Lsb)
+        fr = self.frame_range
+        meta.update({"frames": [fr.start, fr.stop, fr.step], "units": {
+            "L": "J⁻¹ m⁻¹ s⁻¹ (Z_ij slope in m²/s over 6 V k_B T)", "sigma": "S/cm (JSON: mS/cm)"},
+            "block_fit_rule": (f"OLS on lags {self.fit_fractions[0]:g}–{self.fit_fractions[1]:g} × the block's longest "
+                               "lag" if self.fit is None else "given by the user"),
+            "errors": ("jackknife over independent time blocks (linear quantities: standard error of the block mean); "
+                       "the collective terms have one series per group and a large variance"),
+            "frames_dropped": int(T - B * Tb)})
+        return OnsagerResult(
+            groups=list(self._names), charges=self._z.copy(),
+            n_atoms=np.array([len(g) for g in self._groups], dtype=np.int64), lag_ps=lag, cross_msd_A2=Z,
+            self_msd_A2=self_full, ci95_factor=ci, n_blocks=B, block_frames=int(Tb), block_fit_window_ps=win,
+            d_tensors=dts, volume_A3=float(self._V), temperature_K=self._T_K, dt_ps=float(dt), n_frames=int(T),
+            meta=meta, **out)
+
+
+def onsager(traj, groups=None, *, charges="formal", center=None, ligand=None, cutoff=None, temperature=None,
+            frame="system", drift_weights="mass", framework=None, n_blocks=DEFAULT_N_BLOCKS, fit=None,
+            fit_fractions=DEFAULT_FIT_FRACTIONS, tensor_fit=None, tensors=True, n_boot=DEFAULT_N_BOOT, seed=0,
+            start=None, stop=None, step=None, mode="auto", scratch_dir=None, workers=2, memory=None,
+            progress=None) -> OnsagerResult:
+    """Onsager coefficients L_ij (self and distinct), collective σ, transference numbers, Haven ratios and the
+    diffusion tensor of every group, streamed (SPEC §9; definitions in the module docstring and docs/onsager.md).
+
+    Parameters
+    ----------
+    traj : Trajectory
+        Evenly spaced frames, unwrapped positions (the trajectory's own unwrapping).
+    groups : str or sequence, optional
+        Groups i: species names or selections (``"Li P Cl"``, ``["Li", "Cl"]``).  Default: every species.
+        With ``center``/``ligand`` the polyanions form one more group (named e.g. ``"PS4"``) whose displacement
+        is that of the centre atom; their ligands are removed from every other group and the centre species is
+        not a group of its own.
+    charges : "formal" or dict
+        Charge z_i (e) of one member of each group: the formal ionic charges (polyanion: centre + ligands,
+        e.g. P⁵⁺ + 4 S²⁻ = −3) or ``{name: z}``.
+    center, ligand : str, optional
+        Polyanion centre and ligand species (e.g. ``"P"``, ``"S"``); ``cutoff`` (Å) as in
+        :func:`anionmotion.find_polyanions`.
+    temperature : float, optional, K
+        Needed for L_ij and σ (default: the trajectory's metadata); without it only Z_ij and D tensors.
+    frame : {"system", "framework", "none"}
+        Reference frame of the displacements (module docstring); default the whole system's centre of mass.
+    drift_weights : {"mass", "unweighted"}
+    framework : selection, optional
+        Reference atoms of ``frame="framework"``.
+    n_blocks : int
+        Independent time blocks for the errors of L_ij (default 5; each at least 8 frames).
+    fit : (float, float), optional, ps
+        Fit window of the block cross-displacements (default ``fit_fractions`` × the block's longest lag).
+    fit_fractions : (float, float)
+    tensor_fit : (float, float), optional, ps
+        Window of the D tensors (default: the window :func:`anionmotion.fit_diffusion` chooses for each group).
+    tensors : bool
+        Compute the D tensors (one extra FFT pass over the atoms).
+    n_boot : int
+        Bootstrap resamples over atoms for the D-tensor errors; ``seed`` seeds them.
+    start, stop, step : int, optional
+    mode : {"auto", "memory", "out-of-core"}
+        Where the position store lives.
+    scratch_dir : str, optional
+    workers : int
+        Threads for scipy.fft.
+    memory : str or int, optional
+        Memory budget (default half the available RAM); peak memory does not grow with the trajectory length
+        beyond the per-lag results.
+    progress : bool, optional
+
+    Returns
+    -------
+    OnsagerResult
+
+    References
+    ----------
+    SPEC §9; Fong, Self, McCloskey, Persson, Macromolecules 54, 2575 (2021) (Onsager coefficients from MD);
+    Wheeler & Newman, J. Phys. Chem. B 108, 18353 (2004); Murch, Solid State Ionics 7, 177 (1982) (Haven ratio).
+    """
+    return Onsager(groups, charges=charges, center=center, ligand=ligand, cutoff=cutoff, temperature=temperature,
+                   frame=frame, drift_weights=drift_weights, framework=framework, n_blocks=n_blocks, fit=fit,
+                   fit_fractions=fit_fractions, tensor_fit=tensor_fit, tensors=tensors, n_boot=n_boot, seed=seed,
+                   mode=mode, scratch_dir=scratch_dir, workers=workers, memory=memory,
+                   progress=progress).run(traj, start, stop, step)
+
+
+def d_tensor(traj, species, *, fit=None, frame="framework", drift_weights="mass", framework=None, temperature=None,
+             charge=None, n_boot=DEFAULT_N_BOOT, seed=0, start=None, stop=None, step=None, mode="auto",
+             scratch_dir=None, workers=2, memory=None, progress=None) -> DTensorResult:
+    """Diffusion tensor of one species: D_ab = slope(⟨Δr_a Δr_b⟩)/2 with eigenvalues, axes and bootstrap errors.
+
+    Parameters
+    ----------
+    traj : Trajectory
+    species : str or selection
+        E.g. ``"Li"``.
+    fit : (float, float), optional, ps
+        Fit window; default the window :func:`anionmotion.fit_diffusion` (``estimator="auto"``) chooses on
+        this MSD.  Passing the msd fit's ``fit_window_ps`` reproduces its lags exactly.
+    frame : {"framework", "system", "none"}
+        Default ``"framework"``: the drift rule of :func:`anionmotion.msd` (framework centre of mass subtracted
+        when there are framework atoms), so trace(D)/3 equals msd's D on the same window.
+    temperature : float, optional, K
+        For the Nernst–Einstein σ tensor.
+    charge : float, optional, e
+        Default: the formal ionic charge (σ tensor omitted when there is none).
+    n_boot, seed : int
+        Bootstrap resamples over atoms and their seed.
+
+    Returns
+    -------
+    DTensorResult
+    """
+    name = species if isinstance(species, str) else "group0"
+    charges = {name: float(charge)} if charge is not None else "formal"
+    an = Onsager([species], charges=charges, temperature=temperature, frame=frame, drift_weights=drift_weights,
+                 framework=framework, n_blocks=1, tensor_fit=fit, n_boot=n_boot, seed=seed, mode=mode,
+                 scratch_dir=scratch_dir, workers=workers, memory=memory, progress=progress)
+    res = an.run(traj, start, stop, step)
+    return res.d_tensors[res.groups[0]]
