@@ -206,11 +206,56 @@ def _rho_of(res, anion):
     return res.rho_per_anion[int(anion)], f"{res.species} #{int(anion)}"
 
 
+def _legendre_of(res):
+    """[(label, C_l)] for the Legendre ACFs the result has (C1, C2 always; C3, C4 when computed)."""
+    out = [("C1", res.C1), ("C2", res.C2)]
+    for k in ("C3", "C4"):
+        if getattr(res, k, None) is not None:
+            out.append((k, getattr(res, k)))
+    return out
+
+
+#: the frequency columns of rotation_frequency.csv: (prefix, key in result.frequency / frequency_match)
+_FREQ_COLUMNS = (("nu_rot_threshold", "threshold"), ("nu_rot_symmetry_events", "symmetry_events"),
+                 ("nu_rot_states", "states"))
+
+
+def _frequency_table(res):
+    """One-row table of ν_rot per method, ν_hop and ν_rot/ν_hop with their CIs (NaN where not computed)."""
+    header, row = [], []
+
+    def put(prefix, r, unit, value="rate"):
+        header.extend([f"{prefix}{unit}", f"{prefix}_ci_low{unit}", f"{prefix}_ci_high{unit}"])
+        r = r or {}
+        row.extend([np.nan if r.get(k) is None else float(r[k]) for k in (value, "ci_low", "ci_high")])
+
+    fq = getattr(res, "frequency", None) or {}
+    for prefix, key in _FREQ_COLUMNS:
+        put(prefix, fq.get(key), "_per_ns")
+    m = getattr(res, "frequency_match", None) or {}
+    put("nu_hop", m.get("nu_hop_per_ns"), "_per_ns")
+    for key in ("threshold", "states"):
+        put(f"ratio_{key}", m.get(f"ratio_{key}"), "", value="ratio")
+    return Table("rotation_frequency.csv", header, np.array([row]))
+
+
 @register_view("ReorientationResult")
 class _ReorientationView:
     def tables(self, res, anion=None, **_):
-        out = [Table("reorientation.csv", ["lag_ps", "C1", "C2"],
-                     np.column_stack([_arr(res.lag_ps), _arr(res.C1), _arr(res.C2)]))]
+        leg = _legendre_of(res)
+        out = [Table("reorientation.csv", ["lag_ps"] + [k for k, _ in leg],
+                     np.column_stack([_arr(res.lag_ps)] + [_arr(c) for _, c in leg]))]
+        rot = getattr(res, "rotor", None) or {}
+        if rot.get("harmonics"):
+            out.append(Table("rotor_functions.csv", ["lag_ps"] + [f"C_{k}" for k in rot["harmonics"]],
+                             np.column_stack([_arr(res.lag_ps)] + [_arr(rot["C"][k]) for k in rot["harmonics"]])))
+        sts = getattr(res, "states", None)
+        if sts:
+            by = sts["transitions_by_angle_deg"]
+            out.append(Table("orientation_transitions.csv", ["rotation_angle_deg", "transitions"],
+                             np.array([[float(k), float(v)] for k, v in by.items()]).reshape(len(by), 2)))
+        if getattr(res, "frequency", None):
+            out.append(_frequency_table(res))
         if res.rho is not None and np.size(res.rho):
             rho, _ = _rho_of(res, anion)
             te, pe = _arr(res.rho_theta_edges), _arr(res.rho_phi_edges)
@@ -271,7 +316,71 @@ class _ReorientationView:
 
             out.append(FigureSpec("orientation_density", "ρ(θ, φ): density of the ligand bond directions (θ from z, "
                                                          "φ from y in the xy plane; SPEC §4).", draw_rho))
+        if len(_legendre_of(res)) > 2 or (getattr(res, "rotor", None) or {}).get("harmonics") or \
+                getattr(res, "states", None):
+            out.append(FigureSpec("rotor_functions", "Beyond C1/C2 (docs/rotor-functions.md): the Legendre ACFs "
+                                                     "C_l = ⟨P_l(u(t0+t)·u(t0))⟩, the cubic-harmonic rotor-function "
+                                                     "ACFs (dashed: their decorrelated baseline ⟨F⟩²/⟨F²⟩; libration "
+                                                     "leaves them on a plateau, only reorientation decays them), and "
+                                                     "ν_rot per method with ν_hop and their 95 % intervals.",
+                                  lambda axes: _draw_rotor(res, axes), ncols=3, width=5.2))
         return out
+
+
+def _draw_rotor(res, axes):
+    a = axes[0]
+    for k, c in _legendre_of(res):
+        a.plot(res.lag_ps, c, label=f"{k} = ⟨P{k[1:]}⟩")
+    a.axvline(res.reliable_lag_ps, color="k", ls=":", lw=0.8)
+    a.set_xlabel("lag time (ps)")
+    a.set_ylabel("C_l(t) (dimensionless)")
+    a.set_title("Legendre ACFs", fontsize=10)
+    a.legend(frameon=False, fontsize=8)
+    a = axes[1]
+    rot = getattr(res, "rotor", None) or {}
+    for i, k in enumerate(rot.get("harmonics", [])):
+        a.plot(res.lag_ps, rot["C"][k], color=f"C{i}", label=f"F from {k}")
+        if rot["baseline"].get(k) is not None:
+            a.axhline(rot["baseline"][k], color=f"C{i}", ls="--", lw=0.8)
+    if not rot.get("harmonics"):
+        a.text(0.5, 0.5, "no rotor function" + (f": {'; '.join(rot['dropped'].values())}" if rot.get("dropped") else ""),
+               transform=a.transAxes, ha="center", fontsize=8, wrap=True)
+    else:
+        a.legend(frameon=False, fontsize=8)
+    a.axvline(res.reliable_lag_ps, color="k", ls=":", lw=0.8)
+    a.set_xlabel("lag time (ps)")
+    a.set_ylabel("C_F(t) (dimensionless)")
+    a.set_title("rotor functions", fontsize=10)
+    a = axes[2]
+    fq = getattr(res, "frequency", None) or {}
+    m = getattr(res, "frequency_match", None) or {}
+    items = [(f"ν_rot {key.replace('_', ' ')}", fq.get(key)) for _, key in _FREQ_COLUMNS]
+    items.append((f"ν_hop {m.get('cation', '')}".strip(), m.get("nu_hop_per_ns")))
+    shown = 0
+    for i, (lab, r) in enumerate(items):
+        if not r or r.get("rate") is None:
+            continue
+        lo, hi, color = r["ci_low"], r["ci_high"], "C3" if lab.startswith("ν_hop") else "C0"
+        if r["rate"] > 0:
+            a.errorbar([i], [r["rate"]], yerr=[[r["rate"] - lo], [hi - r["rate"]]], fmt="o", color=color, capsize=3)
+        else:                                                  # no events: only the upper limit is informative
+            a.plot([i], [hi], "v", color=color)
+            a.annotate("0 events", (i, hi), ha="center", va="bottom", fontsize=7)
+        shown += 1
+    a.set_xticks(range(len(items)))
+    a.set_xticklabels([lab for lab, _ in items], rotation=20, ha="right", fontsize=8)
+    a.set_xlim(-0.5, len(items) - 0.5)
+    a.set_ylabel("rate per anion / cation (ns⁻¹)")
+    if shown:
+        a.set_yscale("log")
+    title = "frequencies (95 % CI)"
+    r = m.get("ratio_states") or m.get("ratio_threshold")
+    if r and r.get("ratio") is not None:
+        title = f"ν_rot/ν_hop = {r['ratio']:.3g} [{r['ci_low']:.2g}, " + \
+            ("∞" if r["ci_high"] is None else f"{r['ci_high']:.2g}") + "]"
+    a.set_title(title, fontsize=10)
+    if not shown:
+        a.text(0.5, 0.5, "no frequencies", transform=a.transAxes, ha="center")
 
 
 # --------------------------------------------------------------------------------------------- coupling
@@ -668,153 +777,3 @@ class _SitesView:
                            draw, ncols=2, nrows=2, height=3.6),
                 FigureSpec("sites_occupancy_time", f"Number of {res.species} ions in each site type per frame "
                                                    "(per-frame assignment; strided preview).", draw_time)]
-
-
-# --------------------------------------------------------------------------------------------- Onsager, D tensor
-def _dtensor_rows(res, names):
-    rows = []
-    for g, name in enumerate(names):
-        d = res.d_tensors.get(name) if hasattr(res, "d_tensors") else res
-        if d is None:
-            continue
-        c = A2_PS_TO_CM2_S
-        six = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
-        rows.append([g] + [d.D_tensor_A2_ps[a, b] * c for a, b in six]
-                    + [d.D_tensor_stderr_A2_ps[a, b] * c for a, b in six]
-                    + list(_arr(d.eigenvalues_A2_ps) * c) + list(_arr(d.eigenvalues_stderr_A2_ps) * c)
-                    + list(_arr(d.axes).T.ravel()) + list(_arr(d.axes_stderr_deg)))
-    header = (["group"] + [f"D_{p}_cm2_s" for p in ("xx", "yy", "zz", "xy", "xz", "yz")]
-              + [f"D_{p}_stderr_cm2_s" for p in ("xx", "yy", "zz", "xy", "xz", "yz")]
-              + [f"lambda{k}_cm2_s" for k in (1, 2, 3)] + [f"lambda{k}_stderr_cm2_s" for k in (1, 2, 3)]
-              + [f"axis{k}_{x}" for k in (1, 2, 3) for x in "xyz"] + [f"axis{k}_stderr_deg" for k in (1, 2, 3)])
-    return header, np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
-
-
-def _draw_eigen_bars(ax, dts):
-    names = list(dts)
-    for g, name in enumerate(names):
-        d = dts[name]
-        w = _arr(d.eigenvalues_A2_ps) * A2_PS_TO_CM2_S
-        e = _arr(d.eigenvalues_stderr_A2_ps) * A2_PS_TO_CM2_S
-        ax.bar(g + np.array([-0.25, 0.0, 0.25]), w, width=0.22, yerr=e, color=["C0", "C1", "C2"], capsize=2)
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names)
-    ax.axhline(0.0, color="grey", lw=0.5)
-    ax.set_ylabel("D-tensor eigenvalues λ1 ≤ λ2 ≤ λ3 (cm²/s)")
-
-
-@register_view("OnsagerResult")
-class _OnsagerView:
-    def tables(self, res, **_):
-        names = list(res.groups)
-        S = len(names)
-        cols, header = [_arr(res.lag_ps)], ["lag_ps"]
-        Z = _arr(res.cross_msd_A2)
-        for i in range(S):
-            for j in range(i, S):
-                cols.append(Z[:, i, j])
-                header.append(f"Z_{names[i]}_{names[j]}_A2")
-        for i in range(S):
-            cols.append(_arr(res.self_msd_A2)[:, i])
-            header.append(f"self_{names[i]}_A2")
-        out = [Table("onsager_cross_msd.csv", header, np.column_stack(cols))]
-        if res.L is not None:
-            rows = []
-            for i in range(S):
-                for j in range(i, S):
-                    rows.append([i, j, res.L[i, j], res.L_stderr[i, j], res.L_distinct[i, j],
-                                 res.L_distinct_stderr[i, j], res.sigma_ij_S_cm[i, j] * 1e3,
-                                 res.sigma_ij_stderr_S_cm[i, j] * 1e3])
-            out.append(Table("onsager_L.csv", ["group_i", "group_j", "L_J-1m-1s-1", "L_stderr_J-1m-1s-1",
-                                               "L_distinct_J-1m-1s-1", "L_distinct_stderr_J-1m-1s-1",
-                                               "sigma_ij_mS_cm", "sigma_ij_stderr_mS_cm"], np.array(rows)))
-            out.append(Table("onsager_groups.csv", ["group", "charge_e", "n_atoms", "L_self_J-1m-1s-1",
-                                                    "L_self_stderr_J-1m-1s-1", "transference",
-                                                    "transference_stderr", "haven_ratio", "haven_ratio_stderr"],
-                             np.column_stack([np.arange(S), _arr(res.charges), _arr(res.n_atoms), _arr(res.L_self),
-                                              _arr(res.L_self_stderr), _arr(res.transference),
-                                              _arr(res.transference_stderr), _arr(res.haven_ratio_groups),
-                                              _arr(res.haven_ratio_groups_stderr)])))
-        if res.d_tensors:
-            header, data = _dtensor_rows(res, names)
-            out.append(Table("onsager_d_tensor.csv", header, data))
-        return out
-
-    def figures(self, res, **_):
-        names = list(res.groups)
-        S = len(names)
-
-        def draw(axes):
-            lag = _arr(res.lag_ps)
-            Z = _arr(res.cross_msd_A2)
-            k = 0
-            for i in range(S):
-                for j in range(i, S):
-                    axes[0].plot(lag, Z[:, i, j], lw=1.0 if i != j else 1.4, color=f"C{k % 10}",
-                                 ls="-" if i == j else "--", label=f"{names[i]}–{names[j]}")
-                    k += 1
-            for i in range(S):
-                axes[0].plot(lag, _arr(res.self_msd_A2)[:, i], lw=0.7, color="grey", ls=":")
-            axes[0].set_yscale("symlog", linthresh=max(1e-3, float(np.nanmax(np.abs(Z))) * 1e-3))
-            axes[0].set_xlabel("t (ps)")
-            axes[0].set_ylabel("⟨ΔR_i·ΔR_j⟩ (Å²)")
-            axes[0].legend(frameon=False, fontsize="x-small", ncol=2)
-            if res.L is not None:
-                lab, val, err = [], [], []
-                for i in range(S):
-                    for j in range(i, S):
-                        f = 1.0 if i == j else 2.0
-                        lab.append(f"{names[i]}–{names[j]}")
-                        val.append(f * res.sigma_ij_S_cm[i, j] * 1e3)
-                        err.append(f * res.sigma_ij_stderr_S_cm[i, j] * 1e3 * res.ci95_factor)
-                lab.append("σ")
-                val.append(res.sigma_S_cm * 1e3)
-                err.append(res.sigma_stderr_S_cm * 1e3 * res.ci95_factor)
-                lab.append("σ_NE")
-                val.append(res.sigma_NE_S_cm * 1e3)
-                err.append(res.sigma_NE_stderr_S_cm * 1e3 * res.ci95_factor)
-                x = np.arange(len(lab))
-                axes[1].bar(x, val, yerr=err, color=["C0"] * (len(lab) - 2) + ["k", "0.5"], capsize=2)
-                axes[1].set_xticks(x)
-                axes[1].set_xticklabels(lab, rotation=60, fontsize="small")
-                axes[1].axhline(0.0, color="grey", lw=0.5)
-                axes[1].set_ylabel("σ contribution (mS/cm), 95 % interval")
-            else:
-                axes[1].text(0.5, 0.5, "no temperature: L_ij not computed", transform=axes[1].transAxes,
-                             ha="center")
-            if res.d_tensors:
-                _draw_eigen_bars(axes[2], res.d_tensors)
-            else:
-                axes[2].text(0.5, 0.5, "D tensors not computed", transform=axes[2].transAxes, ha="center")
-
-        return [FigureSpec("onsager", "Einstein cross-displacements ⟨ΔR_i·ΔR_j⟩(t) of the groups (solid: i = j, "
-                                      "dashed: i ≠ j, dotted: self sums Σ⟨|Δr|²⟩); contributions e² z_i z_j L_ij to σ "
-                                      "(i ≠ j counted twice), the collective σ and the Nernst–Einstein σ_NE with 95 % "
-                                      "block intervals; eigenvalues of each group's diffusion tensor (bootstrap "
-                                      "errors) (SPEC §9).", draw, ncols=3)]
-
-
-@register_view("DTensorResult")
-class _DTensorView:
-    def tables(self, res, **_):
-        header, data = _dtensor_rows(res, [res.species])
-        return [Table("d_tensor.csv", header, data),
-                Table("msd_tensor.csv", ["lag_ps"] + [f"msd_{p}_A2" for p in ("xx", "yy", "zz", "xy", "xz", "yz")],
-                      np.column_stack([_arr(res.lag_ps), _arr(res.msd_tensor_A2)]))]
-
-    def figures(self, res, **_):
-        def draw(axes):
-            lag = _arr(res.lag_ps)
-            M = _arr(res.msd_tensor_A2)
-            for k, p in enumerate(("xx", "yy", "zz", "xy", "xz", "yz")):
-                axes[0].plot(lag, M[:, k], lw=1.2 if k < 3 else 0.8, ls="-" if k < 3 else "--", label=p)
-            w = res.fit_window_ps
-            axes[0].axvspan(w[0], w[1], color="0.9", zorder=0, label="fit window")
-            axes[0].set_xlabel("t (ps)")
-            axes[0].set_ylabel("⟨Δr_a Δr_b⟩ (Å²)")
-            axes[0].legend(frameon=False, fontsize="small", ncol=2)
-            _draw_eigen_bars(axes[1], {res.species: res})
-
-        return [FigureSpec("d_tensor", f"{res.species}: MSD tensor components (all origins, FFT; shaded: the fit "
-                                       "window of the scalar D) and the eigenvalues of D_ab = slope/2 with bootstrap "
-                                       "errors (SPEC §9).", draw, ncols=2)]
