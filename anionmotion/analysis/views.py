@@ -777,3 +777,153 @@ class _SitesView:
                            draw, ncols=2, nrows=2, height=3.6),
                 FigureSpec("sites_occupancy_time", f"Number of {res.species} ions in each site type per frame "
                                                    "(per-frame assignment; strided preview).", draw_time)]
+
+
+# --------------------------------------------------------------------------------------------- Onsager, D tensor
+def _dtensor_rows(res, names):
+    rows = []
+    for g, name in enumerate(names):
+        d = res.d_tensors.get(name) if hasattr(res, "d_tensors") else res
+        if d is None:
+            continue
+        c = A2_PS_TO_CM2_S
+        six = [(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]
+        rows.append([g] + [d.D_tensor_A2_ps[a, b] * c for a, b in six]
+                    + [d.D_tensor_stderr_A2_ps[a, b] * c for a, b in six]
+                    + list(_arr(d.eigenvalues_A2_ps) * c) + list(_arr(d.eigenvalues_stderr_A2_ps) * c)
+                    + list(_arr(d.axes).T.ravel()) + list(_arr(d.axes_stderr_deg)))
+    header = (["group"] + [f"D_{p}_cm2_s" for p in ("xx", "yy", "zz", "xy", "xz", "yz")]
+              + [f"D_{p}_stderr_cm2_s" for p in ("xx", "yy", "zz", "xy", "xz", "yz")]
+              + [f"lambda{k}_cm2_s" for k in (1, 2, 3)] + [f"lambda{k}_stderr_cm2_s" for k in (1, 2, 3)]
+              + [f"axis{k}_{x}" for k in (1, 2, 3) for x in "xyz"] + [f"axis{k}_stderr_deg" for k in (1, 2, 3)])
+    return header, np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
+
+
+def _draw_eigen_bars(ax, dts):
+    names = list(dts)
+    for g, name in enumerate(names):
+        d = dts[name]
+        w = _arr(d.eigenvalues_A2_ps) * A2_PS_TO_CM2_S
+        e = _arr(d.eigenvalues_stderr_A2_ps) * A2_PS_TO_CM2_S
+        ax.bar(g + np.array([-0.25, 0.0, 0.25]), w, width=0.22, yerr=e, color=["C0", "C1", "C2"], capsize=2)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names)
+    ax.axhline(0.0, color="grey", lw=0.5)
+    ax.set_ylabel("D-tensor eigenvalues λ1 ≤ λ2 ≤ λ3 (cm²/s)")
+
+
+@register_view("OnsagerResult")
+class _OnsagerView:
+    def tables(self, res, **_):
+        names = list(res.groups)
+        S = len(names)
+        cols, header = [_arr(res.lag_ps)], ["lag_ps"]
+        Z = _arr(res.cross_msd_A2)
+        for i in range(S):
+            for j in range(i, S):
+                cols.append(Z[:, i, j])
+                header.append(f"Z_{names[i]}_{names[j]}_A2")
+        for i in range(S):
+            cols.append(_arr(res.self_msd_A2)[:, i])
+            header.append(f"self_{names[i]}_A2")
+        out = [Table("onsager_cross_msd.csv", header, np.column_stack(cols))]
+        if res.L is not None:
+            rows = []
+            for i in range(S):
+                for j in range(i, S):
+                    rows.append([i, j, res.L[i, j], res.L_stderr[i, j], res.L_distinct[i, j],
+                                 res.L_distinct_stderr[i, j], res.sigma_ij_S_cm[i, j] * 1e3,
+                                 res.sigma_ij_stderr_S_cm[i, j] * 1e3])
+            out.append(Table("onsager_L.csv", ["group_i", "group_j", "L_J-1m-1s-1", "L_stderr_J-1m-1s-1",
+                                               "L_distinct_J-1m-1s-1", "L_distinct_stderr_J-1m-1s-1",
+                                               "sigma_ij_mS_cm", "sigma_ij_stderr_mS_cm"], np.array(rows)))
+            out.append(Table("onsager_groups.csv", ["group", "charge_e", "n_atoms", "L_self_J-1m-1s-1",
+                                                    "L_self_stderr_J-1m-1s-1", "transference",
+                                                    "transference_stderr", "haven_ratio", "haven_ratio_stderr"],
+                             np.column_stack([np.arange(S), _arr(res.charges), _arr(res.n_atoms), _arr(res.L_self),
+                                              _arr(res.L_self_stderr), _arr(res.transference),
+                                              _arr(res.transference_stderr), _arr(res.haven_ratio_groups),
+                                              _arr(res.haven_ratio_groups_stderr)])))
+        if res.d_tensors:
+            header, data = _dtensor_rows(res, names)
+            out.append(Table("onsager_d_tensor.csv", header, data))
+        return out
+
+    def figures(self, res, **_):
+        names = list(res.groups)
+        S = len(names)
+
+        def draw(axes):
+            lag = _arr(res.lag_ps)
+            Z = _arr(res.cross_msd_A2)
+            k = 0
+            for i in range(S):
+                for j in range(i, S):
+                    axes[0].plot(lag, Z[:, i, j], lw=1.0 if i != j else 1.4, color=f"C{k % 10}",
+                                 ls="-" if i == j else "--", label=f"{names[i]}–{names[j]}")
+                    k += 1
+            for i in range(S):
+                axes[0].plot(lag, _arr(res.self_msd_A2)[:, i], lw=0.7, color="grey", ls=":")
+            axes[0].set_yscale("symlog", linthresh=max(1e-3, float(np.nanmax(np.abs(Z))) * 1e-3))
+            axes[0].set_xlabel("t (ps)")
+            axes[0].set_ylabel("⟨ΔR_i·ΔR_j⟩ (Å²)")
+            axes[0].legend(frameon=False, fontsize="x-small", ncol=2)
+            if res.L is not None:
+                lab, val, err = [], [], []
+                for i in range(S):
+                    for j in range(i, S):
+                        f = 1.0 if i == j else 2.0
+                        lab.append(f"{names[i]}–{names[j]}")
+                        val.append(f * res.sigma_ij_S_cm[i, j] * 1e3)
+                        err.append(f * res.sigma_ij_stderr_S_cm[i, j] * 1e3 * res.ci95_factor)
+                lab.append("σ")
+                val.append(res.sigma_S_cm * 1e3)
+                err.append(res.sigma_stderr_S_cm * 1e3 * res.ci95_factor)
+                lab.append("σ_NE")
+                val.append(res.sigma_NE_S_cm * 1e3)
+                err.append(res.sigma_NE_stderr_S_cm * 1e3 * res.ci95_factor)
+                x = np.arange(len(lab))
+                axes[1].bar(x, val, yerr=err, color=["C0"] * (len(lab) - 2) + ["k", "0.5"], capsize=2)
+                axes[1].set_xticks(x)
+                axes[1].set_xticklabels(lab, rotation=60, fontsize="small")
+                axes[1].axhline(0.0, color="grey", lw=0.5)
+                axes[1].set_ylabel("σ contribution (mS/cm), 95 % interval")
+            else:
+                axes[1].text(0.5, 0.5, "no temperature: L_ij not computed", transform=axes[1].transAxes,
+                             ha="center")
+            if res.d_tensors:
+                _draw_eigen_bars(axes[2], res.d_tensors)
+            else:
+                axes[2].text(0.5, 0.5, "D tensors not computed", transform=axes[2].transAxes, ha="center")
+
+        return [FigureSpec("onsager", "Einstein cross-displacements ⟨ΔR_i·ΔR_j⟩(t) of the groups (solid: i = j, "
+                                      "dashed: i ≠ j, dotted: self sums Σ⟨|Δr|²⟩); contributions e² z_i z_j L_ij to σ "
+                                      "(i ≠ j counted twice), the collective σ and the Nernst–Einstein σ_NE with 95 % "
+                                      "block intervals; eigenvalues of each group's diffusion tensor (bootstrap "
+                                      "errors) (SPEC §9).", draw, ncols=3)]
+
+
+@register_view("DTensorResult")
+class _DTensorView:
+    def tables(self, res, **_):
+        header, data = _dtensor_rows(res, [res.species])
+        return [Table("d_tensor.csv", header, data),
+                Table("msd_tensor.csv", ["lag_ps"] + [f"msd_{p}_A2" for p in ("xx", "yy", "zz", "xy", "xz", "yz")],
+                      np.column_stack([_arr(res.lag_ps), _arr(res.msd_tensor_A2)]))]
+
+    def figures(self, res, **_):
+        def draw(axes):
+            lag = _arr(res.lag_ps)
+            M = _arr(res.msd_tensor_A2)
+            for k, p in enumerate(("xx", "yy", "zz", "xy", "xz", "yz")):
+                axes[0].plot(lag, M[:, k], lw=1.2 if k < 3 else 0.8, ls="-" if k < 3 else "--", label=p)
+            w = res.fit_window_ps
+            axes[0].axvspan(w[0], w[1], color="0.9", zorder=0, label="fit window")
+            axes[0].set_xlabel("t (ps)")
+            axes[0].set_ylabel("⟨Δr_a Δr_b⟩ (Å²)")
+            axes[0].legend(frameon=False, fontsize="small", ncol=2)
+            _draw_eigen_bars(axes[1], {res.species: res})
+
+        return [FigureSpec("d_tensor", f"{res.species}: MSD tensor components (all origins, FFT; shaded: the fit "
+                                       "window of the scalar D) and the eigenvalues of D_ab = slope/2 with bootstrap "
+                                       "errors (SPEC §9).", draw, ncols=2)]
