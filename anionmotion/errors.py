@@ -16,6 +16,7 @@ __all__ = [
     "TrajectoryError",
     "FormatError",
     "OptionError",
+    "SimulationError",
     "AnionmotionWarning",
     "UnwrapWarning",
     "SamplingWarning",
@@ -67,6 +68,13 @@ class FormatError(TrajectoryError):
 
 class OptionError(AnionmotionError):
     """An option or keyword argument has an invalid value."""
+
+
+class SimulationError(AnionmotionError):
+    """An MD run cannot go on: the integration exploded (NaN or runaway velocities), e.g. a too-long time step.
+
+    The frames written before the failure are kept in the output file.
+    """
 
 
 class AnionmotionWarning(UserWarning):

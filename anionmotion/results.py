@@ -75,19 +75,24 @@ _PROTECTED = threading.local()
 
 
 @contextmanager
-def protected_inputs(paths):
+def protected_inputs(paths, *, strict_folders=False):
     """Within this context :func:`check_output` refuses to write over any of ``paths`` (the run's inputs).
 
     The command line wraps every subcommand in it with the input files it was given, so that an output
     named like an input (``msd run.lammpstrj --json run.lammpstrj --overwrite``) is refused before any work
     is done.  Files read by a reader that is still open are protected as well (:func:`is_input`).
+    ``strict_folders`` (the command line) creates at most one missing output folder, never in the
+    filesystem root (:func:`make_output_folder`); library calls create missing folders like ``os.makedirs``.
     """
     prev = getattr(_PROTECTED, "paths", ())
+    prev_strict = getattr(_PROTECTED, "strict", False)
     _PROTECTED.paths = tuple(prev) + tuple(os.fspath(p) for p in paths if p)
+    _PROTECTED.strict = prev_strict or bool(strict_folders)
     try:
         yield
     finally:
         _PROTECTED.paths = prev
+        _PROTECTED.strict = prev_strict
 
 
 def _same_file(a, b) -> bool:
@@ -105,22 +110,32 @@ def is_input(path) -> bool:
     return any(_same_file(path, p) for p in (*getattr(_PROTECTED, "paths", ()), *open_input_paths()))
 
 
-def make_output_folder(path) -> str:
-    """Create the output folder ``path`` when missing, but only directly inside an existing folder.
+def make_output_folder(path, strict=None) -> str:
+    """Create the output folder ``path`` when missing.
 
-    A typo such as ``--out /nonexistent/x`` must not create folders elsewhere (at the filesystem root):
-    at most one missing level is created, and never directly in the filesystem root.
+    On the command line (``strict``; default: inside :func:`protected_inputs` with ``strict_folders``) a
+    typo such as ``--out /nonexistent/x`` must not create folders elsewhere (at the filesystem root): at
+    most one missing level is created, and never directly in the filesystem root.  Library calls create
+    the missing folders (``os.makedirs``).
 
     Raises
     ------
     OptionError
-        ``path`` is a file, or its parent folder does not exist (or is the root).
+        ``path`` is a file; strict: its parent folder does not exist (or is the root).
     """
     path = os.fspath(path)
     if os.path.isdir(path):
         return path
     if os.path.exists(path):
         raise OptionError(f"{path}: exists and is not a folder; expected an output folder")
+    if strict is None:
+        strict = getattr(_PROTECTED, "strict", False)
+    if not strict:
+        try:
+            os.makedirs(path, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as err:
+            raise OptionError(f"{path}: cannot create the output folder ({err.strerror})") from None
+        return path
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise OptionError(f"{path}: the folder {parent} does not exist; create it first (only the last folder of "

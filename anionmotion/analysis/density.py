@@ -84,7 +84,15 @@ class DensityResult(Result):
 
     def to_dict(self, include_grid: bool = False) -> dict:
         """JSON-compatible dict; the 3-D grid is left out unless ``include_grid`` (use the grid writers)."""
-        d = super().to_dict()
+        if include_grid:
+            return super().to_dict()
+        import dataclasses
+
+        from ..results import to_jsonable
+
+        # every field but the 3-D grid (never converted to Python lists: 580³ floats would take ~10 GB)
+        d = {f.name: (None if f.name == "density" else to_jsonable(getattr(self, f.name)))
+             for f in dataclasses.fields(self)}
         if not include_grid:
             d["density"] = None
             d["grid_shape"] = list(self.density.shape)
@@ -112,12 +120,21 @@ def _axis_name(axis):
     raise OptionError(f"invalid axis {axis!r}; choose one of a, b, c")
 
 
+#: most bins of a 1-D profile (3 profiles of float64 and their coordinates: 10⁷ bins ≈ 0.5 GB)
+MAX_PROFILE_BINS = 10 ** 7
+
+
 def grid_shape_for_spacing(cell, spacing):
     """Grid points per axis so that the voxel edge along each cell vector is ≤ ``spacing`` Å."""
     if not (np.isfinite(spacing) and spacing > 0):
         raise OptionError(f"spacing must be a positive length in Å; got {spacing}")
     lengths = np.linalg.norm(np.asarray(cell, dtype=np.float64), axis=1)
-    return tuple(int(max(1, np.ceil(L / spacing - 1e-9))) for L in lengths)
+    n = [float(np.ceil(L / spacing - 1e-9)) for L in lengths]
+    if not all(np.isfinite(v) for v in n) or float(np.prod(np.maximum(n, 1.0))) > 2e8:
+        raise OptionError(f"spacing {spacing:g} Å in a cell of {', '.join(f'{L:.4g}' for L in lengths)} Å gives "
+                          f"{float(np.prod(np.maximum(n, 1.0))):.3g} grid points; use a larger spacing "
+                          "(at most 2e8 points)")
+    return tuple(int(max(1, v)) for v in n)
 
 
 class _DensityAccumulator:
@@ -206,6 +223,9 @@ class Density(AnalysisBase):
                 raise OptionError(f"grid must be three positive integers (points along a, b, c); got {grid}")
         if self.profile_bins is not None and int(self.profile_bins) < 1:
             raise OptionError(f"profile_bins must be a positive integer; got {self.profile_bins}")
+        if self.profile_bins is not None and int(self.profile_bins) > MAX_PROFILE_BINS:
+            raise OptionError(f"profile_bins {int(self.profile_bins)} is more than {MAX_PROFILE_BINS:.0e} bins along "
+                              "one cell vector; use fewer")
         with self._phase(self.n_frames, "cells", unit="frame") as bar:
             self.mean_cell, self.constant_cell, _ = cell_stats(traj, self.frame_range)
             bar.update(self.n_frames)

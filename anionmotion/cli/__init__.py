@@ -46,6 +46,10 @@ def _format_warning(message, category, filename, lineno, line=None):
     return f"anionmotion: warning: {message}\n"
 
 
+#: the exception behind the last exit status 2 of :func:`main` (tests check that it is an AnionmotionError or
+#: an OSError naming a file, not a raw numpy/scipy error)
+last_error = None
+
 #: argparse destinations that name input files of a subcommand (never written over, even with --overwrite)
 INPUT_OPTIONS = ("traj", "topology", "vel", "cell_file", "results", "manifest", "system_xml", "structure")
 
@@ -74,6 +78,8 @@ def main(argv=None) -> int:
     from ..errors import AnionmotionError
     from ..results import protected_inputs
 
+    global last_error
+    last_error = None
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
@@ -81,7 +87,7 @@ def main(argv=None) -> int:
         return 2
     warnings.formatwarning = _format_warning
     try:
-        with protected_inputs(input_paths(args)):
+        with protected_inputs(input_paths(args), strict_folders=True):
             return int(args.func(args) or 0)
     except MemoryError:
         print(f"anionmotion {args.command}: error: out of memory; give a smaller --memory budget, fewer frames "
@@ -89,6 +95,7 @@ def main(argv=None) -> int:
         return 2
     except (AnionmotionError, ValueError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError,
             ImportError, EOFError, OSError) as err:
+        last_error = err
         print(f"anionmotion {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -71,10 +71,12 @@ def run(args) -> int:
     from ..errors import OptionError
     from ..report import example_path, run_report
 
+    extend = None
     if args.example:
         if args.traj:
             raise OptionError("give either a trajectory or --example, not both")
         path = example_path()
+        from .._example import compare_example_modes as extend   # + the RC run and the UC/RC comparison
         out = args.out or "anionmotion-report-example"
     else:
         if not args.traj:
@@ -84,17 +86,22 @@ def run(args) -> int:
         out = args.out or f"anionmotion-report-{stem}"
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     progress = False if args.no_progress else None
+    from ..report.core import raise_if_failed
+
     with open_from_args(args, path) as traj:
         rep = run_report(traj, out, cation=args.cation, center=args.center, ligand=args.ligand,
                          temperature=args.temperature, stages=stages, options=report_options(args),
                          figures=not args.no_figures, overwrite=args.overwrite, progress=progress,
-                         reader_options=reader_kwargs(args), input_path=path, memory=args.memory)
+                         reader_options=reader_kwargs(args), input_path=path, memory=args.memory, extend=extend)
+    if rep.get("complete") is False:   # stages failed: the summary, then the error (exit 2, no completion marker)
+        print(summary_text(rep, out))
+        raise_if_failed(rep)
     if rep.get("up_to_date"):
         print(f"{out}: already holds the complete report of this input with these options; nothing to do "
               "(use --overwrite to recompute)")
         return 0
     print(summary_text(rep, out))
-    return 1 if any(a["status"] == "failed" for a in rep["analyses"].values()) else 0
+    return 0
 
 
 def summary_text(rep, out) -> str:
@@ -104,6 +111,10 @@ def summary_text(rep, out) -> str:
     for name, a in rep["analyses"].items():
         extra = a["reason"] if a["status"] != "ok" else "; ".join(f"{k} {v}" for k, v in list(a["summary"].items())[:3])
         lines.append(f"  {name:<{width}}  {_STATUS.get(a['status'], a['status']):<14} {extra}")
+    c = rep.get("comparison")
+    if c:
+        lines.append(f"  {'UC vs RC':<{width}}  {_STATUS.get(c['status'], c['status']):<14} "
+                     + (c.get("reason") or c.get("summary", "")))
     lines.append(f"report written to {os.path.join(out, 'report.html')} (also report.md, report.json)")
     return "\n".join(lines)
 

@@ -77,8 +77,7 @@ def detect_format(path) -> str:
             base = base[: -len(suf)]
     head = b""
     if os.path.isfile(path):
-        with open_binary(path) as fh:
-            head = fh.read(4096)
+        head = _read_head(path)
     for name, (_, _, patterns, _) in FORMATS.items():
         if any(fnmatch.fnmatch(base, p) for p in patterns):
             if name == "extxyz" and fnmatch.fnmatch(base, "*-pos-*.xyz"):
@@ -88,8 +87,7 @@ def detect_format(path) -> str:
             return name
     # sniff the content
     if not head:
-        with open_binary(path) as fh:
-            head = fh.read(4096)
+        head = _read_head(path)
     if head.startswith(_ULM_MAGIC):
         return "ase"
     if head[:4] in (b"CDF\x01", b"CDF\x02", b"CDF\x05") or head[:8] == b"\x89HDF\r\n\x1a\n":
@@ -106,6 +104,19 @@ def detect_format(path) -> str:
         return "extxyz"
     raise FormatError(f"unknown trajectory format; supported formats: {supported_formats()} "
                       "(give one with format= / --format)", path=path)
+
+
+def _read_head(path, n=4096) -> bytes:
+    """The first ``n`` (decompressed) bytes of ``path``; a stream too damaged to give them is a FormatError."""
+    import zlib
+
+    try:
+        with open_binary(path) as fh:
+            return fh.read(n)
+    except (EOFError, OSError, zlib.error) as err:
+        if isinstance(err, FileNotFoundError):
+            raise
+        raise FormatError(f"cannot read the first bytes ({compression_of(path) or 'file'}): {err}", path=path) from err
 
 
 def _is_floats(line, n):

@@ -87,7 +87,7 @@ class ASETrajReader(BaseReader):
         if t0 is not None:
             t = []
             for i in range(n):
-                ti = self._traj[i].info.get("time")
+                ti = self._frame(i).info.get("time")
                 if ti is None:
                     raise TrajectoryError("info['time'] is missing in this frame but present in frame 0",
                                           path=self.path, frame=i)
@@ -100,7 +100,11 @@ class ASETrajReader(BaseReader):
                       "velocity": "Å/ps (momenta/masses × 1000 × ase.units.fs)" if self.has_velocities else "none"}
 
     def _frame(self, i):
-        at = self._traj[i]
+        try:
+            at = self._traj[i]
+        except Exception as err:   # a damaged or cut file: ASE raises ValueError, JSON errors, struct errors …
+            raise TrajectoryError(f"ASE cannot read this frame ({type(err).__name__}: {err}); the file is damaged "
+                                  "or cut", path=self.path, frame=i) from err
         if len(at) != self.n_atoms or not np.array_equal(at.numbers, self._numbers):
             raise TrajectoryError(f"the atoms change: {len(at)} atoms here, {self.n_atoms} in frame 0 (or another "
                                   "element order)", path=self.path, frame=i)

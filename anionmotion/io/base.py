@@ -25,7 +25,7 @@ from ..errors import FormatError, TrajectoryError
 
 __all__ = ["ReaderOptions", "RawFrames", "BaseReader", "open_binary", "compression_of", "check_text_head",
            "want_velocities", "compact_cells", "broadcast_cell", "check_input_file", "open_input_paths",
-           "check_count"]
+           "check_count", "check_cells", "check_coordinates", "MAX_CELL_A", "MAX_COORD_A"]
 
 #: every reader that is open (not yet garbage-collected): their files must not be written over
 _OPEN_READERS = weakref.WeakSet()
@@ -187,6 +187,98 @@ class RawFrames:
     owned: bool = False
 
 
+#: longest cell vector a reader accepts, Å (1 mm: far beyond any simulation cell; 10⁹ or 10³⁰ Å is a damaged box)
+MAX_CELL_A = 1e7
+#: largest |coordinate| accepted, Å (Cartesian) — an unwrapped run of 10⁹ Å is not a trajectory of atoms
+MAX_COORD_A = 1e9
+#: largest |fractional coordinate| accepted
+MAX_FRACTIONAL = 1e7
+
+
+def check_cells(cells, *, path, frame0=0):
+    """Raise a TrajectoryError naming the frame when a cell vector is not finite or longer than ``MAX_CELL_A``.
+
+    (Zero or negative volumes are the trajectory's check.)  A broadcast view (one cell for every frame) is
+    checked once.
+    """
+    c = np.asarray(cells, dtype=np.float64)
+    if c.ndim == 2:
+        c = c[None]
+    if len(c) == 0:
+        return
+    if c.strides[0] == 0:
+        c = c[:1]
+    with np.errstate(all="ignore"):
+        lengths = np.sqrt(np.einsum("tij,tij->ti", c, c))
+    bad = ~(lengths <= MAX_CELL_A)
+    if bad.any():
+        t, k = (int(v) for v in np.argwhere(bad)[0])
+        raise TrajectoryError(f"cell vector {'abc'[k]} is {lengths[t, k]:g} Å long ({np.array2string(c[t, k], precision=4)}"
+                              f"); expected a finite length up to {MAX_CELL_A:g} Å — is the box / lattice right?",
+                              path=path, frame=frame0 + t)
+
+
+def check_coordinates(coords, style, *, path, frame0=0, atoms=None):
+    """Raise a TrajectoryError naming frame and atom for a coordinate beyond ``MAX_COORD_A`` (``MAX_FRACTIONAL``).
+
+    NaN and inf are left to the trajectory's finiteness check (it names them the same way).
+    """
+    c = coords
+    if c is None or c.size == 0:
+        return
+    lim = MAX_FRACTIONAL if style == "fractional" else MAX_COORD_A
+    hi, lo = c.max(), c.min()
+    if hi > lim or lo < -lim:
+        if not (np.isfinite(hi) and np.isfinite(lo)):
+            with np.errstate(invalid="ignore"):
+                big = np.isfinite(c) & (np.abs(c) > lim)
+            if not big.any():
+                return
+        else:
+            big = np.abs(c) > lim
+        t, i, k = (int(v) for v in np.argwhere(big)[0])
+        atom = int(atoms[i]) if atoms is not None and len(atoms) > i else i
+        unit = "" if style == "fractional" else " Å"
+        raise TrajectoryError(f"coordinate {'xyz'[k]} is {c[t, i, k]:g}{unit}; expected |value| ≤ {lim:g}{unit} "
+                              f"({style} coordinates) — a damaged number?", path=path, frame=frame0 + t, atom=atom)
+
+
+def _checked_read(read):
+    def checked(self, start, stop, atoms=None, velocities=None):
+        raw = read(self, start, stop, atoms, velocities)
+        check_cells(raw.cells, path=self.path, frame0=start)
+        check_coordinates(raw.coords, raw.style, path=self.path, frame0=start,
+                          atoms=None if atoms is None else np.asarray(atoms))
+        return raw
+    checked.__doc__ = read.__doc__
+    checked.__name__ = read.__name__
+    checked.__wrapped__ = read
+    return checked
+
+
+def _checked_read_cells(read_cells):
+    def checked(self, start, stop):
+        cells = read_cells(self, start, stop)
+        check_cells(cells, path=self.path, frame0=start)
+        return cells
+    checked.__doc__ = read_cells.__doc__
+    checked.__name__ = read_cells.__name__
+    checked.__wrapped__ = read_cells
+    return checked
+
+
+def _checked_constant_cell(constant_cell):
+    def checked(self):
+        cell = constant_cell(self)
+        if cell is not None:
+            check_cells(cell, path=self.path)
+        return cell
+    checked.__doc__ = constant_cell.__doc__
+    checked.__name__ = constant_cell.__name__
+    checked.__wrapped__ = constant_cell
+    return checked
+
+
 class BaseReader:
     """Base class of format readers.
 
@@ -211,6 +303,16 @@ class BaseReader:
     format_name = "base"
     #: human description used by ``anionmotion info`` and ``docs/formats.md``
     description = ""
+
+    def __init_subclass__(cls, **kwargs):
+        # every format's read() / read_cells() hands out cells and coordinates checked for damaged sizes
+        super().__init_subclass__(**kwargs)
+        if "read" in cls.__dict__ and not hasattr(cls.__dict__["read"], "__wrapped__"):
+            cls.read = _checked_read(cls.__dict__["read"])
+        if "read_cells" in cls.__dict__ and not hasattr(cls.__dict__["read_cells"], "__wrapped__"):
+            cls.read_cells = _checked_read_cells(cls.__dict__["read_cells"])
+        if "constant_cell" in cls.__dict__ and not hasattr(cls.__dict__["constant_cell"], "__wrapped__"):
+            cls.constant_cell = _checked_constant_cell(cls.__dict__["constant_cell"])
 
     def __init__(self, path, options: ReaderOptions):
         self.path = os.fspath(path)

@@ -128,6 +128,7 @@ class CP2KReader(BaseReader):
             vel_path = os.fspath(options.vel)
         if options.cell_file is not None:
             cell_path = os.fspath(options.cell_file)
+        self.companion_paths = [p for p in (vel_path, cell_path) if p]   # inputs too: never written over
         self.units = {"length": "Å", "time": "ps (comment line fs × 0.001)", "velocity": "Å/ps (CP2K a.u. × "
                       f"{AU_VELOCITY_A_PS:.6f})"}
         self.metadata["positions_file"] = self.path

@@ -130,6 +130,8 @@ class MDTrajReader(BaseReader):
                     top = self._fh.topology
                     if top is not None and options.topology is None:
                         top_species = [a.element.symbol if a.element is not None else a.name for a in top.atoms]
+                if ext == ".dcd":
+                    self._check_dcd_frames()
                 if ext == ".trr" and self.n_frames:
                     self._trr_vel = _trr_has_velocities(self._fh)
                 first = self._raw(0, min(1, self.n_frames))
@@ -202,6 +204,26 @@ class MDTrajReader(BaseReader):
         raise TrajectoryError("the file has no frames", path=self.path)
 
     # ---------------------------------------------------------------- reading
+    def _check_dcd_frames(self):
+        """Warn when the DCD header declares more frames than the file holds (a cut file: complete ones kept)."""
+        import struct
+        import warnings
+
+        with open(self.path, "rb") as fh:
+            head = fh.read(12)
+        if len(head) < 12:
+            return
+        for order in ("<", ">"):
+            size, magic, nset = struct.unpack(order + "i4si", head)
+            if size == 84 and magic == b"CORD":
+                if nset > self.n_frames:
+                    from ..errors import TruncatedFileWarning
+
+                    warnings.warn(f"{self.path}: the DCD header declares {nset} frames but the file holds "
+                                  f"{self.n_frames} complete frame(s) (a cut file?); they are kept",
+                                  TruncatedFileWarning, stacklevel=4)
+                return
+
     def _raw(self, start, stop, atoms=None, velocities=True):
         """Read frames start:stop → dict xyz (Å), cells (Å) or None, time (ps) or None, vel (Å/ps) or None.
 

@@ -139,7 +139,11 @@ class OUTCARReader(BaseReader):
                     species.append(m.group(1).decode())
                     continue
                 if b"ions per type" in line:
-                    counts = [int(x) for x in line.split(b"=")[1].split()]
+                    try:
+                        counts = [int(x) for x in line.split(b"=")[1].split()]
+                    except (ValueError, IndexError):
+                        raise TrajectoryError(f"expected integers after 'ions per type ='; found "
+                                              f"{line.strip()[:120].decode('latin-1')!r}", path=self.path) from None
                     continue
                 m = _INT.match(line)
                 if m and ibrion is None:

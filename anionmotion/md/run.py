@@ -250,13 +250,81 @@ class _Progress:
             self.bar.close()
 
 
-def _advance(integ, n_steps, progress, dt_ps, block=100):
+#: a speed above this (nm/ps = km/s) means the integration exploded (thermal speeds are ~1 nm/ps)
+MAX_SPEED_NM_PS = 1000.0
+
+
+def _exploded(what, ps, err=None, advice=True):
+    from ..errors import SimulationError
+
+    why = f" ({err})" if err is not None else ""
+    return SimulationError(f"the integration exploded during {what} at {ps:.4g} ps{why}"
+                           + ("; use a smaller --timestep (1 fs is safe for the li2so4 model), a lower "
+                              "--temperature, or check the system (overlapping atoms)" if advice else ""))
+
+
+def _advance(integ, n_steps, progress, dt_ps, block=100, what="the MD run", context=None):
+    """Run ``n_steps`` steps in blocks; an OpenMM failure or a non-finite/runaway state is a SimulationError."""
+    import openmm
+
     left = int(n_steps)
+    done = 0
     while left > 0:
         k = min(block, left)
-        integ.step(k)
+        try:
+            integ.step(k)
+        except openmm.OpenMMException as err:   # "Particle coordinate is NaN" and the like
+            raise _exploded(what, (done + k) * dt_ps, err) from None
         left -= k
+        done += k
         progress.update(k * dt_ps)
+        if context is not None:
+            st = context.getState(getVelocities=True)
+            vel = st.getVelocities(asNumpy=True)._value
+            _check_state(None, vel, what, done * dt_ps)
+
+
+def _check_state(pos, vel, what, ps):
+    """Raise a SimulationError when positions or velocities (nm, nm/ps) are not finite or run away."""
+    for name, arr in (("positions", pos), ("velocities", vel)):
+        if arr is None:
+            continue
+        a = np.asarray(arr)
+        if not np.all(np.isfinite(a)):
+            raise _exploded(what, ps, f"non-finite {name}")
+    if vel is not None:
+        v2 = np.einsum("ij,ij->i", np.asarray(vel), np.asarray(vel))
+        vmax = float(np.sqrt(v2.max())) if len(v2) else 0.0
+        if vmax > MAX_SPEED_NM_PS:
+            raise _exploded(what, ps, f"an atom moves at {vmax:.3g} nm/ps")
+
+
+def check_box(mdsys):
+    """Raise an OptionError when the periodic box is narrower than twice a periodic force's cutoff.
+
+    OpenMM refuses such a box only when the context is built, with a traceback; the check names the box
+    widths, the cutoff and what to change.
+    """
+    openmm = need_openmm()
+    nm = openmm.unit.nanometer
+    box = np.asarray(mdsys.box, dtype=np.float64)
+    vol = abs(float(np.linalg.det(box)))
+    widths = [vol / float(np.linalg.norm(np.cross(box[(i + 1) % 3], box[(i + 2) % 3]))) for i in range(3)]
+    for f in mdsys.system.getForces():
+        uses = getattr(f, "usesPeriodicBoundaryConditions", None)
+        get = getattr(f, "getCutoffDistance", None)
+        if uses is None or get is None:
+            continue
+        try:
+            periodic = bool(uses())
+            rc = get()
+            rc = float(rc.value_in_unit(nm)) if hasattr(rc, "value_in_unit") else float(rc)
+        except Exception:  # noqa: BLE001 - a force without a usable cutoff
+            continue
+        if periodic and 2.0 * rc > min(widths) * (1 + 1e-9):
+            raise OptionError(f"the periodic box ({', '.join(f'{10 * w:.4g}' for w in widths)} Å wide) is narrower than "
+                              f"twice the {type(f).__name__} cutoff ({10 * rc:.4g} Å): use a larger system "
+                              "(--cells 2 or more for li2so4) or a shorter cutoff")
 
 
 # ---------------------------------------------------------------------------------------------- phases
@@ -282,10 +350,13 @@ def _start_state(openmm, mdsys, s: RunSettings, state_dir, *, platform, threads,
     ctx.setPositions(setup.positions)
     if s.minimize:
         log("minimising the energy")
-        openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 2000)
+        try:
+            openmm.LocalEnergyMinimizer.minimize(ctx, 10.0, 2000)
+        except openmm.OpenMMException as err:
+            raise _exploded("the energy minimisation", 0.0, err, advice=False) from None
     ctx.setVelocitiesToTemperature(s.temperature * u.kelvin, int(s.seed))
     bar = _Progress(s.equilibrate, "equilibrate UC", progress)
-    _advance(integ, s.steps(s.equilibrate), bar, s.timestep * 1e-3)
+    _advance(integ, s.steps(s.equilibrate), bar, s.timestep * 1e-3, what="the UC equilibration", context=ctx)
     bar.close()
     state = ctx.getState(getPositions=True, getVelocities=True)
     _atomic_write_bytes(xml_path, openmm.XmlSerializer.serialize(state).encode())
@@ -475,7 +546,7 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
         if s.reequilibrate < 5.0:
             warn_short_reequilibration(s.reequilibrate)
         bar = _Progress(s.reequilibrate, f"re-equilibrate {s.mode}", progress)
-        _advance(integ, s.steps(s.reequilibrate), bar, dt_ps)
+        _advance(integ, s.steps(s.reequilibrate), bar, dt_ps, what=f"the {s.mode} re-equilibration", context=ctx)
         bar.close()
         if os.path.exists(out):
             os.unlink(out)  # our own partial file from before the first checkpoint
@@ -502,6 +573,10 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
         st = ctx.getState(getPositions=True, getVelocities=True)
         pos = st.getPositions(asNumpy=True).value_in_unit(u.nanometer)
         box = st.getPeriodicBoxVectors(asNumpy=True).value_in_unit(u.nanometer)
+        # a frame of an exploded run is not written: the file keeps the good frames before it
+        _check_state(pos, st.getVelocities(asNumpy=True).value_in_unit(u.nanometer / u.picosecond),
+                     f"the {s.mode} production (frame {n}; the {n} frames before it are kept in {out})",
+                     n * s.frame_interval)
         if first:
             pos = make_whole(pos, box, mdsys.groups)
         vel = st.getVelocities(asNumpy=True).value_in_unit(u.nanometer / u.picosecond)
@@ -517,7 +592,11 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
             n_done = 1
             checkpoint(n_done)
         while n_done < total:
-            integ.step(s.frame_every)
+            try:
+                integ.step(s.frame_every)
+            except openmm.OpenMMException as err:
+                raise _exploded(f"the {s.mode} production (frame {n_done}; the {n_done} frames before it are kept "
+                                f"in {out})", n_done * s.frame_interval, err) from None
             write_frame(n_done)
             n_done += 1
             written_here += 1
@@ -636,6 +715,9 @@ def run_md(mdsys, out, *, mode="UC", temperature=900.0, time=50.0, equilibrate=1
             or checkpoint_every < 1:
         raise OptionError(f"checkpoint_every must be a positive number of frames; got {checkpoint_every!r}")
     paths = output_paths(out, modes)
+    for p in paths.values():   # output folders (one missing level) and outputs equal to inputs, before any work
+        check_output(p, overwrite=True)
+    check_box(mdsys)
     settings = {m: RunSettings(mode=m, temperature=float(temperature), time=float(time),
                                equilibrate=float(equilibrate), reequilibrate=float(reequilibrate),
                                timestep=float(timestep), frame_every=int(frame_every), k_rot=float(k_rot),

@@ -69,10 +69,13 @@ def _toml_load(path):
         except ImportError as err:
             raise ImportError("reading a TOML manifest on Python 3.10 needs tomli: pip install tomli "
                               "(Python ≥ 3.11 has tomllib built in)") from err
+    from ..io.base import check_input_file
+
+    check_input_file(path, "TOML manifest")
     with open(path, "rb") as fh:
         try:
             return tomllib.load(fh)
-        except tomllib.TOMLDecodeError as err:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
             raise OptionError(f"{path}: not valid TOML: {err}") from err
 
 
@@ -179,7 +182,9 @@ def run_one(task: dict, *, progress=False, inside_dask=False) -> dict:
                              source=(task["path"], task["reader_options"]), memory=rep.get("memory"))
         status = "up_to_date" if res.get("up_to_date") else "done"
         failed = [n for n, a in res["analyses"].items() if a["status"] == "failed"]
-        return {"label": task["label"], "out_dir": task["out_dir"], "status": status, "error": None,
+        if res.get("complete") is False:   # a stage failed: no completion marker, and not counted as done
+            status = "failed"
+        return {"label": task["label"], "out_dir": task["out_dir"], "status": status, "error": res.get("error"),
                 "failed_stages": failed, "seconds": round(time.perf_counter() - t0, 3)}
     except Exception as err:  # one bad run must not stop the batch
         return {"label": task["label"], "out_dir": task["out_dir"], "status": "failed",
@@ -216,6 +221,9 @@ def run_batch(manifest, *, scheduler=None, workers=None, client=None, progress=N
         also written to ``<out>/batch-status.json``.
     """
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
+    from ..results import make_output_folder
+
+    make_output_folder(m["root"])   # the reports' root (on the command line: one missing level)
     distributed = need_distributed()
     own = None
     if client is None:

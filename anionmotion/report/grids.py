@@ -61,7 +61,7 @@ def _species_blocks(structure):
     return names, [int(np.sum(sp == s)) for s in names], order
 
 
-def _chgcar_text(result):
+def _chgcar_header(result):
     cell = np.asarray(result.cell)
     names, counts, order = _species_blocks(result.structure)
     frac = np.asarray(result.structure["frac"]).reshape(-1, 3)[order]
@@ -77,18 +77,55 @@ def _chgcar_text(result):
     lines.append("")
     nx, ny, nz = result.density.shape
     lines.append(f"   {nx}   {ny}   {nz}")
-    vals = (result.density * result.volume).ravel(order="F")  # x fastest
-    n = len(vals)
-    full = n - n % 5
-    body = [" ".join(f"{v: .11E}" for v in row) for row in vals[:full].reshape(-1, 5)]
-    if n % 5:
-        body.append(" ".join(f"{v: .11E}" for v in vals[full:]))
-    return "\n".join(lines + body) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+def _fortran_chunks(grid, scale, size=1 << 20):
+    """The values of ``grid × scale`` in Fortran order (first index fastest), about ``size`` at a time."""
+    nx, ny, nz = grid.shape
+    per_k = max(1, size // max(nx * ny, 1))
+    for k0 in range(0, nz, per_k):
+        slab = grid[:, :, k0:k0 + per_k]
+        yield (np.transpose(slab, (2, 1, 0)) * scale).ravel()
+
+
+def _write_rows(fh, values_iter, per_row, fmt):
+    """Write values ``per_row`` to a line (``fmt`` each, one space apart), streaming the chunks of ``values_iter``."""
+    carry = np.zeros(0)
+    for chunk in values_iter:
+        vals = np.concatenate([carry, chunk]) if len(carry) else chunk
+        full = len(vals) - len(vals) % per_row
+        if full:
+            np.savetxt(fh, vals[:full].reshape(-1, per_row), fmt=fmt, delimiter=" ")
+        carry = vals[full:]
+    if len(carry):
+        fh.write(" ".join(fmt % v for v in carry) + "\n")
+
+
+def _chgcar_text(result):
+    """The CHGCAR as one string (small grids and tests; :func:`write_chgcar` streams it instead)."""
+    import io
+
+    buf = io.StringIO()
+    _write_chgcar(result, buf)
+    return buf.getvalue()
+
+
+def _write_chgcar(result, fh):
+    fh.write(_chgcar_header(result))
+    _write_rows(fh, _fortran_chunks(result.density, float(result.volume)), 5, "% .11E")
 
 
 def write_chgcar(result, path, *, overwrite=False):
-    """VASP CHGCAR of ρ·V_cell (grid mean = number of atoms of the species); for VESTA/pymatgen/ASE."""
-    return write_text_atomic(path, _chgcar_text(result), overwrite)
+    """VASP CHGCAR of ρ·V_cell (grid mean = number of atoms of the species); for VESTA/pymatgen/ASE.
+
+    The text is written block by block (no copy of the grid as text or Python floats in memory).
+    """
+    from ..results import atomic_output
+
+    with atomic_output(path, overwrite) as fh:
+        _write_chgcar(result, fh)
+    return os.fspath(path)
 
 
 def read_chgcar(path):
@@ -120,7 +157,7 @@ def read_chgcar(path):
     return cell, rho, species, frac
 
 
-def _cube_text(result):
+def _cube_header(result):
     cell = np.asarray(result.cell)
     nx, ny, nz = result.density.shape
     sp = list(result.structure["species"])
@@ -136,19 +173,42 @@ def _cube_text(result):
     for s, r in zip(sp, cart):
         z = atomic_number(s)
         lines.append(f"{z:5d} {float(z):12.6f} {r[0]:12.6f} {r[1]:12.6f} {r[2]:12.6f}")
-    vals = result.density * BOHR_A ** 3
-    body = []
-    for i in range(nx):
+    return "\n".join(lines) + "\n"
+
+
+def _write_cube(result, fh):
+    fh.write(_cube_header(result))
+    nx, ny, nz = result.density.shape
+    scale = BOHR_A ** 3
+    full = nz - nz % 6
+    for i in range(nx):      # one x-slab at a time: z fastest, six values per line, a new line per (x, y)
+        slab = result.density[i] * scale
+        if nz % 6 == 0:
+            np.savetxt(fh, slab.reshape(-1, 6), fmt="%13.5E", delimiter=" ")
+            continue
         for j in range(ny):
-            row = vals[i, j]
-            for k0 in range(0, nz, 6):
-                body.append(" ".join(f"{v:13.5E}" for v in row[k0:k0 + 6]))
-    return "\n".join(lines + body) + "\n"
+            row = slab[j]
+            if full:
+                np.savetxt(fh, row[:full].reshape(-1, 6), fmt="%13.5E", delimiter=" ")
+            fh.write(" ".join("%13.5E" % v for v in row[full:]) + "\n")
+
+
+def _cube_text(result):
+    """The cube file as one string (small grids and tests; :func:`write_cube` streams it instead)."""
+    import io
+
+    buf = io.StringIO()
+    _write_cube(result, buf)
+    return buf.getvalue()
 
 
 def write_cube(result, path, *, overwrite=False):
-    """Gaussian cube of the number density (atoms per bohr³; lengths in bohr)."""
-    return write_text_atomic(path, _cube_text(result), overwrite)
+    """Gaussian cube of the number density (atoms per bohr³; lengths in bohr), written slab by slab."""
+    from ..results import atomic_output
+
+    with atomic_output(path, overwrite) as fh:
+        _write_cube(result, fh)
+    return os.fspath(path)
 
 
 def read_cube(path):
