@@ -411,7 +411,9 @@ def test_rate_ratio_interval_coverage():
         hi = np.inf if r["ci_high"] is None else r["ci_high"]
         hit += r["ci_low"] <= l1 / l2 <= hi
     assert 0.93 <= hit / n_rep <= 0.995
-    assert rate_ratio_ci(3, 1.0, 0, 1.0)["ratio"] is None
+    inf = rate_ratio_ci(30, 1.0, 0, 1.0)                   # no hops: unbounded above, a finite lower limit
+    assert inf["ratio"] is None and inf["ci_high"] is None and 1.0 < inf["ci_low"] < 30.0
+    assert rate_ratio_ci(0, 1.0, 0, 1.0)["ci_low"] is None
 
 
 def test_frequency_match_from_a_hops_dict():

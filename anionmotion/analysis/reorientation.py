@@ -596,7 +596,8 @@ def rate_ratio_ci(n1, e1, n2, e2, *, phi1=1.0, phi2=1.0, level=0.95):
     Given N = n1 + n2, n1 is binomial with p = λ1 e1/(λ1 e1 + λ2 e2), so the Clopper–Pearson interval of p
     maps to λ1/λ2 = p/(1 − p) · e2/e1.  Over-dispersion φ1, φ2 (≥ 1) rescale counts and exposures
     (quasi-Poisson; the beta quantiles take non-integer counts).  Returns ``ratio``, ``ci_low``,
-    ``ci_high`` (None when n2 = 0: the ratio is unbounded) and ``level``.
+    ``ci_high`` and ``level``; when n2 = 0 the ratio and its upper limit are None (unbounded) and ``ci_low``
+    is the lower limit (None when n1 = 0 too), with a ``note``.
     """
     from scipy.stats import beta
 
@@ -604,12 +605,15 @@ def rate_ratio_ci(n1, e1, n2, e2, *, phi1=1.0, phi2=1.0, level=0.95):
     x, y = n1 / phi1, n2 / phi2
     f1, f2 = e1 / phi1, e2 / phi2
     alpha = 1.0 - float(level)
-    if n2 <= 0 or e1 <= 0 or e2 <= 0:
-        return {"ratio": None, "ci_low": None, "ci_high": None, "level": level,
-                "note": "no events in the denominator: the ratio is unbounded" if n2 <= 0 else "no exposure"}
-    plo = float(beta.ppf(alpha / 2, x, y + 1)) if x > 0 else 0.0
-    phi_ = float(beta.ppf(1 - alpha / 2, x + 1, y))
+    if e1 <= 0 or e2 <= 0:
+        return {"ratio": None, "ci_low": None, "ci_high": None, "level": level, "note": "no exposure"}
     conv = f2 / f1
+    plo = float(beta.ppf(alpha / 2, x, y + 1)) if x > 0 else 0.0
+    if n2 <= 0:   # ν_hop = 0: the ratio is unbounded above; its lower limit still says how large it is at least
+        return {"ratio": None, "ci_low": (plo / (1 - plo) * conv) if n1 > 0 and plo < 1 else None, "ci_high": None,
+                "level": level, "note": "no events in the denominator: the ratio is unbounded above (ci_low is "
+                                        "its lower limit)" if n1 > 0 else "no events in either count"}
+    phi_ = float(beta.ppf(1 - alpha / 2, x + 1, y))
     return {"ratio": (n1 / e1) / (n2 / e2), "ci_low": plo / (1 - plo) * conv,
             "ci_high": (phi_ / (1 - phi_) * conv) if phi_ < 1 else None, "level": level}
 

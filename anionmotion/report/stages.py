@@ -529,8 +529,11 @@ def _hops_body(ctx, out):
 
 def _reorientation_body(ctx, out):
     poly = _poly_obj(ctx)
+    hops = ctx.results.get("hops")
     res = call(out, _api("reorientation"), ctx.traj, polyanions=poly, threshold=_opt(ctx, "rotation_threshold_deg"),
-               progress=ctx.progress, memory=ctx.memory, mapper=ctx.mapper)
+               progress=ctx.progress, memory=ctx.memory, mapper=ctx.mapper, hops=hops)
+    if hops is not None:      # ν_rot/ν_hop with its CI in the result (frequency_match)
+        out.parameters["hops"] = "the events of the hops stage"
     ctx.results["reorientation"] = res
     d = rdict(res)
     out.result = d
@@ -541,10 +544,20 @@ def _reorientation_body(ctx, out):
                     ("rotating (C1 < 0.9)", _fmt(d.get("rotating"))),
                     ("rotation events", f"{_fmt(d.get('rotation_events'))} ({_get(d, 'meta', 'event_method')})"),
                     ("rotation frequency", _fmt(d.get("rotation_frequency_per_ns"), "per anion per ns"))]
-    hops = ctx.results.get("hops")
-    if hops is not None:
-        jf = rdict(hops).get("jump_frequency_per_ns")
-        out.summary.append(("cation jump frequency (for comparison)", _fmt(jf, "per cation per ns")))
+    for key, label in (("threshold", "ν_rot (threshold events)"), ("states", "ν_rot (orientation states)")):
+        r = _get(d, "frequency", key)
+        if r is not None and r.get("rate") is not None:
+            out.summary.append((label, f"{_fmt(r['rate'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}] per anion "
+                                       "per ns"))
+    m = d.get("frequency_match")
+    if m:
+        h = m["nu_hop_per_ns"]
+        out.summary.append(("ν_hop", f"{_fmt(h['rate'])} [{_fmt(h['ci_low'])}, {_fmt(h['ci_high'])}] per cation per ns"))
+        for key in ("threshold", "states"):
+            r = m.get(f"ratio_{key}")
+            if r:
+                out.summary.append((f"ν_rot/ν_hop ({key})", f"{_fmt(r['ratio'])} [{_fmt(r['ci_low'])}, "
+                                                            f"{_fmt(r['ci_high'])}]"))
     _add_views(out, res)
 
 
