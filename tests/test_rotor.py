@@ -525,3 +525,48 @@ def test_li2so4_rotor_phase_states_and_rotor_decay():
     assert f["threshold"]["rate"] == pytest.approx(r.events["threshold"]["count"] / r.n_anions
                                                    / (r.meta["span_ps"] / 1000))
     assert r.C4[i] < r.C3[i] < r.C2[i] < r.C1[i]
+
+
+# ------------------------------------------------------------------------------------------ compare
+def _run(mode, T, sigma, *, n_rot=None, n_hop=None):
+    """A report.json-like dict: diffusion (σ of the mode) and, for UC, a reorientation with frequency_match."""
+    D = 1e-6 * sigma
+    d = {"species": "Li", "n_atoms": 16, "temperature_K": T,
+         "diffusion": {"D_cm2_s": D, "D_stderr_cm2_s": 0.02 * D},
+         "conductivity": {"sigma_mS_cm": sigma, "sigma_stderr_mS_cm": 0.02 * sigma, "charge": 1, "volume_A3": 1e3}}
+    rep = {"constraint_mode": mode, "temperature_K": T, "analyses": {"diffusion": {"status": "ok", "result": d}}}
+    if n_rot is not None:
+        fq = {"threshold": {"count": n_rot, "exposure_anion_ns": 100.0, "dispersion": 1.0,
+                            **rate_ci(n_rot, 100.0)}}
+        hops = {"species": "Li", "observed_ps": 10000.0, "jump_frequency_per_atom_per_ns": [n_hop / 10 / 10] * 10}
+        rep["analyses"]["reorientation"] = {"status": "ok", "result": {"frequency": fq,
+                                                                        "frequency_match": frequency_match(fq, hops)}}
+    return rep
+
+
+def test_compare_puts_the_frequency_ratio_next_to_the_mode_decomposition(tmp_path):
+    from anionmotion.report.compare import _match_class, compare, write_compare
+
+    runs = []
+    # 600 K: ν_rot ≈ ν_hop (ratio 1) and rotation dominates (big UC→RC step): agrees with the claim
+    runs += [_run("UC", 600, 10.0, n_rot=500, n_hop=500), _run("RC", 600, 1.0), _run("RTC", 600, 0.8),
+             _run("RTVC", 600, 0.7)]
+    # 800 K: ν_rot ≫ ν_hop but rotation still dominates: the claim expects translation → disagrees
+    runs += [_run("UC", 800, 10.0, n_rot=5000, n_hop=20), _run("RC", 800, 1.0), _run("RTC", 800, 0.8),
+             _run("RTVC", 800, 0.7)]
+    res = compare(runs, labels=[f"r{i}" for i in range(8)])
+    fm = {r["temperature_K"]: r for r in res.frequency_match}
+    assert set(fm) == {600, 800}
+    a, b = fm[600], fm[800]
+    assert a["ratio"]["ratio"] == pytest.approx(1.0) and a["class"] == "match"
+    assert a["dominant_mode"] == "rot" and a["expected_mode"] == "rot" and a["agrees"] is True
+    assert b["ratio"]["ratio"] == pytest.approx(250.0) and b["class"] == "higher"
+    assert b["expected_mode"] == "trans" and b["agrees"] is False
+    assert _match_class(0.05, 3.0) == "undetermined" and _match_class(0.001, 0.05) == "lower"
+    assert _match_class(20.0, None) == "higher"
+    files = write_compare(res, tmp_path)
+    assert "figures/frequency_match.png" in files
+    md = (tmp_path / "compare.md").read_text()
+    assert "Rotation–hop frequency match" in md and "| higher |" in md
+    d = json.loads((tmp_path / "compare.json").read_text())
+    assert len(d["frequency_match"]) == 2

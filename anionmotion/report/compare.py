@@ -10,6 +10,7 @@ decomposes the conductivity of every temperature that has at least two modes
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -21,7 +22,7 @@ from ..analysis.modes import MODES, STEPS, _num, curvature_test, mode_decomposit
 from ..units import A2_PS_TO_CM2_S, KB_EV, nernst_einstein_S_cm
 
 __all__ = ["MODES", "D_THRESHOLD_CM2_S", "SeriesEntry", "CompareResult", "load_entry", "compare",
-           "mode_decomposition", "curvature_test"]
+           "mode_decomposition", "curvature_test", "frequency_match_series", "MATCH_DECADES"]
 
 #: D below this is "below measurable" (SPEC §2), cm²/s
 D_THRESHOLD_CM2_S = 1e-8
@@ -194,6 +195,9 @@ class CompareResult(Result):
     warnings : list of str
     meta : dict
         Parameters (``at_K``, threshold) and how modes/temperatures were read.
+    frequency_match : list of dict
+        ν_rot/ν_hop per run with intervals and the paper-000 claim per temperature
+        (:func:`frequency_match_series`).
     """
 
     entries: list
@@ -201,6 +205,7 @@ class CompareResult(Result):
     modes: dict
     warnings: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    frequency_match: list = field(default_factory=list)
 
 
 def compare(results, *, labels=None, modes=None, temperatures=None, at_K=300.0) -> CompareResult:
@@ -281,7 +286,7 @@ def compare(results, *, labels=None, modes=None, temperatures=None, at_K=300.0) 
     meta = {"at_K": at_K, "D_threshold_cm2_s": D_THRESHOLD_CM2_S, "log": "log10",
             "modes_from": "--mode labels" if modes is not None else "trajectory metadata (constraint_mode)",
             "temperatures_from": "given" if temperatures is not None else "report files"}
-    return CompareResult(entries, arr, dec, warns, meta)
+    return CompareResult(entries, arr, dec, warns, meta, frequency_match_series(results, entries, dec))
 
 
 # ----------------------------------------------------------------------------- output
@@ -349,6 +354,7 @@ def _figures(res: CompareResult):
         figs.append((f"modes_{key.replace(' ', '')}", fig,
                      f"Constraint-mode decomposition at {key} (SPEC §8, cf. paper 000 Fig. 3f): log σ per mode with "
                      "the steps Δ between them, and the fractions r of the total."))
+    figs += _frequency_match_figures(res)
     return figs
 
 
@@ -386,6 +392,7 @@ def _md_text(res: CompareResult, fig_files) -> str:
                                                  + (f" ± {r['stderr']:.2g}" if r.get("stderr") is not None else ""))
             lines.append(f"| {step} ({d['from']}→{d['to']}) | {dv} | {d['kind']} | {rv} | {r['kind']} |")
         lines += [f"> {n}" for n in md["notes"]]
+    lines += _frequency_match_md(res)
     if res.warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in res.warnings]
     for stem, caption in fig_files:
@@ -449,3 +456,172 @@ def write_compare(res: CompareResult, out_dir, *, overwrite=False, figures=True)
             "pre{white-space:pre-wrap}</style></head><body><h1>anionmotion compare</h1>" + body + "</body></html>\n")
     write_text_atomic(os.path.join(out_dir, "compare.html"), page, overwrite)
     return names + written
+
+
+# ----------------------------------------------------------------------------- rotation–hop frequency match
+#: ν_rot/ν_hop "matches" when it lies within this many decades of 1 (paper 000 gives no number; a choice)
+MATCH_DECADES = 1.0
+
+
+def _reorientation_block(d):
+    """The reorientation result dict of a report.json or an ``anionmotion reorient --json`` file, or None."""
+    if "analyses" in d:
+        a = d["analyses"].get("reorientation") or {}
+        return a.get("result") if a.get("status") == "ok" else None
+    return d if "frequency" in d and "C1" in d else None
+
+
+def _match_class(lo, hi, decades=MATCH_DECADES):
+    """Where the interval [lo, hi] of ν_rot/ν_hop lies: ``match`` (inside 10^±decades), ``higher``, ``lower``
+    or ``undetermined`` (it straddles a band edge or is missing)."""
+    band_lo, band_hi = 10.0 ** -decades, 10.0 ** decades
+    hi = math.inf if hi is None else hi
+    if lo is None:
+        return "undetermined"
+    if lo >= band_lo and hi <= band_hi:
+        return "match"
+    if lo > band_hi:
+        return "higher"
+    if hi < band_lo:
+        return "lower"
+    return "undetermined"
+
+
+#: the mode the paper-000 claim expects to dominate for each class of ν_rot/ν_hop
+CLAIM = {"match": "rot", "higher": "trans", "lower": "vib"}
+
+
+def frequency_match_series(results, entries, modes) -> list:
+    """ν_rot/ν_hop per run and, per temperature, the paper-000 claim tested against the mode decomposition.
+
+    Parameters
+    ----------
+    results : sequence
+        The sources given to :func:`compare` (paths or dicts).
+    entries : list of SeriesEntry
+        Their entries (label, temperature, mode).
+    modes : dict
+        ``CompareResult.modes`` (per temperature: the mode decomposition with ``r``).
+
+    Returns
+    -------
+    list of dict
+        One per run that has a reorientation result with ``frequency_match``: ``label``, ``temperature_K``,
+        ``mode``, ``nu_rot_per_ns`` and ``nu_hop_per_ns`` (rate and 95 % interval), ``ratio`` and
+        ``ratio_states`` (ν_rot/ν_hop, threshold and orientation-state methods, with intervals), ``class``
+        (:func:`_match_class` of the threshold ratio's interval) and — for unconstrained runs (UC or no mode)
+        at a temperature with a mode decomposition — ``dominant_mode`` (largest r), ``expected_mode`` (the
+        claim: rot when the frequencies match, trans when ν_rot is higher, vib when lower) and ``agrees``.
+    """
+    rows = []
+    for src, e in zip(results, entries):
+        d = src
+        if not isinstance(src, dict):
+            path = os.fspath(src)
+            path = os.path.join(path, "report.json") if os.path.isdir(path) else path
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    d = json.load(fh)
+            except (OSError, ValueError):
+                continue
+        rot = _reorientation_block(d)
+        fm = (rot or {}).get("frequency_match") or d.get("frequency_match")
+        if not fm:
+            continue
+        fq = (rot or {}).get("frequency") or {}
+        r = fm.get("ratio_threshold") or {}
+        row = {"label": e.label, "temperature_K": e.temperature_K, "mode": e.mode,
+               "nu_rot_per_ns": fq.get("threshold"), "nu_rot_states_per_ns": fq.get("states"),
+               "nu_hop_per_ns": fm.get("nu_hop_per_ns"), "ratio": r, "ratio_states": fm.get("ratio_states"),
+               "class": _match_class(r.get("ci_low"), r.get("ci_high"))}
+        md = modes.get(f"{e.temperature_K:g} K") if e.temperature_K is not None else None
+        if md and e.mode in (None, "UC"):
+            rr = {k: v.get("value") for k, v in md["r"].items() if v.get("value") is not None}
+            if rr:
+                row["dominant_mode"] = max(rr, key=rr.get)
+                row["expected_mode"] = CLAIM.get(row["class"])
+                row["agrees"] = None if row["expected_mode"] is None else row["dominant_mode"] == row["expected_mode"]
+        rows.append(row)
+    return rows
+
+
+def _frequency_match_figures(res):
+    """[(stem, Figure, caption)]: ν_rot/ν_hop against T with intervals, next to the mode fractions r."""
+    rows = [r for r in getattr(res, "frequency_match", []) if r["temperature_K"] is not None]
+    if not rows:
+        return []
+    from ..plotting import need_matplotlib
+
+    plt = need_matplotlib()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10.0, 4.0))
+    ax1.axhspan(10 ** -MATCH_DECADES, 10 ** MATCH_DECADES, color="tab:orange", alpha=0.12,
+                label=f"match (within {MATCH_DECADES:g} decade)")
+    for key, color, lab in (("ratio", "tab:blue", "threshold events"), ("ratio_states", "tab:purple",
+                                                                      "orientation states")):
+        for r in rows:
+            q = r.get(key) or {}
+            T = r["temperature_K"] + (3.0 if key == "ratio_states" else 0.0)
+            if q.get("ratio"):
+                hi = q["ci_high"] if q.get("ci_high") is not None else 10 * q["ratio"]
+                ax1.errorbar([T], [q["ratio"]], yerr=[[q["ratio"] - q["ci_low"]], [hi - q["ratio"]]], fmt="o",
+                             color=color, capsize=3, label=lab)
+            elif q.get("ci_low"):
+                ax1.plot([T], [q["ci_low"]], "^", color=color, label=f"{lab} (lower limit: no hops)")
+            elif q.get("ci_high"):
+                ax1.plot([T], [q["ci_high"]], "v", color=color, label=f"{lab} (upper limit: no rotations)")
+            lab = None
+    ax1.set_yscale("log")
+    ax1.set_xlabel("T (K)")
+    ax1.set_ylabel("ν_rot / ν_hop (dimensionless)")
+    ax1.legend(frameon=False, fontsize=8)
+    ax1.set_title("rotation–hop frequency ratio (95 % CI)", fontsize=10)
+    Ts = sorted({md["temperature_K"] for md in res.modes.values()})
+    for step, color in zip(("rot", "trans", "vib"), ("tab:orange", "tab:green", "tab:red")):
+        ys = [res.modes[f"{T:g} K"]["r"].get(step, {}).get("value") for T in Ts]
+        es = [res.modes[f"{T:g} K"]["r"].get(step, {}).get("stderr") or 0.0 for T in Ts]
+        ok = [i for i, y in enumerate(ys) if y is not None]
+        if ok:
+            ax2.errorbar([Ts[i] for i in ok], [ys[i] for i in ok], yerr=[es[i] for i in ok], fmt="o-", color=color,
+                         capsize=3, label=f"r_{step}")
+    if Ts:
+        ax2.legend(frameon=False, fontsize=8)
+    else:
+        ax2.text(0.5, 0.5, "no mode decomposition\n(needs UC/RC/RTC/RTVC runs)", transform=ax2.transAxes,
+                 ha="center", va="center")
+    ax2.set_xlabel("T (K)")
+    ax2.set_ylabel("fraction r of the total Δ (dimensionless)")
+    ax2.set_title("mode decomposition", fontsize=10)
+    return [("frequency_match", fig, "ν_rot/ν_hop against temperature (left; shaded: the match band) next to the "
+                                     "constraint-mode fractions r (right): the paper-000 claim (rotation dominates "
+                                     "when the frequencies match, translation when ν_rot is higher, vibration when "
+                                     "lower; its Fig. 2f) made quantitative.")]
+
+
+def _frequency_match_md(res) -> list:
+    """Markdown lines of the frequency-match table."""
+    rows = getattr(res, "frequency_match", [])
+    if not rows:
+        return []
+
+    def ci(q):
+        if not q or (q.get("ratio") is None and q.get("ci_low") is None):
+            return "–"
+        hi = "∞" if q.get("ci_high") is None else f"{q['ci_high']:.3g}"
+        val = "∞" if q.get("ratio") is None else f"{q['ratio']:.3g}"
+        return f"{val} [{q['ci_low']:.3g}, {hi}]"
+
+    def rate(q):
+        return "–" if not q or q.get("rate") is None else f"{q['rate']:.3g} [{q['ci_low']:.3g}, {q['ci_high']:.3g}]"
+
+    lines = ["", "## Rotation–hop frequency match (paper 000 Fig. 2f)", "",
+             f"Match = the 95 % interval of ν_rot/ν_hop (threshold events) inside 10^±{MATCH_DECADES:g}; the claim "
+             "expects rotation to dominate then, translation when ν_rot is higher, vibration when lower.", "",
+             "| label | T (K) | mode | ν_rot (ns⁻¹) | ν_hop (ns⁻¹) | ν_rot/ν_hop | states ratio | class | dominant | "
+             "expected | agrees |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ag = r.get("agrees")
+        lines.append(f"| {r['label']} | {r['temperature_K'] if r['temperature_K'] is not None else '–'} | "
+                     f"{r['mode'] or '–'} | {rate(r['nu_rot_per_ns'])} | {rate(r['nu_hop_per_ns'])} | "
+                     f"{ci(r['ratio'])} | {ci(r.get('ratio_states'))} | {r['class']} | {r.get('dominant_mode', '–')} | "
+                     f"{r.get('expected_mode') or '–'} | {'–' if ag is None else ('yes' if ag else 'no')} |")
+    return lines
