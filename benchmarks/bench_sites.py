@@ -6,7 +6,8 @@ dummy species in ``tests/data/argyrodite/argyrodite_sites.cif``, tiled 2×2×2; 
 
 Usage::
 
-    nice -n 10 python benchmarks/bench_sites.py /work/shared/data/thirdparty/argyrodite-aimd/Li6PS5Cl/0p/run1/actual_XDATCAR.gz
+    nice -n 10 python benchmarks/bench_sites.py \
+        ../shared/data/thirdparty/argyrodite-aimd/Li6PS5Cl/0p/run1/actual_XDATCAR.gz
     nice -n 10 python benchmarks/bench_sites.py XDATCAR.gz --only anionmotion
 
 Prints one row per tool: wall time (s), CPU time (s), peak RSS (MiB) and the Li fractions per site type (%).

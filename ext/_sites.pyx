@@ -38,15 +38,54 @@ cdef inline bint _inv3(double* m, double* out) nogil:
     return True
 
 
+cdef inline double _depth(double* xf, double* cell, double[:, ::1] work, Py_ssize_t s) noexcept nogil:
+    """Smallest barycentric coordinate of the ion (fractional ``xf``) in site ``s``; -1e300 when the ion is
+    outside the site's bounding sphere (cheap rejections first)."""
+    cdef double f[3]
+    cdef double d[3]
+    cdef double lam[4]
+    cdef double g, r2, lmin
+    cdef int k
+    for k in range(3):   # fractional distance to the centroid beyond the bounding sphere's extent
+        g = xf[k] - work[s, 17 + k]
+        g -= _rint(g)
+        if fabs(g) > work[s, 20 + k]:
+            return -1e300
+    for k in range(3):
+        f[k] = xf[k] - work[s, k]
+        f[k] -= _rint(f[k])
+    for k in range(3):
+        d[k] = f[0] * cell[k] + f[1] * cell[3 + k] + f[2] * cell[6 + k]
+    r2 = 0.0
+    for k in range(3):
+        r2 += (d[k] - work[s, 3 + k]) * (d[k] - work[s, 3 + k])
+    if r2 > work[s, 6]:
+        return -1e300
+    # d = sum_j lam_j e_j (rows e_j)  ->  lam = d @ inv(E)
+    lam[1] = d[0] * work[s, 8] + d[1] * work[s, 11] + d[2] * work[s, 14]
+    lam[2] = d[0] * work[s, 9] + d[1] * work[s, 12] + d[2] * work[s, 15]
+    lam[3] = d[0] * work[s, 10] + d[1] * work[s, 13] + d[2] * work[s, 16]
+    lam[0] = 1.0 - lam[1] - lam[2] - lam[3]
+    lmin = lam[0]
+    for k in range(1, 4):
+        if lam[k] < lmin:
+            lmin = lam[k]
+    return lmin
+
+
 def assign_polyhedra(const double[:, :, ::1] ions,        # IN  (F, N, 3) ion positions, Å (any image)
                      const double[:, :, :, ::1] verts,    # IN  (F, S, 4, 3) vertex positions, Å (any image)
                      const double[:, :, ::1] cells,       # IN  (F, 3, 3) rows a, b, c, Å
                      double tol,                          # IN  barycentric tolerance (>= 0)
                      long long[:, ::1] out,               # OUT (F, N) site index or -1
-                     double[:, ::1] work):                # WORK (S, 23)
+                     double[:, ::1] work,                 # WORK (S, 23)
+                     long long[::1] head,                 # WORK (cap,) cell-list heads, cap >= 1
+                     long long[::1] nxt):                 # WORK (S,) cell-list links
     """Site (tetrahedron) containing each ion; among several, the one with the largest smallest barycentric
     coordinate; -1 when none.  Vertices and ions are brought to the minimum image of the site's first vertex
-    (fractional components reduced to [-0.5, 0.5]).  Returns the number of degenerate (flat) site-frames."""
+    (fractional components reduced to [-0.5, 0.5]).  Sites are found through a cell list of their centroids
+    (bins at least one bounding radius wide), so the cost per frame is O(N + S) for compact sites.  Returns
+    the number of degenerate (flat) site-frames."""
     cdef Py_ssize_t F = ions.shape[0], N = ions.shape[1], S = verts.shape[1]
     cdef Py_ssize_t t, i, s, k, j
     cdef double cell[9]
@@ -58,8 +97,11 @@ def assign_polyhedra(const double[:, :, ::1] ions,        # IN  (F, N, 3) ion po
     cdef double c[3]
     cdef double xf[3]
     cdef double lam[4]
-    cdef double r2, rmax2, lmin, best, g
-    cdef bint rej
+    cdef double r2, rmax2, lmin, best, g, rmax, w
+    cdef Py_ssize_t nb[3]
+    cdef Py_ssize_t bb[3]
+    cdef Py_ssize_t o0, o1, o2
+    cdef Py_ssize_t cap = head.shape[0]
     cdef long long bi
     cdef Py_ssize_t n_flat = 0
     # work[s]: 0-2 fractional first vertex, 3-5 centroid offset (Å), 6 bounding radius², 7 valid, 8-16 inverse
@@ -106,46 +148,62 @@ def assign_polyhedra(const double[:, :, ::1] ions,        # IN  (F, N, 3) ion po
                 else:
                     work[s, 7] = 0.0
                     n_flat += 1
+            # cell list of the site centroids: bins at least one bounding radius wide along every axis, so a
+            # site containing the ion has its centroid in the ion's bin or a neighbouring one
+            rmax = 0.0
+            for s in range(S):
+                if work[s, 7] != 0.0 and work[s, 6] > rmax:
+                    rmax = work[s, 6]
+            rmax = sqrt(rmax)
+            for k in range(3):
+                nb[k] = 1
+                if rmax > 0:
+                    w = 1.0 / sqrt(inv[k] * inv[k] + inv[3 + k] * inv[3 + k] + inv[6 + k] * inv[6 + k])
+                    nb[k] = <Py_ssize_t>floor(w / rmax)
+                    if nb[k] < 1:
+                        nb[k] = 1
+                    if nb[k] > 256:
+                        nb[k] = 256
+            while nb[0] * nb[1] * nb[2] > cap:
+                j = 0
+                for k in range(1, 3):
+                    if nb[k] > nb[j]:
+                        j = k
+                nb[j] -= 1
+            for k in range(nb[0] * nb[1] * nb[2]):
+                head[k] = -1
+            for s in range(S - 1, -1, -1):   # lists in increasing site order
+                if work[s, 7] == 0.0:
+                    continue
+                for k in range(3):
+                    g = work[s, 17 + k] - floor(work[s, 17 + k])
+                    bb[k] = <Py_ssize_t>(g * nb[k])
+                    if bb[k] >= nb[k]:
+                        bb[k] = nb[k] - 1
+                j = (bb[0] * nb[1] + bb[1]) * nb[2] + bb[2]
+                nxt[s] = head[j]
+                head[j] = s
             for i in range(N):
                 for k in range(3):
                     xf[k] = ions[t, i, 0] * inv[k] + ions[t, i, 1] * inv[3 + k] + ions[t, i, 2] * inv[6 + k]
+                    g = xf[k] - floor(xf[k])
+                    bb[k] = <Py_ssize_t>(g * nb[k])
+                    if bb[k] >= nb[k]:
+                        bb[k] = nb[k] - 1
                 best = -1e300
                 bi = -1
-                for s in range(S):
-                    if work[s, 7] == 0.0:
-                        continue
-                    # cheap rejection: fractional distance to the centroid beyond the bounding sphere's extent
-                    rej = False
-                    for k in range(3):
-                        g = xf[k] - work[s, 17 + k]
-                        g -= _rint(g)
-                        if fabs(g) > work[s, 20 + k]:
-                            rej = True
-                            break
-                    if rej:
-                        continue
-                    for k in range(3):
-                        f[k] = xf[k] - work[s, k]
-                        f[k] -= _rint(f[k])
-                    for k in range(3):
-                        d[k] = f[0] * cell[k] + f[1] * cell[3 + k] + f[2] * cell[6 + k]
-                    r2 = 0.0
-                    for k in range(3):
-                        r2 += (d[k] - work[s, 3 + k]) * (d[k] - work[s, 3 + k])
-                    if r2 > work[s, 6]:
-                        continue
-                    # d = sum_j lam_j e_j (rows e_j)  ->  lam = d @ inv(E)
-                    lam[1] = d[0] * work[s, 8] + d[1] * work[s, 11] + d[2] * work[s, 14]
-                    lam[2] = d[0] * work[s, 9] + d[1] * work[s, 12] + d[2] * work[s, 15]
-                    lam[3] = d[0] * work[s, 10] + d[1] * work[s, 13] + d[2] * work[s, 16]
-                    lam[0] = 1.0 - lam[1] - lam[2] - lam[3]
-                    lmin = lam[0]
-                    for k in range(1, 4):
-                        if lam[k] < lmin:
-                            lmin = lam[k]
-                    if lmin >= -tol and lmin > best:
-                        best = lmin
-                        bi = s
+                for o0 in range(-1 if nb[0] >= 3 else 0, 2 if nb[0] >= 2 else 1):
+                    for o1 in range(-1 if nb[1] >= 3 else 0, 2 if nb[1] >= 2 else 1):
+                        for o2 in range(-1 if nb[2] >= 3 else 0, 2 if nb[2] >= 2 else 1):
+                            j = (((bb[0] + o0 + nb[0]) % nb[0]) * nb[1] + (bb[1] + o1 + nb[1]) % nb[1]) * nb[2] \
+                                + (bb[2] + o2 + nb[2]) % nb[2]
+                            s = head[j]
+                            while s >= 0:
+                                lmin = _depth(xf, cell, work, s)
+                                if lmin >= -tol and (lmin > best or (lmin == best and s < bi)):
+                                    best = lmin
+                                    bi = s
+                                s = nxt[s]
                 out[t, i] = bi
     return n_flat
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import anionmotion as am
-from anionmotion.analysis.sites import (SiteSet, Sites, assign_sites, sites, sites_from_density,
+from anionmotion.analysis.sites import (Sites, SiteSet, assign_sites, sites, sites_from_density,
                                         sites_from_density_grid, sites_from_structure)
 from anionmotion.errors import OptionError
 from anionmotion.kernels import sites as K
@@ -40,7 +40,7 @@ def scripted_traj(seq, dt=0.1, noise=0.05, seed=0, extra=None):
     next-listed neighbour), with small Gaussian noise."""
     rng = np.random.default_rng(seed)
     seq = np.asarray(seq)
-    n_ions, n_frames = seq.shape
+    n_ions = seq.shape[0]
     pos = GRID_FRAC[np.where(seq >= 0, seq, 0)].transpose(1, 0, 2) * L
     pos = pos + rng.normal(0, noise, pos.shape)
     if extra is not None:
@@ -453,7 +453,8 @@ def test_argyrodite_0p_subset_matches_site_analysis():
     traj = am.open(SUBSET_0P, format="xdatcar", frame_interval=0.1)
     ss = _argyrodite_sites(traj)
     mine = assign_sites(traj, "Li", ss)
-    mine_labels = np.array([ss.type_names[ss.site_type[s]] if s >= 0 else "-" for s in mine.ravel()]).reshape(mine.shape)
+    names = np.array(list(ss.type_names) + ["-"])
+    mine_labels = names[np.where(mine >= 0, ss.site_type[np.maximum(mine, 0)], len(ss.type_names))]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ref = Structure.from_file(CIF) * [2, 2, 2]

@@ -365,8 +365,9 @@ def sites_from_density_grid(grid, cell, *, smooth=0.3, min_separation=1.0, thres
     threshold : float
         Maxima below this fraction of the highest are not sites.
     type_tolerance : float
-        Sites are grouped into types by peak height: sorted by height, a site joins the current type while
-        its height is within a factor 1 + type_tolerance of the type's highest.
+        Sites are grouped into types by peak height: sorted by height, a new type starts where the next
+        height is lower than the previous one by more than a factor 1 + type_tolerance (a gap), so a
+        continuous spread of heights stays one type and well-separated levels become separate types.
     kind, radius
         Assignment: ``"voronoi"`` (nearest maximum; the default) or ``"sphere"`` (within ``radius``).
     label : str
@@ -409,10 +410,10 @@ def sites_from_density_grid(grid, cell, *, smooth=0.3, min_separation=1.0, thres
         keep.append(n)
     frac, h = frac[keep] - np.floor(frac[keep]), h[keep]
     types = np.empty(len(h), dtype=np.int64)
-    t, top = -1, None
-    for n in range(len(h)):  # heights sorted descending
-        if top is None or h[n] * (1 + type_tolerance) < top:
-            t, top = t + 1, h[n]
+    t = -1
+    for n in range(len(h)):  # heights sorted descending: a new type after a gap of more than 1 + type_tolerance
+        if n == 0 or h[n] * (1 + type_tolerance) < h[n - 1]:
+            t += 1
         types[n] = t
     names = [f"{label}{k + 1}" for k in range(t + 1)]
     return SiteSet(kind, frac, types, names, None, None if kind != "sphere" else float(radius),
@@ -731,7 +732,7 @@ class Sites(AnalysisBase):
             mr = self.min_residence
             if mr is None or not (np.isfinite(mr) and mr >= 0):
                 raise OptionError(f"min_residence must be a non-negative time in ps; got {mr}")
-            n_min = max(1, int(math.ceil(mr / dt - 1e-9)))
+            n_min = max(1, math.ceil(mr / dt - 1e-9))
         self.n_min = n_min
         for nm, v in (("window", self.window), ("pair_distance", self.pair_distance)):
             if not (v is not None and np.isfinite(v) and v >= 0):
@@ -769,7 +770,7 @@ class Sites(AnalysisBase):
         self.cross_pairs = np.zeros(T, dtype=np.int64)  # consecutive frame pairs in the same site
         self.prev_site = np.full(N, -1, dtype=np.int64)
         self.prev_sign = np.zeros((N, 3), dtype=np.int8)
-        W = int(round(self.window / dt))
+        W = round(self.window / dt)
         L0 = 2 * W + 1
         n_lags = max(1, min(self.n_lags, int((self.n_frames // 2 - W) // L0))) if self.n_frames // 2 - W >= L0 else 0
         self.coll = _Collective(W, self.pair_distance, [L0 * (k + 1) for k in range(n_lags)], self.n_frames, self.cell0,
@@ -784,7 +785,8 @@ class Sites(AnalysisBase):
         ss, cell = self.ss, self.cell0
         half = 0.5 * float(np.min(perpendicular_widths(cell)))
         if ss.kind == "polyhedral":
-            pos = self.traj.read(atoms=np.unique(ss.vertices), frames=slice(int(self.frames[0]), int(self.frames[0]) + 1))
+            f0 = int(self.frames[0])
+            pos = self.traj.read(atoms=np.unique(ss.vertices), frames=slice(f0, f0 + 1))
             p = np.asarray(pos.positions[0] if hasattr(pos, "positions") else pos[0], dtype=np.float64)
             lut = {int(a): k for k, a in enumerate(np.unique(ss.vertices))}
             vf = p[np.vectorize(lut.get)(ss.vertices)] @ np.linalg.inv(cell)
@@ -839,7 +841,6 @@ class Sites(AnalysisBase):
 
     def _attempt(self, ions, raw, pos, cells):
         """Sign changes of the ion–site-centre vector between consecutive frames in the same site."""
-        F, N = raw.shape
         centres = self._centres(pos, cells)
         safe = np.where(raw >= 0, raw, 0)
         c = np.take_along_axis(centres, safe[:, :, None].repeat(3, 2), axis=1)   # (F, N, 3)

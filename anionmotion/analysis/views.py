@@ -728,7 +728,8 @@ class _SitesView:
             axes[0].set_xticks(x)
             axes[0].set_xticklabels(names, rotation=30, ha="right")
             axes[0].set_ylabel(f"{res.species} in site type (%)")
-            axes[0].legend(frameon=False)
+            axes[0].set_ylim(0, 115)
+            axes[0].legend(frameon=False, ncols=2, loc="upper center", fontsize="small")
             e = _arr(res.residence_edges_ps)
             h = _arr(res.residence_hist).reshape(T, -1)
             for t in range(T):
@@ -736,6 +737,9 @@ class _SitesView:
                 if n:
                     surv = 1.0 - np.cumsum(h[t]) / n
                     axes[1].step(e[1:], surv, where="post", label=names[t])
+            filled = np.nonzero(h.sum(0))[0]
+            if len(filled):
+                axes[1].set_xlim(max(e[0], e[1] / 2), 2 * e[filled[-1] + 1])
             axes[1].set_xscale("log")
             axes[1].set_xlabel("residence time τ (ps)")
             axes[1].set_ylabel("P(residence > τ), complete runs")
@@ -751,7 +755,10 @@ class _SitesView:
             axes[2].set_xlabel("to type")
             axes[2].set_ylabel("from type")
             le = _arr(res.jump_length_edges_A)
-            axes[3].stairs(_arr(res.jump_length_hist), le)
+            lh = _arr(res.jump_length_hist)
+            axes[3].stairs(lh, le)
+            if lh.sum():
+                axes[3].set_xlim(0, 1.1 * le[np.nonzero(lh)[0][-1] + 1])
             axes[3].set_xlabel("jump length, site centre to site centre (Å)")
             axes[3].set_ylabel("jumps")
             c = res.collective or {}

@@ -69,8 +69,11 @@ def assign_polyhedra(ions, verts, cells, *, tol=1e-9, use_ext=True):
     out = np.empty((F, N), dtype=np.int64)
     if not use_ext:
         return assign_polyhedra_ref(ions, verts, cells, tol=tol)
-    work = np.empty((max(verts.shape[1], 1), 23))
-    _sites.assign_polyhedra(ions, verts, cells, float(tol), out, work)
+    S = verts.shape[1]
+    work = np.empty((max(S, 1), 23))
+    head = np.empty(2 * S + 27, dtype=np.int64)
+    nxt = np.empty(max(S, 1), dtype=np.int64)
+    _sites.assign_polyhedra(ions, verts, cells, float(tol), out, work, head, nxt)
     return out
 
 

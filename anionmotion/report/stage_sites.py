@@ -35,9 +35,10 @@ def sites_body(ctx, out):
     out.summary.append(("attempt frequency", _fmt(res.attempt_frequency_THz, "THz")))
     c = res.collective
     if c.get("fraction") is not None:
+        base = None if c["baseline"] is None else 100 * c["baseline"]
+        spread = None if c["baseline_std"] is None else 100 * c["baseline_std"]
         out.summary.append(("collective jumps (vs time-shifted baseline)",
-                            f"{_fmt(100 * c['fraction'], '%')} vs "
-                            f"{_pm(None if c['baseline'] is None else 100 * c['baseline'], None if c['baseline_std'] is None else 100 * c['baseline_std'], '%')}"))
+                            f"{_fmt(100 * c['fraction'], '%')} vs {_pm(base, spread, '%')}"))
     if res.attempt_frequency_THz is not None and res.attempt_frequency_THz > 0.25 / res.dt_ps:
         out.notes.append(f"the attempt frequency {res.attempt_frequency_THz:.3g} THz is not well resolved by frames "
                          f"{res.dt_ps:g} ps apart (Nyquist {res.meta['nyquist_THz']:.3g} THz)")
