@@ -255,9 +255,9 @@ def test_d_tensor_coverage_on_anisotropic_brownian_motion():
     comp_z, eig_z, ax_ratio = map(np.abs, map(np.asarray, (comp_z, eig_z, ax_ratio)))
     # 1σ coverage near 68 %, 2σ near 95 % (144 component and 72 eigenvalue intervals)
     assert 0.58 <= np.mean(comp_z < 1) <= 0.80, np.mean(comp_z < 1)
-    assert np.mean(comp_z < 2) >= 0.90
+    assert np.mean(comp_z < 2) >= 0.87          # measured 0.91 over 100 seeds (docs/onsager.md)
     assert 0.55 <= np.mean(eig_z < 1) <= 0.82, np.mean(eig_z < 1)
-    assert np.mean(eig_z < 2) >= 0.88
+    assert np.mean(eig_z < 2) >= 0.84           # λ1 is biased low by the noise (eigenvalue repulsion)
     # axes: the true axis within 2 × the RMS bootstrap angle (≈ 98 % for small, isotropic angular errors)
     assert np.mean(ax_ratio < 2) >= 0.88 and np.mean(ax_ratio < 0.5) <= 0.6
 
@@ -467,3 +467,27 @@ def test_eigen_tensor_orders_and_orients_the_axes():
     assert np.allclose(w, D_TRUE_EIG)
     assert np.allclose(V @ np.diag(w) @ V.T, D_TRUE)
     assert all(V[np.argmax(np.abs(V[:, k])), k] > 0 for k in range(3))
+
+
+def test_report_stage_body_on_the_argyrodite_run(argy, monkeypatch):
+    """The stage body of anionmotion/report/stage_onsager.py (wired into report/stages.py by the registry)."""
+    import types
+
+    from anionmotion.report import stage_onsager
+    from anionmotion.report.stages import StageOutput
+
+    if not hasattr(anionmotion, "onsager"):   # the lazy API name comes with the registry entry
+        monkeypatch.setattr(anionmotion, "onsager", onsager, raising=False)
+    ctx = types.SimpleNamespace(traj=argy, cation=types.SimpleNamespace(species="Li", reason=""),
+                                polyanions=types.SimpleNamespace(center="P", ligand="S"), temperature_K=500.0,
+                                options={}, progress=False, memory="300MB", results={})
+    assert stage_onsager.applies(ctx) is None
+    out = StageOutput("onsager", "Onsager")
+    out.draw = False
+    stage_onsager.body(ctx, out)
+    summary = dict(out.summary)
+    assert "PS4 (32 × -3 e)" in summary["groups"] and "mS/cm" in summary["σ collective"]
+    assert out.result["groups"] == ["Li", "Cl", "S", "PS4"] and out.parameters["temperature"] == 500.0
+    assert [t[0] for t in out.tables][:2] == ["onsager_cross_msd.csv", "onsager_L.csv"]
+    short = types.SimpleNamespace(traj=types.SimpleNamespace(n_frames=20, is_uniform=True), cation=ctx.cation)
+    assert "at least 40 frames" in stage_onsager.applies(short)

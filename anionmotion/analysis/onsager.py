@@ -728,11 +728,12 @@ class Onsager(AnalysisBase):
                 k1 = min(nb, k0 + 200)
                 idx = rng.integers(0, n, size=(k1 - k0, n))
                 Db[k0:k1] = tensor_from_pairs(slopes[idx].mean(axis=1) / 2.0)
-            D_se = Db.std(axis=0, ddof=1)
+            fix = math.sqrt(n / (n - 1.0))   # the bootstrap variance of a mean is (n − 1)/n of the unbiased one
+            D_se = Db.std(axis=0, ddof=1) * fix
             wb, Vb = np.linalg.eigh(Db)
-            w_se = wb.std(axis=0, ddof=1)
+            w_se = wb.std(axis=0, ddof=1) * fix
             cosang = np.clip(np.abs(np.einsum("bik,ik->bk", Vb, V)), 0.0, 1.0)
-            ax_se = np.degrees(np.sqrt(np.mean(np.arccos(cosang) ** 2, axis=0)))
+            ax_se = np.degrees(np.sqrt(np.mean(np.arccos(cosang) ** 2, axis=0))) * fix
         else:
             D_se, w_se, ax_se = np.full((3, 3), np.nan), np.full(3, np.nan), np.full(3, np.nan)
         T_K, q = self._T_K, float(self._z[g])
