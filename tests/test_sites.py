@@ -511,3 +511,41 @@ def test_views_tables_and_figures():
     assert [f.stem for f in r.figures()] == ["sites", "sites_occupancy_time"]
     d = r.to_dict()
     json.dumps(d)  # JSON-compatible
+
+
+# ----------------------------------------------------------------------------- error bars (coverage)
+def test_error_bars_cover_the_true_residence_and_rates():
+    """Markov hopping with per-frame hop probability p to a uniformly random site of 8 (4 of type A, 4 of
+    type B): residence ~ geometric with mean dt/q (q = 7p/8), rate A→B = (4p/8)/dt.  The stated 1.96σ
+    intervals of τ_exit and k_AB must cover the truth in ~95 % of independent runs."""
+    p, dt, seeds = 0.08, 0.1, 60
+    tau_true = dt / (p * 7 / 8)
+    k_ab_true = p * 4 / 8 / dt
+    z_tau, z_k = [], []
+    for seed in range(seeds):
+        seq = random_hops(16, 300, p, 1000 + seed)
+        traj = scripted_traj(seq, noise=0.02, seed=seed)
+        r = sites(traj, "Li", site_set=cubic_sites(), debounce=1, window=0.1, pair_distance=1.0, progress=False)
+        a = r.residence[0]
+        z_tau.append((a["tau_exit_ps"] - tau_true) / a["tau_exit_err_ps"])
+        z_k.append((r.rates_per_ps[0, 1] - k_ab_true) / r.rates_err_per_ps[0, 1])
+    for z in (np.array(z_tau), np.array(z_k)):
+        assert np.mean(np.abs(z) <= 1.96) >= 0.85      # the intervals cover the truth
+        assert 0.6 < np.std(z) < 1.4 and abs(np.mean(z)) < 0.5   # and are not much too wide or biased
+
+
+def test_sites_from_poscar_and_ase_atoms(tmp_path):
+    from ase import Atoms
+    from pymatgen.core import Lattice, Structure
+
+    s = Structure(Lattice.cubic(5.0), ["Li", "Li", "S"], [[0.5, 0.5, 0.5], [0.0, 0.5, 0.5], [0, 0, 0]])
+    s.to(filename=str(tmp_path / "POSCAR"), fmt="poscar")
+    traj = am.from_arrays(np.full((2, 2, 3), 1.0), CELL, species=["Li", "S"], frame_interval=0.1, style="wrapped")
+    ss = sites_from_structure(str(tmp_path / "POSCAR"), traj, centre_species="Li", kind="voronoi")
+    assert ss.n_sites == 16 and ss.type_names == ["Li"]
+    atoms = Atoms("Li2S", scaled_positions=[[0.5, 0.5, 0.5], [0.0, 0.5, 0.5], [0, 0, 0]], cell=np.eye(3) * 5.0,
+                  pbc=True)
+    ss2 = sites_from_structure(atoms, traj, centre_species="Li", kind="voronoi")
+    npt.assert_allclose(np.sort(ss2.frac, axis=0), np.sort(ss.frac, axis=0), atol=1e-12)
+    with pytest.raises(OptionError, match="not found"):
+        sites_from_structure(str(tmp_path / "missing.cif"), traj, centre_species="Li", kind="voronoi")
