@@ -603,9 +603,8 @@ class Onsager(AnalysisBase):
         n = p.shape[0]
         sel = p[:, self._col_sel]
         if len(self._ref):
-            com = np.zeros((n, 3))
-            for j, c in enumerate(self._col_ref):   # atom after atom: the same bits whatever the chunking
-                com += self._w[j] * p[:, c]
+            # c_einsum sums over the atoms in one fixed order for each frame: the same bits whatever the chunking
+            com = np.einsum("tac,a->tc", p[:, self._col_ref], self._w)
             if self._com0 is None:
                 self._com0 = com[0].copy()
             sel = sel - (com - self._com0)[:, None, :]
