@@ -205,7 +205,7 @@ def _fields(r):
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10 ** 6), shift=st.floats(-50, 50))
-def test_permutation_within_a_species_translation_and_a_common_drift_change_nothing(seed, shift):
+def test_permutation_translation_lattice_shift_and_a_common_drift_change_nothing(seed, shift):
     pos, sp = _small_system(seed, T=48)
     cell = np.eye(3) * 12
     base = onsager(anionmotion.from_arrays(pos, cell, species=sp, frame_interval=0.1), "Li Cl S", temperature=400,
@@ -215,6 +215,13 @@ def test_permutation_within_a_species_translation_and_a_common_drift_change_noth
     r2 = onsager(anionmotion.from_arrays(p2, cell, species=[sp[k] for k in perm], frame_interval=0.1),
                  "Li Cl S", temperature=400, n_blocks=2, n_boot=0)
     assert np.allclose(_fields(base), _fields(r2), rtol=1e-8, atol=1e-8 * np.abs(_fields(base)).max())
+    # one atom's whole unwrapped series moved by a lattice vector: displacements, hence everything, unchanged
+    p4 = pos.copy()
+    k = int(np.random.default_rng(seed).integers(len(sp)))
+    p4[:, k] += cell[int(seed) % 3] * (1 + int(seed) % 2)
+    r4 = onsager(anionmotion.from_arrays(p4, cell, species=sp, frame_interval=0.1), "Li Cl S", temperature=400,
+                 n_blocks=2, n_boot=0)
+    assert np.allclose(_fields(base), _fields(r4), rtol=1e-8, atol=1e-8 * np.abs(_fields(base)).max())
     # a drift common to every atom is removed by the system's centre-of-mass frame
     drift = np.cumsum(np.random.default_rng(seed + 1).normal(scale=0.5, size=(len(pos), 1, 3)), axis=0)
     r3 = onsager(anionmotion.from_arrays(pos + drift, cell, species=sp, frame_interval=0.1), "Li Cl S",
