@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import anionmotion._ext as ext_pkg
-from anionmotion._ext import _events, _grid, _hops, _lammps, _msd, _pbc, _polyanion, _textparse, _unwrap
+from anionmotion._ext import _lammps, _msd, _pbc
 from anionmotion.kernels import events as ev
 from anionmotion.kernels import grid as gr
 from anionmotion.kernels import hops as hp
