@@ -231,7 +231,8 @@ def _rows(uc, rc, dec):
         values[m] = {
             "D_cm2_s": dif.get("D_cm2_s"), "D_stderr_cm2_s": dif.get("D_stderr_cm2_s"),
             "diffusive_regime_reached": dif.get("diffusive_regime_reached"),
-            "sigma_mS_cm": cond.get("sigma_mS_cm"), "tmsd_A2": d.get("tmsd_A2"),
+            "sigma_mS_cm": cond.get("sigma_mS_cm"), "sigma_stderr_mS_cm": cond.get("sigma_stderr_mS_cm"),
+            "tmsd_A2": d.get("tmsd_A2"),
             "msd_at_lag_A2": _at(d.get("lag_ps", []), d.get("msd_A2", []), lag_cmp) if lag_cmp else None,
             "jump_frequency_per_ns": res[m]["hops"].get("jump_frequency_per_ns"),
             "n_hops": res[m]["hops"].get("n_events"),
@@ -258,7 +259,7 @@ def _rows(uc, rc, dec):
     row(f"{sp} TMSD (first → last frame)", "tmsd_A2", lambda v, k: _f(v[k], 3, "Å²"))
     row(f"{sp} tracer D", "D_cm2_s", lambda v, k: _pm(v[k], v["D_stderr_cm2_s"], "cm²/s")
         + ("" if v["diffusive_regime_reached"] is not False else " (diffusive regime NOT reached)"))
-    row(f"{sp} σ (Nernst–Einstein)", "sigma_mS_cm", lambda v, k: _f(v[k], 3, "mS/cm"))
+    row(f"{sp} σ (Nernst–Einstein)", "sigma_mS_cm", lambda v, k: _pm(v[k], v["sigma_stderr_mS_cm"], "mS/cm"))
     row(f"{sp} hops", "jump_frequency_per_ns",
         lambda v, k: f"{_f(v['n_hops'])} event{'' if v['n_hops'] == 1 else 's'}, {_f(v[k], 3, 'per cation per ns')}")
     if u.get("D_cm2_s") and r_.get("D_cm2_s"):
@@ -397,7 +398,7 @@ def compare_example_modes(report, out_dir, *, progress=None, memory=None):
         section["links"] = [("RC report", "RC/report.html"), ("comparison (anionmotion compare)", "compare/compare.html")]
         v = section["values"]
         section["columns"] = [f"UC ({_run_text(section['runs']['UC'])})", f"RC ({_run_text(section['runs']['RC'])})"]
-        section["intro"] = ("The same system — same model, temperature, seed and equilibrated start — run a second time "
+        section["intro"] = ("The same system — same model, temperature and protocol — run a second time "
                             "with the rotation of every anion restrained (RC: Eckart restraint, `anionmotion md "
                             "--mode RC`): what the anions' rotation contributes to the cation transport "
                             "(paddle-wheel effect, SPEC §8).")

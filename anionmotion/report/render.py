@@ -282,5 +282,5 @@ def _comparison_markdown(c: dict) -> list:
     lines += [f"> {n}" for n in c.get("notes", [])]
     lines += [f"> warning: {w}" for w in c.get("warnings", [])]
     if c.get("links"):
-        lines.append(" · ".join(f"[{text}]({href})" for text, href in c["links"]))
+        lines += ["", " · ".join(f"[{text}]({href})" for text, href in c["links"]), ""]
     return lines
