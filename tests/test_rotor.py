@@ -570,3 +570,13 @@ def test_compare_puts_the_frequency_ratio_next_to_the_mode_decomposition(tmp_pat
     assert "Rotation–hop frequency match" in md and "| higher |" in md
     d = json.loads((tmp_path / "compare.json").read_text())
     assert len(d["frequency_match"]) == 2
+
+
+def test_state_scores_in_small_frame_blocks_give_the_same_states(monkeypatch):
+    traj, _ = jumpy_traj(4, 120, libration=15.0)
+    ref = reorientation(traj, center="P", ligand="S", cutoff=2.5)
+    monkeypatch.setattr(_StateStream, "work_bytes", 1)               # one frame per block of scores
+    r = reorientation(traj, center="P", ligand="S", cutoff=2.5)
+    assert r.states["count"] == ref.states["count"] > 0
+    npt.assert_array_equal(r.states["occupancy_frames"], ref.states["occupancy_frames"])
+    assert r.states["unassigned_fraction"] == ref.states["unassigned_fraction"]

@@ -501,11 +501,25 @@ class _StateStream:
         self.angle_counts = {}
         self.n_frames = 0
 
+    work_bytes = 32 * 1024 ** 2
+    """Scores are computed in blocks of frames of at most this many bytes of scratch (cosines and gathers)."""
+
+    def assign(self, u):
+        """Nearest reference orientation of every anion in every frame of ``u``, −1 outside the tolerance."""
+        A, G, L = self.perms.shape
+        step = int(max(1, self.work_bytes // (8 * A * L * (L + 2 * G))))
+        out = np.empty(u.shape[:2], np.int64)
+        cmin = math.cos(math.radians(self.tolerance))
+        for t0 in range(0, len(u), step):
+            s = state_scores(u[t0:t0 + step], self.u0, self.perms, self.n_valid)
+            best = np.argmax(s, axis=2)
+            ok = np.take_along_axis(s, best[..., None], 2)[..., 0] > cmin
+            out[t0:t0 + step] = np.where(ok, best, -1)
+        return out
+
     def update(self, u):
-        s = state_scores(u, self.u0, self.perms, self.n_valid)
-        best = np.argmax(s, axis=2)
-        ok = np.take_along_axis(s, best[..., None], 2)[..., 0] > math.cos(math.radians(self.tolerance))
-        assigned = np.where(ok, best, -1)                                               # (n, A)
+        assigned = self.assign(u)                                                       # (n, A)
+        ok = assigned >= 0
         n, A = assigned.shape
         self.unassigned += (~ok).sum(axis=0)
         for a in range(A):
@@ -1379,7 +1393,7 @@ class Reorientation(AnalysisBase):
                    + A * L * 3 * 8 * 5                 # raw and unit vectors, the store's block and its transpose
                    + A * L * 8 * 10                    # ρ bins (θ, φ, indices, mask, flat index)
                    + A * L * L * 8 * 2                 # symmetry kernel twin (ligand × site cosines)
-                   + A * L * L * 8 + A * 24 * L * 8 * 3  # orientation states: cosines, gathered scores (≤ 24 ops)
+                   + A * 8 * 3                         # orientation states (scores in blocks of ≤ 32 MB)
                    + A * L * 8 * 3 * 3                 # rotor functions (harmonics of every ligand)
                    + A * 3 * 8 * 6)                    # projections and the table rows
 
