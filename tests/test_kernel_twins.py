@@ -32,6 +32,7 @@ from anionmotion.kernels import lammps as lk
 from anionmotion.kernels import msd as mk
 from anionmotion.kernels import pbc
 from anionmotion.kernels import polyanion as pk
+from anionmotion.kernels import sites as sk
 from anionmotion.kernels import textparse as tp
 from anionmotion.kernels import unwrap as uw
 
@@ -835,6 +836,89 @@ def test_frac_to_cart(seed, n_frames, n_atoms, in_place):
     a = uw.frac_to_cart(f1, cells, out=f1 if in_place else None)
     b = uw.frac_to_cart(frac, cells, use_ext=False)
     npt.assert_allclose(a, b, rtol=1e-13, atol=1e-12)
+
+
+# ============================================================================ _sites
+def _tetra_sites(rng, n_frames, n_sites, spread):
+    cells = np.stack([random_cell(rng, 8.0, 11.0) for _ in range(n_frames)])
+    base = rng.uniform(-2, 12, (n_sites, 3))
+    verts = np.stack([base[:, None, :] + rng.normal(0, spread, (n_sites, 4, 3)) for _ in range(n_frames)])
+    return cells, verts
+
+
+@twin("_sites.assign_polyhedra", sk.assign_polyhedra_ref)
+@FAST
+@given(seed=seeds, n_frames=st.integers(1, 3), n_sites=st.integers(0, 30), n_ions=st.integers(0, 40),
+       spread=st.floats(0.5, 3.0), tol=st.sampled_from([0.0, 1e-9, 1e-3]))
+def test_assign_polyhedra(seed, n_frames, n_sites, n_ions, spread, tol):
+    rng = np.random.default_rng(seed)
+    cells, verts = _tetra_sites(rng, n_frames, n_sites, spread)
+    ions = rng.uniform(-15, 25, (n_frames, n_ions, 3))
+    if n_sites and n_ions:   # some ions inside a site, some in another periodic image of it
+        k = rng.integers(0, n_sites, n_ions)
+        w = rng.dirichlet(np.ones(4), n_ions)
+        inside = np.einsum("iv,tivk->tik", w, verts[:, k]) + (rng.integers(-1, 2, (n_ions, 3)) @ cells[0])[None]
+        pick = rng.random(n_ions) < 0.5
+        ions[:, pick] = inside[:, pick]
+    a = sk.assign_polyhedra(ions, verts, cells, tol=tol)
+    b = sk.assign_polyhedra(ions, verts, cells, tol=tol, use_ext=False)
+    npt.assert_array_equal(a, b)
+    event("some inside" if (a >= 0).any() else "none inside")
+
+
+@twin("_sites.assign_nearest", sk.assign_nearest_ref)
+@FAST
+@given(seed=seeds, n_frames=st.integers(1, 3), n_sites=st.integers(0, 30), n_ions=st.integers(0, 40),
+       radius=st.sampled_from([None, 0.0, 0.8, 1.5, 4.0]))
+def test_assign_nearest(seed, n_frames, n_sites, n_ions, radius):
+    rng = np.random.default_rng(seed)
+    cells, verts = _tetra_sites(rng, n_frames, n_sites, 1.0)
+    centres = verts.mean(axis=2) if n_sites else np.zeros((n_frames, 0, 3))
+    ions = rng.uniform(-15, 25, (n_frames, n_ions, 3))
+    a = sk.assign_nearest(ions, centres, cells, radius=radius)
+    b = sk.assign_nearest(ions, centres, cells, radius=radius, use_ext=False)
+    npt.assert_array_equal(a, b)
+
+
+@twin("_sites.debounce", sk.debounce_ref)
+@FAST
+@given(seed=seeds, n_frames=st.integers(0, 60), n_ions=st.integers(1, 6), n_sites=st.integers(1, 5),
+       stay=st.floats(0, 0.9), n_min=st.integers(1, 5), cap=st.integers(1, 30), split=st.floats(0, 1),
+       frame0=st.integers(0, 100))
+def test_debounce(seed, n_frames, n_ions, n_sites, stay, n_min, cap, split, frame0):
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(-1, n_sites, (n_frames, n_ions))
+    for t in range(1, n_frames):          # runs of the same site, so that changes get confirmed
+        keep = rng.random(n_ions) < stay
+        raw[t, keep] = raw[t - 1, keep]
+    s1, s2 = sk.DebounceState(n_ions), sk.DebounceState(n_ions)
+    k = int(split * n_frames)              # two chunks with the state carried across
+    e1 = np.concatenate([sk.debounce(raw[:k], frame0, n_min, s1, capacity=cap),
+                         sk.debounce(raw[k:], frame0 + k, n_min, s1, capacity=cap)])
+    e2 = np.concatenate([sk.debounce(raw[:k], frame0, n_min, s2, use_ext=False),
+                         sk.debounce(raw[k:], frame0 + k, n_min, s2, use_ext=False)])
+    npt.assert_array_equal(e1, e2)
+    for name in ("cur", "cur_start", "cand", "cand_start", "cand_len"):
+        npt.assert_array_equal(getattr(s1, name), getattr(s2, name))
+
+
+@twin("_sites.window_partners", sk.window_partners_ref)
+@FAST
+@given(seed=seeds, m=st.integers(0, 80), n_ions=st.integers(1, 8), half=st.integers(0, 8), dmax=st.floats(0.5, 6.0),
+       count_all=st.booleans())
+def test_window_partners(seed, m, n_ions, half, dmax, count_all):
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, 40, m)).astype(np.int64)
+    ion = rng.integers(0, n_ions, m).astype(np.int64)
+    mid = rng.uniform(-0.5, 1.5, (m, 3))
+    cell = random_cell(rng, 8.0, 12.0)
+    J = np.arange(0, m, 2, dtype=np.int64)
+    lo = np.searchsorted(t, t[J] - half, "left").astype(np.int64)
+    hi = np.searchsorted(t, t[J] + half, "right").astype(np.int64)
+    h1, n1 = sk.window_partners(t, ion, mid, cell, J, lo, hi, dmax, count_all=count_all)
+    h2, n2 = sk.window_partners(t, ion, mid, cell, J, lo, hi, dmax, count_all=count_all, use_ext=False)
+    npt.assert_array_equal(h1, h2)
+    assert n1 == n2
 
 
 # ============================================================================ the table is complete
