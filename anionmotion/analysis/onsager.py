@@ -67,7 +67,6 @@ import numpy as np
 
 from ..elements import MOBILE_CATIONS, ion_charge
 from ..errors import OptionError
-from ..kernels.msd import fft_length
 from ..kernels.onsager import (PAIRS, TensorMSDAccumulator, cross_msd_rows, tensor_from_pairs, tensor_msd_rows,
                                tensor_workspace_bytes_per_atom)
 from ..results import Result, to_jsonable
@@ -333,8 +332,8 @@ class OnsagerResult(Result):
 
     def summary(self) -> str:
         g = self.groups
-        lines = [f"Onsager analysis: {', '.join(f'{n} ({int(k)} × {z:+g} e)' for n, k, z in zip(g, self.n_atoms, self.charges))}"
-                 f"; {self.n_frames} frames, dt {self.dt_ps:g} ps",
+        members = ", ".join(f"{n} ({int(k)} × {z:+g} e)" for n, k, z in zip(g, self.n_atoms, self.charges))
+        lines = [f"Onsager analysis: {members}; {self.n_frames} frames, dt {self.dt_ps:g} ps",
                  f"frame        {self.meta.get('frame_reason')}",
                  f"blocks       {self.n_blocks} × {self.block_frames} frames, fit "
                  f"{self.block_fit_window_ps[0]:.4g}–{self.block_fit_window_ps[1]:.4g} ps in each; ± jackknife "
@@ -346,10 +345,11 @@ class OnsagerResult(Result):
             for i in range(len(g)):
                 for j in range(i, len(g)):
                     f = 1.0 if i == j else 2.0
+                    zz10 = E_C ** 2 * self.charges[i] ** 2 * 10   # L (SI) → mS/cm of the group's self/distinct part
                     lines.append(f"   {g[i]:>6}–{g[j]:<6} {f * self.sigma_ij_S_cm[i, j] * 1e3:+.4g} ± "
                                  f"{f * self.sigma_ij_stderr_S_cm[i, j] * 1e3:.2g}"
-                                 + ("" if i != j else f"   (self {self.L_self[i] * E_C ** 2 * self.charges[i] ** 2 * 10:.4g}"
-                                    f", distinct {self.L_distinct[i, i] * E_C ** 2 * self.charges[i] ** 2 * 10:+.4g})"))
+                                 + ("" if i != j else f"   (self {self.L_self[i] * zz10:.4g}, "
+                                                      f"distinct {self.L_distinct[i, i] * zz10:+.4g})"))
             lines.append(f"σ (collective) {self.sigma_S_cm * 1e3:.4g} ± {self.sigma_stderr_S_cm * 1e3:.2g} mS/cm; "
                          f"σ_NE {self.sigma_NE_S_cm * 1e3:.4g} ± {self.sigma_NE_stderr_S_cm * 1e3:.2g} mS/cm; "
                          f"Haven ratio {self.haven_ratio:.3g} ± {self.haven_ratio_stderr:.2g}")

@@ -1,4 +1,4 @@
-"""``anionmotion onsager TRAJ --temperature K``: Onsager coefficients, collective σ, Haven ratio, D tensors (SPEC §9)."""
+"""``anionmotion onsager TRAJ --temperature K``: Onsager coefficients, collective σ, Haven ratio, D tensors (§9)."""
 
 from __future__ import annotations
 
