@@ -67,7 +67,7 @@ class Outcome:
     traceback: bool
     stderr: str
     inputs_unchanged: bool = True
-    error_type: str = ""       # in-process runs: class of the exception behind exit 2 ("" when unknown)
+    error: object = None       # in-process runs: the exception behind exit 2 (None when unknown)
 
 
 # ----------------------------------------------------------------------------------------------- formats
@@ -624,6 +624,16 @@ def option_cases():
           (["--max-lag", "-1"], "max-lag=-1", "max"), (["--cation", "Qq"], "cation=Qq", "Qq")]
     for args, mid, name in lb:
         opt("libration", ["--center", "S", "--ligand", "O", *args], mid, " ".join(args), [name], base="netcdf")
+    opt("sites", ["--species", "Li"], "baseline", "the valid file with valid options (the reference of the cases)",
+        [], expect="ok")
+    sites = [(["--species", "Qq"], "species=Qq", "Qq"), (["--radius", "-1"], "radius=-1", "radius"),
+             (["--spacing", "0"], "spacing=0", "spacing"), (["--spacing", "1e-6"], "spacing=1e-6", "spacing"),
+             (["--debounce", "-1"], "debounce=-1", "debounce"), (["--threshold", "nan"], "threshold=nan", "threshold"),
+             (["--min-residence", "-1"], "min-residence=-1", "residence"),
+             (["--reference", "/nonexistent.vasp"], "reference=missing", "nonexistent"),
+             (["--kind", "cubic"], "kind=cubic", "kind")]
+    for args, mid, name in sites:
+        opt("sites", ["--species", "Li", *args], mid, " ".join(args), [name])
     for command, need in (("vdos", []),) + NC_BASELINES:
         opt(command, need, "baseline", "the valid NetCDF file with valid options (the reference of the cases)", [],
             base="netcdf", expect="ok")
@@ -777,6 +787,18 @@ def md_cases():
     return out
 
 
+#: cases whose defect is in a module outside the hardening work (the test marks them strict xfail: when the
+#: owner fixes it the test reports XPASS and the entry is removed); case id → what is wrong and where
+KNOWN_DEFECTS = {
+    "option/msd/charge=nan": "accepted: conductivity becomes NaN; --charge is not validated (analysis/msd.py, cli/msd.py)",
+    "option/msd/charge=0": "accepted: a zero charge gives σ = 0; --charge is not validated (analysis/msd.py)",
+    "option/msd/scratch-dir=missing": "accepted while the run fits in memory; a missing --scratch-dir is not checked "
+                                      "up front (analysis/msd.py)",
+    "option/reorient/rho-anion=999": "accepted without --rho: the anion index is not checked (cli/reorient.py)",
+    "path/arrhenius-garbage": "UnicodeDecodeError without the file name (cli/arrhenius.py reads the JSON)",
+}
+
+
 def all_cases():
     cases = (generic_cases() + lammps_cases() + xdatcar_cases() + extxyz_cases() + cp2k_cases() + binary_cases()
              + netcdf_cases() + outcar_vasprun_cases() + lammps_data_cases() + option_cases() + path_cases()
@@ -828,6 +850,11 @@ def run_inprocess(argv, env, cwd=None):
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out), warnings.catch_warnings():
             warnings.simplefilter("always")
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                # as the command line shows them (a test runner may have replaced showwarning to record them)
+                sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+            warnings.showwarning = show
             try:
                 rc = main(argv)
             except SystemExit as e:   # argparse
@@ -846,7 +873,7 @@ def run_inprocess(argv, env, cwd=None):
 
     le = cli.last_error
     return Outcome(rc=rc, message=_last_line(text), traceback=tb or "Traceback" in text, stderr=text,
-                   inputs_unchanged=after == before, error_type="" if le is None else type(le).__name__)
+                   inputs_unchanged=after == before, error=le)
 
 
 #: exception classes a bad input may end in besides AnionmotionError subclasses (their messages name the file)
@@ -854,13 +881,13 @@ OK_ERRORS = ("FileNotFoundError", "IsADirectoryError", "PermissionError", "NotAD
 
 
 def raw_error(outcome) -> bool:
-    """Whether an in-process exit 2 came from a raw (non-anionmotion) exception."""
-    if outcome.rc != 2 or not outcome.error_type:
-        return False
-    from anionmotion import errors
+    """Whether an in-process exit 2 came from a raw (non-anionmotion) exception, e.g. numpy's ValueError."""
+    from anionmotion.errors import AnionmotionError
 
-    cls = getattr(errors, outcome.error_type, None)
-    return not (cls is not None and issubclass(cls, errors.AnionmotionError)) and outcome.error_type not in OK_ERRORS
+    err = outcome.error
+    if outcome.rc != 2 or err is None:
+        return False
+    return not isinstance(err, AnionmotionError) and type(err).__name__ not in OK_ERRORS
 
 
 def run_subprocess(argv, env, *, limit_bytes=3 << 30, timeout=300, cwd=None):

@@ -317,7 +317,7 @@ class RDF(AnalysisBase):
             raise OptionError(f"{_where(self.traj)}the cell is up to {float(np.max(wmax)):.4g} Å wide: a cell list with rmax "
                               f"{rmax:g} Å has {n_cells:.3g} bins ({format_bytes(need)}, more than a quarter of the "
                               f"memory budget {format_bytes(self.budget)} or {MAX_CELL_BINS:.0e} bins); is the cell "
-                              "right? (else use a larger rmax / --rmax)")
+                              "right? Else use a larger rmax (--rmax)")
 
     def _iterate(self, desc="reading"):
         if not self.use_blocks:

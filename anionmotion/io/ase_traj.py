@@ -69,6 +69,10 @@ class ASETrajReader(BaseReader):
         self.n_frames = n
         self.n_atoms = len(first)
         self._numbers = first.numbers.copy()
+        bad = np.nonzero((self._numbers < 1) | (self._numbers > 118))[0]
+        if len(bad):
+            raise TrajectoryError(f"atomic number {int(self._numbers[bad[0]])} is not an element (1–118); the file is "
+                                  "damaged", path=self.path, frame=0, atom=int(bad[0]))
         self.species = elements_of(list(first.get_chemical_symbols()), path=self.path, what="chemical symbol")
         self.masses = np.asarray(first.get_masses(), dtype=np.float64)
         self.has_velocities = bool(first.has("momenta"))
