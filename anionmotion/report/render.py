@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 
 __all__ = ["render_html", "render_markdown", "describe"]
 
@@ -238,6 +239,11 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _code_spans(text) -> str:
+    """Escaped ``text`` with Markdown-style `code` spans as <code> (for prose written for both renderings)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _esc(text))
+
+
 def _comparison_html(c: dict, figures: dict) -> str:
     """The section a report extension adds under ``report["comparison"]`` (the UC/RC example)."""
     out = [f"<h2 id='comparison'>{_esc(c['title'])} <span class='st {_esc(c['status'])}'>"
@@ -245,7 +251,7 @@ def _comparison_html(c: dict, figures: dict) -> str:
     if c["status"] != "ok":
         out.append(f"<p><b>Reason:</b> {_esc(c.get('reason'))}</p>")
     if c.get("intro"):
-        out.append(f"<p>{_esc(c['intro'])}</p>")
+        out.append(f"<p>{_code_spans(c['intro'])}</p>")
     if c.get("rows"):
         out.append("<table><tr><th>quantity</th>" + "".join(f"<th>{_esc(h)}</th>" for h in c.get("columns", ("UC", "RC")))
                    + "</tr>" + "".join("<tr><th>" + _esc(r[0]) + "</th>" + "".join(f"<td>{_esc(x)}</td>" for x in r[1:])
@@ -258,7 +264,7 @@ def _comparison_html(c: dict, figures: dict) -> str:
         out.append(f"<figure><img alt='{_esc(fig['caption'])}' src='data:image/png;base64,{b64}'>"
                    f"<figcaption>{_esc(fig['caption'])}</figcaption></figure>")
     for n in c.get("notes", []):
-        out.append(f"<p class='note'>{_esc(n)}</p>")
+        out.append(f"<p class='note'>{_code_spans(n)}</p>")
     for w in c.get("warnings", []):
         out.append(f"<p class='warn'>warning: {_esc(w)}</p>")
     if c.get("links"):
