@@ -580,3 +580,24 @@ def test_state_scores_in_small_frame_blocks_give_the_same_states(monkeypatch):
     assert r.states["count"] == ref.states["count"] > 0
     npt.assert_array_equal(r.states["occupancy_frames"], ref.states["occupancy_frames"])
     assert r.states["unassigned_fraction"] == ref.states["unassigned_fraction"]
+
+
+def test_report_json_carries_the_frequency_match(tmp_path):
+    from anionmotion.report.core import run_report
+
+    rng = np.random.default_rng(9)
+    R, _ = jump_model(rng, 300, 8, dwell=4, libration_deg=3.0)
+    li = np.array([[5.0, 5, 5], [12.0, 5, 12]])[None] + np.zeros((300, 2, 3))
+    li[:, :, 0] += 3.0 * ((np.arange(300) // 100) % 2)[:, None]     # stays of 5 ps: the report's t_a = span/3
+    pos, sp = traj_from_orientations(R, extra=li)
+    run_report(make_traj(pos, sp), tmp_path / "rep", cation="Li", center="P", ligand="S",
+               stages=["polyanions", "hops", "reorientation"], options={"hop_distance": 2.0}, progress=False)
+    rep = json.loads((tmp_path / "rep" / "report.json").read_text())
+    a = rep["analyses"]["reorientation"]
+    assert a["status"] == "ok" and a["parameters"]["hops"] == "the events of the hops stage"
+    m = a["result"]["frequency_match"]
+    assert m["n_hops"] == rep["analyses"]["hops"]["result"]["n_events"] > 0
+    assert m["ratio_states"]["ratio"] == pytest.approx(a["result"]["frequency"]["states"]["rate"]
+                                                       / m["nu_hop_per_ns"]["rate"])
+    assert a["summary"]["ν_rot/ν_hop (states)"].startswith(f"{m['ratio_states']['ratio']:.3g} [")
+    assert (tmp_path / "rep" / "rotation_frequency.csv").exists()

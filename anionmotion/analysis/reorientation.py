@@ -988,6 +988,10 @@ class ReorientationResult(Result):
         o = self.events.get(other)
         if o is not None:
             lines.append(f"  ({other}: {o['count']} events, {o['frequency_per_ns']:.4g} per anion per ns)")
+        if self.C3 is not None:
+            i = int(np.searchsorted(self.lag_ps, self.reliable_lag_ps))
+            cl = [c for c in (self.C1, self.C2, self.C3, self.C4) if c is not None]
+            lines.append(f"C1…C{len(cl)} at {self.reliable_lag_ps:.4g} ps " + " / ".join(f"{c[i]:.4f}" for c in cl))
         fq = self.frequency or {}
         for key, label in (("threshold", "ν_rot threshold"), ("states", "ν_rot states")):
             r = fq.get(key)
