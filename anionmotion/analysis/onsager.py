@@ -259,6 +259,10 @@ class OnsagerResult(Result):
     n_blocks, block_frames : int
     block_fit_window_ps : tuple, ps
     d_tensors : dict name → DTensorResult
+    full_run : dict or None
+        The whole run's all-origin estimate on the same fractions of its own longest lag (``window_ps``,
+        ``L``, ``L_self`` in J⁻¹ m⁻¹ s⁻¹, ``sigma_mS_cm``, ``sigma_NE_mS_cm``, ``haven_ratio``,
+        ``transference``): longer lags than the blocks reach, no error of its own.
     volume_A3 : float, Å³ (time average)
     temperature_K : float or None
     dt_ps : float
@@ -302,6 +306,7 @@ class OnsagerResult(Result):
     dt_ps: float
     n_frames: int
     meta: dict = field(default_factory=dict)
+    full_run: Optional[dict] = None
 
     def to_dict(self) -> dict:
         ms = 1e3
@@ -326,6 +331,7 @@ class OnsagerResult(Result):
             "block_fit_window_ps": list(self.block_fit_window_ps),
             "block_L_J-1m-1s-1": self.block_L, "block_L_self_J-1m-1s-1": self.block_L_self,
             "d_tensors": {k: v.to_dict(series=False) for k, v in self.d_tensors.items()},
+            "full_run": self.full_run,
             "lag_ps": self.lag_ps, "cross_msd_A2": self.cross_msd_A2, "self_msd_A2": self.self_msd_A2,
             "meta": self.meta,
         })
@@ -357,6 +363,11 @@ class OnsagerResult(Result):
                                                      zip(g, self.transference, self.transference_stderr)))
             lines.append("H_R per group " + ", ".join(f"{n} {h:.3g} ± {e:.2g}" for n, h, e in
                                                       zip(g, self.haven_ratio_groups, self.haven_ratio_groups_stderr)))
+            fr = self.full_run
+            if fr is not None:
+                lines.append(f"whole run    fit {fr['window_ps'][0]:.4g}–{fr['window_ps'][1]:.4g} ps (no error of its "
+                             f"own): σ {fr['sigma_mS_cm']:.4g} mS/cm, σ_NE {fr['sigma_NE_mS_cm']:.4g} mS/cm, Haven "
+                             f"ratio {fr['haven_ratio']:.3g}")
         for res in self.d_tensors.values():
             lines.append(res.summary())
         return "\n".join(lines)
@@ -817,6 +828,7 @@ class Onsager(AnalysisBase):
                    sigma_NE_S_cm=None, sigma_NE_stderr_S_cm=None, transference=None, transference_stderr=None,
                    haven_ratio=None, haven_ratio_stderr=None, haven_ratio_groups=None,
                    haven_ratio_groups_stderr=None, block_L=None, block_L_self=None)
+        full = None
         if self._T_K is not None:
             Lb = onsager_L_SI(Zb, self._V, self._T_K)
             Lsb = onsager_L_SI(Sb, self._V, self._T_K)
@@ -836,6 +848,16 @@ class Onsager(AnalysisBase):
                        transference=vals[3:3 + S], transference_stderr=errs[3:3 + S],
                        haven_ratio_groups=vals[3 + S:], haven_ratio_groups_stderr=errs[3 + S:],
                        block_L=Lb, block_L_self=Lsb)
+            f0, f1 = self.fit_fractions
+            fsel = np.nonzero((lag >= f0 * lag[-1] - 1e-9) & (lag <= f1 * lag[-1] + 1e-9) & (lag > 0))[0]
+            if len(fsel) >= 3:
+                wf = _ols_weights(lag[fsel])
+                Lf = onsager_L_SI(np.einsum("tij,t->ij", Z[fsel], wf), self._V, self._T_K)
+                Lsf = onsager_L_SI(self_full[fsel].T @ wf, self._V, self._T_K)
+                v = _derived(z)(Lf, Lsf)
+                full = {"window_ps": [float(lag[fsel[0]]), float(lag[fsel[-1]])], "L": Lf, "L_self": Lsf,
+                        "sigma_mS_cm": float(v[0]) * 10.0, "sigma_NE_mS_cm": float(v[1]) * 10.0,
+                        "haven_ratio": float(v[2]), "transference": v[3:3 + S]}
         fr = self.frame_range
         meta.update({"frames": [fr.start, fr.stop, fr.step], "units": {
             "L": "J⁻¹ m⁻¹ s⁻¹ (Z_ij slope in m²/s over 6 V k_B T)", "sigma": "S/cm (JSON: mS/cm)"},
@@ -849,7 +871,7 @@ class Onsager(AnalysisBase):
             n_atoms=np.array([len(g) for g in self._groups], dtype=np.int64), lag_ps=lag, cross_msd_A2=Z,
             self_msd_A2=self_full, ci95_factor=ci, n_blocks=B, block_frames=int(Tb), block_fit_window_ps=win,
             d_tensors=dts, volume_A3=float(self._V), temperature_K=self._T_K, dt_ps=float(dt), n_frames=int(T),
-            meta=meta, **out)
+            meta=meta, full_run=None if full is None else to_jsonable(full), **out)
 
 
 def onsager(traj, groups=None, *, charges="formal", center=None, ligand=None, cutoff=None, temperature=None,
