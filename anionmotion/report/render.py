@@ -29,6 +29,13 @@ details{margin:.5em 0}summary{cursor:pointer;color:#555}
 """
 
 
+def _status_text(a: dict) -> str:
+    """The status word of a stage: "not requested" for a stage left out with --stages, else by status."""
+    if a["status"] == "skipped" and str(a.get("reason", "")).startswith("not requested"):
+        return "not requested"
+    return _STATUS_TEXT.get(a["status"], a["status"])
+
+
 def _esc(x) -> str:
     return html.escape(str(x), quote=True)
 
@@ -150,7 +157,7 @@ def render_html(report: dict, figures: dict) -> str:
         a = report["analyses"][st]
         why = a["reason"] if a["status"] != "ok" else f"{a['seconds']:.2f} s"
         parts.append(f"<tr><td><a href='#{_esc(st)}'>{_esc(a['title'])}</a></td><td><span class='st {a['status']}'>"
-                     f"{_STATUS_TEXT.get(a['status'], a['status'])}</span></td><td>{_esc(why)}</td></tr>")
+                     f"{_status_text(a)}</span></td><td>{_esc(why)}</td></tr>")
     cmp_ = report.get("comparison")
     if cmp_:
         why = cmp_.get("reason") if cmp_["status"] != "ok" else cmp_.get("summary", "")
@@ -163,7 +170,7 @@ def render_html(report: dict, figures: dict) -> str:
     for st in report["stages"]:
         a = report["analyses"][st]
         parts.append(f"<h2 id='{_esc(st)}'>{_esc(a['title'])} <span class='st {a['status']}'>"
-                     f"{_STATUS_TEXT.get(a['status'], a['status'])}</span></h2>")
+                     f"{_status_text(a)}</span></h2>")
         if a["status"] != "ok":
             parts.append(f"<p><b>Reason:</b> {_esc(a['reason'])}</p>")
         if a["summary"]:
@@ -212,7 +219,7 @@ def render_markdown(report: dict) -> str:
     for st in report["stages"]:
         a = report["analyses"][st]
         why = a["reason"] if a["status"] != "ok" else f"{a['seconds']:.2f} s"
-        lines.append(f"| {a['title']} | {_STATUS_TEXT.get(a['status'], a['status'])} | {why} |")
+        lines.append(f"| {a['title']} | {_status_text(a)} | {why} |")
     cmp_ = report.get("comparison")
     if cmp_:
         why = cmp_.get("reason") if cmp_["status"] != "ok" else cmp_.get("summary", "")
@@ -222,7 +229,7 @@ def render_markdown(report: dict) -> str:
         a = report["analyses"][st]
         lines += ["", f"## {a['title']}", ""]
         if a["status"] != "ok":
-            lines += [f"**{_STATUS_TEXT.get(a['status'], a['status'])}:** {a['reason']}", ""]
+            lines += [f"**{_status_text(a)}:** {a['reason']}", ""]
         if a["summary"]:
             lines += ["| quantity | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in a["summary"].items()] + [""]
         for fig in a["figures"]:
