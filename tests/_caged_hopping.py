@@ -14,6 +14,10 @@ The cage centre is a lattice random walk with step variance a² p_out per frame,
 
     D = p_out · a² / (6 Δt)            (Å²/ps, exact)
 
+whatever the direction weights ``axis_weights`` (w_x, w_y, w_z) of the hops (default isotropic); per
+direction D_k = 3 w_k D.  :func:`lgps_like` puts such hoppers (faster along c, like the 1-D channels of
+Li10GeP2S12) into a vibrating Li10GeP2S12-like framework and writes an XDATCAR.
+
 and MSD(t) → 6 D t + const.  The local slope reaches 6D only after several τ_c: a long τ_c reproduces
 the bending, caged MSD of real superionic conductors (rattling, intra-cage hops, rare inter-cage hops).
 """
@@ -38,6 +42,15 @@ REGIMES = {
     "never-diffusive": dict(n_atoms=192, n_frames=200, a=3.0, r=2.0, p_out=0.005, p_in=0.015, vib=0.3),
 }
 
+# Shorter versions of the three regimes that reach the diffusive regime, for the test suite: fast-cage on 40 ps
+# (the cage still relaxes within 1 % of the window start), slow-cage with the rates doubled on half the frames
+# (the same MSD shape in units of τ_c: +13 % local slope at the window start), aimd-like as it is.
+FAST_REGIMES = {
+    "fast-cage": dict(REGIMES["fast-cage"], n_frames=400),
+    "slow-cage": dict(REGIMES["slow-cage"], n_frames=300, p_out=0.04, p_in=0.026),
+    "aimd-like": dict(REGIMES["aimd-like"]),
+}
+
 
 def true_D(a, p_out, dt=0.1, **_):
     """Long-time diffusion coefficient D = p_out a² / (6 Δt), Å²/ps."""
@@ -60,7 +73,7 @@ def exact_msd(lag_ps, a, r, p_out, p_in, vib, dt=0.1, tau_vib=0.05, **_):
     return 6.0 * true_D(a, p_out, dt) * lag_ps + 2.0 * r * r * (1.0 - rho) + vib_part
 
 
-def positions(seed, n_atoms, n_frames, a, r, p_out, p_in, vib, dt=0.1, tau_vib=0.05, box=1.0e4):
+def positions(seed, n_atoms, n_frames, a, r, p_out, p_in, vib, dt=0.1, tau_vib=0.05, box=1.0e4, axis_weights=None):
     """Unwrapped positions (n_frames, n_atoms, 3), Å, of independent caged hoppers."""
     rng = np.random.default_rng(seed)
     T, N = int(n_frames), int(n_atoms)
@@ -68,7 +81,11 @@ def positions(seed, n_atoms, n_frames, a, r, p_out, p_in, vib, dt=0.1, tau_vib=0
     out = u < p_out
     fresh = u < p_out + p_in
     steps = np.zeros((T, N, 3))
-    axis = rng.integers(0, 3, size=(T, N))
+    if axis_weights is None:
+        axis = rng.integers(0, 3, size=(T, N))
+    else:
+        w = np.asarray(axis_weights, dtype=np.float64)
+        axis = rng.choice(3, size=(T, N), p=w / w.sum())
     sign = rng.choice([-1.0, 1.0], size=(T, N))
     ti, ai = np.nonzero(out)
     steps[ti, ai, axis[ti, ai]] = a * sign[ti, ai]
@@ -97,3 +114,40 @@ def trajectory(seed, dt=0.1, box=1.0e4, **params):
 
     pos = positions(seed, dt=dt, box=box, **params)
     return anionmotion.from_arrays(pos, np.eye(3) * box, species=["Li"] * pos.shape[1], frame_interval=dt)
+
+
+# Li10GeP2S12-like cell (tetragonal, P4_2/nmc; 2 formula units: Li20 Ge2 P4 S24), a = 8.72 Å, c = 12.63 Å
+LGPS_CELL = (8.72, 8.72, 12.63)
+LGPS_LIKE = dict(n_atoms=80, n_frames=300, a=2.9, r=0.8, p_out=0.02, p_in=0.1, vib=0.3, axis_weights=(1, 1, 2))
+"""LGPS-like Li motion (80 Li in a 2 × 2 × 2 cell, 30 ps at 0.1 ps): hops twice as frequent along c."""
+
+
+def lgps_like(seed, path, n_frames=None, dt=0.1):
+    """Write an LGPS-like XDATCAR (VASP 5, via ASE) of caged Li hoppers in a vibrating Ge/P/S framework.
+
+    The framework (Ge16 P32 S192 at random fixed sites of the 2 × 2 × 2 cell, 17.4 × 17.4 × 25.3 Å, each
+    vibrating by 0.15 Å) does not drift; Li follows :func:`positions` with :data:`LGPS_LIKE`
+    (D = p_out a²/(6Δt), D_z = 2 D_x; the largest one-frame move, a hop plus a new site, stays below 0.3 of a
+    cell vector, so unwrapping is unambiguous).  Coordinates are wrapped into the cell, as VASP writes them.
+    Returns the ASE frames.
+    """
+    from ase import Atoms
+    from ase.io import write
+
+    p = dict(LGPS_LIKE)
+    if n_frames is not None:
+        p["n_frames"] = int(n_frames)
+    rng = np.random.default_rng(10_000 + seed)
+    cell = np.diag([2 * LGPS_CELL[0], 2 * LGPS_CELL[1], 2 * LGPS_CELL[2]])
+    li = positions(seed, dt=dt, box=0.0, **p) + rng.uniform(0, 1, size=(1, p["n_atoms"], 3)) @ cell
+    n_fw = {"Ge": 16, "P": 32, "S": 192}
+    sites = rng.uniform(0, 1, size=(sum(n_fw.values()), 3)) @ cell
+    fw = sites[None] + rng.normal(scale=0.15, size=(p["n_frames"], len(sites), 3))
+    symbols = ["Li"] * p["n_atoms"] + [s for s, n in n_fw.items() for _ in range(n)]
+    frames = []
+    for t in range(p["n_frames"]):
+        at = Atoms(symbols=symbols, positions=np.concatenate([li[t], fw[t]]), cell=cell, pbc=True)
+        at.wrap()
+        frames.append(at)
+    write(str(path), frames, format="vasp-xdatcar")
+    return frames

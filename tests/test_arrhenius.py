@@ -87,6 +87,43 @@ def test_points_not_diffusive_are_named_and_weighted_by_their_wide_error():
     assert res.Ea_eV == pytest.approx(three.Ea_eV, rel=0.05)
 
 
+def test_fit_diffusion_errors_propagate_to_Ea_with_chi2_inflation():
+    # caged hoppers whose inter-cage rate is Arrhenius (p_out ∝ exp(−Ea/k_B T)), fitted by the default estimator:
+    # the Arrhenius fit weights each point by 1/σ²(ln D) from fit_diffusion, multiplies the covariance by
+    # max(1, χ²/dof), and its Ea error covers the truth
+    import _caged_hopping as ch
+
+    Ea, temps = 0.15, np.array([500.0, 650.0, 800.0, 1000.0])
+    p_out = 0.03 * np.exp(-Ea / KB_EV * (1 / temps - 1 / 1000.0))
+    base = dict(n_atoms=48, n_frames=400, a=3.0, r=1.0, p_in=0.25, vib=0.3)
+    z, scaled = [], []
+    for rep in range(16):
+        fits = []
+        for k, (T, p) in enumerate(zip(temps, p_out)):
+            res = anionmotion.msd(ch.trajectory(1000 * rep + k, p_out=p, **base), species="Li", temperature=T,
+                                  progress=False)
+            fits.append(fit_diffusion(res, hop_distance=3.0, warn=False))
+        r = arrhenius(fits)
+        # the weights are the fits' own errors: the same numbers by hand
+        y = np.log([f.D_cm2_s for f in fits])
+        w = (np.array([f.D_cm2_s for f in fits]) / np.array([f.D_stderr_cm2_s for f in fits])) ** 2
+        X = np.column_stack([np.ones(4), -1 / (KB_EV * temps)])
+        C = np.linalg.inv(X.T @ (X * w[:, None]))
+        beta = C @ (X.T @ (w * y))
+        chi2 = float(w @ (y - X @ beta) ** 2) / 2
+        assert r.Ea_eV == pytest.approx(beta[1], rel=1e-10)
+        assert r.reduced_chi2 == pytest.approx(chi2, rel=1e-10)
+        assert r.Ea_stderr_eV == pytest.approx(math.sqrt(C[1, 1] * max(1.0, chi2)), rel=1e-10)
+        assert r.meta["scaled"] == (chi2 > 1)
+        z.append((r.Ea_eV - Ea) / r.Ea_stderr_eV)
+        scaled.append(r.meta["scaled"])
+    z = np.abs(z)
+    # max(1, χ²/dof) with 2 degrees of freedom makes the error a little conservative (never smaller than stated)
+    assert 0.55 <= np.mean(z < 1) <= 0.95, np.mean(z < 1)
+    assert np.mean(z < 2) >= 0.85, np.mean(z < 2)
+    assert 0.1 <= np.mean(scaled) <= 0.9  # the inflation acts on some replicas, not all
+
+
 def test_errors():
     with pytest.raises(OptionError, match="needs results, or temperatures and D_cm2_s"):
         arrhenius()

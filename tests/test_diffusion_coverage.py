@@ -80,26 +80,60 @@ def test_gp_covariance_of_a_line_is_the_random_walk_covariance():
     npt.assert_allclose(gp_msd_covariance(lags, T, f), msd_covariance(lags, T, s2=s2, e2=e2), rtol=1e-10)
 
 
+def test_gp_covariance_of_a_bending_msd_equals_the_double_sum_over_origins():
+    # Isserlis for every pair of origins t, u: Cov(x²(t, m), x²(u, n)) = 2 C² + κ4 · overlap, with
+    # C = Cov(x(t+m) − x(t), x(u+n) − x(u)) = ½[f(|t+m−u|) + f(|t−u−n|) − f(|t+m−u−n|) − f(|t−u|)]
+    T, kurt = 13, 0.3
+    lag = np.arange(T, dtype=float)
+    f = 2.0 * (1 - np.exp(-lag / 2.5)) + 0.2 * lag  # a caged bend + a line
+    lags = [1, 2, 5, 9, 12]
+    want = np.empty((len(lags), len(lags)))
+    for i, m in enumerate(lags):
+        for j, n in enumerate(lags):
+            acc = 0.0
+            for t in range(T - m):
+                for u in range(T - n):
+                    C = 0.5 * (f[abs(t + m - u)] + f[abs(t - u - n)] - f[abs(t + m - u - n)] - f[abs(t - u)])
+                    overlap = max(0, min(t + m, u + n) - max(t, u))
+                    acc += 2 * C * C + kurt * overlap
+            want[i, j] = acc / ((T - m) * (T - n))
+    npt.assert_allclose(gp_msd_covariance(lags, T, f, hop_kurtosis=kurt), want, rtol=1e-12)
+    npt.assert_allclose(gp_msd_covariance(lags[::-1], T, f), gp_msd_covariance(lags, T, f)[::-1, ::-1], rtol=1e-12)
+
+
 # ------------------------------------------------- bias and coverage
-def test_default_is_unbiased_and_covers_where_the_bend_reaches_the_old_window():
-    # AIMD-like: the local slope is +56 % at the old default window's start (1.4 ps): GLS is far above D
-    p = ch.REGIMES["aimd-like"]
-    D = ch.true_D(**p)
-    auto, gls, reached = [], [], []
-    for seed in range(24):  # the seeds of benchmarks/bench_diffusion_coverage.py (docs table)
-        res = anionmotion.msd(ch.trajectory(seed, **p), species="Li", progress=False)
-        a = fit_diffusion(res, hop_distance=p["a"], warn=False)
-        g = fit_diffusion(res, hop_distance=p["a"], estimator="gls", warn=False)
-        auto.append((a.D_A2_ps, a.D_stderr_A2_ps))
-        gls.append(g.D_A2_ps)
-        reached.append(a.diffusive_regime_reached)
-    auto = np.array(auto)
-    z = np.abs(auto[:, 0] - D) / auto[:, 1]
-    assert abs(np.median(auto[:, 0]) / D - 1) < 0.05
-    assert np.median(gls) / D - 1 > 0.15
-    assert 0.55 <= np.mean(z < 1) <= 0.85, np.mean(z < 1)
-    assert np.mean(z < 2) >= 0.88, np.mean(z < 2)
-    assert np.mean(reached) >= 0.75
+COVERAGE_SEEDS = 60
+"""Seeds per regime of the suite's coverage test: the 1σ fraction of one regime then has a binomial standard error
+of ±6 points, of the three pooled ±3.5 (24 seeds, ±9.5, cannot resolve a 68 ± 10 % target)."""
+
+
+def test_default_is_unbiased_and_covers_in_every_regime_that_reaches_diffusion():
+    # the three regimes that reach their diffusive regime, in their short test versions (tests/_caged_hopping.py
+    # FAST_REGIMES); the full-length table (100 seeds each) is in docs/diffusion.md, from the benchmark
+    z_all = []
+    for name, p in ch.FAST_REGIMES.items():
+        D = ch.true_D(**p)
+        fits = []
+        for seed in range(COVERAGE_SEEDS):
+            res = anionmotion.msd(ch.trajectory(seed, **p), species="Li", progress=False)
+            a = fit_diffusion(res, hop_distance=p["a"], warn=False)
+            fits.append((a.D_A2_ps, a.D_stderr_A2_ps, bool(a.diffusive_regime_reached)))
+            if name == "aimd-like" and seed < 12:
+                # the bend reaches the old window (+56 % local slope at its start): the former default is far above
+                g = fit_diffusion(res, hop_distance=p["a"], estimator="gls", warn=False)
+                fits[-1] += (g.D_A2_ps,)
+        f = np.array([x[:3] for x in fits], dtype=float)
+        z = np.abs(f[:, 0] - D) / f[:, 1]
+        z_all.append(z)
+        assert abs(np.median(f[:, 0]) / D - 1) < 0.05, (name, np.median(f[:, 0]) / D)
+        assert 0.50 <= np.mean(z < 1) <= 0.86, (name, np.mean(z < 1))  # 68 ± 10 % widened by ±1.5 binomial s.e.
+        assert np.mean(z < 2) >= 0.85, (name, np.mean(z < 2))
+        assert np.mean(f[:, 2]) >= 0.8, (name, np.mean(f[:, 2]))  # flagged diffusive
+        if name == "aimd-like":
+            assert np.median([x[3] for x in fits if len(x) > 3]) / D - 1 > 0.15
+    z_all = np.concatenate(z_all)
+    assert 0.58 <= np.mean(z_all < 1) <= 0.78, np.mean(z_all < 1)
+    assert np.mean(z_all < 2) >= 0.90, np.mean(z_all < 2)
 
 
 def test_never_diffusive_is_flagged_and_never_tight():

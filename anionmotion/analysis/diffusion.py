@@ -441,18 +441,22 @@ def gp_msd_covariance(lags_frames, n_frames, f, hop_kurtosis=0.0):
     f = np.asarray(f, dtype=np.float64)
     K = len(lags)
     out = np.empty((K, K))
+    # f beyond T−1 is only read where the origin count is 0: pad it so that one grid of d serves every pair
+    fp = np.zeros(3 * T + 1)
+    fp[:len(f)] = f
     for p in range(K):
         m = int(lags[p])
-        for q in range(p, K):
-            n = int(lags[q])
-            d = np.arange(-(T - n - 1), T - m)
-            cnt = (np.minimum(T - m, T - n + d) - np.maximum(0, d)).astype(np.float64)
-            c = 0.5 * (f[np.abs(d + m)] + f[np.abs(d - n)] - f[np.abs(d + m - n)] - f[np.abs(d)])
-            acc = 2.0 * float(np.dot(cnt, c * c))
-            if hop_kurtosis:
-                ov = np.clip(np.minimum(d + m, n) - np.maximum(d, 0), 0, None).astype(np.float64)
-                acc += hop_kurtosis * float(np.dot(cnt, ov))
-            out[p, q] = out[q, p] = acc / ((T - m) * float(T - n))
+        n = lags[p:, None]  # every q ≥ p at once (one row of the symmetric matrix)
+        d = np.arange(-(T - int(n.min()) - 1), T - m)[None, :]
+        cnt = np.clip(np.minimum(T - m, T - n + d) - np.maximum(0, d), 0, None).astype(np.float64)
+        c = 0.5 * (fp[np.abs(d + m)] + fp[np.abs(d - n)] - fp[np.abs(d + m - n)] - fp[np.abs(d)])
+        acc = 2.0 * np.einsum("ij,ij->i", cnt, c * c)
+        if hop_kurtosis:
+            ov = np.clip(np.minimum(d + m, n) - np.maximum(d, 0), 0, None).astype(np.float64)
+            acc += hop_kurtosis * np.einsum("ij,ij->i", cnt, ov)
+        row = acc / ((T - m) * (T - n[:, 0]).astype(np.float64))
+        out[p, p:] = row
+        out[p:, p] = row
     return out
 
 
