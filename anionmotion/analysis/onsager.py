@@ -132,7 +132,9 @@ class DTensorResult(Result):
         RMS angle between bootstrap axes and ``axes`` (NaN for a degenerate pair's axes it is large: the
         axes of equal eigenvalues are not defined).
     D_A2_ps, D_stderr_A2_ps : float, Å²/ps
-        The scalar fit (:func:`anionmotion.fit_diffusion`) whose window the tensor uses.
+        The scalar fit (:func:`anionmotion.fit_diffusion`) whose window the tensor uses.  When that D is below
+        1e-8 cm²/s it is the threshold (an upper bound, ``meta["scalar_D_below_threshold"]``) while the tensor
+        keeps the fitted slopes, which are then noise around zero.
     fit_window_ps : tuple, ps
     n_fit_lags : int
     charge : float or None, e
@@ -752,6 +754,7 @@ class Onsager(AnalysisBase):
             sig = nernst_einstein_S_cm(n, q, D, self._V, T_K)
             sig_se = nernst_einstein_S_cm(n, q, D_se, self._V, T_K)
         meta = {"fit_rule": fit.meta.get("fit_rule"), "diffusive_regime_reached": fit.diffusive_regime_reached,
+                "scalar_D_below_threshold": bool(fit.below_threshold),
                 "errors": ("bootstrap over atoms of the per-atom OLS slopes on the scalar fit's lags "
                            f"({nb} resamples, seed {self.seed})" if nb else "not estimated (one atom)"),
                 "fit_warnings": notes, "frame": self._meta["frame_reason"]}
