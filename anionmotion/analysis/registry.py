@@ -69,11 +69,12 @@ ANALYSES = (
                   ("hops", "Hops", "HopsResult"), "hops", "docs/diffusion.md", ("hops",),
                   "h(t) evaluated per chunk with a 2·m_hi-frame overlap; runs found online (open runs carried "
                   "across chunks)"),
-    AnalysisEntry("reorientation", "Polyanion reorientation: C1, C2, rotation frequency, ρ(θ, φ)",
+    AnalysisEntry("reorientation", "Polyanion reorientation: C1…C4, rotor functions, orientation states, "
+                                   "ν_rot/ν_hop, ρ(θ, φ)",
                   "anionmotion.analysis.reorientation", ("reorientation", "Reorientation", "ReorientationResult"), "reorient",
                   "docs/polyanions.md", ("find_polyanions", "reorientation"),
-                  "exact FFT C1/C2 from a SeriesStore of unit vectors; events, ρ(θ, φ) and integrity online; "
-                  "per-frame angles to CSV"),
+                  "exact FFT C1…C4 from a SeriesStore of unit vectors, rotor functions from a second store; events, "
+                  "orientation states (counts only), ρ(θ, φ) and integrity online; per-frame angles to CSV"),
     AnalysisEntry("coupling", "Cation–polyanion coupling (paddle-wheel)", "anionmotion.analysis.coupling",
                   ("coupling", "Coupling", "CouplingResult"), "coupling", "docs/coupling.md", ("find_polyanions", "coupling"),
                   "residence events found online (only open events kept, Pearson sums merged exactly); "

@@ -1,4 +1,5 @@
-"""Polyanion reorientation (SPEC §4): C1(t), C2(t), relaxation times, rotation events, ρ(θ, φ).
+"""Polyanion reorientation (SPEC §4): C1(t) … C4(t), relaxation times, rotation events, rotor functions,
+orientation states, ν_rot (and ν_rot/ν_hop) with confidence intervals, ρ(θ, φ).
 
 Functional tier
     :func:`orientation_acf` — exact all-origin C1 and C2 of unit vectors by FFT
@@ -15,6 +16,13 @@ Analysis tier
     (70° threshold with a resetting reference, and a symmetry-aware variant,
     found online) with the rotation frequency, and the ligand-direction density
     ρ(θ, φ) (bin counts accumulated per chunk).
+Issue 12 (docs/rotor-functions.md)
+    :func:`legendre_acf` (twin :func:`legendre_acf_direct`) — exact C_l, l ≤ 4, by FFTs of
+    monomials; cubic-harmonic rotor functions (:func:`rotor_acf`, twin :func:`rotor_acf_direct`;
+    kernels in :mod:`anionmotion.kernels.polyanion`); :func:`ligand_rotation_group` and the
+    orientation-state transitions (streamed :class:`_StateStream`, twin
+    :func:`orientation_states_direct`); :func:`rate_ci`, :func:`rate_ratio_ci` and
+    :func:`frequency_match` (ν_rot/ν_hop with intervals).
 """
 
 from __future__ import annotations
