@@ -330,6 +330,13 @@ def test_charges_groups_and_errors():
     assert list(r.charges) == [1, -1, -2] and r.meta["total_charge_e"] == 5 * 1 - 3 - 4
     r = onsager(traj, n_blocks=2, tensors=False)   # no temperature: cross-displacements only
     assert r.L is None and r.sigma_S_cm is None and "give --temperature" in r.summary()
+    r = onsager(traj, temperature=400, n_blocks=2, tensors="Li", n_boot=20)
+    assert list(r.d_tensors) == ["Li"]
+    full = onsager(traj, temperature=400, n_blocks=2, n_boot=20)
+    assert np.array_equal(r.L, full.L) and np.array_equal(r.d_tensors["Li"].D_tensor_A2_ps,
+                                                          full.d_tensors["Li"].D_tensor_A2_ps)
+    with pytest.raises(OptionError, match="tensors: no group Na"):
+        onsager(traj, temperature=400, n_blocks=2, tensors=["Na"])
     with pytest.raises(OptionError, match="no charge given for the group"):
         onsager(traj, charges={"Li": 1}, temperature=400, n_blocks=2)
     with pytest.raises(OptionError, match="blocks of 4 frames are too short"):
@@ -448,13 +455,14 @@ def test_cli_writes_json_csv_and_plot(tmp_path, capsys):
     csv = tmp_path / "o.csv"
     png = tmp_path / "o.png"
     assert _cli([ARGY, "--frame-interval", "0.1", "--temperature", "500", "--center", "P", "--ligand", "S",
-                 "--blocks", "4", "--n-boot", "200", "--memory", "300MB", "--json", str(out), "--csv", str(csv),
+                 "--blocks", "4", "--n-boot", "200", "--tensor-groups", "Li,PS4", "--memory", "300MB",
+                 "--json", str(out), "--csv", str(csv),
                  "--plot", str(png), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "σ (collective)" in text and "PS4" in text and "D tensor of Li" in text
     d = json.loads(out.read_text())
     assert d["groups"] == ["Li", "Cl", "S", "PS4"] and len(d["L_J-1m-1s-1"]) == 4
-    assert np.array(d["d_tensors"]["Li"]["D_tensor_cm2_s"]).shape == (3, 3)
+    assert np.array(d["d_tensors"]["Li"]["D_tensor_cm2_s"]).shape == (3, 3) and list(d["d_tensors"]) == ["Li", "PS4"]
     assert csv.read_text().startswith("lag_ps,Z_Li_Li_A2") and png.stat().st_size > 1000
     with pytest.raises(OptionError, match="invalid --charges entry"):
         _cli([ARGY, "--frame-interval", "0.1", "--charges", "Li:1"])
@@ -504,6 +512,7 @@ def test_report_stage_body_on_the_argyrodite_run(argy, monkeypatch):
     assert "PS4 (32 × -3 e)" in summary["groups"] and "mS/cm" in summary["σ collective"]
     assert out.result["groups"] == ["Li", "Cl", "S", "PS4"] and out.parameters["temperature"] == 500.0
     assert [t[0] for t in out.tables][:2] == ["onsager_cross_msd.csv", "onsager_L.csv"]
+    assert list(out.result["d_tensors"]) == ["Li"]
     short = types.SimpleNamespace(traj=types.SimpleNamespace(n_frames=20, is_uniform=True), cation=ctx.cation)
     assert "at least 40 frames" in stage_onsager.applies(short)
 

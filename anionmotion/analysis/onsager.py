@@ -448,7 +448,10 @@ class Onsager(AnalysisBase):
         self.center, self.ligand, self.cutoff = center, ligand, cutoff
         self.temperature, self.frame, self.drift_weights, self.framework = temperature, frame, drift_weights, framework
         self.n_blocks, self.fit, self.fit_fractions = int(n_blocks), fit, (f0, f1)
-        self.tensor_fit, self.tensors, self.n_boot, self.seed = tensor_fit, bool(tensors), int(n_boot), seed
+        if isinstance(tensors, str):
+            tensors = tensors.replace(",", " ").split()
+        self.tensor_fit, self.n_boot, self.seed = tensor_fit, int(n_boot), seed
+        self.tensors = bool(tensors) if isinstance(tensors, (bool, type(None))) else [str(t) for t in tensors]
         self.mode, self.scratch_dir, self.workers = mode, scratch_dir, workers
 
     # ------------------------------------------------------------------ setup
@@ -581,6 +584,13 @@ class Onsager(AnalysisBase):
         meta = {}
         self._resolve_groups(meta)
         self._resolve_frame(meta)
+        if isinstance(self.tensors, list):
+            unknown = [t for t in self.tensors if t not in self._names]
+            if unknown:
+                raise OptionError(f"tensors: no group {', '.join(unknown)}; the groups are {', '.join(self._names)}")
+            self._want_tensor = [n in self.tensors for n in self._names]
+        else:
+            self._want_tensor = [bool(self.tensors)] * len(self._names)
         T_K = self.temperature
         if T_K is None:
             T_K = self.traj.metadata.get("temperature") if isinstance(self.traj.metadata, dict) else None
@@ -795,14 +805,14 @@ class Onsager(AnalysisBase):
         # (1) summed MSD tensors → full-run self sums and the D tensors' windows
         tens = self._pass_tensor()
         self_full = np.stack([np.trace(M, axis1=1, axis2=2) for M in tens], axis=1)
-        fits = [self._fit_tensor(g, tens[g], lag) if self.tensors else None for g in range(S)]
+        fits = [self._fit_tensor(g, tens[g], lag) if self._want_tensor[g] else None for g in range(S)]
         fit_lags = [None if f is None else f[1] for f in fits]
         weights = [None if f is None else f[2] for f in fits]
         # (2) per-atom slopes and block self sums
         slopes, selfb = self._pass_atoms(fit_lags, weights)
         dts = {}
-        if self.tensors:
-            for g in range(S):
+        for g in range(S):
+            if fits[g] is not None:
                 fit, sel, w, notes = fits[g]
                 dts[self._names[g]] = self._dtensor(g, tens[g], lag, fit, sel, w, slopes[g], notes)
         del tens, slopes
@@ -914,8 +924,9 @@ def onsager(traj, groups=None, *, charges="formal", center=None, ligand=None, cu
     fit_fractions : (float, float)
     tensor_fit : (float, float), optional, ps
         Window of the D tensors (default: the window :func:`anionmotion.fit_diffusion` chooses for each group).
-    tensors : bool
-        Compute the D tensors (one extra FFT pass over the atoms).
+    tensors : bool or sequence of str
+        Compute the D tensors of every group (True), of none, or of the named groups (per-atom FFTs of their
+        atoms in the second pass; the other groups only need their block self sums there).
     n_boot : int
         Bootstrap resamples over atoms for the D-tensor errors; ``seed`` seeds them.
     start, stop, step : int, optional

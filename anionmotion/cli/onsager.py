@@ -39,6 +39,7 @@ def register(sub):
     p.add_argument("--tensor-fit", type=float, nargs=2, metavar=("START", "END"),
                    help="fit window in ps of the D tensors (default: the window of the scalar D fit)")
     p.add_argument("--no-tensors", dest="tensors", action="store_false", help="skip the diffusion tensors")
+    p.add_argument("--tensor-groups", help="diffusion tensors of these groups only, e.g. Li (default: every group)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over atoms (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     p.add_argument("--scratch-dir", help="directory for the out-of-core scratch file (default: system temp)")
@@ -77,7 +78,9 @@ def run(args) -> int:
         res = onsager(traj, groups, charges=parse_group_charges(args.charges), center=args.center, ligand=args.ligand,
                       cutoff=args.cutoff, temperature=args.temperature, frame=args.frame,
                       drift_weights=args.drift_weights, n_blocks=args.blocks, fit=args.fit,
-                      tensor_fit=args.tensor_fit, tensors=args.tensors, n_boot=args.n_boot, seed=args.seed,
+                      tensor_fit=args.tensor_fit,
+                      tensors=args.tensor_groups if args.tensors and args.tensor_groups else args.tensors,
+                      n_boot=args.n_boot, seed=args.seed,
                       start=args.start, stop=args.stop, step=args.step, scratch_dir=args.scratch_dir,
                       memory=args.memory, progress=progress_of(args))
     print(res.summary())

@@ -2,7 +2,8 @@
 
 :data:`STAGE_LOGIC` is ``(applies, body)`` in the form of ``anionmotion.report.stages._STAGE_LOGIC``; the
 stage calls the public :func:`anionmotion.onsager` on every species (the polyanions, when the report found
-them, as one group moved by their centre) and adds the result's own tables and figures.
+them, as one group moved by their centre), with the diffusion tensor of the mobile cation only, and adds the
+result's own tables and figures.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ def body(ctx, out):
     kw = {}
     if center is not None and ligand is not None:
         kw = {"center": center, "ligand": ligand, "cutoff": _opt(ctx, "polyanion_cutoff")}
-    res = call(out, _api("onsager"), ctx.traj, temperature=ctx.temperature_K, progress=ctx.progress,
+    sp = ctx.cation.species
+    res = call(out, _api("onsager"), ctx.traj, temperature=ctx.temperature_K, tensors=[sp], progress=ctx.progress,
                memory=ctx.memory, **kw)
     out.result = rdict(res)
-    sp = ctx.cation.species
     out.summary.append(("groups", ", ".join(f"{n} ({int(k)} × {z:+g} e)" for n, k, z in
                                             zip(res.groups, res.n_atoms, res.charges))))
     out.summary.append(("reference frame", res.meta.get("frame_reason")))
