@@ -424,11 +424,6 @@ def _kabsch_rotation(P, Q):
     return Vt.T @ np.diag([1.0, 1.0, dd]) @ U.T
 
 
-def _rotation_angle_deg(a, b):
-    """Kabsch rotation angle (degrees) between matched direction sets a, b (…, n, 3)."""
-    return kabsch_angle(a, b)
-
-
 def orientation_states_direct(u, u0, perms, n_valid, *, tolerance_deg=DEFAULT_STATE_TOLERANCE_DEG,
                               debounce=DEFAULT_STATE_DEBOUNCE):
     """Frame-by-frame orientation-state sequences (the twin of the streamed :class:`_StateStream`).
