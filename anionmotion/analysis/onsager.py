@@ -675,7 +675,10 @@ class Onsager(AnalysisBase):
                 for _, block in self._group_blocks(g):
                     acc.add(block)
                     bar.update(block.shape[0])
-                out.append(acc.finish())
+                M = acc.finish()
+                # groups without a D tensor keep only the trace (the self sum): T floats instead of 9 T
+                out.append(M if self._want_tensor[g] else np.trace(M, axis1=1, axis2=2))
+                del M
         return out
 
     def _pass_atoms(self, fit_lags, weights):
@@ -804,7 +807,7 @@ class Onsager(AnalysisBase):
         meta = dict(self._meta)
         # (1) summed MSD tensors → full-run self sums and the D tensors' windows
         tens = self._pass_tensor()
-        self_full = np.stack([np.trace(M, axis1=1, axis2=2) for M in tens], axis=1)
+        self_full = np.stack([np.trace(M, axis1=1, axis2=2) if M.ndim == 3 else M for M in tens], axis=1)
         fits = [self._fit_tensor(g, tens[g], lag) if self._want_tensor[g] else None for g in range(S)]
         fit_lags = [None if f is None else f[1] for f in fits]
         weights = [None if f is None else f[2] for f in fits]
