@@ -238,6 +238,7 @@ def test_cli_compare(tmp_path, capsys):
     assert "modes at 600 K" in text and "Δ_vib ≥" in text
     d = json.loads((out / "compare.json").read_text())
     assert d["modes"]["600 K"]["r"]["vib"]["kind"] == "lower_bound"
+    assert d["modes"]["600 K"]["delta"]["rot"]["stderr"] == pytest.approx(math.sqrt(2) * 0.05 / math.log(10))
     html = (out / "compare.html").read_text()
     assert html.count("data:image/png;base64,") == len(list((out / "figures").glob("*.png"))) >= 1
     assert main(["compare", *paths, "--mode", "UC,RC,RTC,RTVC", "--out", str(out)]) == 2

@@ -328,7 +328,8 @@ def _figures(res: CompareResult):
         fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9.5, 4.0), gridspec_kw={"width_ratios": [3, 1]})
         ys = [md["log10_sigma"][m] for m in modes]
         colors = ["tab:grey" if md["upper_bound"][m] else "tab:blue" for m in modes]
-        ax1.bar(modes, ys, color=colors)
+        yerr = [(md.get("log10_sigma_stderr") or {}).get(m) or 0.0 for m in modes]
+        ax1.bar(modes, ys, color=colors, yerr=yerr, capsize=3)
         for i, m in enumerate(modes):
             if md["upper_bound"][m]:
                 ax1.annotate("< (bound)", (i, ys[i]), ha="center", va="bottom", fontsize=8)
@@ -336,7 +337,9 @@ def _figures(res: CompareResult):
             if d["value"] is not None and d["from"] in modes and d["to"] in modes:
                 i = (modes.index(d["from"]) + modes.index(d["to"])) / 2
                 sym = {"exact": "", "lower_bound": "≥ ", "upper_bound": "≤ "}.get(d["kind"], "")
-                ax1.annotate(f"Δ_{step} {sym}{d['value']:.2f}", (i, max(ys)), ha="center", va="bottom", fontsize=8)
+                err = f" ± {d['stderr']:.2f}" if d.get("stderr") is not None else ""
+                ax1.annotate(f"Δ_{step} {sym}{d['value']:.2f}{err}", (i, max(ys)), ha="center", va="bottom",
+                             fontsize=8)
         ax1.set_ylabel("log10 σ (σ in mS/cm)")
         ax1.set_title(f"{key}")
         bottom = 0.0
