@@ -228,14 +228,14 @@ def check_coordinates(coords, style, *, path, frame0=0, atoms=None):
         return
     lim = MAX_FRACTIONAL if style == "fractional" else MAX_COORD_A
     hi, lo = c.max(), c.min()
-    if hi > lim or lo < -lim:
-        if not (np.isfinite(hi) and np.isfinite(lo)):
-            with np.errstate(invalid="ignore"):
-                big = np.isfinite(c) & (np.abs(c) > lim)
-            if not big.any():
-                return
-        else:
-            big = np.abs(c) > lim
+    if np.isfinite(hi) and np.isfinite(lo):
+        if hi <= lim and lo >= -lim:
+            return
+        big = np.abs(c) > lim
+    else:   # a NaN or inf hides the extremes: look at the finite values (a damaged file, so the pass is rare)
+        with np.errstate(invalid="ignore"):
+            big = np.isfinite(c) & (np.abs(c) > lim)
+    if big.any():
         t, i, k = (int(v) for v in np.argwhere(big)[0])
         atom = int(atoms[i]) if atoms is not None and len(atoms) > i else i
         unit = "" if style == "fractional" else " Å"
@@ -279,6 +279,16 @@ def _checked_constant_cell(constant_cell):
     return checked
 
 
+def _forgetting_close(close):
+    def closing(self):
+        _OPEN_READERS.discard(self)   # a closed reader no longer protects its files
+        return close(self)
+    closing.__doc__ = close.__doc__
+    closing.__name__ = close.__name__
+    closing.__wrapped__ = close
+    return closing
+
+
 class BaseReader:
     """Base class of format readers.
 
@@ -313,6 +323,8 @@ class BaseReader:
             cls.read_cells = _checked_read_cells(cls.__dict__["read_cells"])
         if "constant_cell" in cls.__dict__ and not hasattr(cls.__dict__["constant_cell"], "__wrapped__"):
             cls.constant_cell = _checked_constant_cell(cls.__dict__["constant_cell"])
+        if "close" in cls.__dict__ and not hasattr(cls.__dict__["close"], "__wrapped__"):
+            cls.close = _forgetting_close(cls.__dict__["close"])
 
     def __init__(self, path, options: ReaderOptions):
         self.path = os.fspath(path)
