@@ -125,6 +125,30 @@ def write_ase(path, pos, cell, species):
     return path
 
 
+def write_h5md(path, pos, cell, t, species, vel):
+    """H5MD 1.1 (h5py): positions Å, times ps, one fixed box, atomic numbers, velocities Å/ps."""
+    import h5py
+
+    z = {"Li": 3, "O": 8, "S": 16}
+    with h5py.File(path, "w") as f:
+        h = f.create_group("h5md")
+        h.attrs["version"] = np.array([1, 1])
+        h.create_group("creator").attrs.update({"name": "anionmotion-tests", "version": "1"})
+        h.create_group("author").attrs["name"] = "tests"
+        g = f.create_group("particles").create_group("all")
+        p = g.create_group("position")
+        p.create_dataset("value", data=pos).attrs["unit"] = "Angstrom"
+        p.create_dataset("step", data=20 * np.arange(len(pos)))
+        p.create_dataset("time", data=t).attrs["unit"] = "ps"
+        b = g.create_group("box")
+        b.attrs["dimension"] = 3
+        b.attrs["boundary"] = np.array([b"periodic"] * 3)
+        b.create_dataset("edges", data=cell).attrs["unit"] = "Angstrom"
+        g.create_group("velocity").create_dataset("value", data=vel).attrs["unit"] = "Angstrom/ps"
+        g.create_dataset("species", data=np.array([z[s] for s in species], dtype=np.int32))
+    return path
+
+
 def write_dcd(path, pos, cell, t):
     import mdtraj
     from mdtraj.formats import DCDTrajectoryFile
@@ -162,6 +186,7 @@ def write_all(folder):
     files["netcdf"] = write_netcdf(os.path.join(folder, "run.nc"), pos, cell, t, species, vel)
     files["ase"] = write_ase(os.path.join(folder, "run.traj"), pos, cell, species)
     files["dcd"] = write_dcd(os.path.join(folder, "run.dcd"), pos, cell, t)
+    files["h5md"] = write_h5md(os.path.join(folder, "run.h5md"), pos, cell, t, species, vel)
     for key, src in (("outcar", ("vasprun", "OUTCAR.h2o.md")), ("vasprun", ("vasprun", "vasprun.h2o.md.xml"))):
         dst = os.path.join(folder, src[1])
         shutil.copyfile(os.path.join(DATA, *src), dst)

@@ -50,7 +50,8 @@ def _param(c):
 def test_catalogue_is_large_and_covers_every_reader_and_subcommand():
     assert len(CASES) >= 300
     groups = {c.group for c in CASES}
-    for fmt in ("lammps", "lammps-gz", "xdatcar", "extxyz", "cp2k", "netcdf", "dcd", "ase", "outcar", "vasprun"):
+    for fmt in ("lammps", "lammps-gz", "xdatcar", "extxyz", "cp2k", "netcdf", "dcd", "ase", "h5md", "outcar",
+                "vasprun"):
         assert f"file: {fmt}" in groups
     assert "file: lammps data (--topology)" in groups
     commands = {c.id.split("/")[1] for c in CASES if c.id.startswith("option/")}
@@ -193,7 +194,7 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.parametrize("fmt", ["netcdf", "dcd", "ase", "lammps-gz"])
+@pytest.mark.parametrize("fmt", ["netcdf", "dcd", "ase", "h5md", "lammps-gz"])
 def test_random_byte_flips_binary(env, fmt):
     """Binary files with random bytes overwritten, read in a child process (a C library may not survive them)."""
     rng = np.random.default_rng(7)
@@ -350,3 +351,22 @@ def test_corrupt_gzip_names_the_frame(env, tmp_path):
         t = anionmotion.open(str(p3), timestep=0.001)
     assert 0 < t.n_frames < bc.bf.N_FRAMES
     t.close()
+
+
+def test_md_exploding_integration_is_a_clean_error_keeping_the_frames(tmp_path, capsys):
+    """A time step far too long for the model: the run stops with a message, the good frames stay readable."""
+    from anionmotion.cli import main
+
+    out = tmp_path / "boom.nc"
+    rc = main(["md", "--system", "li2so4", "--cells", "2", "--out", str(out), "--time", "2", "--timestep", "25",
+               "--equilibrate", "0", "--reequilibrate", "0", "--no-minimize", "--frame-every", "1", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert err[-1].startswith("anionmotion md: error: the integration exploded"), err[-1]
+    assert "--timestep" in err[-1] and "frames before it are kept" in err[-1]
+    assert not any("Traceback" in ln for ln in err)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with anionmotion.open(str(out)) as t:
+            assert 1 <= t.n_frames < 81
+            assert np.all(np.isfinite(t.read().positions))

@@ -103,7 +103,7 @@ class H5MDReader(BaseReader):
             raise FormatError(f"h5py cannot open the file ({err})", path=self.path) from err
         try:
             self._setup(h5py, options)
-        except (KeyError, ValueError, TypeError, OSError) as err:
+        except (KeyError, ValueError, TypeError, OSError, RuntimeError) as err:   # h5py: RuntimeError on damage
             self.close()
             raise FormatError(f"malformed H5MD file ({type(err).__name__}: {err})", path=self.path) from err
         except Exception:
@@ -392,9 +392,10 @@ class H5MDReader(BaseReader):
             if self._vel is not None and want_velocities(velocities):
                 vel = self._read_atoms(self._vel, start, stop, sel, self._vf)
             img = None if self._img is None else self._read_atoms(self._img, start, stop, sel, None, np.int64)
-        except OSError as err:
+            cells = self._cells(start, stop)
+        except (OSError, RuntimeError, ValueError) as err:   # a damaged HDF5 file
             raise TrajectoryError(f"cannot read frames {start}:{stop} ({err})", path=self.path, frame=start) from err
-        return RawFrames(coords=crd, style=self.coord_style, cells=self._cells(start, stop),
+        return RawFrames(coords=crd, style=self.coord_style, cells=cells,
                          times=None if self.times is None else self.times[start:stop], velocities=vel, images=img,
                          steps=None if self.steps is None else self.steps[start:stop], owned=True)
 
