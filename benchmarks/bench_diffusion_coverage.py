@@ -170,10 +170,10 @@ def real(base):
     return out
 
 
-def peer_row(name, path, temperature, D_true=None):
-    """anionmotion (every estimator), kinisi and pymatgen on one XDATCAR, on the window of ``auto``.
+def peer_row(name, path, temperature, D_true=None, dt_ps=0.1, window=None):
+    """anionmotion (every estimator), kinisi and pymatgen on one XDATCAR, on the window of ``auto`` (or ``window``).
 
-    kinisi 2.1: ``DiffusionAnalyzer.from_ase`` (2 fs × 50 = 0.1 ps per frame, lags up to the window end) and
+    kinisi 2.1: ``DiffusionAnalyzer.from_ase`` (2 fs steps, ``dt_ps`` per frame, lags up to the window end) and
     ``diffusion(start)``: its own MSD and data-estimated covariance, MCMC mean ± s.d. (emcee draws from numpy's
     global generator, seeded here).  pymatgen-analysis-diffusion: ``get_diffusivity_from_msd(smoothed="max")``
     applied to anionmotion's MSD on the window.
@@ -183,9 +183,9 @@ def peer_row(name, path, temperature, D_true=None):
     from kinisi.analyze import DiffusionAnalyzer
     from pymatgen.analysis.diffusion.analyzer import get_diffusivity_from_msd
 
-    res = anionmotion.msd(anionmotion.open(path, frame_interval=0.1, progress=False), species="Li",
+    res = anionmotion.msd(anionmotion.open(path, frame_interval=dt_ps, progress=False), species="Li",
                           temperature=temperature, progress=False)
-    f = fit_diffusion(res, warn=False)
+    f = fit_diffusion(res, fit=window, warn=False)
     t0, t1 = f.fit_window_ps
     row = {"run": name, "window_ps": [t0, t1], "reached": f.diffusive_regime_reached, "D_true": D_true}
     for est in ESTIMATORS:
@@ -196,21 +196,53 @@ def peer_row(name, path, temperature, D_true=None):
     # kinisi maps each interval to frames with (dt / (time_step · step_skip)).astype(int): in ps, k · 0.1 / 0.1
     # can truncate to k − 1 frames (4.3 / 0.1 = 42.99…) and the MSD point then sits one frame early; in fs every
     # number is an integer and exact
-    dt = sc.arange("time interval", 1, int(round(t1 / 0.1)) + 1) * sc.scalar(100.0, unit="fs")
+    skip = int(round(dt_ps / 0.002))
+    dt = sc.arange("time interval", 1, int(round(t1 / dt_ps)) + 1) * sc.scalar(2.0 * skip, unit="fs")
     da = DiffusionAnalyzer.from_ase(read(path, index=":", format="vasp-xdatcar"), specie="Li",
-                                    time_step=sc.scalar(2.0, unit="fs"), step_skip=sc.scalar(50), dt=dt,
+                                    time_step=sc.scalar(2.0, unit="fs"), step_skip=sc.scalar(skip), dt=dt,
                                     progress=False)
     np.random.seed(0)
     da.diffusion(sc.scalar(t0, unit="ps"), progress=False, random_state=np.random.RandomState(0))
     samples = np.asarray(da.D.to(unit="cm^2/s").values).ravel()
     row["kinisi"] = [float(samples.mean()), float(samples.std())]
     km = np.asarray(da.msd.values)
-    row["kinisi_msd_max_rel_diff"] = float(np.max(np.abs(km[int(round(t0 / 0.1)) - 1:] /
-                                                        res.msd[int(round(t0 / 0.1)):len(km) + 1] - 1)))
+    m0 = int(round(t0 / dt_ps))
+    row["kinisi_msd_max_rel_diff"] = float(np.max(np.abs(km[m0 - 1:] / res.msd[m0:len(km) + 1] - 1)))
     sel = (res.lag >= t0 - 1e-9) & (res.lag <= t1 + 1e-9)
     row["pymatgen"] = float(get_diffusivity_from_msd(res.msd[sel], res.lag[sel] * 1000.0, smoothed="max")[0])
     print(json.dumps(row), file=sys.stderr, flush=True)
     return row
+
+
+def pymatgen_lgps(path):
+    """Rows for pymatgen-analysis-diffusion's LGPS test fixture (``DiffusionAnalyzer.json``, Li20Ge2P4S24, 600 K,
+    1000 frames 20 fs apart): written as XDATCAR from its structure + raw displacements, fitted on the ``auto``
+    window and on pymatgen's own window (1–13.3 ps); ``pymatgen_own`` is the D that pymatgen's test asserts."""
+    import tempfile
+
+    from ase import Atoms
+    from ase.io import write
+    from pymatgen.analysis.diffusion.analyzer import DiffusionAnalyzer
+
+    dd = json.load(open(path))
+    d = DiffusionAnalyzer.from_dict(dd)
+    st = d.structure
+    pos = st.cart_coords[None, :, :] + np.asarray(dd["displacements"]).transpose(1, 0, 2)
+    dt_ps = d.time_step * d.step_skip / 1000.0
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        xd = os.path.join(tmp, "XDATCAR")
+        frames = []
+        for p in pos:
+            at = Atoms(symbols=[s.specie.symbol for s in st], positions=p, cell=st.lattice.matrix, pbc=True)
+            at.wrap()
+            frames.append(at)
+        write(xd, frames, format="vasp-xdatcar")
+        for label, window in (("auto window", None), ("pymatgen's window", (d.dt[0] / 1000.0, d.dt[-1] / 1000.0))):
+            row = peer_row(f"LGPS fixture ({label})", xd, d.temperature, dt_ps=dt_ps, window=window)
+            row["pymatgen_own"] = float(d.diffusivity)
+            rows.append(row)
+    return rows
 
 
 def peers(base, n_lgps=5):
@@ -240,6 +272,8 @@ def main(argv=None):
                     help="skip the candidate error models (auto-cumulant, bootstrap over atoms, block averaging)")
     ap.add_argument("--candidate-seeds", type=int, help="candidates on the first N seeds only (default: all)")
     ap.add_argument("--peers", action="store_true", help="also kinisi and pymatgen on the argyrodite and LGPS-like runs")
+    ap.add_argument("--pymatgen-lgps", metavar="DiffusionAnalyzer.json",
+                    help="with --peers: also pymatgen-analysis-diffusion's LGPS test fixture (its tests/ folder)")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="only print the tables of earlier --json outputs")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
@@ -256,6 +290,8 @@ def main(argv=None):
                                candidate_seeds=args.candidate_seeds)) if regimes else [])
     rl = real(args.argyrodite) if os.path.isdir(args.argyrodite) and not args.no_real else []
     pr = peers(args.argyrodite) if args.peers else []  # (no argyrodite folder: the LGPS-like runs only)
+    if args.peers and args.pymatgen_lgps:
+        pr += pymatgen_lgps(args.pymatgen_lgps)
     tables(syn, rl, pr)
     if args.json:
         with open(args.json, "w") as fh:
@@ -293,7 +329,8 @@ def tables(syn, rl, pr):
             cells += [f"{r[e][0] * 1e5:.2f} ± {r[e][1] * 1e5:.2f}" for e in ESTIMATORS if e != "auto"]
             k = r["kinisi"]
             z = (k[0] - a[0]) / math.sqrt(a[2] ** 2 + k[1] ** 2)
-            true = "–" if r.get("D_true") is None else f"{r['D_true'] * 1e5:.2f}"
+            true = ("–" if r.get("D_true") is None else f"{r['D_true'] * 1e5:.2f}") + (
+                f" (pymatgen's test: {r['pymatgen_own'] * 1e5:.3f})" if r.get("pymatgen_own") else "")
             print(f"| {r['run']} | {r['window_ps'][0]:.2f}–{r['window_ps'][1]:.2f} | {'yes' if r['reached'] else 'no'} "
                   f"| {true} | " + " | ".join(cells) + f" | {k[0] * 1e5:.2f} ± {k[1] * 1e5:.2f} | "
                   f"{r['pymatgen'] * 1e5:.2f} | {z:+.1f} | {100 * r['kinisi_msd_max_rel_diff']:.1f} % |")
