@@ -208,49 +208,112 @@ def assign_polyhedra(const double[:, :, ::1] ions,        # IN  (F, N, 3) ion po
     return n_flat
 
 
+cdef inline double _dist2(double* xf, double[:, ::1] cf, double* cell, Py_ssize_t s) noexcept nogil:
+    cdef double f[3]
+    cdef double d[3]
+    cdef int k
+    for k in range(3):
+        f[k] = xf[k] - cf[s, k]
+        f[k] -= _rint(f[k])
+    for k in range(3):
+        d[k] = f[0] * cell[k] + f[1] * cell[3 + k] + f[2] * cell[6 + k]
+    return d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
+
+
 def assign_nearest(const double[:, :, ::1] ions,       # IN  (F, N, 3) ion positions, Å (any image)
                    const double[:, :, ::1] centres,    # IN  (F, S, 3) site centres, Å (any image)
                    const double[:, :, ::1] cells,      # IN  (F, 3, 3) rows a, b, c, Å
                    double radius,                      # IN  > 0: only within this distance (Å); <= 0: Voronoi
-                   long long[:, ::1] out):             # OUT (F, N) site index or -1
+                   long long[:, ::1] out,              # OUT (F, N) site index or -1
+                   double[:, ::1] cf,                  # WORK (S, 3)
+                   long long[::1] head,                # WORK (cap,) cell-list heads, cap >= 1
+                   long long[::1] nxt):                # WORK (S,) cell-list links
     """Nearest site centre of each ion under the minimum image (fractional differences reduced to
-    [-0.5, 0.5]); ties go to the lower index; -1 when ``radius`` > 0 and the nearest is farther."""
+    [-0.5, 0.5]); ties go to the lower index; -1 when ``radius`` > 0 and the nearest is farther.
+
+    The centres are binned in a cell list (bins about 1.2 mean centre spacings wide, or the radius); the
+    ion's own and neighbouring bins are searched first, and the answer is final when the best distance is
+    below the guaranteed distance to any centre outside them; otherwise every centre is compared."""
     cdef Py_ssize_t F = ions.shape[0], N = ions.shape[1], S = centres.shape[1]
-    cdef Py_ssize_t t, i, s, k
+    cdef Py_ssize_t t, i, s, k, j
     cdef double cell[9]
     cdef double inv[9]
-    cdef double f[3]
-    cdef double d[3]
     cdef double xf[3]
-    cdef double r2, best, rad2 = radius * radius
+    cdef double wk[3]
+    cdef Py_ssize_t nb[3]
+    cdef Py_ssize_t bb[3]
+    cdef Py_ssize_t o0, o1, o2
+    cdef Py_ssize_t cap = head.shape[0]
+    cdef double r2, best, rad2 = radius * radius, rbin, vol, guard, g
     cdef long long bi
-    cdef double[:, ::1] cf
-    import numpy as np
-    cf = np.empty((max(S, 1), 3))
     with nogil:
         for t in range(F):
             for k in range(9):
                 cell[k] = cells[t, k // 3, k % 3]
             _inv3(cell, inv)
-            for s in range(S):
+            vol = fabs(cell[0] * (cell[4] * cell[8] - cell[5] * cell[7])
+                       - cell[1] * (cell[3] * cell[8] - cell[5] * cell[6])
+                       + cell[2] * (cell[3] * cell[7] - cell[4] * cell[6]))
+            rbin = 1.2 * (vol / (S if S > 0 else 1)) ** (1.0 / 3.0)
+            if radius > 0 and radius > rbin:
+                rbin = radius
+            for k in range(3):
+                wk[k] = 1.0 / sqrt(inv[k] * inv[k] + inv[3 + k] * inv[3 + k] + inv[6 + k] * inv[6 + k])
+                nb[k] = <Py_ssize_t>floor(wk[k] / rbin)
+                if nb[k] < 1:
+                    nb[k] = 1
+                if nb[k] > 256:
+                    nb[k] = 256
+            while nb[0] * nb[1] * nb[2] > cap:
+                j = 0
+                for k in range(1, 3):
+                    if nb[k] > nb[j]:
+                        j = k
+                nb[j] -= 1
+            guard = 1e300    # any centre outside the searched bins is at least this far (Å)
+            for k in range(3):
+                if nb[k] >= 3 and wk[k] / nb[k] < guard:
+                    guard = wk[k] / nb[k]
+            for k in range(nb[0] * nb[1] * nb[2]):
+                head[k] = -1
+            for s in range(S - 1, -1, -1):
                 for k in range(3):
                     cf[s, k] = (centres[t, s, 0] * inv[k] + centres[t, s, 1] * inv[3 + k]
                                 + centres[t, s, 2] * inv[6 + k])
+                    g = cf[s, k] - floor(cf[s, k])
+                    bb[k] = <Py_ssize_t>(g * nb[k])
+                    if bb[k] >= nb[k]:
+                        bb[k] = nb[k] - 1
+                j = (bb[0] * nb[1] + bb[1]) * nb[2] + bb[2]
+                nxt[s] = head[j]
+                head[j] = s
             for i in range(N):
                 for k in range(3):
                     xf[k] = ions[t, i, 0] * inv[k] + ions[t, i, 1] * inv[3 + k] + ions[t, i, 2] * inv[6 + k]
+                    g = xf[k] - floor(xf[k])
+                    bb[k] = <Py_ssize_t>(g * nb[k])
+                    if bb[k] >= nb[k]:
+                        bb[k] = nb[k] - 1
                 best = 1e300
                 bi = -1
-                for s in range(S):
-                    for k in range(3):
-                        f[k] = xf[k] - cf[s, k]
-                        f[k] -= _rint(f[k])
-                    for k in range(3):
-                        d[k] = f[0] * cell[k] + f[1] * cell[3 + k] + f[2] * cell[6 + k]
-                    r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
-                    if r2 < best:
-                        best = r2
-                        bi = s
+                for o0 in range(-1 if nb[0] >= 3 else 0, 2 if nb[0] >= 2 else 1):
+                    for o1 in range(-1 if nb[1] >= 3 else 0, 2 if nb[1] >= 2 else 1):
+                        for o2 in range(-1 if nb[2] >= 3 else 0, 2 if nb[2] >= 2 else 1):
+                            j = (((bb[0] + o0 + nb[0]) % nb[0]) * nb[1] + (bb[1] + o1 + nb[1]) % nb[1]) * nb[2] \
+                                + (bb[2] + o2 + nb[2]) % nb[2]
+                            s = head[j]
+                            while s >= 0:
+                                r2 = _dist2(xf, cf, cell, s)
+                                if r2 < best or (r2 == best and s < bi):
+                                    best = r2
+                                    bi = s
+                                s = nxt[s]
+                if radius <= 0 and best > guard * guard:
+                    for s in range(S):    # not provably the nearest: compare every centre
+                        r2 = _dist2(xf, cf, cell, s)
+                        if r2 < best or (r2 == best and s < bi):
+                            best = r2
+                            bi = s
                 if radius > 0 and best > rad2:
                     bi = -1
                 out[t, i] = bi

@@ -112,6 +112,20 @@ def test_assign_nearest_matches_twin(seed):
     assert (a < 0).any() and (a >= 0).any()
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), n_sites=st.integers(1, 150), scale=st.floats(0.4, 4.0),
+       radius=st.sampled_from([None, 0.7, 2.5, 8.0]))
+def test_assign_nearest_cell_list_matches_all_pairs(seed, n_sites, scale, radius):
+    """The compiled kernel searches a cell list and falls back to all centres when the nearest is not
+    provably inside the searched bins: same answer as the all-pairs twin for sparse, dense and tiny sets."""
+    rng = np.random.default_rng(seed)
+    cells = np.array([np.diag([9.0, 10.0, 11.0]) * scale + rng.normal(0, 0.5, (3, 3)) for _ in range(2)])
+    centres = rng.uniform(-5, 40, (2, n_sites, 3))
+    ions = rng.uniform(-20, 40, (2, 90, 3))
+    npt.assert_array_equal(K.assign_nearest(ions, centres, cells, radius=radius),
+                           K.assign_nearest_ref(ions, centres, cells, radius=radius))
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), n_min=st.integers(1, 4), cap=st.integers(1, 40))
 def test_debounce_matches_twin(seed, n_min, cap):

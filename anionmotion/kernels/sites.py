@@ -142,7 +142,9 @@ def assign_nearest(ions, centres, cells, *, radius=None, use_ext=True):
     if not use_ext:
         return assign_nearest_ref(ions, centres, cells, radius=radius)
     out = np.empty(ions.shape[:2], dtype=np.int64)
-    _sites.assign_nearest(ions, centres, cells, rad, out)
+    S = centres.shape[1]
+    _sites.assign_nearest(ions, centres, cells, rad, out, np.empty((max(S, 1), 3)),
+                          np.empty(2 * S + 27, dtype=np.int64), np.empty(max(S, 1), dtype=np.int64))
     return out
 
 
