@@ -6,9 +6,9 @@ import re
 
 import numpy as np
 
-from .errors import OptionError
+from .errors import OptionError, OptionTypeError
 
-__all__ = ["as_array", "check_choice", "parse_memory", "parse_types"]
+__all__ = ["as_array", "check_choice", "parse_memory", "parse_types", "check_number", "check_int"]
 
 
 def as_array(x, name, *, shape=None, dtype=np.float64, finite=False, copy=False):
@@ -33,17 +33,59 @@ def as_array(x, name, *, shape=None, dtype=np.float64, finite=False, copy=False)
     try:
         arr = np.array(x, dtype=dtype, copy=copy) if copy else np.ascontiguousarray(x, dtype=dtype)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be convertible to a {np.dtype(dtype).name} array; got {type(x).__name__}") from err
+        raise OptionTypeError(f"{name} must be convertible to a {np.dtype(dtype).name} array; got "
+                              f"{type(x).__name__}") from err
     arr = np.ascontiguousarray(arr)
     if shape is not None:
         ok = arr.ndim == len(shape) and all(s is None or s == a for s, a in zip(shape, arr.shape))
         if not ok:
             want = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
-            raise ValueError(f"{name} must have shape {want}; got {arr.shape}")
+            raise OptionError(f"{name} must have shape {want}; got {arr.shape}")
     if finite and arr.size and not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} contains NaN or inf at index {tuple(int(i) for i in bad)}")
+        raise OptionError(f"{name} contains NaN or inf at index {tuple(int(i) for i in bad)}")
     return arr
+
+
+def check_number(value, name, *, positive=False, nonnegative=False, unit="", allow_none=False):
+    """``value`` as a finite float; OptionError (one line naming ``name``) for anything else.
+
+    Parameters
+    ----------
+    positive, nonnegative : bool
+        Require > 0 or ≥ 0.
+    unit : str
+        Shown in the message, e.g. ``"Å"``.
+    allow_none : bool
+        Return None for None.
+    """
+    if value is None and allow_none:
+        return None
+    what = "a positive" if positive else "a non-negative" if nonnegative else "a finite"
+    want = f"{what} number{' in ' + unit if unit else ''}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise OptionTypeError(f"{name} must be {want}; got {value!r}")
+    v = float(value)
+    if not np.isfinite(v) or (positive and not v > 0) or (nonnegative and not v >= 0):
+        raise OptionError(f"{name} must be {want}; got {value!r}")
+    return v
+
+
+def check_int(value, name, *, minimum=None, maximum=None, allow_none=False):
+    """``value`` as an int (integral floats accepted); OptionError naming ``name`` for anything else."""
+    if value is None and allow_none:
+        return None
+    kind = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, "an integer")
+    bounds = (f" ≥ {minimum}" if minimum not in (None, 0, 1) else "") + (f" ≤ {maximum:g}" if maximum is not None else "")
+    want = f"{kind}{bounds}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise OptionTypeError(f"{name} must be {want}; got {value!r}")
+    if isinstance(value, (float, np.floating)) and not (np.isfinite(value) and float(value).is_integer()):
+        raise OptionError(f"{name} must be {want}; got {value!r}")
+    v = int(value)
+    if (minimum is not None and v < minimum) or (maximum is not None and v > maximum):
+        raise OptionError(f"{name} must be {want}; got {value!r}")
+    return v
 
 
 def check_choice(value, name, choices):

@@ -16,6 +16,7 @@ __all__ = [
     "TrajectoryError",
     "FormatError",
     "OptionError",
+    "OptionTypeError",
     "SimulationError",
     "AnionmotionWarning",
     "UnwrapWarning",
@@ -68,6 +69,10 @@ class FormatError(TrajectoryError):
 
 class OptionError(AnionmotionError):
     """An option or keyword argument has an invalid value."""
+
+
+class OptionTypeError(OptionError, TypeError):
+    """An option or keyword argument has the wrong type (also a :class:`TypeError`)."""
 
 
 class SimulationError(AnionmotionError):

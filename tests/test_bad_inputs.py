@@ -370,3 +370,32 @@ def test_md_exploding_integration_is_a_clean_error_keeping_the_frames(tmp_path, 
         with anionmotion.open(str(out)) as t:
             assert 1 <= t.n_frames < 81
             assert np.all(np.isfinite(t.read().positions))
+
+
+_ODD = st.one_of(st.none(), st.integers(-3, 10 ** 16), st.floats(allow_nan=True, allow_infinity=True),
+                 st.text(max_size=4), st.lists(st.integers(-2, 5), max_size=4), st.booleans())
+
+
+@FUZZ
+@given(name=st.sampled_from(["rmax", "bins", "temperature", "frames_per_chunk", "pairs"]), value=_ODD)
+def test_rdf_keywords_of_any_type(traj, name, value):
+    """Any keyword value: a result or an AnionmotionError (never numpy's TypeError/ValueError/OverflowError)."""
+    kw = {"pairs": "Li-S", "bins": 50, name: value}
+    if name == "bins" and isinstance(value, int) and not isinstance(value, bool) and value > 10 ** 7:
+        kw["memory"] = "256MB"
+    try:
+        anionmotion.rdf(traj, **kw)
+    except AnionmotionError:
+        pass
+
+
+@FUZZ
+@given(name=st.sampled_from(["spacing", "grid", "profile_bins", "frames_per_chunk"]), value=_ODD)
+def test_density_keywords_of_any_type(traj, name, value):
+    kw = {name: value}
+    if name == "grid" and value is None:
+        kw["spacing"] = 0.5
+    try:
+        anionmotion.density(traj, "Li", memory="256MB", **kw)
+    except AnionmotionError:
+        pass

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._validate import check_int, check_number
 from ..errors import OptionError
 from ..kernels.grid import bin_axis, bin_fractional
 from ..kernels.unwrap import cart_to_frac
@@ -192,9 +193,7 @@ class Density(AnalysisBase):
         super().__init__(memory=memory, progress=progress, use_ext=use_ext)
         self.species_arg, self.grid_arg, self.spacing = species, grid, spacing
         self.profile_bins, self.remove_drift = profile_bins, remove_drift
-        if frames_per_chunk is not None and int(frames_per_chunk) < 1:
-            raise OptionError(f"frames_per_chunk must be a positive integer; got {frames_per_chunk}")
-        self.fixed_chunk = None if frames_per_chunk is None else int(frames_per_chunk)
+        self.fixed_chunk = check_int(frames_per_chunk, "frames_per_chunk", minimum=1, allow_none=True)
         self.mapper, self.source, self.block_frames = mapper, source, block_frames
 
     def _atoms(self):
@@ -219,18 +218,30 @@ class Density(AnalysisBase):
         if grid is not None and spacing is not None:
             raise OptionError("give either grid= or spacing=, not both")
         if grid is not None:
-            if len(grid) != 3 or any(int(n) != n or int(n) < 1 for n in grid):
-                raise OptionError(f"grid must be three positive integers (points along a, b, c); got {grid}")
-        if self.profile_bins is not None and int(self.profile_bins) < 1:
-            raise OptionError(f"profile_bins must be a positive integer; got {self.profile_bins}")
-        if self.profile_bins is not None and int(self.profile_bins) > MAX_PROFILE_BINS:
-            raise OptionError(f"profile_bins {int(self.profile_bins)} is more than {MAX_PROFILE_BINS:.0e} bins along "
-                              "one cell vector; use fewer")
+            bad = not isinstance(grid, (list, tuple, np.ndarray)) or len(grid) != 3
+            if not bad:
+                try:
+                    grid = [check_int(n, "grid", minimum=1) for n in grid]
+                except OptionError:
+                    bad = True
+            if bad:
+                raise OptionError(f"grid must be three positive integers (points along a, b, c); got {grid!r}")
+        if spacing is not None:
+            try:
+                spacing = check_number(spacing, "spacing", positive=True, unit="Å")
+            except OptionError:
+                raise OptionError(f"spacing must be a positive length in Å; got {spacing!r}") from None
+        if self.profile_bins is not None:
+            pb = check_int(self.profile_bins, "profile_bins", minimum=1)
+            if pb > MAX_PROFILE_BINS:
+                raise OptionError(f"profile_bins {pb} is more than {MAX_PROFILE_BINS:.0e} bins along one cell vector; "
+                                  "use fewer")
         with self._phase(self.n_frames, "cells", unit="frame") as bar:
             self.mean_cell, self.constant_cell, _ = cell_stats(traj, self.frame_range)
             bar.update(self.n_frames)
         if grid is not None:
             shape = tuple(int(n) for n in grid)
+            self.grid_arg = shape
         else:
             shape = grid_shape_for_spacing(self.mean_cell, 0.2 if spacing is None else spacing)
         n_points = np.prod(shape, dtype=np.float64)

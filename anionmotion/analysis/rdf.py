@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..elements import normalize_symbol
-from ..errors import OptionError
+from .._validate import check_int, check_number
+from ..errors import OptionError, OptionTypeError
 from ..kernels.pbc import distance_histogram
 from ..results import Result
 from ..units import KB_EV
@@ -205,9 +206,7 @@ class RDF(AnalysisBase):
         super().__init__(memory=memory, progress=progress, use_ext=use_ext)
         self.pairs_arg, self.rmax, self.bins_arg = pairs, rmax, bins
         self.temperature, self.polyanions = temperature, polyanions
-        if frames_per_chunk is not None and int(frames_per_chunk) < 1:
-            raise OptionError(f"frames_per_chunk must be a positive integer; got {frames_per_chunk}")
-        self.fixed_chunk = None if frames_per_chunk is None else int(frames_per_chunk)
+        self.fixed_chunk = check_int(frames_per_chunk, "frames_per_chunk", minimum=1, allow_none=True)
         self.mapper, self.source, self.block_frames = mapper, source, block_frames
 
     def _atoms(self):
@@ -224,17 +223,20 @@ class RDF(AnalysisBase):
         pairs = self.pairs_arg
         if isinstance(pairs, (str, tuple)):
             pairs = [pairs]
+        if not isinstance(pairs, (list, np.ndarray)) or not all(isinstance(p, (str, tuple, list)) for p in pairs):
+            raise OptionTypeError(f"pairs must be a pair such as 'Li-Li' or a list of them; got {self.pairs_arg!r}")
         pairs = [parse_pair(p) for p in pairs]
         if not pairs:
             raise OptionError("give at least one pair, e.g. pairs=['Li-Li']")
-        bins = int(self.bins_arg)
-        if bins < 1:
-            raise OptionError(f"bins must be a positive integer; got {bins}")
+        bins = check_int(self.bins_arg, "bins", minimum=1)
         temperature = self.temperature
         if temperature is None:
             temperature = traj.metadata.get("temperature") if isinstance(traj.metadata, dict) else None
-        if temperature is not None and not (np.isfinite(temperature) and temperature > 0):
-            raise OptionError(f"temperature must be a positive number of kelvin; got {temperature}")
+        if temperature is not None:
+            try:
+                temperature = check_number(temperature, "temperature", positive=True, unit="K")
+            except OptionError:
+                raise OptionError(f"temperature must be a positive number of kelvin; got {temperature}") from None
         needs_com = any(COM in p for p in pairs)
         if needs_com and self.polyanions is None:
             raise OptionError(f"pairs with {COM} need polyanions= (from anionmotion.find_polyanions)")
@@ -254,8 +256,11 @@ class RDF(AnalysisBase):
         rmax = self.rmax
         if rmax is None:
             rmax = min(10.0, half_w)
-        elif not (np.isfinite(rmax) and rmax > 0):
-            raise OptionError(f"rmax must be a positive distance in Å; got {rmax}")
+        else:
+            try:
+                rmax = check_number(rmax, "rmax", positive=True, unit="Å")
+            except OptionError:
+                raise OptionError(f"rmax must be a positive distance in Å; got {rmax}") from None
         self.rmax_A, self.half_w = float(rmax), half_w
         self._check_cell_work(max_widths(traj, self.frame_range), min_width)
         species_needed = sorted({s for p in pairs for s in p if s != COM})
