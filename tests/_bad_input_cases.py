@@ -427,35 +427,35 @@ def netcdf_cases():
 
 def outcar_vasprun_cases():
     out = []
-    O, V = "outcar", "vasprun"
+    OC, VR = "outcar", "vasprun"
     ipt = r"ions per type =\s+2\s+4"
-    out += file_case(O, "ions-1e12", "'ions per type = 2 10¹²'", sub_text(ipt, "ions per type =  2 1000000000000"),
+    out += file_case(OC, "ions-1e12", "'ions per type = 2 10¹²'", sub_text(ipt, "ions per type =  2 1000000000000"),
                      memory_bomb=True)
-    out += file_case(O, "ions-0", "'ions per type = 0 0'", sub_text(ipt, "ions per type =  0 0"))
-    out += file_case(O, "ions-5", "'ions per type = 2 5' (one more than the POSITION blocks)",
+    out += file_case(OC, "ions-0", "'ions per type = 0 0'", sub_text(ipt, "ions per type =  0 0"))
+    out += file_case(OC, "ions-5", "'ions per type = 2 5' (one more than the POSITION blocks)",
                      sub_text(ipt, "ions per type =  2 5"))
-    out += file_case(O, "ions-text", "'ions per type = 2 x'", sub_text(ipt, "ions per type =  2 x"))
-    out += file_case(O, "nions-ignored", "NIONS = 10¹² (unused: 'ions per type' and the blocks give the atoms)",
+    out += file_case(OC, "ions-text", "'ions per type = 2 x'", sub_text(ipt, "ions per type =  2 x"))
+    out += file_case(OC, "nions-ignored", "NIONS = 10¹² (unused: 'ions per type' and the blocks give the atoms)",
                      sub_text(r"NIONS =\s+6", "NIONS = 1000000000000"), expect="ok")
-    out += file_case(O, "position-text", "a POSITION row with 'x'",
+    out += file_case(OC, "position-text", "a POSITION row with 'x'",
                      nth_sub(r"^(\s+)-?\d+\.\d+(\s+-?\d+\.\d+\s+-?\d+\.\d+\s+-?\d+\.\d+\s+-?\d+\.\d+\s+-?\d+\.\d+)$",
                              r"\g<1>x\g<2>", 2))
-    out += file_case(O, "potim-zero", "POTIM = 0", sub_text(r"POTIM\s*=\s*\S+", "POTIM =   0.00"))
-    out += file_case(O, "potim-text", "POTIM = x", sub_text(r"POTIM\s*=\s*\S+", "POTIM =   x"))
-    out += file_case(O, "cut-half", "the OUTCAR cut in half", cut_lines(0.5), expect="any")
-    out += file_case(O, "flip-middle", "16 random bytes in the middle", flip(0.5), expect="any")
-    out += file_case(V, "atoms-tag-ignored", "<atoms> 10¹² (unused: the atominfo array lists the atoms)",
+    out += file_case(OC, "potim-zero", "POTIM = 0", sub_text(r"POTIM\s*=\s*\S+", "POTIM =   0.00"))
+    out += file_case(OC, "potim-text", "POTIM = x", sub_text(r"POTIM\s*=\s*\S+", "POTIM =   x"))
+    out += file_case(OC, "cut-half", "the OUTCAR cut in half", cut_lines(0.5), expect="any")
+    out += file_case(OC, "flip-middle", "16 random bytes in the middle", flip(0.5), expect="any")
+    out += file_case(VR, "atoms-tag-ignored", "<atoms> 10¹² (unused: the atominfo array lists the atoms)",
                      sub_text(r"<atoms>\s+6 </atoms>", "<atoms> 1000000000000 </atoms>"), expect="ok")
-    out += file_case(V, "atominfo-empty", "an atominfo array without rows",
+    out += file_case(VR, "atominfo-empty", "an atominfo array without rows",
                      sub_text(r'(<array name="atoms" >.*?<set>).*?(</set>)', r"\g<1>\g<2>", flags=re.S))
-    out += file_case(V, "xml-broken", "an unclosed tag in the middle", flip(0.5), expect="any")
-    out += file_case(V, "cut-half", "vasprun.xml cut in half (running job)", cut_lines(0.5), expect="any")
-    out += file_case(V, "potim-text", "POTIM 'x'", sub_text(r'(<i name="POTIM">)\s*\S+', r"\g<1> x"))
+    out += file_case(VR, "xml-broken", "an unclosed tag in the middle", flip(0.5), expect="any")
+    out += file_case(VR, "cut-half", "vasprun.xml cut in half (running job)", cut_lines(0.5), expect="any")
+    out += file_case(VR, "potim-text", "POTIM 'x'", sub_text(r'(<i name="POTIM">)\s*\S+', r"\g<1> x"))
     pos3 = r'(<varray name="positions" >\n\s+<v>)\s+\S+'
-    out += file_case(V, "coord-text", "a position 'x' in ionic step 1", nth_sub(pos3, r"\g<1> x", 3))
-    out += file_case(V, "coord-nan", "a position NaN in ionic step 1 (atom 0, an O)", nth_sub(pos3, r"\g<1> NaN", 3),
+    out += file_case(VR, "coord-text", "a position 'x' in ionic step 1", nth_sub(pos3, r"\g<1> x", 3))
+    out += file_case(VR, "coord-nan", "a position NaN in ionic step 1 (atom 0, an O)", nth_sub(pos3, r"\g<1> NaN", 3),
                      commands=("info",))
-    out += file_case(V, "coord-stars", "a position '*******' (Fortran overflow) in ionic step 1",
+    out += file_case(VR, "coord-stars", "a position '*******' (Fortran overflow) in ionic step 1",
                      nth_sub(pos3, r"\g<1> *******", 3))
     return out
 

@@ -17,7 +17,7 @@ import zlib
 import numpy as np
 
 from ..elements import MASSES, normalize_symbol
-from ..errors import FormatError, TrajectoryError, TruncatedFileWarning
+from ..errors import TrajectoryError, TruncatedFileWarning
 from ..kernels import textparse as tp
 from .base import check_input_file, check_text_head, compression_of
 

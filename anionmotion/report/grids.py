@@ -23,7 +23,7 @@ import numpy as np
 from ..elements import atomic_number
 from ..errors import OptionError
 from ..io._netcdf_lock import netcdf_locked
-from ..results import check_output, write_text_atomic
+from ..results import check_output
 from ..units import BOHR_A
 
 __all__ = ["atomic_number", "write_grid", "write_chgcar", "write_cube", "write_netcdf", "read_chgcar", "read_cube", "read_netcdf",
