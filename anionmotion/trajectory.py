@@ -19,7 +19,7 @@ import numpy as np
 
 from ._validate import as_array
 from .elements import masses_of, normalize_symbol
-from .errors import OptionError, TrajectoryError, UnwrapWarning
+from .errors import OptionError, OptionTypeError, TrajectoryError, UnwrapWarning
 from .io.base import BaseReader, RawFrames, ReaderOptions
 from .kernels.unwrap import cart_to_frac, frac_to_cart, unwrap_fractional_summary
 
@@ -314,6 +314,14 @@ class Trajectory:
     def _select_species(self, species):
         if isinstance(species, str):
             species = species.replace(",", " ").split()
+        elif isinstance(species, (list, tuple, set, frozenset, np.ndarray)) and all(isinstance(x, (str, np.str_))
+                                                                                for x in species):
+            species = sorted(species) if isinstance(species, (set, frozenset)) else list(species)
+        else:
+            raise OptionTypeError(f"species must be a symbol or a list of symbols (e.g. 'Li' or ['Li', 'Na']); "
+                                  f"got {species!r}")
+        if not species:
+            raise OptionError("species selection is empty; give at least one element symbol")
         wanted = [normalize_symbol(s) for s in species]
         present = sorted(set(self.species))
         missing = [s for s in wanted if s not in present]
@@ -329,7 +337,7 @@ class Trajectory:
                 raise OptionError(f"a boolean atom mask must have length {self.n_atoms}; got {idx.shape}")
             return np.nonzero(idx)[0].astype(np.int64)
         if idx.dtype.kind not in "iu":
-            raise TypeError(f"atom indices must be integers; got {idx.dtype}")
+            raise OptionTypeError(f"atom indices must be integers; got {idx.dtype}")
         idx = idx.astype(np.int64).ravel()
         if len(idx) and (idx.min() < 0 or idx.max() >= self.n_atoms):
             bad = idx[(idx < 0) | (idx >= self.n_atoms)][0]
@@ -358,17 +366,22 @@ class Trajectory:
         Raises
         ------
         OptionError
-            For a step that is not positive.
+            For a step that is not positive (:class:`~anionmotion.errors.OptionTypeError`,
+            also a TypeError, for a start/stop/step that is not an integer).
         """
+        from ._validate import check_int
         from .analysis.base import FrameRange
 
         if frames is not None:
             if isinstance(frames, slice):
                 start, stop, step = frames.start, frames.stop, frames.step
             else:
-                raise TypeError("frames must be a slice (e.g. slice(0, 100, 2)); got "
-                                f"{type(frames).__name__}")
-        if step is not None and int(step) <= 0:
+                raise OptionTypeError("frames must be a slice (e.g. slice(0, 100, 2)); got "
+                                      f"{type(frames).__name__}")
+        start = check_int(start, "start frame", allow_none=True)
+        stop = check_int(stop, "stop frame", allow_none=True)
+        step = check_int(step, "frame step", allow_none=True)
+        if step is not None and step <= 0:
             raise OptionError(f"frame step must be positive; got {step}")
         start, stop, step = slice(start, stop, step).indices(self.n_frames)
         return FrameRange(int(start), int(max(stop, start)), int(step))

@@ -59,23 +59,55 @@ UNIFORM_RTOL = 1e-6
 
 
 # ---------------------------------------------------------------------------- memory
-def default_memory() -> int:
-    """Default memory budget: half of the memory currently available (bytes), at least 256 MiB."""
-    avail = None
+def _proc_kib(path, key):
+    """A ``key:  N kB`` value of a /proc file in bytes, or None."""
     try:
-        with open("/proc/meminfo") as fh:
+        with open(path) as fh:
             for line in fh:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except OSError:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def _read_int(path):
+    try:
+        with open(path) as fh:
+            text = fh.read().strip()
+        return None if text in ("", "max") else int(text)
+    except (OSError, ValueError):
+        return None
+
+
+def available_memory() -> int:
+    """Bytes this process may still use: the smallest of the memory the system has available, the room left
+    under the cgroup (container) limit and the room left under the address-space limit (``ulimit -v``)."""
+    avail = _proc_kib("/proc/meminfo", "MemAvailable:")
     if avail is None:
         try:
             avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             avail = 4 * 1024 ** 3
-    return max(MIN_MEMORY, avail // 2)
+    limits = [avail]
+    cg_max, cg_cur = _read_int("/sys/fs/cgroup/memory.max"), _read_int("/sys/fs/cgroup/memory.current")
+    if cg_max is not None and cg_cur is not None:
+        limits.append(max(0, cg_max - cg_cur))
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            used = _proc_kib("/proc/self/status", "VmSize:") or 0
+            limits.append(max(0, soft - used))
+    except (ImportError, ValueError, OSError):
+        pass
+    return int(min(limits))
+
+
+def default_memory() -> int:
+    """Default memory budget: half of :func:`available_memory` (bytes), at least 256 MiB."""
+    return max(MIN_MEMORY, available_memory() // 2)
 
 
 def resolve_memory(memory) -> int:
