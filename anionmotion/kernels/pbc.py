@@ -253,21 +253,42 @@ def distance_matrix_ref(pos_a, pos_b, cell):
     return np.linalg.norm(minimum_image_ref(d, cell), axis=-1)
 
 
+MAX_CELL_LIST_BINS = 1 << 21
+"""Most cell-list bins of one frame (8 bytes each): a huge cell gets coarser bins, never an unbounded list."""
+
+
+def _cap_bins(n, cap=MAX_CELL_LIST_BINS):
+    """Halve the largest axis of each row of ``n`` (bins per axis) until the row's product is ≤ ``cap``.
+
+    Coarser bins are always correct (each stays at least as wide as the search needs); they only cost more
+    pair checks.  Works on float counts, so a 1e30 Å cell cannot overflow an integer.
+    """
+    n = np.array(n, dtype=np.float64, copy=True)
+    flat = n.reshape(-1, 3)
+    for row in flat:
+        while np.prod(row) > cap:
+            k = int(np.argmax(row))
+            row[k] = max(1.0, np.floor(row[k] / 2))
+    return flat.reshape(n.shape).astype(np.int64)
+
+
 def cell_list_shape(cell, rmax, reach=1):
-    """Cell-list bins per axis, n_k = ⌊reach · w_k / rmax⌋ (≥ 1), so every bin is at least rmax/reach wide."""
+    """Cell-list bins per axis, n_k = ⌊reach · w_k / rmax⌋ (≥ 1), so every bin is at least rmax/reach wide
+    (at most :data:`MAX_CELL_LIST_BINS` in all: wider bins for huge cells)."""
     w = perpendicular_widths(cell)
-    return np.maximum(1, np.floor(reach * w / rmax * (1 - 1e-12))).astype(np.int64)
+    return _cap_bins(np.maximum(1, np.floor(reach * w / rmax * (1 - 1e-12))))
 
 
 def _cell_grid(widths, rmax):
     """Bins and search reach per axis: half-rmax bins searched ±2 when there are ≥ 5, else rmax bins ±1.
 
-    Half-width bins cut the volume searched around each atom from 27 rmax³ to 15.6 rmax³.
+    Half-width bins cut the volume searched around each atom from 27 rmax³ to 15.6 rmax³.  The total number
+    of bins per frame is capped at :data:`MAX_CELL_LIST_BINS` (coarser bins, still exact).
     """
-    fine = np.floor(2 * widths / rmax * (1 - 1e-12)).astype(np.int64)
-    coarse = np.maximum(1, np.floor(widths / rmax * (1 - 1e-12))).astype(np.int64)
+    fine = np.floor(2 * np.asarray(widths, dtype=np.float64) / rmax * (1 - 1e-12))
+    coarse = np.maximum(1, np.floor(np.asarray(widths, dtype=np.float64) / rmax * (1 - 1e-12)))
     use_fine = fine >= 5
-    return np.where(use_fine, fine, coarse), np.where(use_fine, 2, 1).astype(np.int64)
+    return _cap_bins(np.where(use_fine, fine, coarse)), np.where(use_fine, 2, 1).astype(np.int64)
 
 
 def _replication(cell, rmax):
