@@ -18,14 +18,32 @@ __all__ = ["run_report", "report_status", "comparable", "file_sha256", "MARKER",
            "detect_cation", "detect_polyanions", "STAGES", "stage_names", "example_path"]
 
 
-def example_path() -> str:
-    """Path of the example trajectory shipped with the package (``anionmotion report --example``).
+def example_path(mode="UC") -> str:
+    """Path of an example trajectory shipped with the package (``anionmotion report --example``).
+
+    The example is one system (the α-Li2SO4-like demonstration model, 756 atoms, 1000 K; see
+    ``data/README.md``) run twice with ``anionmotion md``; ``report --example`` reports the UC run and
+    compares it with the RC run (``<out>/RC/``, ``<out>/compare/``).
+
+    Parameters
+    ----------
+    mode : {"UC", "RC"}, default "UC"
+        Constraint mode of the run (case-insensitive): ``"UC"`` unconstrained, 20 ps stored every 10 fs
+        (2001 frames) with velocities; ``"RC"`` anion rotations restrained, 30 ps stored every 100 fs
+        (301 frames), positions only.  Passed to :func:`anionmotion._example.example_path`.
+
+    Returns
+    -------
+    str
+        Path of the AMBER-convention NetCDF file; its ``constraint_mode`` attribute is ``mode``.
 
     Raises
     ------
+    OptionError
+        When ``mode`` is not one of the example's modes.
     FileNotFoundError
         When this installation carries no example trajectory.
     """
     from .._example import example_path as _path
 
-    return _path()
+    return _path(mode)
