@@ -258,8 +258,14 @@ def histogram_pairs_frames(const double[:, :, ::1] frac_a,   # IN  (T, na, 3) fr
     if head == NULL or order == NULL or binb == NULL or sb == NULL:
         free(head); free(order); free(binb); free(sb)
         raise MemoryError("cell list allocation failed")
+    cdef int status = 0
     with nogil:
         for t in range(T):
-            _hist_frame(frac_a[t], frac_b[t], cells[t], self_idx, n_cells[t, 0], n_cells[t, 1], n_cells[t, 2],
-                        reach[t, 0], reach[t, 1], reach[t, 2], rmax, half, hist, head, order, binb, sb)
+            status = _hist_frame(frac_a[t], frac_b[t], cells[t], self_idx, n_cells[t, 0], n_cells[t, 1],
+                                 n_cells[t, 2], reach[t, 0], reach[t, 1], reach[t, 2], rmax, half, hist, head, order,
+                                 binb, sb)
+            if status != 0:
+                break
     free(head); free(order); free(binb); free(sb)
+    if status != 0:
+        raise MemoryError("cell list neighbour tables: allocation failed")
