@@ -65,3 +65,22 @@ def test_select_species_forms(traj):
         traj.select(species=[])
     with pytest.raises(OptionTypeError, match="integers"):
         traj.select(indices=[0.5, 1.5])
+
+
+def test_rdf_takes_the_temperature_from_the_file_like_msd():
+    from anionmotion._example import example_path
+
+    with anionmotion.open(example_path("UC")) as t:
+        assert t.metadata["temperature_K"] == 1000.0
+        r = anionmotion.rdf(t, [("S", "Li")], stop=50)
+        assert r.temperature_K == 1000.0 and r.free_energy_eV is not None
+        assert anionmotion.rdf(t, [("S", "Li")], stop=50, temperature=500).temperature_K == 500.0
+
+
+def test_report_example_path_modes():
+    from anionmotion import _example, report
+
+    assert report.example_path() == _example.example_path("UC")
+    assert report.example_path("RC") == _example.example_path("RC")
+    with pytest.raises(OptionError):
+        report.example_path("RTC")

@@ -231,7 +231,8 @@ class RDF(AnalysisBase):
         bins = check_int(self.bins_arg, "bins", minimum=1)
         temperature = self.temperature
         if temperature is None:
-            temperature = traj.metadata.get("temperature") if isinstance(traj.metadata, dict) else None
+            md = traj.metadata if isinstance(traj.metadata, dict) else {}
+            temperature = md.get("temperature", md.get("temperature_K"))     # the file's, as the MSD reads it
         if temperature is not None:
             try:
                 temperature = check_number(temperature, "temperature", positive=True, unit="K")
