@@ -10,11 +10,12 @@
 
 from __future__ import annotations
 
-from .core import MARKER, OPTION_DEFAULTS, comparable, file_sha256, report_status, run_report
+from .core import (MARKER, OPTION_DEFAULTS, ReportFailed, comparable, file_sha256, raise_if_failed, report_status,
+                   run_report)
 from ..analysis.detect import detect_cation, detect_polyanions
 from .stages import STAGES, stage_names
 
-__all__ = ["run_report", "report_status", "comparable", "file_sha256", "MARKER", "OPTION_DEFAULTS",
+__all__ = ["run_report", "raise_if_failed", "ReportFailed", "report_status", "comparable", "file_sha256", "MARKER", "OPTION_DEFAULTS",
            "detect_cation", "detect_polyanions", "STAGES", "stage_names", "example_path"]
 
 
