@@ -36,6 +36,18 @@ TRI = np.array([[1.0, 0, 0], [-0.5, np.sqrt(3) / 2, 0], [-0.5, -np.sqrt(3) / 2, 
 BOX = 16.0
 
 
+def _unit(x):
+    x = np.asarray(x, float)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+_G = (1 + 5 ** 0.5) / 2
+ICO = _unit([v for s1 in (1, -1) for s2 in (1, -1) for v in ([0, s1, s2 * _G], [s1, s2 * _G, 0], [s2 * _G, 0, s1])])
+#: B10H10-like bicapped square antiprism (D4d: 8 rotations)
+B10 = _unit([[0, 0, 1.0], [0, 0, -1.0]] + [[0.8 * np.cos(a + o), 0.8 * np.sin(a + o), z]
+                                          for a in np.arange(4) * np.pi / 2 for o, z in ((0, 0.4), (np.pi / 4, -0.4))])
+
+
 def cubic_group():
     """The 48 signed permutation matrices (Oh of the lab axes)."""
     out = []
@@ -194,6 +206,8 @@ def test_rotor_choices_and_trivial_harmonics():
     sp_tet = rotor_spread(TET[None], np.array([4]), (3, 4, 6))[0]
     assert sp_oct[0] < 1e-12 and sp_oct[1] > 0.5 and sp_oct[2] > 0.5
     assert np.all(sp_tet > 0.5)
+    sp_ico = rotor_spread(ICO[None], np.array([12]), (3, 4, 6))[0]      # a 5-design: only K6 sees it turn
+    assert sp_ico[0] < 1e-12 and sp_ico[1] < 1e-12 and sp_ico[2] > 0.5
 
 
 # ------------------------------------------------------------------------------- rotor functions
@@ -266,7 +280,7 @@ def test_libration_gives_a_plateau_near_one_not_a_decay():
 
 
 # ---------------------------------------------------------------------------- point group, states
-@pytest.mark.parametrize("shape,n_ops", [(TET, 12), (OCT, 24), (TRI, 6)])
+@pytest.mark.parametrize("shape,n_ops", [(TET, 12), (OCT, 24), (TRI, 6), (B10, 8), (ICO, 60)])
 def test_ligand_rotation_group(shape, n_ops):
     rng = np.random.default_rng(n_ops)
     R = random_rotations(rng, 1)[0]
@@ -283,9 +297,9 @@ def test_ligand_rotation_group(shape, n_ops):
     # relabelling the ligands conjugates the group (same size)
     q = rng.permutation(len(shape))
     assert len(ligand_rotation_group(d[q])) == n_ops
-    # distorted shapes keep the full group
+    # distorted shapes keep the full group (8 % noise per component; 5 % for the crowded B10 and ICO sets)
     for _ in range(20):
-        dd = d + rng.normal(0, 0.08, d.shape)
+        dd = d + rng.normal(0, 0.05 if len(shape) >= 10 else 0.08, d.shape)
         dd /= np.linalg.norm(dd, axis=1, keepdims=True)
         assert len(ligand_rotation_group(dd)) == n_ops
     assert ligand_rotation_group(np.array([[0, 0, 1.0], [0, 0, -1.0]])).tolist() == [[0, 1], [1, 0]]

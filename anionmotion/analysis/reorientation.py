@@ -334,8 +334,8 @@ def rotor_acf_direct(F):
 
 # ---------------------------------------------------------------- orientation states
 DEFAULT_SHAPE_TOLERANCE_DEG = 25.0
-"""A ligand permutation is a rotation of the anion when the rotated first-frame ligands land within this
-angle of the sites they are mapped to."""
+"""A ligand permutation is a rotation of the anion when the best-fit rotated first-frame ligands land on the
+sites they are mapped to with an RMS angle below this (and below 0.3 × the smallest ligand–ligand angle)."""
 DEFAULT_STATE_TOLERANCE_DEG = 30.0
 """An anion is in orientation state g when the mean angle-cosine of its ligands to the sites of g exceeds
 cos(this angle)."""
@@ -359,7 +359,8 @@ def ligand_rotation_group(dirs, tolerance_deg=DEFAULT_SHAPE_TOLERANCE_DEG):
     dirs : ndarray, shape (n, 3)
         Unit centre→ligand directions of one anion (e.g. its first frame).
     tolerance_deg : float, degrees
-        Largest angle between a rotated ligand and the site it is mapped to.
+        Largest RMS angle between the best-fit rotated ligands and the sites they are mapped to (capped at
+        0.3 × the smallest ligand–ligand angle, so that a crowded set cannot be mislabelled).
 
     Returns
     -------
@@ -372,11 +373,14 @@ def ligand_rotation_group(dirs, tolerance_deg=DEFAULT_SHAPE_TOLERANCE_DEG):
     Every rotation of the set maps a reference pair of ligands (0 and the one
     closest to perpendicular to it) onto some ordered pair (k, l) with the
     same angle, and is fixed by it: R = F(u_k, u_l) F(u_0, u_j)ᵀ with F the
-    orthonormal triad of a pair.  Each candidate is kept when it maps the set
-    onto itself one to one within the tolerance: O(n²) candidates, no n!
-    enumeration.  Two ligands: identity and, when they are antiparallel, the
-    swap.  Reflections (improper operations) are not rotations and are never
-    included.
+    orthonormal triad of a pair.  Each candidate assignment is refitted by
+    Kabsch over all ligands and kept when every ligand stays nearest to its
+    site and the RMS angle is within the tolerance: O(n²) candidates, no n!
+    enumeration.  The set is then closed under composition (products passing
+    the same test) and, should it still not be a group, the worst-fitting
+    operations are dropped until it is.  Two ligands: identity and, when they
+    are antiparallel, the swap.  Reflections (improper operations) are not
+    rotations and are never included.
     """
     d = np.asarray(dirs, dtype=np.float64)
     n = len(d)
@@ -393,25 +397,45 @@ def ligand_rotation_group(dirs, tolerance_deg=DEFAULT_SHAPE_TOLERANCE_DEG):
     ref = _triad(d[0], d[j0])
     th0 = math.acos(c[0, j0])
     tol = math.radians(tolerance_deg)
-    perms = set()
+    # RMS limit: the shape tolerance, but at most 0.3 × the smallest ligand–ligand angle, so that a wrong
+    # relabelling of a crowded set (B10H10: neighbours ~40° apart) cannot pass as a distorted rotation
+    iu = np.triu_indices(n, 1)
+    rms_max = min(tolerance_deg, 0.3 * math.degrees(math.acos(min(1.0, c[iu].max()))))
+
+    def rms_dev(p):
+        """RMS angle (degrees) between the best-fit rotated ligands and their sites under ``p`` (inf: not 1:1)."""
+        R = _kabsch_rotation(d, d[list(p)])
+        cc = np.clip((d @ R.T) @ d.T, -1, 1)
+        if not np.array_equal(np.argmax(cc, axis=1), p):
+            return math.inf
+        return math.degrees(math.sqrt(np.mean(np.arccos(cc[np.arange(n), list(p)]) ** 2)))
+
+    perms = {}
     for k in range(n):
         for l in range(n):
             if k == l or abs(math.acos(c[k, l]) - th0) > 2 * tol or abs(c[k, l]) > 1 - 1e-9:
                 continue
             R = _triad(d[k], d[l]) @ ref.T
-            p = np.argmax((d @ R.T) @ d.T, axis=1)
-            if len(set(p.tolist())) != n:
-                continue
-            R = _kabsch_rotation(d, d[p])                   # best fit of the whole set for this assignment
-            cc = (d @ R.T) @ d.T
-            if np.array_equal(np.argmax(cc, axis=1), p) and cc[np.arange(n), p].min() > cosmin:
-                perms.add(tuple(int(x) for x in p))
-    # a thermally distorted first frame may miss an operation that the others generate: close the set
+            p = tuple(int(x) for x in np.argmax((d @ R.T) @ d.T, axis=1))
+            if len(set(p)) == n and p not in perms:
+                r = rms_dev(p)
+                if r < rms_max:
+                    perms[p] = r
+    # a thermally distorted first frame may miss an operation that the others generate: close the set,
+    # keeping only products that pass the same test (a finite rotation group has at most 60 elements) …
     grown = True
-    while grown:
-        new = {tuple(int(x) for x in np.asarray(a)[list(b)]) for a in perms for b in perms} - perms
+    while grown and len(perms) <= 60:
+        new = {tuple(int(a[i]) for i in b) for a in perms for b in perms} - set(perms)
+        new = {p: rms_dev(p) for p in new}
+        new = {p: r for p, r in new.items() if r < rms_max}
         grown = bool(new)
-        perms |= new
+        perms.update(new)
+    # … and if it is still not a group, drop the worst-fitting operations until it is
+    ident = tuple(range(n))
+    perms[ident] = 0.0
+    while any(tuple(int(a[i]) for i in b) not in perms for a in perms for b in perms):
+        del perms[max((q for q in perms if q != ident), key=perms.get)]
+    perms = set(perms)
     perms.discard(tuple(range(n)))
     return np.array([tuple(range(n))] + sorted(perms), dtype=np.int64)
 
