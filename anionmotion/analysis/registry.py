@@ -99,6 +99,15 @@ ANALYSES = (
                   ("sites", "Sites", "SitesResult"), "sites", "docs/sites.md", ("sites",),
                   "sites assigned per chunk; the debounce state, occupancy, residence histograms (fixed log bins) "
                   "and transition counts accumulated online; only the jumps within one collective window are kept"),
+    AnalysisEntry("vanhove", "Van Hove functions and the non-Gaussian parameter α₂", "anionmotion.analysis.vanhove",
+                  ("vanhove", "VanHove", "VanHoveResult"), "vanhove", "docs/vanhove.md", ("vanhove",),
+                  "histograms from a window of the last max-lag frames (bounded by the largest lag, not by the run); "
+                  "α₂ at every lag by FFT from a SeriesStore (exact all-origin, scratch file beyond the budget)"),
+    AnalysisEntry("onsager", "Onsager coefficients, collective conductivity, Haven ratio, diffusion tensors",
+                  "anionmotion.analysis.onsager", ("onsager", "Onsager", "OnsagerResult"), "onsager",
+                  "docs/onsager.md", ("onsager",),
+                  "positions of the groups in a SeriesStore (atom-major rows) read back in atom blocks for the MSD "
+                  "tensors and the per-atom slopes; one collective 3-vector series per group, FFT per group pair"),
 )
 """Every trajectory analysis, in report order."""
 

@@ -726,6 +726,8 @@ _STAGE_LOGIC = {
     "density": (_needs_cation, _density_body),
     "rdf": (_needs_cation, _rdf_body),
     "sites": (_needs_cation, lambda ctx, out: importlib.import_module("anionmotion.report.stage_sites").sites_body(ctx, out)),
+    "vanhove": importlib.import_module("anionmotion.report.stage_vanhove").STAGE_LOGIC,
+    "onsager": importlib.import_module("anionmotion.report.stage_onsager").STAGE_LOGIC,
 }
 
 STAGES = tuple(Stage(e.name, e.title, tuple(e.needs), *_STAGE_LOGIC[e.name]) for e in ANALYSES)
