@@ -797,7 +797,6 @@ KNOWN_DEFECTS = {
     "option/msd/charge=0": "accepted: a zero charge gives σ = 0; --charge is not validated (analysis/msd.py)",
     "option/msd/scratch-dir=missing": "accepted while the run fits in memory; a missing --scratch-dir is not checked "
                                       "up front (analysis/msd.py)",
-    "option/reorient/rho-anion=999": "accepted without --rho: the anion index is not checked (cli/reorient.py)",
     "path/arrhenius-garbage": "UnicodeDecodeError without the file name (cli/arrhenius.py reads the JSON)",
 }
 

@@ -64,10 +64,25 @@ def register(sub):
 
 def run(args) -> int:
     from ..analysis.reorientation import reorientation
+    from ..errors import OptionError
     from ..results import json_arrays, write_json
 
     check_outputs(args, args.json, args.plot, args.rho, args.rho_csv, args.angles_csv)
+    if args.rho_anion is not None and not (args.rho or args.rho_csv):
+        raise OptionError(f"--rho-anion {args.rho_anion} selects the anion of --rho/--rho-csv; give one of them")
+    if args.rho_anion is not None and args.rho_anion < 0:
+        raise OptionError(f"--rho-anion must be a polyanion index ≥ 0; got {args.rho_anion}")
     with open_from_args(args) as traj:
+        poly = None
+        if args.rho_anion is not None:   # identify first (one frame) so that a bad index fails before the run
+            from ..analysis.polyanions import find_polyanions
+
+            poly = find_polyanions(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff,
+                                   cluster=args.cluster, frame=traj.frame_range(start=args.start, stop=args.stop,
+                                                                                step=args.step).start)
+            if args.rho_anion >= poly.n_anions:
+                raise OptionError(f"--rho-anion {args.rho_anion} is out of range: {traj.path} has {poly.n_anions} "
+                                  f"{poly.label} polyanions (indices 0 … {poly.n_anions - 1})")
         cation = h = None
         if args.cation:       # hops first: the reorientation result then carries ν_rot/ν_hop with its CI
             from ..analysis.hops import hops
@@ -78,6 +93,7 @@ def run(args) -> int:
             cation = {"species": args.cation, "jump_frequency_per_ns": h.jump_frequency_per_ns,
                       "n_hops": h.n_events, "a_A": h.a_A, "residence_ps": h.residence_ps, "window_ps": h.window_ps}
         res = reorientation(traj, center=args.center, ligand=args.ligand, cutoff=args.cutoff, cluster=args.cluster,
+                            polyanions=poly,
                             threshold=args.threshold, event_method="symmetry" if args.symmetry else "threshold",
                             site_tolerance=args.site_tolerance, reliable_fraction=args.reliable_fraction,
                             start=args.start, stop=args.stop, step=args.step, memory=args.memory,
