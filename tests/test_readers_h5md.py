@@ -238,6 +238,13 @@ def test_detection_and_forced_format(tmp_path):
     other = tmp_path / "a.h5"
     os.rename(p, other)
     assert _open(other, format="h5md").n_frames == T
+    assert detect_format(other) == "h5md"            # an HDF5 file with an /h5md group, whatever its name
+    nc4 = tmp_path / "b.dat"                         # NetCDF-4 is HDF5 too, without /h5md: sniffed as netcdf
+    import netCDF4
+
+    with netCDF4.Dataset(nc4, "w", format="NETCDF4") as ds:
+        ds.createDimension("frame", None)
+    assert detect_format(nc4) == "netcdf"
 
 
 def _bad(tmp_path, name, edit):

@@ -16,7 +16,7 @@ def add_reader_options(p: argparse.ArgumentParser):
     """Add the reader options shared by every subcommand (same names as :func:`anionmotion.open` keywords)."""
     g = p.add_argument_group("reader options")
     g.add_argument("--format", help="force a format: lammps, netcdf, cp2k, xdatcar, extxyz, mdtraj, vasprun, outcar, "
-                                    "ase (default: detect)")
+                                    "ase, h5md (default: detect)")
     g.add_argument("--timestep", type=float, help="MD time step in ps (LAMMPS: time = TIMESTEP × this)")
     g.add_argument("--frame-interval", type=float, help="time between stored frames in ps (XDATCAR: POTIM×NBLOCK/1000)")
     g.add_argument("--lammps-units", default="metal",

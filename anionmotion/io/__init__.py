@@ -84,13 +84,17 @@ def detect_format(path) -> str:
                 return "cp2k"
             if name == "ase" and not head.startswith(_ULM_MAGIC):
                 break          # e.g. a LAMMPS dump named .traj (kinisi): decide by the content below
+            if name == "mdtraj" and base.endswith(".h5") and _is_h5md(path):
+                return "h5md"  # *.h5 is MDTraj's HDF5 unless the file has the H5MD group
             return name
     # sniff the content
     if not head:
         head = _read_head(path)
     if head.startswith(_ULM_MAGIC):
         return "ase"
-    if head[:4] in (b"CDF\x01", b"CDF\x02", b"CDF\x05") or head[:8] == b"\x89HDF\r\n\x1a\n":
+    if head[:8] == b"\x89HDF\r\n\x1a\n":       # HDF5: H5MD when it has the /h5md group, else NetCDF-4
+        return "h5md" if _is_h5md(path) else "netcdf"
+    if head[:4] in (b"CDF\x01", b"CDF\x02", b"CDF\x05"):
         return "netcdf"
     text = head.decode("latin-1", errors="replace")
     if "ITEM: TIMESTEP" in text[:200]:
@@ -104,6 +108,19 @@ def detect_format(path) -> str:
         return "extxyz"
     raise FormatError(f"unknown trajectory format; supported formats: {supported_formats()} "
                       "(give one with format= / --format)", path=path)
+
+
+def _is_h5md(path) -> bool:
+    """True when the HDF5 file ``path`` has an ``/h5md`` group (False without h5py or when it cannot be read)."""
+    try:
+        import h5py
+    except ImportError:
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return "h5md" in f
+    except (OSError, ValueError, RuntimeError):
+        return False
 
 
 def _read_head(path, n=4096) -> bytes:
