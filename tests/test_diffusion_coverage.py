@@ -101,6 +101,21 @@ def test_gp_covariance_of_a_bending_msd_equals_the_double_sum_over_origins():
     npt.assert_allclose(gp_msd_covariance(lags[::-1], T, f), gp_msd_covariance(lags, T, f)[::-1, ::-1], rtol=1e-12)
 
 
+def test_a_direction_without_net_motion_does_not_blow_up_the_error():
+    # one direction with a slightly falling MSD (no hops along x in a short run): the hop factor
+    # √(1 + a²/(2·slope·m)) of that direction must not diverge in the total's error (it gave ~1e148)
+    lag = np.arange(200) * 0.1
+    rng = np.random.default_rng(0)
+    msd_xyz = np.column_stack([0.3 * (1 - np.exp(-lag)) - 0.01 * lag + 0.1, 0.1 * lag + 0.3 * (1 - np.exp(-lag)),
+                               0.1 * lag + 0.3 * (1 - np.exp(-lag))]) + 0.01 * rng.random((200, 3))
+    msd_xyz[0] = 0.0
+    r = _msd_result(msd_xyz, 12, 0.1, hop=4.0)
+    f = fit_diffusion(r, warn=False)
+    assert f.below_threshold_xyz[0] and not f.below_threshold
+    assert np.isfinite(f.D_stderr_A2_ps) and 0 < f.D_stderr_A2_ps < 2 * f.D_A2_ps
+    assert np.all(np.isfinite(f.D_xyz_stderr_A2_ps))
+
+
 # ------------------------------------------------- bias and coverage
 COVERAGE_SEEDS = 60
 """Seeds per regime of the suite's coverage test: the 1σ fraction of one regime then has a binomial standard error

@@ -631,6 +631,10 @@ def _fit_auto(result, lag, sel, model, start_frame):
     for k in range(3):
         var[k] = _ols_cov(tau_s, covs_dir[k])[1, 1]
         chi2_xyz[k] = _gen_chi2(tau_s, Y[sub, k], beta[k], covs_dir[k])
+    # a direction whose fitted slope is ≤ 0 or nearly so (a few atoms, a short run) has no meaningful hop count:
+    # the hop factor √(1 + a²/(2·slope·m)) would diverge, so the total takes that direction at the lifted slope
+    # too (directions above a tenth of the mean keep their own, as in the measured coverage)
+    covs = [covs_dir[k] if beta[k, 1] < 0.1 * pooled else covs[k] for k in range(3)]
     cov = covs[0] + covs[1] + covs[2]
     ytot = Y.sum(axis=1)
     btot = _ols(tau, ytot)
