@@ -135,6 +135,9 @@ class _MSDView:
         if res.charge_msd is not None:
             cols.append(_arr(res.charge_msd))
             header.append("charge_msd_e2A2")
+        if getattr(res, "alpha2", None) is not None:
+            cols.append(_arr(res.alpha2))
+            header.append("alpha2")
         return [Table("msd.csv", header, np.column_stack(cols))]
 
     def figures(self, res, fit=None, **_):

@@ -42,6 +42,11 @@ def register(sub):
                         "observed MSD's covariance), gls, ols or he (see docs/diffusion.md)")
     p.add_argument("--hop-distance", type=float, metavar="Å",
                    help="a of the He et al. error estimate (default: nearest-neighbour distance of the species)")
+    p.add_argument("--no-tensor", dest="tensor", action="store_false",
+                   help="skip the 3×3 D tensor (eigenvalues, axes, bootstrap errors over atoms) fitted on the same "
+                        "window as D; it costs one more pass over the trajectory")
+    p.add_argument("--no-alpha2", dest="alpha2", action="store_false",
+                   help="skip the non-Gaussian parameter α₂(τ) (computed in the same pass; ~4× the MSD's FFT work)")
     add_frame_options(p)
     p.add_argument("--scratch-dir", help="directory for the out-of-core scratch file (default: system temp)")
     add_reader_options(p)
@@ -80,17 +85,33 @@ def run(args) -> int:
         res = msd(traj, species=args.species, drift=args.drift, drift_weights=args.drift_weights,
                   temperature=args.temperature, charge=args.charge, collective=args.collective, charges=charges,
                   start=args.start, stop=args.stop, step=args.step, memory=args.memory, scratch_dir=args.scratch_dir,
-                  progress=progress_of(args))
-    print(res.summary())
-    fit = None
-    if len(res.lag) >= 4:
-        fit = fit_diffusion(res, fit=args.fit, hop_distance=args.hop_distance, estimator=args.estimator)
-        print(fit.summary())
-    else:
-        print("D            not fitted (fewer than 4 lags)")
+                  progress=progress_of(args), alpha2=args.alpha2)
+        print(res.summary())
+        fit = tensor = None
+        if len(res.lag) >= 4:
+            fit = fit_diffusion(res, fit=args.fit, hop_distance=args.hop_distance, estimator=args.estimator)
+            print(fit.summary())
+            if args.tensor and res.n_atoms >= 2:
+                from ..analysis.onsager import d_tensor
+
+                # the same lags as D (trace/3 equals the scalar D on them), the same drift rule as the MSD
+                tensor = d_tensor(traj, args.species, fit=fit.fit_window_ps,
+                                  frame="none" if res.drift is None else "framework",
+                                  drift_weights=res.meta.get("drift_weights") or "mass",
+                                  temperature=res.temperature_K, charge=res.charge, start=args.start,
+                                  stop=args.stop, step=args.step, memory=args.memory, scratch_dir=args.scratch_dir,
+                                  progress=progress_of(args))
+                print(tensor.summary())
+        else:
+            print("D            not fitted (fewer than 4 lags)")
     if args.json:
         with json_arrays():
-            write_json(args.json, report_dict(res, fit), overwrite=args.overwrite)
+            d = report_dict(res, fit)
+            if tensor is not None and d.get("diffusion") is not None:
+                td = tensor.to_dict(series=False)
+                d["diffusion"]["D_tensor_cm2_s"] = td["D_tensor_cm2_s"]
+                d["diffusion"]["D_tensor"] = td
+            write_json(args.json, d, overwrite=args.overwrite)
     if args.csv:
         res.write_csv(args.csv, overwrite=args.overwrite)
     if args.plot:

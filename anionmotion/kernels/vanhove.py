@@ -174,9 +174,15 @@ def distinct_histogram_ref(pos_origin, pos_later, cells, *, rmax, n_bins):
 
 # ----------------------------------------------------------------------------------- moments by FFT
 def moments_workspace_bytes_per_atom(n_frames: int) -> int:
-    """FFT workspace of one atom in :class:`NonGaussianAccumulator` (13 padded rows + spectra), bytes."""
-    L = fft_length(n_frames)
-    return N_MOMENT_SERIES * (8 * L + 16 * (L // 2 + 1))
+    """Peak working memory of one atom in :meth:`NonGaussianAccumulator.add_atom_major`, bytes.
+
+    The 13 series are transformed one at a time: the centred block and one product series (5 rows of T),
+    one padded row (L), the three kept spectra X̂_k and one transient spectrum with its power (≈ 6 rows of
+    L) — about 40·T + 56·L bytes, the same order as the MSD's 48·L.
+    """
+    T = int(n_frames)
+    L = fft_length(T)
+    return 8 * 5 * T + 8 * 7 * L
 
 
 def _cumulative_ends(v):
@@ -234,7 +240,11 @@ class NonGaussianAccumulator:
         self.add_atom_major(np.ascontiguousarray(v.transpose(1, 2, 0)))
 
     def add_atom_major(self, src):
-        """Add a block ``src`` of shape (n_block, 3, n_frames), Å (drift already removed)."""
+        """Add a block ``src`` of shape (n_block, 3, n_frames), Å (drift already removed).
+
+        The series are transformed one at a time (the three X̂_k are kept, every other spectrum is summed
+        and dropped), so the peak is :func:`moments_workspace_bytes_per_atom` per atom.
+        """
         src = np.asarray(src, dtype=np.float64)
         nb, T = src.shape[0], self.n_frames
         if nb > self.block_atoms:
@@ -243,23 +253,30 @@ class NonGaussianAccumulator:
             raise ValueError(f"block must have shape (n, 3, {T}); got {src.shape}")
         if nb == 0 or T == 0:
             return
-        if self._buf is None:
-            self._buf = np.zeros((N_MOMENT_SERIES, self.block_atoms, self.L))
-        buf = self._buf
+        if self._buf is None or self._buf.shape[0] < nb:
+            self._buf = np.zeros((self.block_atoms, self.L))
+        buf = self._buf[:nb]
+        buf[:, T:] = 0.0
+
+        def spectrum(series):
+            buf[:, :T] = series
+            return scipy.fft.rfft(buf, axis=-1, workers=self.workers)
+
+        def power(F):
+            return (F.real ** 2 + F.imag ** 2).sum(axis=0)
+
         x = src - src.mean(axis=2, keepdims=True)
         q = np.einsum("akt,akt->at", x, x)
-        buf[:, :nb, T:] = 0.0
-        buf[0:3, :nb, :T] = x.transpose(1, 0, 2)
-        buf[3:6, :nb, :T] = (x * q[:, None, :]).transpose(1, 0, 2)
-        buf[6, :nb, :T] = q
+        X = [spectrum(x[:, k]) for k in range(3)]
+        for F in X:
+            self._pxx += power(F)
+        self._pqq += power(spectrum(q))
+        for k in range(3):
+            F = spectrum(x[:, k] * q)
+            self._pqx += (F.real * X[k].real + F.imag * X[k].imag).sum(axis=0)
+        del X, F
         for s, (k, l) in enumerate(_PAIRS):
-            buf[7 + s, :nb, :T] = x[:, k] * x[:, l]
-        F = scipy.fft.rfft(buf[:, :nb], axis=-1, workers=self.workers)
-        pw = F.real ** 2 + F.imag ** 2
-        self._pxx += pw[0:3].sum(axis=(0, 1))
-        self._pqq += pw[6].sum(axis=0)
-        self._pqx += (F[3:6].real * F[0:3].real + F[3:6].imag * F[0:3].imag).sum(axis=(0, 1))
-        self._ppp += pw[7:10].sum(axis=(0, 1)) + 2.0 * pw[10:13].sum(axis=(0, 1))
+            self._ppp += (1.0 if s < 3 else 2.0) * power(spectrum(x[:, k] * x[:, l]))
         self._q += q.sum(axis=0)
         self._q2 += (q * q).sum(axis=0)
         self.n_atoms += nb
