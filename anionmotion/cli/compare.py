@@ -62,6 +62,12 @@ def run(args) -> int:
             if r["value"] is not None:
                 parts[-1] += f" (r {'≥' if r['kind'] == 'lower_bound' else '≤' if r['kind'] == 'upper_bound' else '='} {r['value']:.2f})"
         print(f"modes at {key}: " + ", ".join(parts))
+    for e in getattr(res, "frequency_match", None) or []:      # ν_rot/ν_hop per run (paper 000's claim)
+        r = e.get("ratio") or {}
+        if r.get("ratio") is not None:
+            lo, hi = (("–" if r.get(k) is None else f"{r[k]:.3g}") for k in ("ci_low", "ci_high"))
+            print(f"ν_rot/ν_hop of {e['label']} ({e.get('mode') or '?'}, {e.get('temperature_K')} K): "
+                  f"{r['ratio']:.3g} [{lo}, {hi}] (95 % CI) → {e.get('class')}")
     for w in res.warnings:
         print(f"warning: {w}")
     print(f"written to {args.out}/compare.html (also compare.md, compare.json, compare.csv)")

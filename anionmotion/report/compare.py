@@ -320,7 +320,8 @@ def _figures(res: CompareResult):
         ax.set_yscale("log")
         ax.set_xlabel("1000 / T (K⁻¹)")
         ax.set_ylabel("D (cm²/s)")
-        ax.legend(frameon=False, fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(frameon=False, fontsize=8)
         figs.append(("arrhenius", fig, "Arrhenius plot: tracer D against 1000/T with the fit of ln D = ln D0 − "
                                        "Ea/(k_B T) and its extrapolation (SPEC §2)."))
     for key, md in res.modes.items():
@@ -353,7 +354,8 @@ def _figures(res: CompareResult):
             ax2.text(0.5, 0.5, "r undetermined", transform=ax2.transAxes, ha="center")
         ax2.set_ylabel("fraction of the total Δ (dimensionless)")
         ax2.set_xlim(-0.6, 0.6)
-        ax2.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        if ax2.get_legend_handles_labels()[0]:
+            ax2.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         figs.append((f"modes_{key.replace(' ', '')}", fig,
                      f"Constraint-mode decomposition at {key} (SPEC §8, cf. paper 000 Fig. 3f): log σ per mode with "
                      "the steps Δ between them, and the fractions r of the total."))
@@ -412,13 +414,13 @@ def write_compare(res: CompareResult, out_dir, *, overwrite=False, figures=True)
     import html as _html
     import io
 
-    from ..results import check_output, write_json, write_text_atomic
+    from ..results import check_output, make_output_folder, write_json, write_text_atomic
 
     out_dir = os.fspath(out_dir)
     names = ["compare.json", "compare.md", "compare.html", "compare.csv"]
     for n in names:
         check_output(os.path.join(out_dir, n), overwrite)
-    os.makedirs(out_dir, exist_ok=True)
+    make_output_folder(out_dir)
     figs, notes = [], []
     if figures:
         try:
@@ -576,7 +578,8 @@ def _frequency_match_figures(res):
     ax1.set_yscale("log")
     ax1.set_xlabel("T (K)")
     ax1.set_ylabel("ν_rot / ν_hop (dimensionless)")
-    ax1.legend(frameon=False, fontsize=8)
+    if ax1.get_legend_handles_labels()[0]:
+        ax1.legend(frameon=False, fontsize=8)
     ax1.set_title("rotation–hop frequency ratio (95 % CI)", fontsize=10)
     Ts = sorted({md["temperature_K"] for md in res.modes.values()})
     for step, color in zip(("rot", "trans", "vib"), ("tab:orange", "tab:green", "tab:red")):
@@ -586,9 +589,9 @@ def _frequency_match_figures(res):
         if ok:
             ax2.errorbar([Ts[i] for i in ok], [ys[i] for i in ok], yerr=[es[i] for i in ok], fmt="o-", color=color,
                          capsize=3, label=f"r_{step}")
-    if Ts:
+    if ax2.get_legend_handles_labels()[0]:
         ax2.legend(frameon=False, fontsize=8)
-    else:
+    if not Ts:
         ax2.text(0.5, 0.5, "no mode decomposition\n(needs UC/RC/RTC/RTVC runs)", transform=ax2.transAxes,
                  ha="center", va="center")
     ax2.set_xlabel("T (K)")
