@@ -792,13 +792,8 @@ def md_cases():
 
 #: cases whose defect is in a module outside the hardening work (the test marks them strict xfail: when the
 #: owner fixes it the test reports XPASS and the entry is removed); case id → what is wrong and where
-KNOWN_DEFECTS = {
-    "option/msd/charge=nan": "accepted: conductivity becomes NaN; --charge is not validated (analysis/msd.py, cli/msd.py)",
-    "option/msd/charge=0": "accepted: a zero charge gives σ = 0; --charge is not validated (analysis/msd.py)",
-    "option/msd/scratch-dir=missing": "accepted while the run fits in memory; a missing --scratch-dir is not checked "
-                                      "up front (analysis/msd.py)",
-    "path/arrhenius-garbage": "UnicodeDecodeError without the file name (cli/arrhenius.py reads the JSON)",
-}
+KNOWN_DEFECTS: dict = {}
+"""Catalogued bad inputs still accepted (id → why); each runs as a strict xfail until fixed. None left."""
 
 
 def all_cases():

@@ -122,7 +122,7 @@ def load_points(results):
             try:
                 with open(path, encoding="utf-8") as fh:
                     r = json.load(fh)
-            except json.JSONDecodeError as err:
+            except ValueError as err:        # invalid JSON, or not text at all (UnicodeDecodeError)
                 raise OptionError(f"{path}: not a JSON file written by 'anionmotion msd --json' ({err})") from err
             src = path
         if isinstance(r, DiffusionResult):

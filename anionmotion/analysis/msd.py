@@ -40,6 +40,7 @@ choice and its reason are recorded in ``meta``.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -309,12 +310,20 @@ class MSD(AnalysisBase):
         self.framework = framework
         self.framework_cations = framework_cations
         self.temperature = temperature
+        if charge is not None:
+            from .._validate import check_number
+
+            charge = check_number(charge, "charge", unit="e")
+            if charge == 0:
+                raise OptionError("charge must be the non-zero charge of one ion in e (e.g. 1 for Li⁺); got 0")
         self.charge = charge
         self.collective = collective
         self.charges = charges
         if mode not in ("auto", "memory", "out-of-core"):
             raise OptionError(f"invalid mode {mode!r}; choose one of auto, memory, out-of-core")
         self.mode = mode
+        if scratch_dir is not None and not os.path.isdir(os.fspath(scratch_dir)):
+            raise OptionError(f"scratch_dir {os.fspath(scratch_dir)!r} is not an existing folder")
         self.scratch_dir = scratch_dir
         self.workers = workers
 
