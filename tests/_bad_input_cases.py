@@ -637,6 +637,25 @@ def option_cases():
              (["--kind", "cubic"], "kind=cubic", "kind")]
     for args, mid, name in sites:
         opt("sites", ["--species", "Li", *args], mid, " ".join(args), [name])
+    opt("vanhove", ["--species", "Li"], "baseline", "the valid file with valid options (the reference of the cases)",
+        [], expect="ok")
+    vh = [(["--species", "Qq"], "species=Qq", "Qq"), (["--lags", "-1"], "lags=-1", "lag"),
+          (["--lags", "1e9"], "lags=1e9", "lag"), (["--n-lags", "0"], "n-lags=0", "lags"),
+          (["--max-lag", "-1"], "max-lag=-1", "lag"), (["--rmax", "-1"], "rmax=-1", "rmax"),
+          (["--rmax", "1000"], "rmax=1000", "rmax"), (["--bins", "0"], "bins=0", "bins"),
+          (["--bins", "100000000000"], "bins=1e11", "histogram"), (["--origin-stride", "0"], "origin-stride=0", "stride"),
+          (["--n-origins", "-3"], "n-origins=-3", "origins"), (["--memory", "1KB"], "memory=1KB", "memory")]
+    for args, mid, name in vh:
+        opt("vanhove", ["--species", "Li", *args], mid, " ".join(args), [name])
+    opt("onsager", [], "baseline", "the valid file with valid options (the reference of the cases)", [], expect="ok")
+    ons = [(["--groups", "Li,Qq"], "groups=Qq", "Qq"), (["--charges", "Li=abc"], "charges=abc", "charge"),
+           (["--temperature", "-5"], "temperature=-5", "temperature"), (["--blocks", "0"], "blocks=0", "blocks"),
+           (["--blocks", "100000"], "blocks=1e5", "blocks"), (["--fit", "5", "1"], "fit=5,1", "fit"),
+           (["--fit", "0", "1e6"], "fit=0,1e6", "fit"), (["--n-boot", "-1"], "n-boot=-1", "boot"),
+           (["--center", "S"], "center-only", "ligand"), (["--frame", "lab"], "frame=lab", "frame"),
+           (["--memory", "1KB"], "memory=1KB", "memory")]
+    for args, mid, name in ons:
+        opt("onsager", args, mid, " ".join(args), [name])
     for command, need in (("vdos", []),) + NC_BASELINES:
         opt(command, need, "baseline", "the valid NetCDF file with valid options (the reference of the cases)", [],
             base="netcdf", expect="ok")

@@ -198,17 +198,6 @@ def test_curvature_test():
     assert curvature_test(T[:3], D[:3])["curved"] is None
 
 
-def _have_arrhenius():
-    import anionmotion
-
-    try:
-        anionmotion.arrhenius
-    except (ImportError, AttributeError):
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _have_arrhenius(), reason="anionmotion.arrhenius not in this build")
 def test_compare_arrhenius_hand_computed():
     T = np.array([500.0, 600.0, 700.0, 800.0])
     rng = np.random.default_rng(4)

@@ -491,7 +491,6 @@ def test_argyrodite_0p_subset_matches_site_analysis():
 
 # ----------------------------------------------------------------------------- CLI, views, JSON
 def test_cli_json_csv_plot(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     from anionmotion.cli import main
 
     out = tmp_path / "s.json"
@@ -512,7 +511,6 @@ def test_cli_json_csv_plot(tmp_path, capsys):
 
 
 def test_views_tables_and_figures():
-    pytest.importorskip("matplotlib")
     traj = scripted_traj(random_hops(6, 100, 0.1, 2))
     r = sites(traj, "Li", site_set=cubic_sites(), debounce=1, progress=False)
     names = [t.name for t in r.tables()]

@@ -218,7 +218,7 @@ class VanHove(AnalysisBase):
         self.species, self.lags_arg, self.n_lags, self.max_lag = species, lags, n_lags, max_lag
         self.rmax_arg, self.bins_arg, self.distinct = rmax, bins, bool(distinct)
         for name, v in (("origin_stride", origin_stride), ("distinct_stride", distinct_stride),
-                        ("n_origins", n_origins)):
+                        ("n_origins", n_origins), ("n_lags", n_lags)):
             if v is not None and (int(v) != v or int(v) < 1):
                 raise OptionError(f"{name} must be a positive integer; got {v!r}")
         self.origin_stride = int(origin_stride)
