@@ -447,3 +447,16 @@ def test_report_stage_body(argyrodite, monkeypatch):
     none = ReportContext(traj=argyrodite, cation=CationChoice(None, 0, "none", "no cation"), polyanions=None,
                          temperature_K=None, options={})
     assert "no mobile cation" in stage_vanhove.applies(none)
+
+
+@pytest.mark.parametrize("memory", ["2MB", "3MB", "5MB"])
+def test_default_lags_capped_by_the_budget_always_fit_it(memory):
+    # the default largest lag is capped so that its window (24 B per atom and frame + 80 B per frame) and the
+    # histograms fit the budget: default options never fail the memory check (they did by a few % at 10⁶ frames)
+    rng = np.random.default_rng(1)
+    T, N = 20000, 2
+    pos = np.cumsum(rng.normal(0, 0.1, (T, N, 3)), axis=0)
+    tr = anionmotion.from_arrays(pos, np.eye(3) * 30, species=["Li"] * N, frame_interval=0.01)
+    r = anionmotion.vanhove(tr, "Li", memory=memory, alpha2=False)
+    assert "capped by the memory budget" in r.meta["lags_source"]
+    assert r.lag_ps[-1] < 0.5 * (T - 1) * 0.01

@@ -299,7 +299,10 @@ class VanHove(AnalysisBase):
             lags = np.unique(m)
             meta["lags_source"] = "given"
         else:
-            cap = int(max(1, (RING_FRACTION * self.budget) // (24 * len(self._idx))))
+            # the window of the largest lag (24 B per atom and frame plus 80 B per frame of times and drift) and
+            # the histograms must fit the ring's share of the budget (the check in _prepare)
+            hist_bytes = 8 * max(1, int(self.n_lags)) * max(1, int(self.bins_arg)) * 6
+            cap = int(max(1, (RING_FRACTION * self.budget - hist_bytes) // (24 * len(self._idx) + 80)))
             hi = (T - 1) // 2 if self.max_lag is None else int(round(float(self.max_lag) / dt))
             if self.max_lag is not None and not (1 <= hi <= T - 1):
                 raise OptionError(f"max_lag = {self.max_lag!r} ps must lie in [{dt:g}, {(T - 1) * dt:g}] ps")
