@@ -116,6 +116,18 @@ def write_outputs(args, *, json_data=None, csv_text=None):
         write_text_atomic(args.csv, csv_text() if callable(csv_text) else csv_text, overwrite=args.overwrite)
 
 
+def finish_result(args, res, *, dpi=150) -> int:
+    """Print ``res.summary()`` and write what ``--json``/``--csv``/``--plot`` asked for from the result's own
+    views (``to_dict``, ``write_csv``, ``save_plot``); the tail every analysis subcommand shares.  Returns 0."""
+    print(res.summary())
+    write_outputs(args, json_data=res.to_dict)
+    if getattr(args, "csv", None):
+        res.write_csv(args.csv, overwrite=args.overwrite)
+    if getattr(args, "plot", None):
+        res.save_plot(args.plot, overwrite=args.overwrite, dpi=dpi)
+    return 0
+
+
 def progress_of(args):
     """Progress-bar setting from ``--no-progress`` (None = only on a terminal)."""
     return False if getattr(args, "no_progress", False) else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._common import (add_frame_options, add_memory_option, add_output_options, add_polyanion_options,
-                      add_reader_options, check_outputs, open_from_args, progress_of, write_outputs)
+                      add_reader_options, check_outputs, open_from_args, progress_of, finish_result)
 
 __all__ = ["register", "run"]
 
@@ -45,11 +45,5 @@ def run(args) -> int:
                         cation=cation, omega=args.omega, window=args.window, max_freq=args.max_freq,
                         max_lag=args.max_lag, start=args.start, stop=args.stop, step=args.step,
                         memory=args.memory, scratch_dir=args.scratch_dir, progress=progress_of(args))
-    print(res.summary())
-    write_outputs(args, json_data=res.to_dict)
-    if args.csv:
-        res.write_csv(args.csv, overwrite=args.overwrite)
-    if args.plot:
-        res.save_plot(args.plot, overwrite=args.overwrite, dpi=150)
-    return 0
+    return finish_result(args, res)
 

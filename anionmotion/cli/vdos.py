@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._common import (add_frame_options, add_memory_option, add_output_options, add_reader_options, check_outputs,
-                      open_from_args, progress_of, write_outputs)
+                      open_from_args, progress_of, finish_result)
 
 __all__ = ["register", "run"]
 
@@ -43,11 +43,5 @@ def run(args) -> int:
                    velocities=args.velocities, origins=args.origins, memory=args.memory,
                    segment_frames=args.segment_frames, scratch_dir=args.scratch_dir, start=args.start,
                    stop=args.stop, step=args.step, progress=progress_of(args))
-    print(res.summary())
-    write_outputs(args, json_data=res.to_dict)
-    if args.csv:
-        res.write_csv(args.csv, overwrite=args.overwrite)
-    if args.plot:
-        res.save_plot(args.plot, overwrite=args.overwrite, dpi=150)
-    return 0
+    return finish_result(args, res)
 
