@@ -223,6 +223,60 @@ def _charges_for(traj, charges):
     raise OptionError(f"invalid charges {charges!r}; choose one of trajectory, formal, or a dict species → charge")
 
 
+def drift_rule(traj, selected, *, drift=None, framework=None, drift_weights=None):
+    """The drift-correction rule of every displacement analysis (msd, vanhove): which framework, on or off, how
+    weighted, and why.
+
+    Parameters
+    ----------
+    traj : Trajectory
+    selected : ndarray of int
+        The analysed atoms (never part of the framework).
+    drift : bool or None
+        None = on whenever there are framework atoms (every file format alike); True requires them.
+    framework : selection, optional
+        Default: every atom that is not selected and not of a mobile-cation species.
+    drift_weights : {"mass", "unweighted"} or None
+        None = mass-weighted, falling back to unweighted (said in the reason) when a framework mass is unknown
+        and nothing was asked for explicitly.
+
+    Returns
+    -------
+    framework : ndarray of int64
+        The framework atoms (also when the correction is off).
+    on : bool
+    weights : {"mass", "unweighted"}
+    reason : str
+        One line for ``meta["drift_reason"]``.
+    """
+    if drift_weights is not None and drift_weights not in DRIFT_WEIGHTS:
+        raise OptionError(f"invalid drift_weights {drift_weights!r}; choose one of {', '.join(DRIFT_WEIGHTS)}")
+    others = np.setdiff1d(np.arange(traj.n_atoms), selected)
+    fw = traj.select(framework) if framework is not None else others[~np.isin(traj.species[others], MOBILE_CATIONS)]
+    if drift is None:
+        on, reason = True, "default: on whenever the trajectory has framework atoms"
+    else:
+        on = bool(drift)
+        reason = "requested" if on else "switched off"
+    if on and len(fw) == 0:
+        if drift:
+            raise OptionError("drift correction needs framework atoms (atoms that are not selected and not mobile "
+                              "cations); none found — give framework= or drift=False")
+        on, reason = False, "no framework atoms to define the drift"
+    weights = drift_weights or "mass"
+    if on and weights == "mass" and not np.all(np.isfinite(traj.masses[fw])):
+        bad = sorted(set(traj.species[fw][~np.isfinite(traj.masses[fw])]))
+        if drift is not None or drift_weights is not None:
+            raise OptionError(f"mass-weighted drift correction needs the masses of the framework atoms; unknown "
+                              f"for {', '.join(bad)} — give drift_weights='unweighted' (--drift-weights "
+                              "unweighted) or drift=False")
+        weights = "unweighted"
+        reason += f" (unweighted centre: the masses of {', '.join(bad)} are unknown)"
+    if on:
+        reason += "; framework centre of mass" if weights == "mass" else "; unweighted framework centre (mean position)"
+    return np.asarray(fw, dtype=np.int64), on, weights, reason
+
+
 IN_MEMORY_FRACTION = 0.5
 """``mode="auto"`` keeps the positions in memory only when positions + FFT workspace + one read chunk fit this
 fraction of the budget (the rest of the budget is headroom for the reader and the other arrays)."""
@@ -361,36 +415,9 @@ class MSD(AnalysisBase):
             raise OptionError(f"the selection {self.species!r} is empty")
         sel_species = sorted(set(traj.species[self._idx]))
         others = np.setdiff1d(np.arange(traj.n_atoms), self._idx)
-        # drift
-        if self.framework is not None:
-            fw = traj.select(self.framework)
-        else:
-            fw = others[~np.isin(traj.species[others], MOBILE_CATIONS)]
-        # one rule for every format: on whenever there are framework atoms (the same trajectory read from two
-        # formats gives the same MSD)
-        if self.drift is None:
-            want_drift = True
-            reason = "default: on whenever the trajectory has framework atoms"
-        else:
-            want_drift = bool(self.drift)
-            reason = "requested" if want_drift else "switched off"
-        if want_drift and len(fw) == 0:
-            if self.drift:
-                raise OptionError("drift correction needs framework atoms (atoms that are not selected and not mobile "
-                                  "cations); none found — give framework= or drift=False")
-            want_drift, reason = False, "no framework atoms to define the drift"
-        weights = self.drift_weights or "mass"
-        if want_drift and weights == "mass" and not np.all(np.isfinite(traj.masses[fw])):
-            bad = sorted(set(traj.species[fw][~np.isfinite(traj.masses[fw])]))
-            if self.drift is not None or self.drift_weights is not None:
-                raise OptionError(f"mass-weighted drift correction needs the masses of the framework atoms; unknown "
-                                  f"for {', '.join(bad)} — give drift_weights='unweighted' (--drift-weights "
-                                  "unweighted) or drift=False")
-            weights = "unweighted"
-            reason += f" (unweighted centre: the masses of {', '.join(bad)} are unknown)"
-        if want_drift:
-            reason += ("; framework centre of mass" if weights == "mass" else
-                       "; unweighted framework centre (mean position)")
+        # drift: one rule for every format (the same trajectory read from two formats gives the same MSD)
+        fw, want_drift, weights, reason = drift_rule(traj, self._idx, drift=self.drift, framework=self.framework,
+                                                     drift_weights=self.drift_weights)
         self._want_drift = want_drift
         self._drift_weights = weights if want_drift else None
         meta["drift_weights"] = self._drift_weights

@@ -37,12 +37,12 @@ from typing import Optional
 
 import numpy as np
 
-from ..elements import MOBILE_CATIONS
 from ..errors import OptionError
 from ..kernels.vanhove import (NonGaussianAccumulator, alpha2_from_moments, distinct_histogram,
                                moments_workspace_bytes_per_atom, self_histogram)
 from ..results import Result, to_jsonable
 from ._streaming import cell_stats
+from .msd import drift_rule
 from .base import AnalysisBase, SeriesStore, format_bytes
 
 __all__ = ["vanhove", "VanHove", "VanHoveResult", "DEFAULT_N_LAGS", "DEFAULT_DISTINCT_ORIGINS",
@@ -248,31 +248,8 @@ class VanHove(AnalysisBase):
         self._idx = traj.select(self.species)
         if len(self._idx) == 0:
             raise OptionError(f"the selection {self.species!r} is empty")
-        others = np.setdiff1d(np.arange(traj.n_atoms), self._idx)
-        fw = traj.select(self.framework) if self.framework is not None else \
-            others[~np.isin(traj.species[others], MOBILE_CATIONS)]
-        if self.drift is None:   # the MSD's rule: on whenever there are framework atoms
-            want, reason = True, "default: on whenever the trajectory has framework atoms"
-        else:
-            want = bool(self.drift)
-            reason = "requested" if want else "switched off"
-        if want and len(fw) == 0:
-            if self.drift:
-                raise OptionError("drift correction needs framework atoms (atoms that are not selected and not mobile "
-                                  "cations); none found — give framework= or drift=False")
-            want, reason = False, "no framework atoms to define the drift"
-        weights = self.drift_weights or "mass"
-        if weights not in ("mass", "unweighted"):
-            raise OptionError(f"invalid drift_weights {self.drift_weights!r}; choose mass or unweighted")
-        if want and weights == "mass" and not np.all(np.isfinite(traj.masses[fw])):
-            bad = sorted(set(traj.species[fw][~np.isfinite(traj.masses[fw])]))
-            if self.drift is not None or self.drift_weights is not None:
-                raise OptionError(f"mass-weighted drift correction needs the masses of the framework atoms; unknown "
-                                  f"for {', '.join(bad)} — give drift_weights='unweighted' or drift=False")
-            weights = "unweighted"
-            reason += f" (unweighted centre: the masses of {', '.join(bad)} are unknown)"
-        if want:
-            reason += "; framework centre of mass" if weights == "mass" else "; unweighted framework centre"
+        fw, want, weights, reason = drift_rule(traj, self._idx, drift=self.drift, framework=self.framework,
+                                               drift_weights=self.drift_weights)     # the MSD's rule
         self._fw = fw if want else np.zeros(0, np.int64)
         self._read = np.union1d(self._idx, self._fw).astype(np.int64)
         self._col_sel = np.searchsorted(self._read, self._idx)
