@@ -11,6 +11,7 @@ unwrapping, validation, selections and chunking.
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 import io
 import os
@@ -244,48 +245,40 @@ def check_coordinates(coords, style, *, path, frame0=0, atoms=None):
 
 
 def _checked_read(read):
+    @functools.wraps(read)
     def checked(self, start, stop, atoms=None, velocities=None):
         raw = read(self, start, stop, atoms, velocities)
         check_cells(raw.cells, path=self.path, frame0=start)
         check_coordinates(raw.coords, raw.style, path=self.path, frame0=start,
                           atoms=None if atoms is None else np.asarray(atoms))
         return raw
-    checked.__doc__ = read.__doc__
-    checked.__name__ = read.__name__
-    checked.__wrapped__ = read
     return checked
 
 
 def _checked_read_cells(read_cells):
+    @functools.wraps(read_cells)
     def checked(self, start, stop):
         cells = read_cells(self, start, stop)
         check_cells(cells, path=self.path, frame0=start)
         return cells
-    checked.__doc__ = read_cells.__doc__
-    checked.__name__ = read_cells.__name__
-    checked.__wrapped__ = read_cells
     return checked
 
 
 def _checked_constant_cell(constant_cell):
+    @functools.wraps(constant_cell)
     def checked(self):
         cell = constant_cell(self)
         if cell is not None:
             check_cells(cell, path=self.path)
         return cell
-    checked.__doc__ = constant_cell.__doc__
-    checked.__name__ = constant_cell.__name__
-    checked.__wrapped__ = constant_cell
     return checked
 
 
 def _forgetting_close(close):
+    @functools.wraps(close)
     def closing(self):
         _OPEN_READERS.discard(self)   # a closed reader no longer protects its files
         return close(self)
-    closing.__doc__ = close.__doc__
-    closing.__name__ = close.__name__
-    closing.__wrapped__ = close
     return closing
 
 
