@@ -44,6 +44,9 @@ def register(sub):
                    help="instead of --k-rot: put the Eckart libration line at this wavenumber, cm⁻¹")
     r.add_argument("--tether-cm1", type=float,
                    help="instead of --k-com: put the COM tether line at this wavenumber, cm⁻¹")
+    r.add_argument("--rc-backend", choices=("eckart", "orientation"), default="eckart",
+                   help="rotational restraint of RC/RTC: Eckart (CustomCompoundBondForce) or OpenMM's "
+                        "OrientationRestraintForce (same libration line; docs/md.md, 'RC backends')")
     r.add_argument("--seed", type=int, default=1, help="random seed (velocities, thermostat), ≥ 1")
     r.add_argument("--thermostat", default="langevin", help="langevin (LangevinMiddle) or nose-hoover (chain)")
     r.add_argument("--friction", type=float, default=1.0, help="Langevin friction / Nosé–Hoover frequency, ps⁻¹")
@@ -104,5 +107,5 @@ def run(args) -> int:
            frame_every=args.frame_every, k_rot=k_rot, k_com=k_com, seed=args.seed,
            thermostat=args.thermostat.lower(), friction=args.friction, minimize=not args.no_minimize,
            platform=args.platform, threads=args.threads, overwrite=args.overwrite,
-           progress=progress_of(args), checkpoint_every=args.checkpoint_every)
+           progress=progress_of(args), checkpoint_every=args.checkpoint_every, rc_backend=args.rc_backend)
     return 0

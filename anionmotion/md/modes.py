@@ -4,8 +4,9 @@
 mode   removes from every anion                 realisation
 =====  =======================================  ===============================================
 UC     nothing                                  no extra force; ``CMMotionRemover`` on
-RC     the 3 rigid-body rotations               Eckart rotational restraint; ``CMMotionRemover`` on
-RTC    rotations + centre-of-mass translation   Eckart + periodic COM tether; no ``CMMotionRemover``
+RC     the 3 rigid-body rotations               rotational restraint (Eckart or OpenMM's
+                                                ``OrientationRestraintForce``); ``CMMotionRemover`` on
+RTC    rotations + centre-of-mass translation   rotational restraint + periodic COM tether; no ``CMMotionRemover``
 RTVC   everything                               mass 0 for every anion atom; no ``CMMotionRemover``
 =====  =======================================  ===============================================
 
@@ -26,6 +27,20 @@ exactly invariant under any translation of the anion (no periodic handling is
 needed) and zero at the reference.  A small rotation θ about the unit axis
 **n** costs :math:`\\tfrac{k}{2}\\,θ^2 |\\mathbf I\\mathbf n|^2`, so the restraint
 adds a libration at :math:`ω = \\sqrt{k I}` (SO4, k = 1e4: ≈ 517 cm⁻¹).
+
+Orientation restraint (``rc_backend="orientation"``: one OpenMM
+``OrientationRestraintForce`` per anion; OpenMM 8.6.1 has it):
+
+.. math::  E_\\mathrm{or} = 2 k_\\mathrm{or} \\sin^2(θ/2) ≈ \\tfrac{k_\\mathrm{or}}{2} θ^2,
+
+θ the angle of the rotation that best superimposes the reference on the anion
+(equal weights, centroids subtracted).  It is translation-invariant too, and a
+small rotation about **n** costs :math:`\\tfrac{k_\\mathrm{or}}{2} θ^2`, so its
+libration lies at :math:`ω = \\sqrt{k_\\mathrm{or}/I_n}`.  ``k_rot`` keeps its
+meaning for both backends: each anion gets :math:`k_\\mathrm{or} = k_\\mathrm{rot}
+I_\\max I_\\min`, so that its highest restraint line,
+:math:`\\sqrt{k_\\mathrm{or}/I_\\min} = \\sqrt{k_\\mathrm{rot} I_\\max}`, is the Eckart one
+(identical spectra for spherical tops such as SO4, PS4, ClO4).
 
 COM tether (one mass-weighted group per anion in a ``CustomCentroidBondForce``
 with periodic boundary conditions):
@@ -52,7 +67,9 @@ __all__ = ["MODES", "K_ROT_DEFAULT", "K_COM_DEFAULT", "ModeSetup", "check_mode",
            "kabsch_rotation", "rotation_angle", "fit_template", "reference_geometry", "eckart_coefficients",
            "eckart_energy", "com_tether_energy", "group_coms", "apply_mode", "count_dof", "libration_wavenumber",
            "stiffness_for_wavenumbers",
-           "tether_wavenumber", "ROT_FORCE_GROUP", "COM_FORCE_GROUP"]
+           "tether_wavenumber", "ROT_FORCE_GROUP", "COM_FORCE_GROUP", "RC_BACKENDS", "RC_BACKEND_DEFAULT",
+           "check_rc_backend", "principal_moments", "orientation_constant", "orientation_energy",
+           "orientation_libration_wavenumber"]
 
 MODES = ("UC", "RC", "RTC", "RTVC")
 """The valid constraint modes, in the order of the mode decomposition (SPEC §8)."""
@@ -64,8 +81,15 @@ SO4: libration ≈ 517 cm⁻¹, RMS angle ≈ 2.9° at 900 K."""
 K_COM_DEFAULT = 1.0e6
 """Default COM tether stiffness, kJ mol⁻¹ nm⁻² (SO4: ≈ 541 cm⁻¹, ≈ 0.05 Å RMS)."""
 
+RC_BACKENDS = ("eckart", "orientation")
+"""Realisations of the rotational restraint of RC/RTC: the Eckart restraint (``CustomCompoundBondForce``) or
+OpenMM's ``OrientationRestraintForce`` (one per anion)."""
+RC_BACKEND_DEFAULT = "eckart"
+"""Default rotational-restraint backend, chosen from the comparison in docs/md.md
+("RC backends: Eckart vs OrientationRestraintForce")."""
+
 ROT_FORCE_GROUP = 30
-"""OpenMM force group of the Eckart restraint (its energy is read alone)."""
+"""OpenMM force group of the rotational restraint, either backend (its energy is read alone)."""
 COM_FORCE_GROUP = 31
 """OpenMM force group of the COM tether."""
 
@@ -281,6 +305,75 @@ def inertia_max(reference, masses):
     return float(np.linalg.eigvalsh(I).max())
 
 
+def principal_moments(reference, masses):
+    """Principal moments of inertia (amu nm², ascending, shape (3,)) of a geometry about its centre of mass."""
+    ref = np.asarray(reference, dtype=np.float64)
+    m = np.asarray(masses, dtype=np.float64)
+    a = ref - (m @ ref) / m.sum()
+    I = np.eye(3) * np.sum(m * np.sum(a * a, axis=1)) - np.einsum("n,ni,nj->ij", m, a, a)
+    return np.linalg.eigvalsh(I)
+
+
+def check_rc_backend(name) -> str:
+    """Lower-case ``name`` if it is a rotational-restraint backend (eckart, orientation); else an OptionError."""
+    b = name.lower() if isinstance(name, str) else name
+    if b not in RC_BACKENDS:
+        raise OptionError(f"invalid rc_backend {name!r}; choose one of {', '.join(RC_BACKENDS)}")
+    return b
+
+
+def orientation_constant(k_rot, reference, masses):
+    """Force constant (kJ/mol) of one anion's ``OrientationRestraintForce`` equivalent to the Eckart ``k_rot``.
+
+    k_or = k_rot · I_max · I_min, so that the highest restraint line of the orientation restraint,
+    √(k_or / I_min), equals the highest Eckart line √(k_rot I_max) (equal for all three axes of a
+    spherical top).
+
+    Parameters
+    ----------
+    k_rot : float, kJ mol⁻¹ (amu nm²)⁻²
+    reference : ndarray, shape (n, 3), nm
+    masses : ndarray, shape (n,), amu
+
+    Returns
+    -------
+    float, kJ/mol (per rad², the small-angle harmonic constant)
+    """
+    I = principal_moments(reference, masses)
+    if not I[0] > 1e-12 * max(I[-1], 1e-300):
+        raise OptionError("the orientation restraint needs an anion with three non-zero moments of inertia "
+                          f"(a linear anion has I_min = {I[0]:.3g} amu nm²); use rc_backend='eckart'")
+    return float(k_rot * I[-1] * I[0])
+
+
+def orientation_energy(positions, reference, k):
+    """Energy 2 k sin²(θ/2) (kJ/mol) of OpenMM's ``OrientationRestraintForce``, as it computes it.
+
+    θ is the angle of the proper rotation that best superimposes the reference on the positions with
+    equal weights after both are centred on their centroids (the quaternion fit of Coutsias et al.,
+    J. Comput. Chem. 25, 1849 (2004), here by the equivalent Kabsch SVD): 2k sin²(θ/2) = k (3 − tr R)/2.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (..., n, 3), nm
+    reference : ndarray, shape (n, 3), nm
+    k : float, kJ/mol
+
+    Returns
+    -------
+    float or ndarray, kJ/mol
+    """
+    x = np.asarray(positions, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    R = kabsch_rotation(ref - ref.mean(axis=0), x - x.mean(axis=-2, keepdims=True))
+    return 0.5 * k * (3.0 - np.trace(R, axis1=-2, axis2=-1))
+
+
+def orientation_libration_wavenumber(k_or, inertia):
+    """Orientation-restraint libration wavenumber (cm⁻¹), ω = √(k_or / I), k_or in kJ/mol, I in amu nm²."""
+    return math.sqrt(k_or / inertia) * _RADPS_TO_CM1
+
+
 def libration_wavenumber(k_rot, inertia):
     """Restraint libration wavenumber (cm⁻¹), ω = √(k I), for a moment of inertia in amu nm²."""
     return math.sqrt(k_rot * inertia) * _RADPS_TO_CM1
@@ -301,7 +394,9 @@ def stiffness_for_wavenumbers(positions, box, groups, masses, *, libration_cm1=N
     groups : list of int sequences, centre first
     masses : array_like, shape (n_atoms,), amu
     libration_cm1, tether_cm1 : float, optional, cm⁻¹
-        Targets for the Eckart libration ω = √(k_rot I) and the tether ω = √(k_com / M).
+        Targets for the Eckart libration ω = √(k_rot I) and the tether ω = √(k_com / M).  The same
+        k_rot serves the orientation backend: :func:`orientation_constant` maps it so that each anion's
+        highest orientation-restraint line equals its Eckart line.
 
     Returns
     -------
@@ -341,6 +436,11 @@ class ModeSetup:
         The original masses (before RTVC zeroed the anions).
     k_rot, k_com : float
         Stiffnesses used (kJ mol⁻¹ (amu nm²)⁻², kJ mol⁻¹ nm⁻²), NaN when not used by the mode.
+    rc_backend : str
+        ``eckart`` or ``orientation`` (the rotational restraint of RC/RTC).
+    k_orientation : ndarray, shape (n_groups,), kJ/mol
+        Force constants of the ``OrientationRestraintForce`` of each anion (orientation backend, RC/RTC),
+        else empty.
     restraint_wavenumbers : dict
         ``{"libration_cm1": …, "tether_cm1": …}`` highest restraint frequencies (cm⁻¹).
     n_dof : int
@@ -359,6 +459,8 @@ class ModeSetup:
     restraint_wavenumbers: dict = field(default_factory=dict)
     n_dof: int = 0
     cm_motion_remover: bool = False
+    rc_backend: str = RC_BACKEND_DEFAULT
+    k_orientation: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def _fastest_bond_wavenumber(system, atoms, masses):
@@ -396,7 +498,7 @@ def count_dof(system):
 
 
 def apply_mode(system, positions, box, groups, mode, *, k_rot=K_ROT_DEFAULT, k_com=K_COM_DEFAULT, templates=None,
-               check_frequencies=True):
+               check_frequencies=True, rc_backend=RC_BACKEND_DEFAULT):
     """Apply a constraint mode to an OpenMM ``System`` in place (SPEC §8).
 
     Parameters
@@ -411,7 +513,8 @@ def apply_mode(system, positions, box, groups, mode, *, k_rot=K_ROT_DEFAULT, k_c
         Atom indices of each anion, centre first.
     mode : {"UC", "RC", "RTC", "RTVC"}
     k_rot : float, optional
-        Eckart stiffness, kJ mol⁻¹ (amu nm²)⁻² (default 1e4).
+        Eckart stiffness, kJ mol⁻¹ (amu nm²)⁻² (default 1e4); with ``rc_backend="orientation"`` each anion's
+        force constant is :func:`orientation_constant` (same highest libration line).
     k_com : float, optional
         COM tether stiffness, kJ mol⁻¹ nm⁻² (default 1e6).
     templates : list of (ndarray (n_group, 3) nm or None), optional
@@ -420,6 +523,10 @@ def apply_mode(system, positions, box, groups, mode, *, k_rot=K_ROT_DEFAULT, k_c
     check_frequencies : bool
         Refuse stiffnesses whose restraint mode is faster than the fastest
         intra-anion harmonic bond (then the time step is no longer safe).
+    rc_backend : {"eckart", "orientation"}
+        Rotational restraint of RC/RTC: the Eckart restraint (one ``CustomCompoundBondForce``) or one
+        OpenMM ``OrientationRestraintForce`` per anion (both translation-invariant, both in force group
+        :data:`ROT_FORCE_GROUP`).  Ignored in UC and RTVC.
 
     Returns
     -------
@@ -435,6 +542,7 @@ def apply_mode(system, positions, box, groups, mode, *, k_rot=K_ROT_DEFAULT, k_c
     """
     openmm = need_openmm()
     mode = check_mode(mode)
+    rc_backend = check_rc_backend(rc_backend)
     n = system.getNumParticles()
     groups = check_groups(groups, n)
     pos = strip_nm(positions)
@@ -465,7 +573,12 @@ def apply_mode(system, positions, box, groups, mode, *, k_rot=K_ROT_DEFAULT, k_c
         if np.any(masses[np.concatenate(groups)] <= 0):
             raise OptionError(f"mode {mode} needs positive masses on every anion atom")
         lib = max(libration_wavenumber(k_rot, inertia_max(r, masses[g])) for r, g in zip(refs, groups))
-        wn["libration_cm1"] = lib
+        wn["libration_cm1"] = lib  # the same for both backends (orientation_constant)
+        if rc_backend == "orientation":
+            if not hasattr(openmm, "OrientationRestraintForce"):
+                raise OptionError(f"rc_backend 'orientation' needs OpenMM's OrientationRestraintForce, which OpenMM "
+                                  f"{openmm.__version__} lacks; upgrade OpenMM or use rc_backend='eckart'")
+            k_or = np.array([orientation_constant(k_rot, r, masses[g]) for r, g in zip(refs, groups)])
         if mode == "RTC":
             wn["tether_cm1"] = max(tether_wavenumber(k_com, masses[g].sum()) for g in groups)
         if check_frequencies:
@@ -476,7 +589,10 @@ def apply_mode(system, positions, box, groups, mode, *, k_rot=K_ROT_DEFAULT, k_c
                         what = "k_rot" if key.startswith("lib") else "k_com"
                         raise OptionError(f"{what} too stiff: its restraint mode ({w:.0f} cm⁻¹) would be faster "
                                           f"than the fastest anion bond ({fast:.0f} cm⁻¹); lower {what}")
-        _add_eckart(openmm, system, groups, refs, masses, k_rot)
+        if rc_backend == "orientation":
+            _add_orientation(openmm, system, groups, refs, k_or)
+        else:
+            _add_eckart(openmm, system, groups, refs, masses, k_rot)
         if mode == "RTC":
             _add_com_tether(openmm, system, groups, ref_coms, masses, k_com)
     elif mode == "RTVC":
@@ -493,7 +609,8 @@ def apply_mode(system, positions, box, groups, mode, *, k_rot=K_ROT_DEFAULT, k_c
     return ModeSetup(mode=mode, groups=groups, positions=whole, references=refs, reference_coms=ref_coms,
                      masses=masses, k_rot=float(k_rot) if mode in ("RC", "RTC") else float("nan"),
                      k_com=float(k_com) if mode == "RTC" else float("nan"), restraint_wavenumbers=wn,
-                     n_dof=count_dof(system), cm_motion_remover=cmm)
+                     n_dof=count_dof(system), cm_motion_remover=cmm, rc_backend=rc_backend,
+                     k_orientation=k_or if mode in ("RC", "RTC") and rc_backend == "orientation" else np.zeros(0))
 
 
 def _add_eckart(openmm, system, groups, refs, masses, k_rot):
@@ -517,6 +634,26 @@ def _add_eckart(openmm, system, groups, refs, masses, k_rot):
         f.setUsesPeriodicBoundaryConditions(False)
         f.setForceGroup(ROT_FORCE_GROUP)
         f.setName("anionmotion Eckart rotational restraint")
+        system.addForce(f)
+
+
+def _add_orientation(openmm, system, groups, refs, k_or):
+    """One ``OrientationRestraintForce`` per anion (the force fits one rigid transformation per group).
+
+    Its reference list spans every particle of the System (OpenMM's API); only the anion's entries are
+    used, centred here on their centroid.  The force has no periodic handling: like the Eckart restraint
+    it is translation-invariant, so whole anions (given to ``setPositions``) stay whole for it.
+    """
+    n = system.getNumParticles()
+    zero = openmm.Vec3(0.0, 0.0, 0.0)
+    for g, grp in enumerate(groups):
+        ref = refs[g] - refs[g].mean(axis=0)
+        full = [zero] * n
+        for a, p in zip(grp, ref):
+            full[int(a)] = openmm.Vec3(*(float(v) for v in p))
+        f = openmm.OrientationRestraintForce(float(k_or[g]), full, [int(a) for a in grp])
+        f.setForceGroup(ROT_FORCE_GROUP)
+        f.setName(f"anionmotion orientation restraint {g}")
         system.addForce(f)
 
 

@@ -82,6 +82,9 @@ class RunSettings:
         Langevin friction / Nosé–Hoover collision frequency.
     minimize : bool
         Minimise the energy before the equilibration.
+    rc_backend : str
+        Rotational restraint of RC/RTC: ``eckart`` or ``orientation`` (OpenMM's OrientationRestraintForce);
+        settings saved before this field existed were Eckart runs.
     """
 
     mode: str = "UC"
@@ -97,9 +100,12 @@ class RunSettings:
     thermostat: str = "langevin"
     friction: float = 1.0
     minimize: bool = True
+    rc_backend: str = "eckart"
 
     def __post_init__(self):
         check_mode(self.mode)
+        from .modes import check_rc_backend
+        object.__setattr__(self, "rc_backend", check_rc_backend(self.rc_backend))
         for name in ("temperature", "timestep", "k_rot", "k_com", "friction"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
@@ -376,7 +382,9 @@ def _metadata(mdsys, s: RunSettings, info):
         "constraint_mode": s.mode,
         "coordinate_style": "unwrapped",
         "temperature_K": float(s.temperature),
-        "restraints": _RESTRAINTS[s.mode],
+        "restraints": _RESTRAINTS[s.mode] if s.rc_backend == "eckart" or s.mode not in ("RC", "RTC") else
+        _RESTRAINTS[s.mode].replace("Eckart rotational restraint", "OrientationRestraintForce"),
+        "rc_backend": s.rc_backend,
         "k_rot": float(s.k_rot), "k_rot_units": "kJ/mol/(amu*nm^2)^2 (used in RC, RTC)",
         "k_com": float(s.k_com), "k_com_units": "kJ/mol/nm^2 (used in RTC)",
         "restraint_wavenumbers_cm-1": json.dumps(to_jsonable(info["wn"])),
@@ -444,6 +452,11 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
     ckpt_path = os.path.join(sdir, "checkpoint.npz")
     params_path = os.path.join(sdir, "params.json")
     run_key = {"settings": json.loads(settings_json), "system": json.loads(json.dumps(to_jsonable(mdsys.parameters)))}
+    if os.path.exists(params_path):  # saved before rc_backend existed: those runs used the Eckart restraint
+        _old = _load_json(params_path)
+        if isinstance(_old.get("settings"), dict) and "rc_backend" not in _old["settings"]:
+            _old["settings"]["rc_backend"] = "eckart"
+            _atomic_write_bytes(params_path, json.dumps(_old, indent=1).encode())
 
     # ---- decide: fresh, resume, or refuse
     resume = False
@@ -502,7 +515,7 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
         pos0 = start.getPositions(asNumpy=True).value_in_unit(u.nanometer)
         box0 = start.getPeriodicBoxVectors(asNumpy=True).value_in_unit(u.nanometer)
         setup = apply_mode(system, pos0, box0, mdsys.groups, s.mode, k_rot=s.k_rot, k_com=s.k_com,
-                           templates=mdsys.templates)
+                           templates=mdsys.templates, rc_backend=s.rc_backend)
         refs = setup.references
         setup_info = dict(n_dof=setup.n_dof, masses=setup.masses, wn=setup.restraint_wavenumbers,
                           cmm=setup.cm_motion_remover)
@@ -641,7 +654,8 @@ def _finish_report(out, mdsys, s, refs, setup_info, dyn_masses, e_rot, e_com, ns
            "restraint_wavenumbers_cm1": setup_info["wn"], "ns_per_day": ns_day,
            "anionmotion_version": __version__}
     rep.update(acc.result(species=mdsys.species, temperature=s.temperature,
-                          restraint_energies={"rotation (Eckart)": e_rot, "COM tether": e_com},
+                          restraint_energies={f"rotation ({'Eckart' if s.rc_backend == 'eckart' else 'orientation'})":
+                                              e_rot, "COM tether": e_com},
                           kT_kJmol=KB_KJMOL * s.temperature))
     rep_path = report_path(out)
     write_json(rep_path, rep, overwrite=True)
@@ -669,7 +683,7 @@ def _report_of_finished_run(openmm, out, mdsys, s, sdir, verbose):
 def run_md(mdsys, out, *, mode="UC", temperature=900.0, time=50.0, equilibrate=10.0, reequilibrate=5.0,
            timestep=1.0, frame_every=5, k_rot=K_ROT_DEFAULT, k_com=K_COM_DEFAULT, seed=1, thermostat="langevin",
            friction=1.0, minimize=True, platform="CPU", threads=None, overwrite=False, progress=None,
-           checkpoint_every=200, verbose=True):
+           checkpoint_every=200, verbose=True, rc_backend="eckart"):
     """Constrained MD of a system in one mode, or in all four from one equilibrated start (SPEC §8).
 
     Parameters
@@ -704,6 +718,8 @@ def run_md(mdsys, out, *, mode="UC", temperature=900.0, time=50.0, equilibrate=1
         tqdm bars (None: on a terminal only).
     checkpoint_every : int
         Frames between checkpoints.
+    rc_backend : {"eckart", "orientation"}
+        Rotational restraint of RC/RTC (docs/md.md, "RC backends").
 
     Returns
     -------
@@ -722,13 +738,14 @@ def run_md(mdsys, out, *, mode="UC", temperature=900.0, time=50.0, equilibrate=1
                                equilibrate=float(equilibrate), reequilibrate=float(reequilibrate),
                                timestep=float(timestep), frame_every=int(frame_every), k_rot=float(k_rot),
                                k_com=float(k_com), seed=int(seed), thermostat=thermostat, friction=float(friction),
-                               minimize=bool(minimize)) for m in modes}
+                               minimize=bool(minimize), rc_backend=rc_backend) for m in modes}
     start_dir = _state_dir(out)
     reports = {}
     if len(modes) > 1 and not overwrite:
         done = {m: _read_complete(p) for m, p in paths.items() if os.path.exists(p)}
         same = {m for m, (c, st) in done.items()
-                if c == 1 and st == json.dumps(to_jsonable(asdict(settings[m])))}
+                if c == 1 and st is not None and {"rc_backend": "eckart", **json.loads(st)}
+                == json.loads(json.dumps(to_jsonable(asdict(settings[m]))))}
         if len(same) == len(modes):
             raise OptionError(f"{', '.join(paths.values())}: all outputs exist and are complete; refusing to "
                               "overwrite them (use --overwrite)")
