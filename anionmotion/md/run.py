@@ -431,9 +431,30 @@ def _read_complete(path):
         return -1, None
 
 
+def _extends(old, new):
+    """Whether the run key ``new`` continues ``old``: same system and settings except a production at least as long."""
+    if old.get("system") != new.get("system"):
+        return False
+    a, b = old.get("settings", {}), new.get("settings", {})
+    diff = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    return diff <= {"time"} and float(b.get("time", 0.0)) >= float(a.get("time", 0.0))
+
+
 def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU", threads=None, overwrite=False,
-             progress=None, checkpoint_every=200, energy_every=20, verbose=True, _fail_after=None):
+             progress=None, checkpoint_every=200, energy_every=20, verbose=True, keep_state=False, extend=False,
+             _fail_after=None):
     """Run one constraint mode to ``out`` (resuming an interrupted run); see :func:`run_md`.
+
+    Parameters
+    ----------
+    keep_state : bool
+        Keep the state folder (``<out>.state``: System, final checkpoint) when the run completes, so that it
+        can be extended later (``extend=True``).  Default: removed.
+    extend : bool
+        Allow ``out`` to be a complete run (kept with ``keep_state``) or a partial one whose settings differ
+        from ``settings`` only by a shorter production ``time``: the production then continues from the last
+        checkpoint up to ``settings.time``, appending to the same file (what ``--until-converged`` does).  A
+        complete run of exactly ``settings`` returns its report.
 
     Returns
     -------
@@ -466,15 +487,24 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
             os.unlink(out)
             if os.path.isdir(sdir):
                 shutil.rmtree(sdir)
+        elif complete == 1 and extend and os.path.exists(params_path) and os.path.exists(ckpt_path) \
+                and _extends(_load_json(params_path), run_key):
+            n_ck = int(np.load(ckpt_path, allow_pickle=False)["n_frames"])
+            if _load_json(params_path) == run_key and n_ck >= s.n_frames:   # nothing to extend
+                if os.path.exists(rep_path):
+                    return _load_json(rep_path)
+                return _report_of_finished_run(openmm, out, mdsys, s, sdir, verbose, keep_state=keep_state)
+            resume = True
         elif complete == 1:
             if not os.path.exists(rep_path) and os.path.exists(params_path) and os.path.exists(ckpt_path) \
                     and _load_json(params_path) == run_key:
-                return _report_of_finished_run(openmm, out, mdsys, s, sdir, verbose)  # killed while reporting
+                return _report_of_finished_run(openmm, out, mdsys, s, sdir, verbose,  # killed while reporting
+                                               keep_state=keep_state)
             raise OptionError(f"{out}: output file exists and is complete; refusing to overwrite it (use --overwrite)")
         elif os.path.exists(params_path):
             with open(params_path, encoding="utf-8") as fh:
                 old = json.load(fh)
-            if old != run_key:
+            if old != run_key and not (extend and _extends(old, run_key)):
                 diff = sorted(k for k in set(old["settings"]) | set(run_key["settings"])
                               if old["settings"].get(k) != run_key["settings"].get(k))
                 if old["system"] != run_key["system"]:
@@ -494,6 +524,10 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
             resume = json.load(fh) == run_key and os.path.exists(os.path.join(sdir, "system.xml"))
     check_output(rep_path, overwrite=True)
     os.makedirs(sdir, exist_ok=True)
+    if resume and os.path.exists(params_path) and _load_json(params_path) != run_key:
+        # an extension: the longer production is recorded before anything is appended, so that a run killed
+        # during the extension resumes it with the same command
+        _atomic_write_bytes(params_path, json.dumps(run_key, indent=1).encode())
 
     # ---- the mode's System (rebuilt identically on resume: serialized, masses included)
     sys_path = os.path.join(sdir, "system.xml")
@@ -542,6 +576,10 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
             raise OptionError(f"{out}: has {writer.n_frames} frames but its checkpoint says {n_done}; the file was "
                               "modified: use --overwrite to start again")
         writer.truncate(n_done)
+        # the settings of this (possibly extended) production; complete again only when it is
+        writer.set_attributes({"run_complete": 0, "production_ps": float(s.time), "n_frames_target": int(s.n_frames),
+                               "run_settings": settings_json})
+        writer.sync()
         log(f"resuming at frame {n_done} of {s.n_frames} ({ckpt_path})")
     else:
         if start is None:
@@ -632,11 +670,13 @@ def run_mode(mdsys, out, settings: RunSettings, *, start_dir=None, platform="CPU
     # ---- constraint report from the file
     dyn_masses = np.array([system.getParticleMass(i).value_in_unit(u.dalton) for i in range(system.getNumParticles())])
     return _finish_report(out, mdsys, s, refs, setup_info, dyn_masses, e_rot, e_com,
-                          ns_day if written_here else None, sdir, verbose)
+                          ns_day if written_here else None, sdir, verbose, keep_state=keep_state)
 
 
-def _finish_report(out, mdsys, s, refs, setup_info, dyn_masses, e_rot, e_com, ns_day, sdir, verbose):
-    """Constraint report of a complete output (written next to it), then the state folder is removed."""
+def _finish_report(out, mdsys, s, refs, setup_info, dyn_masses, e_rot, e_com, ns_day, sdir, verbose,
+                   keep_state=False):
+    """Constraint report of a complete output (written next to it), then the state folder is removed
+    (kept with ``keep_state``)."""
     import netCDF4
 
     acc = ConstraintAccumulator(mdsys.groups, [r * 10.0 for r in refs], setup_info["masses"], setup_info["n_dof"],
@@ -662,11 +702,12 @@ def _finish_report(out, mdsys, s, refs, setup_info, dyn_masses, e_rot, e_com, ns
     os.chmod(rep_path, 0o644)
     if verbose:
         print(format_report(rep), file=sys.stderr)
-    shutil.rmtree(sdir, ignore_errors=True)  # the run is complete: checkpoints (and an own start) are done with
+    if not keep_state:
+        shutil.rmtree(sdir, ignore_errors=True)  # the run is complete: checkpoints (and an own start) are done with
     return rep
 
 
-def _report_of_finished_run(openmm, out, mdsys, s, sdir, verbose):
+def _report_of_finished_run(openmm, out, mdsys, s, sdir, verbose, keep_state=False):
     u = openmm.unit
     with open(os.path.join(sdir, "system.xml"), encoding="utf-8") as fh:
         system = openmm.XmlSerializer.deserialize(fh.read())
@@ -677,7 +718,7 @@ def _report_of_finished_run(openmm, out, mdsys, s, sdir, verbose):
     c = np.load(os.path.join(sdir, "checkpoint.npz"), allow_pickle=False)
     dyn = np.array([system.getParticleMass(i).value_in_unit(u.dalton) for i in range(system.getNumParticles())])
     return _finish_report(out, mdsys, s, refs, setup_info, dyn, list(c["e_rot"]), list(c["e_com"]), None, sdir,
-                          verbose)
+                          verbose, keep_state=keep_state)
 
 
 def run_md(mdsys, out, *, mode="UC", temperature=900.0, time=50.0, equilibrate=10.0, reequilibrate=5.0,
