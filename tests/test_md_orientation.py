@@ -269,3 +269,27 @@ def test_cli_rc_backend(tmp_path, capsys):
     rep = json.load(open(report_path(out)))
     assert rep["settings"]["rc_backend"] == "orientation" and rep["rotation_deg"]["max"] < 15.0
     assert set(rep["restraint_energy"]) == {"rotation (orientation)", "COM tether"}
+
+
+def test_report_rotation_percentiles():
+    """The constraint report's angle percentiles are those of the per-anion, per-frame Kabsch angles."""
+    from anionmotion.md.report import ConstraintAccumulator, format_report
+
+    ref = so4(centre=(5.0, 5.0, 5.0)) * 10.0          # Å
+    rng = np.random.default_rng(4)
+    deg = rng.uniform(0.0, 40.0, size=(30, 2))         # frames × anions
+    pos = np.empty((30, 10, 3))
+    for f in range(30):
+        for a in range(2):
+            c = ref.mean(0) + 3.0 * a
+            pos[f, 5 * a:5 * a + 5] = (ref - ref.mean(0)) @ axis_rotation(rng.normal(size=3),
+                                                                          math.radians(deg[f, a])).T + c
+    refs = [ref, ref + 3.0]
+    acc = ConstraintAccumulator([np.arange(5), np.arange(5, 10)], refs, np.tile(MASSES, 2), 27, np.tile(MASSES, 2))
+    acc.add(pos[:17], None, np.tile(np.eye(3) * 50.0, (17, 1, 1)))
+    acc.add(pos[17:], None, np.tile(np.eye(3) * 50.0, (13, 1, 1)))
+    r = acc.result()["rotation_deg"]
+    for key, q in (("p50", 50), ("p95", 95), ("p99", 99)):
+        assert r[key] == pytest.approx(np.percentile(deg, q), abs=1e-6)
+    assert r["max"] == pytest.approx(deg.max(), abs=1e-6) and r["mean"] == pytest.approx(deg.mean(), abs=1e-6)
+    assert f"95 % below {r['p95']:.2f}°" in format_report({"rotation_deg": r})

@@ -133,9 +133,12 @@ class ConstraintAccumulator:
         lcl = np.concatenate(self.angle_lcl) if self.angle_lcl else np.zeros((0, 0))
         out = {"n_frames": int(ang.shape[0]), "n_anions": len(self.groups)}
         if ang.size:
+            p50, p95, p99 = np.percentile(ang, [50.0, 95.0, 99.0])
             out["rotation_deg"] = {"mean": float(ang.mean()), "max": float(ang.max()),
                                    "rms": float(np.sqrt(np.mean(ang ** 2))),
-                                   "definition": "Kabsch rigid-body rotation of each anion from its reference"}
+                                   "p50": float(p50), "p95": float(p95), "p99": float(p99),
+                                   "definition": "Kabsch rigid-body rotation of each anion from its reference; "
+                                                 "percentiles over all anions and frames"}
             out["com_displacement_A"] = {
                 "rms": float(np.sqrt(d2.mean())), "max": float(np.sqrt(d2.max())),
                 "definition": "anion centre of mass minus its reference (minimum image), all anions and frames"}
@@ -188,7 +191,8 @@ def format_report(rep) -> str:
              f"{rep.get('n_anions', 0)} anions"]
     r = rep.get("rotation_deg")
     if r:
-        lines.append(f"  anion rigid-body rotation (Kabsch): mean {r['mean']:.2f}°, max {r['max']:.2f}°")
+        lines.append(f"  anion rigid-body rotation (Kabsch): mean {r['mean']:.2f}°, "
+                     + (f"95 % below {r['p95']:.2f}°, " if "p95" in r else "") + f"max {r['max']:.2f}°")
     c = rep.get("com_displacement_A")
     if c:
         lines.append(f"  anion COM displacement from reference: RMS {c['rms']:.4f} Å, max {c['max']:.4f} Å")
