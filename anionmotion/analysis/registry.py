@@ -119,6 +119,7 @@ UTILITY_COMMANDS = {
     "report": "last",
     "compare": "last",
     "batch": "last",
+    "screen": "last",
 }
 """CLI subcommands that are not analyses of one trajectory, with their place in the help listing."""
 
