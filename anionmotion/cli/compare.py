@@ -11,7 +11,11 @@ def register(sub):
                        description="Compare report.json files (or report folders, or `anionmotion msd --json` "
                                    "files) of a series: the Arrhenius fit per constraint mode over temperatures, "
                                    "and the mode decomposition of SPEC §8 per temperature.")
-    p.add_argument("results", nargs="+", help="report.json files, report folders or msd JSON files")
+    p.add_argument("results", nargs="+", help="report.json files, report folders, msd JSON files, trajectories "
+                                              "(D of the cation computed here; mode and temperature from their "
+                                              "metadata) or `anionmotion md` series indexes (<stem>.series.json)")
+    p.add_argument("--cation", help="species whose D is computed from trajectories (default: detected as in "
+                                    "`anionmotion report`)")
     p.add_argument("--out", required=True, help="output folder (compare.json/.md/.html/.csv, figures)")
     p.add_argument("--mode", help="comma-separated constraint modes, one per result (default: the trajectory's "
                                   "constraint_mode metadata)")
@@ -44,7 +48,8 @@ def run(args) -> int:
 
     n = len(args.results)
     res = compare(args.results, labels=_split(args.label, "label", n), modes=_split(args.mode, "mode", n),
-                  temperatures=_split(args.temperature, "temperature", n, float), at_K=args.at)
+                  temperatures=_split(args.temperature, "temperature", n, float), at_K=args.at,
+                  cation=args.cation)
     write_compare(res, args.out, overwrite=args.overwrite, figures=not args.no_figures)
     for key, a in res.arrhenius.items():
         if "Ea_eV" in a:

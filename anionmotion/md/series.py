@@ -418,7 +418,8 @@ def run_series(mdsys, out, *, temperatures, mode="all", time=50.0, equilibrate=1
                timestep=1.0, frame_every=5, k_rot=K_ROT_DEFAULT, k_com=K_COM_DEFAULT, seed=1, thermostat="langevin",
                friction=1.0, minimize=True, platform="CPU", threads=None, overwrite=False, progress=None,
                checkpoint_every=200, verbose=True, until_converged=None, time_limit=None, wall_limit=None,
-               cation=None, client=None, scheduler=None, workers=None, memory=None, rc_backend="eckart"):
+               cation=None, client=None, scheduler=None, workers=None, memory=None, rc_backend="eckart",
+               builder=None):
     """Run the grid temperatures × modes (resumable; optionally on Dask), each run optionally adaptive.
 
     Parameters
@@ -450,6 +451,9 @@ def run_series(mdsys, out, *, temperatures, mode="all", time=50.0, equilibrate=1
         LocalCluster workers (default 2, one thread each).
     memory : str or int, optional
         Memory budget of the D check's MSD.
+    builder : callable, optional
+        Function without arguments that builds ``mdsys`` again: what Dask workers call instead of receiving
+        the pickled system (an OpenMM System with Python forces cannot be pickled).
     Other parameters are those of :func:`~anionmotion.md.run.run_md`.
 
     Returns
@@ -470,8 +474,8 @@ def run_series(mdsys, out, *, temperatures, mode="all", time=50.0, equilibrate=1
     if until_converged is not None:
         conv = Convergence(target=until_converged, segment=float(time), time_limit=time_limit,
                            wall_limit=parse_wall_limit(wall_limit), cation=cation)
-    elif time_limit is not None or wall_limit is not None:
-        raise OptionError("--time-limit and --wall-limit only apply with --until-converged TARGET")
+    elif time_limit is not None or wall_limit is not None or cation is not None:
+        raise OptionError("--time-limit, --wall-limit and --cation only apply with --until-converged REL_ERR")
     if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
             or checkpoint_every < 1:
         raise OptionError(f"checkpoint_every must be a positive number of frames; got {checkpoint_every!r}")
@@ -508,7 +512,8 @@ def run_series(mdsys, out, *, temperatures, mode="all", time=50.0, equilibrate=1
             results[(T, m)] = {"status": "skipped", "report": _load(report_path(p))}
             continue
         specs.append({"key": (T, m), "path": p, "settings": s, "conv": conv, "kw": kw,
-                      "start_dir": _start_dir(out, T, len(temps)), "mdsys": mdsys if callable(mdsys) else system})
+                      "start_dir": _start_dir(out, T, len(temps)),
+                      "mdsys": builder if builder is not None else (mdsys if callable(mdsys) else system)})
     if not specs:
         say(f"all {len(paths)} run(s) are complete with these settings; nothing to run")
     if client is not None or scheduler is not None:
@@ -592,3 +597,41 @@ def _write_index(idx_path, out, system, temps, modes, settings, conv, runs):
             "runs": entries}
     write_json(idx_path, data, overwrite=True)
     return idx_path
+
+
+# ---------------------------------------------------------------------------------------------- command line
+def series_requested(args, temperatures) -> bool:
+    """Whether ``anionmotion md`` runs a series (several temperatures, an adaptive length, or on Dask)."""
+    return (len(temperatures) > 1 or any(getattr(args, k, None) is not None for k in
+                                         ("until_converged", "time_limit", "wall_limit", "cation", "scheduler")))
+
+
+def run_from_args(args, mdsys, system_fn, *, k_rot, k_com, progress) -> int:
+    """``anionmotion md`` (and ``anionmotion batch md``) for a series: run it and print one line per run."""
+    import functools
+
+    scheduler = getattr(args, "scheduler", None)
+    res = run_series(mdsys, args.out, temperatures=args.temperature,
+                     mode="all" if str(args.mode).lower() == "all" else str(args.mode).upper(), time=args.time,
+                     equilibrate=args.equilibrate, reequilibrate=args.reequilibrate, timestep=args.timestep,
+                     frame_every=args.frame_every, k_rot=k_rot, k_com=k_com, seed=args.seed,
+                     thermostat=args.thermostat.lower(), friction=args.friction, minimize=not args.no_minimize,
+                     platform=args.platform, threads=args.threads, overwrite=args.overwrite, progress=progress,
+                     checkpoint_every=args.checkpoint_every, until_converged=args.until_converged,
+                     time_limit=args.time_limit, wall_limit=args.wall_limit, cation=args.cation,
+                     scheduler=scheduler, workers=getattr(args, "workers", None),
+                     rc_backend=getattr(args, "rc_backend", "eckart"),
+                     builder=functools.partial(system_fn, args) if scheduler is not None else None)
+    runs = res["runs"]
+    n_done = sum(r["status"] == "computed" for r in runs)
+    print(f"series: {len(runs)} run(s), {n_done} computed, {len(runs) - n_done} already complete (skipped)")
+    for r in runs:
+        rep = r["report"] or {}
+        line = f"  {r['temperature_K']:g} K {r['mode']:<4} {r['path']} ({rep.get('n_frames', '?')} frames)"
+        c = rep.get("convergence")
+        if c:
+            last = c["checks"][-1] if c["checks"] else {}
+            line += f": {c['stopped_by'].replace('_', ' ')} at {c['production_ps']:g} ps, {_fmt_check(last)}"
+        print(line)
+    print(f"index: {res['index']}  (next: anionmotion compare {res['index']} --out <folder>)")
+    return 0

@@ -1,6 +1,9 @@
 """Series comparisons: Arrhenius analysis over temperatures, constraint-mode decomposition (SPEC §8).
 
-:func:`compare` reads report (or ``anionmotion msd --json``) results, groups them
+:func:`compare` reads report (or ``anionmotion msd --json``) results, trajectories
+(the cation D computed as ``anionmotion report`` does, mode and temperature from
+the file's ``constraint_mode``/``temperature_K`` metadata) or the index of an
+``anionmotion md`` series (``<stem>.series.json``: all its runs), groups them
 by constraint mode and temperature, fits the Arrhenius law of every mode that
 has at least two temperatures (with :func:`anionmotion.arrhenius`), and
 decomposes the conductivity of every temperature that has at least two modes
@@ -21,7 +24,8 @@ from ..results import Result
 from ..analysis.modes import MODES, STEPS, _num, curvature_test, mode_decomposition  # noqa: F401 (public here too)
 from ..units import A2_PS_TO_CM2_S, KB_EV, nernst_einstein_S_cm
 
-__all__ = ["MODES", "D_THRESHOLD_CM2_S", "SeriesEntry", "CompareResult", "load_entry", "compare",
+__all__ = ["MODES", "D_THRESHOLD_CM2_S", "SeriesEntry", "CompareResult", "load_entry", "compare", "is_trajectory",
+           "series_runs", "trajectory_result",
            "mode_decomposition", "curvature_test", "frequency_match_series", "MATCH_DECADES"]
 
 #: D below this is "below measurable" (SPEC §2), cm²/s
@@ -82,13 +86,92 @@ def _msd_block(d):
     return None, "neither a report.json nor an msd JSON (no 'analyses' or 'diffusion' key)"
 
 
-def load_entry(source, *, label=None, mode=None, temperature=None) -> SeriesEntry:
-    """Read one run: a path to ``report.json`` (or its folder) / msd JSON, or the dict itself.
+#: first bytes of binary trajectory files (NetCDF-3 classic/64-bit offset, HDF5 = NetCDF-4/H5MD)
+_BINARY_MAGIC = (b"CDF\x01", b"CDF\x02", b"\x89HDF")
 
-    ``mode`` and ``temperature`` override what the file says.
+
+def is_trajectory(path) -> bool:
+    """Whether ``path`` is to be read as a trajectory rather than as a JSON result.
+
+    A folder or a ``.json`` file is a result; a file starting with a NetCDF/HDF5 signature is a trajectory;
+    otherwise a file whose first non-blank character is ``{`` is a result and anything else a trajectory.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path) or path.lower().endswith(".json") or not os.path.isfile(path):
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    if head.startswith(_BINARY_MAGIC):
+        return True
+    return not head.lstrip().startswith(b"{")
+
+
+def series_runs(path):
+    """The trajectories of an ``anionmotion md`` series index (``<stem>.series.json``), or None for other files."""
+    path = os.fspath(path)
+    if not (os.path.isfile(path) and path.lower().endswith(".json")):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            d = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(d, dict) or "anionmotion_md_series" not in d:
+        return None
+    base = os.path.dirname(os.path.abspath(path))
+    runs = d.get("runs") or []
+    if not runs:
+        raise OptionError(f"{path}: the series index lists no runs")
+    out = []
+    for r in runs:
+        p = os.path.join(base, str(r.get("path")))
+        if not os.path.exists(p):
+            raise FileNotFoundError(f"{p}: no such file (run {r.get('temperature_K')} K {r.get('mode')} of the "
+                                    f"series {path})")
+        out.append(p)
+    return out
+
+
+def trajectory_result(path, *, cation=None, memory=None) -> dict:
+    """The msd-style dict (``diffusion``, ``conductivity``, ``constraint_mode``, ``temperature_K`` …) of a trajectory.
+
+    Cation detected as in ``anionmotion report`` (or ``cation``); all-origin MSD and
+    :func:`~anionmotion.analysis.diffusion.fit_diffusion` with its defaults at the file's temperature
+    (``temperature_K`` metadata).  The per-lag series are left out.
+    """
+    import anionmotion
+    from ..analysis.detect import detect_cation
+    from ..analysis.diffusion import report_dict
+
+    with anionmotion.open(os.fspath(path)) as traj:
+        cat = detect_cation(traj, cation)
+        if cat.species is None:
+            raise OptionError(f"{path}: {cat.reason}")
+        md = traj.metadata or {}
+        T = _num(md.get("temperature_K"))
+        res = anionmotion.msd(traj, species=cat.species, temperature=T, progress=False, memory=memory)
+        fit = anionmotion.fit_diffusion(res, temperature=T, warn=False)
+    d = report_dict(res, fit)
+    d = {k: v for k, v in d.items() if not (isinstance(v, (list, tuple, np.ndarray)) and len(v) > 16)}
+    d["constraint_mode"] = md.get("constraint_mode")
+    d["temperature_K"] = T
+    d["source"] = {"trajectory": os.fspath(path), "cation": cat.species, "cation_reason": cat.reason}
+    return d
+
+
+def load_entry(source, *, label=None, mode=None, temperature=None, cation=None) -> SeriesEntry:
+    """Read one run: a path to ``report.json`` (or its folder) / msd JSON / a trajectory, or the dict itself.
+
+    ``mode`` and ``temperature`` override what the file says; ``cation`` is the species of a trajectory's D
+    (default: detected as in ``anionmotion report``).
     """
     path = None
-    if isinstance(source, (str, os.PathLike)):
+    if isinstance(source, (str, os.PathLike)) and is_trajectory(source):
+        path = os.fspath(source)
+        d = trajectory_result(path, cation=cation)
+        if label is None:
+            label = os.path.splitext(os.path.basename(path))[0]
+    elif isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         if os.path.isdir(path):
             path = os.path.join(path, "report.json")
@@ -208,33 +291,44 @@ class CompareResult(Result):
     frequency_match: list = field(default_factory=list)
 
 
-def compare(results, *, labels=None, modes=None, temperatures=None, at_K=300.0) -> CompareResult:
+def compare(results, *, labels=None, modes=None, temperatures=None, at_K=300.0, cation=None) -> CompareResult:
     """Compare reports of a series: Arrhenius per mode, mode decomposition per temperature.
 
     Parameters
     ----------
     results : sequence
-        Paths to ``report.json`` files (or report folders, or ``anionmotion msd --json`` files), or the
-        loaded dicts.
+        Paths to ``report.json`` files (or report folders, or ``anionmotion msd --json`` files), trajectories
+        (:func:`trajectory_result`: mode and temperature from their metadata), ``anionmotion md`` series
+        indexes (``<stem>.series.json``, standing for all their runs), or the loaded dicts.
     labels, modes : sequence of str, optional
         One per result; ``modes`` overrides the ``constraint_mode`` of the trajectories.
     temperatures : sequence of float, optional, K
         One per result; overrides the temperature in the files.
     at_K : float, K
         Temperature of the Arrhenius extrapolation (default 300 K).
+    cation : str, optional
+        Species whose D is computed from trajectories (default: detected as in ``anionmotion report``).
 
     Returns
     -------
     CompareResult
     """
-    results = list(results)
+    expanded = []
+    for r in results:
+        runs = series_runs(r) if isinstance(r, (str, os.PathLike)) else None
+        if runs is not None and (labels is not None or modes is not None or temperatures is not None):
+            raise OptionError(f"{os.fspath(r)}: a series index stands for {len(runs)} runs; give the trajectories "
+                              "themselves to label them with --label/--mode/--temperature (a series needs none: "
+                              "every run carries its mode and temperature)")
+        expanded.extend(runs if runs is not None else [r])
+    results = expanded
     if not results:
         raise OptionError("compare needs at least one result")
     for name, seq in (("labels", labels), ("modes", modes), ("temperatures", temperatures)):
         if seq is not None and len(seq) != len(results):
             raise OptionError(f"{name} must have one entry per result ({len(results)}); got {len(seq)}")
     entries = [load_entry(r, label=None if labels is None else labels[i], mode=None if modes is None else modes[i],
-                          temperature=None if temperatures is None else temperatures[i])
+                          temperature=None if temperatures is None else temperatures[i], cation=cation)
                for i, r in enumerate(results)]
     warns = [f"{e.label}: {e.reason}" for e in entries if e.reason]
     warns += [f"{e.label}: the MSD never reached its diffusive regime; D is a long-time estimate and its (wide) "
@@ -285,8 +379,10 @@ def compare(results, *, labels=None, modes=None, temperatures=None, at_K=300.0) 
                      "constraint modes at one temperature (mode decomposition)")
     meta = {"at_K": at_K, "D_threshold_cm2_s": D_THRESHOLD_CM2_S, "log": "log10",
             "modes_from": "--mode labels" if modes is not None else "trajectory metadata (constraint_mode)",
-            "temperatures_from": "given" if temperatures is not None else "report files"}
-    return CompareResult(entries, arr, dec, warns, meta, frequency_match_series(results, entries, dec))
+            "temperatures_from": "given" if temperatures is not None else "report files (temperature_K metadata of "
+                                 "trajectories)"}
+    fm_sources = [{} if isinstance(r, (str, os.PathLike)) and is_trajectory(r) else r for r in results]
+    return CompareResult(entries, arr, dec, warns, meta, frequency_match_series(fm_sources, entries, dec))
 
 
 # ----------------------------------------------------------------------------- output
