@@ -31,7 +31,10 @@ def register(sub):
     r = p.add_argument_group("run")
     r.add_argument("--mode", default="UC",
                    help="UC, RC, RTC, RTVC, or all (the four from one equilibrated start: <out>_UC.nc …)")
-    r.add_argument("--temperature", type=float, default=900.0, help="K")
+    r.add_argument("--temperature", default="900",
+                   help="K; a comma-separated list (500,600,700) runs the series temperatures × modes: "
+                        "<stem>_<T>K_<MODE>.nc, each temperature with its own equilibrated start, and "
+                        "<stem>.series.json for `anionmotion compare` (docs/md.md, 'Temperature series')")
     r.add_argument("--time", type=float, default=50.0, help="production per mode, ps")
     r.add_argument("--equilibrate", type=float, default=10.0, help="UC equilibration after minimisation, ps")
     r.add_argument("--reequilibrate", type=float, default=5.0,
@@ -54,6 +57,16 @@ def register(sub):
     r.add_argument("--checkpoint-every", type=int, default=200, help="frames between checkpoints")
     r.add_argument("--platform", default="CPU", help="OpenMM platform: CPU, CUDA, OpenCL")
     r.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    a = p.add_argument_group("adaptive length (docs/md.md, 'Temperature series and adaptive length')")
+    a.add_argument("--until-converged", type=float, metavar="REL_ERR",
+                   help="extend each run in segments of --time ps (appended to the same file) until the relative "
+                        "standard error of the cation D falls below REL_ERR (e.g. 0.1)")
+    a.add_argument("--time-limit", type=float, metavar="PS", help="with --until-converged: longest production, ps")
+    a.add_argument("--wall-limit", metavar="DURATION",
+                   help="with --until-converged: wall-clock budget per run (seconds, or 90m, 2h, 1d); no segment is "
+                        "started that would end beyond it")
+    a.add_argument("--cation", help="with --until-converged: species whose D is checked (default: detected as in "
+                                    "`anionmotion report`)")
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, help="output NetCDF (AMBER convention); report in <stem>.constraints.json")
     o.add_argument("--overwrite", action="store_true", help="replace existing output files")
@@ -92,6 +105,13 @@ def run(args) -> int:
         raise OptionError("give --k-rot or --libration-cm1, not both")
     if args.k_com is not None and args.tether_cm1 is not None:
         raise OptionError("give --k-com or --tether-cm1, not both")
+    from ..md.series import parse_temperatures, series_requested
+
+    temps = parse_temperatures(args.temperature)
+    if series_requested(args, temps):
+        args.temperature = temps
+    else:
+        args.temperature = temps[0]
     mdsys = _system(args)
     k_rot = K_ROT_DEFAULT if args.k_rot is None else args.k_rot
     k_com = K_COM_DEFAULT if args.k_com is None else args.k_com
@@ -102,6 +122,10 @@ def run(args) -> int:
                                            libration_cm1=args.libration_cm1, tether_cm1=args.tether_cm1)
         k_rot = kr if kr is not None else k_rot
         k_com = kc if kc is not None else k_com
+    if series_requested(args, temps):           # several temperatures, --until-converged or Dask (batch md)
+        from ..md.series import run_from_args
+
+        return run_from_args(args, mdsys, _system, k_rot=k_rot, k_com=k_com, progress=progress_of(args))
     run_md(mdsys, args.out, mode="all" if mode.lower() == "all" else mode.upper(), temperature=args.temperature,
            time=args.time, equilibrate=args.equilibrate, reequilibrate=args.reequilibrate, timestep=args.timestep,
            frame_every=args.frame_every, k_rot=k_rot, k_com=k_com, seed=args.seed,
