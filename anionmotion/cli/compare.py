@@ -25,6 +25,10 @@ def register(sub):
     p.add_argument("--at", type=float, default=300.0, help="extrapolation temperature, K (default 300)")
     p.add_argument("--no-figures", action="store_true", help="do not draw figures")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--classify", action="store_true",
+                   help="instead of the series analysis: paper 003's diagnosis categories of report folders "
+                        "(C(t) < 0.9 and TMSD ≥ 5 Å² / rotation only / no rotation / framework melting) as "
+                        "classify.json/.md/.csv and figures/classification.png (docs/screening.md)")
     p.set_defaults(func=run)
     return p
 
@@ -47,6 +51,8 @@ def run(args) -> int:
     from ..report.compare import compare, write_compare
 
     n = len(args.results)
+    if getattr(args, "classify", False):
+        return _run_classify(args, n)
     res = compare(args.results, labels=_split(args.label, "label", n), modes=_split(args.mode, "mode", n),
                   temperatures=_split(args.temperature, "temperature", n, float), at_K=args.at,
                   cation=args.cation)
@@ -76,4 +82,24 @@ def run(args) -> int:
     for w in res.warnings:
         print(f"warning: {w}")
     print(f"written to {args.out}/compare.html (also compare.md, compare.json, compare.csv)")
+    return 0
+
+
+def _run_classify(args, n) -> int:
+    """``compare --classify``: paper-003 categories of report folders (anionmotion.report.classify)."""
+    from ..errors import OptionError
+    from ..report.classify import CATEGORY_TEXT, classify_reports, write_classify
+
+    extra = [f"--{k}" for k in ("mode", "temperature", "cation") if getattr(args, k, None) is not None]
+    if extra:
+        raise OptionError(f"--classify reads report folders and takes --label only; {', '.join(extra)} "
+                          "belong to the series analysis")
+    res = classify_reports(args.results, labels=_split(args.label, "label", n))
+    write_classify(res, args.out, overwrite=args.overwrite, figures=not args.no_figures)
+    for r in res.rows:
+        print(f"{r.label}: {CATEGORY_TEXT[r.category]} ({r.reason})")
+    for w in res.warnings:
+        print(f"warning: {w}")
+    print(f"written to {args.out}/classify.md (also classify.json, classify.csv"
+          + ("" if args.no_figures else ", figures/classification.png") + ")")
     return 0
