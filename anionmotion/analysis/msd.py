@@ -113,6 +113,12 @@ class MSDResult(Result):
     alpha2 : ndarray, shape (n_lags,), or None
         Non-Gaussian parameter α₂(τ) = 3⟨Δr⁴⟩/(5⟨Δr²⟩²) − 1 at every lag (NaN at lag 0), same origins and
         drift correction as the MSD; None when not asked for (``alpha2=False``).
+    msd_tensor : ndarray, shape (n_lags, 6), Å², or None
+        The MSD tensor ⟨Δr_a Δr_b⟩ at every lag (mean over atoms and origins), components xx, yy, zz, xy, xz,
+        yz; its diagonal is ``msd_xyz`` to rounding.  Only with ``tensor=True`` on evenly spaced frames.
+    d_tensor : DTensorResult or None
+        The 3×3 diffusion tensor fitted on the scalar D's window, with eigenvalues, axes and bootstrap errors
+        over atoms (:class:`anionmotion.analysis.onsager.DTensorResult`; ``tensor=True``).
     meta : dict
         Path taken, drift choice and reason, memory, species of the framework, …
     """
@@ -139,6 +145,8 @@ class MSDResult(Result):
     hop_distance_A: Optional[float] = None
     meta: dict = field(default_factory=dict)
     alpha2: Optional[np.ndarray] = None
+    msd_tensor: Optional[np.ndarray] = None
+    d_tensor: Optional[object] = None
 
     @property
     def n_atoms(self) -> int:
@@ -284,6 +292,158 @@ MAX_CHUNK_BYTES = 128 * 1024**2
 """Largest working set of one read chunk (bytes): larger chunks do not read faster, they only cost memory."""
 OUT_OF_CORE_WORKSPACE = _kmsd.DEFAULT_WORKSPACE
 """Largest FFT workspace of one atom block on the out-of-core paths (bytes; at least one atom)."""
+TENSOR_MAX_FIT_LAGS = 64
+"""Most lags of the D-tensor fit (spread evenly over the scalar D's window, as in :mod:`anionmotion.analysis.onsager`)."""
+
+
+# ------------------------------------------------------------------------------------------- MSD tensor
+def tensor_workspace_bytes_per_atom(n_frames: int) -> int:
+    """Bytes per atom of the MSD-tensor work in an atom block (both tensor passes of :class:`MSD`).
+
+    The atom-major copy of the block with the drift removed and its centred series (2 × 24 B per frame), the
+    three complex spectra (3 × 16 B per frequency of the zero-padded length L), one real spectrum product and
+    one product series (8 B per frequency + 8 B per frame).
+    """
+    T = int(n_frames)
+    nf = fft_length(T) // 2 + 1
+    return 48 * T + 48 * nf + 8 * nf + 8 * T
+
+
+def _slope_kernels(n_frames, lags, weights):
+    """Time and frequency weights V, K with Σ_m w_m X_ab(m) = Σ_t c_a c_b(t) V(t) − Σ_f P_ab(f) K(f).
+
+    X_ab(m) = [S1_ab(m) − C_ab(m) − C_ba(m)] / (T − m) (:mod:`anionmotion.kernels.onsager`); with
+    u_m = w_m / (T − m) on the fit lags, Σ_m u_m S1_ab(m) = Σ_t a(t) b(t) [U(t) + U(T − 1 − t)] (U the cumulative
+    sum of u), and Σ_m u_m C(m) = Σ_f P(f) c_f Re(û(f)) / L for the real, even spectrum P = 2 Re(Â conj B̂)
+    (c_f = 2 except at f = 0 and, for even L, at the Nyquist frequency), so no inverse transform is needed.
+    """
+    import scipy.fft
+
+    T = int(n_frames)
+    L = fft_length(T)
+    lags = np.asarray(lags, dtype=np.int64)
+    u = np.zeros(T)
+    u[lags] = np.asarray(weights, dtype=np.float64) / (T - lags)
+    U = np.cumsum(u)
+    V = U + U[::-1]
+    cf = np.full(L // 2 + 1, 2.0)
+    cf[0] = 1.0
+    if L % 2 == 0:
+        cf[-1] = 1.0
+    K = cf * scipy.fft.rfft(u, n=L).real / L
+    return V, K
+
+
+def tensor_slopes(block, lags, weights, *, workers=2, kernels=None) -> np.ndarray:
+    """Per-atom OLS slopes of the six MSD-tensor components on chosen lags, by forward FFTs only.
+
+    Parameters
+    ----------
+    block : ndarray, shape (n_block, 3, T), Å
+        Atom-major positions (drift already removed), time last, evenly spaced frames.
+    lags : ndarray of int
+        Lag indices of the fit (all > 0).
+    weights : ndarray, ps⁻¹
+        Row w with slope = Σ_k w_k X(lags_k) (the OLS weights of the lag times).
+    workers : int
+        Threads for scipy.fft.
+    kernels : (V, K), optional
+        :func:`_slope_kernels` of these lags and weights (computed when not given).
+
+    Returns
+    -------
+    ndarray, shape (n_block, 6), Å²/ps
+        Σ_k w_k ⟨Δr_a Δr_b⟩_i(lags_k) of every atom i, components xx, yy, zz, xy, xz, yz; equal to rounding to
+        ``tensor_msd_rows(block)[:, :, lags] @ weights`` (:func:`anionmotion.kernels.onsager.tensor_msd_rows`),
+        which needs six inverse FFTs per atom.
+    """
+    import scipy.fft
+
+    from ..kernels.onsager import PAIRS
+
+    block = np.asarray(block, dtype=np.float64)
+    nb, _, T = block.shape
+    out = np.zeros((nb, 6))
+    if nb == 0 or T == 0:
+        return out
+    V, K = _slope_kernels(T, lags, weights) if kernels is None else kernels
+    c = block - block.mean(axis=2, keepdims=True)
+    F = scipy.fft.rfft(c, n=fft_length(T), axis=-1, workers=workers)
+    for k, (a, b) in enumerate(PAIRS):
+        P = 2.0 * (F[:, a].real * F[:, b].real + F[:, a].imag * F[:, b].imag)
+        out[:, k] = (c[:, a] * c[:, b]) @ V - P @ K
+    return out
+
+
+def d_tensor_from_slopes(species, lag, msd_tensor, slopes, fit, fit_lags, *, n_boot, seed=0, temperature_K=None,
+                         charge=None, volume_A3, frame_reason="", notes=()):
+    """The D tensor, its eigen-decomposition and bootstrap errors from per-atom slopes (the rule of
+    :func:`anionmotion.analysis.onsager.d_tensor`, same resampling sequence for the same seed).
+
+    Parameters
+    ----------
+    species : str
+    lag : ndarray, shape (T,), ps
+    msd_tensor : ndarray, shape (T, 6), Å²
+        Mean MSD tensor (components xx, yy, zz, xy, xz, yz).
+    slopes : ndarray, shape (n_atoms, 6), Å²/ps
+        Per-atom OLS slopes of the components on ``fit_lags`` (:func:`tensor_slopes`).
+    fit : DiffusionResult
+        The scalar fit whose window the tensor uses.
+    fit_lags : ndarray of int
+    n_boot, seed : int
+        Bootstrap resamples over atoms and their seed.
+    temperature_K, charge : float, optional
+        For the Nernst–Einstein σ tensor.
+    volume_A3 : float
+    frame_reason : str
+    notes : sequence of str
+        Warnings of the fit.
+
+    Returns
+    -------
+    DTensorResult
+    """
+    from ..kernels.onsager import tensor_from_pairs
+    from ..units import nernst_einstein_S_cm
+    from .onsager import DTensorResult, eigen_tensor
+
+    n = len(slopes)
+    D = tensor_from_pairs(slopes.mean(axis=0) / 2.0)
+    wv, Vax = eigen_tensor(D)
+    nb = int(n_boot) if n >= 2 else 0
+    if nb:
+        rng = np.random.default_rng(seed)
+        Db = np.empty((nb, 3, 3))
+        for k0 in range(0, nb, 200):
+            k1 = min(nb, k0 + 200)
+            idx = rng.integers(0, n, size=(k1 - k0, n))
+            Db[k0:k1] = tensor_from_pairs(slopes[idx].mean(axis=1) / 2.0)
+        fix = math.sqrt(n / (n - 1.0))   # the bootstrap variance of a mean is (n − 1)/n of the unbiased one
+        D_se = Db.std(axis=0, ddof=1) * fix
+        wb, Vb = np.linalg.eigh(Db)
+        w_se = wb.std(axis=0, ddof=1) * fix
+        cosang = np.clip(np.abs(np.einsum("bik,ik->bk", Vb, Vax)), 0.0, 1.0)
+        ax_se = np.degrees(np.sqrt(np.mean(np.arccos(cosang) ** 2, axis=0))) * fix
+    else:
+        D_se, w_se, ax_se = np.full((3, 3), np.nan), np.full(3, np.nan), np.full(3, np.nan)
+    q = float(charge or 0.0)
+    sig = sig_se = None
+    if temperature_K is not None and q != 0:
+        sig = nernst_einstein_S_cm(n, q, D, volume_A3, temperature_K)
+        sig_se = nernst_einstein_S_cm(n, q, D_se, volume_A3, temperature_K)
+    meta = {"fit_rule": fit.meta.get("fit_rule"), "diffusive_regime_reached": fit.diffusive_regime_reached,
+            "scalar_D_below_threshold": bool(fit.below_threshold),
+            "errors": ("bootstrap over atoms of the per-atom OLS slopes on the scalar fit's lags "
+                       f"({nb} resamples, seed {seed})" if nb else "not estimated (one atom)"),
+            "fit_warnings": list(notes), "frame": frame_reason}
+    return DTensorResult(
+        species=species, n_atoms=int(n), lag_ps=lag, msd_tensor_A2=msd_tensor, D_tensor_A2_ps=D,
+        D_tensor_stderr_A2_ps=D_se, eigenvalues_A2_ps=wv, eigenvalues_stderr_A2_ps=w_se, axes=Vax,
+        axes_stderr_deg=ax_se, D_A2_ps=float(fit.D_A2_ps), D_stderr_A2_ps=float(fit.D_stderr_A2_ps),
+        fit_window_ps=tuple(fit.fit_window_ps), n_fit_lags=int(len(fit_lags)), charge=q,
+        sigma_tensor_S_cm=sig, sigma_tensor_stderr_S_cm=sig_se, volume_A3=volume_A3, temperature_K=temperature_K,
+        n_boot=int(nb), meta=meta)
 
 
 class MSD(AnalysisBase):
@@ -338,6 +498,22 @@ class MSD(AnalysisBase):
         Also compute the non-Gaussian parameter α₂(τ) = 3⟨Δr⁴⟩/(5⟨Δr²⟩²) − 1 at every lag, in the same pass
         (exact all-origin fourth moments by FFT, :class:`anionmotion.kernels.vanhove.NonGaussianAccumulator`;
         uneven frames: every frame pair).  About 4× the FFT work of the MSD alone; False skips it.
+    tensor : bool
+        Also the 3×3 MSD tensor at every lag (:attr:`MSDResult.msd_tensor`, summed over atoms in the same FFT
+        pass as the MSD, from the same drift-corrected positions) and the D tensor fitted on the scalar D's
+        window (:attr:`MSDResult.d_tensor`): eigenvalues, axes and bootstrap errors over atoms from per-atom
+        slopes, computed after the fit by forward FFTs of the positions already held (in memory or in the
+        scratch file), not by reading the trajectory again.  Evenly spaced frames, at least 8 frames and 2
+        atoms (otherwise skipped, said in ``meta["tensor"]``).
+    tensor_fit : (float, float), optional, ps
+        Window of the scalar fit that sets the tensor's lags (default: the window
+        :func:`anionmotion.fit_diffusion` chooses with ``tensor_estimator``).
+    tensor_estimator : {"auto", "gls", "ols", "he"}
+        Estimator of that scalar fit (only its window is used; the tensor is the OLS slope on its lags).
+    hop_distance : float, optional, Å
+        ``hop_distance`` of that scalar fit.
+    n_boot, seed : int
+        Bootstrap resamples over atoms for the D-tensor errors (default 1000) and their seed.
 
     Notes
     -----
@@ -353,9 +529,19 @@ class MSD(AnalysisBase):
 
     def __init__(self, species, *, drift=None, drift_weights=None, framework=None, framework_cations=None,
                  temperature=None, charge=None, collective=False, charges="trajectory", memory=None, mode="auto",
-                 scratch_dir=None, workers=2, progress=None, use_ext=True, alpha2=True):
+                 scratch_dir=None, workers=2, progress=None, use_ext=True, alpha2=True, tensor=False, tensor_fit=None,
+                 tensor_estimator="auto", hop_distance=None, n_boot=None, seed=0):
         super().__init__(memory=memory, progress=progress, use_ext=use_ext)
         self.alpha2 = bool(alpha2)
+        self.tensor = bool(tensor)
+        self.tensor_fit, self.tensor_estimator, self.hop_distance = tensor_fit, tensor_estimator, hop_distance
+        if n_boot is None:
+            from .onsager import DEFAULT_N_BOOT
+
+            n_boot = DEFAULT_N_BOOT
+        if int(n_boot) != n_boot or int(n_boot) < 0:
+            raise OptionError(f"n_boot must be a non-negative integer; got {n_boot!r}")
+        self.n_boot, self.seed = int(n_boot), seed
         if drift_weights is not None and drift_weights not in DRIFT_WEIGHTS:
             raise OptionError(f"invalid drift_weights {drift_weights!r}; choose one of {', '.join(DRIFT_WEIGHTS)}")
         self.species = species
@@ -449,6 +635,11 @@ class MSD(AnalysisBase):
         self._col_fw = np.searchsorted(self._read, self._fw)
         self._col_fc = np.searchsorted(self._read, self._fc)
         self._col_q = np.searchsorted(self._read, self._qidx)
+        self._want_tensor = bool(self.tensor and self.uniform and self.n_frames >= 8 and len(self._idx) >= 2)
+        if self.tensor:
+            meta["tensor"] = ("MSD tensor summed in the FFT pass; D tensor from per-atom slopes on the scalar fit's "
+                              "lags (forward FFTs of the held positions)" if self._want_tensor else
+                              "not computed: the tensor needs evenly spaced frames, at least 8 frames and 2 atoms")
         self._plan(meta)
         meta["selected_species"] = sel_species
         self._meta = meta
@@ -475,6 +666,8 @@ class MSD(AnalysisBase):
             ws_atom = workspace_bytes_per_atom(T)
             if self.alpha2:     # the fourth-moment pass reuses the same block bytes (one after the other)
                 ws_atom = max(ws_atom, _kvh.moments_workspace_bytes_per_atom(T))
+            if self._want_tensor:   # so do the tensor sums and the per-atom tensor slopes
+                ws_atom = max(ws_atom, tensor_workspace_bytes_per_atom(T))
             ws_mem = max(ws_atom, min(_kmsd.DEFAULT_WORKSPACE, max(int(0.4 * sel_bytes), 8 * 1024**2)))
             block_mem = int(max(1, min(N, ws_mem // ws_atom)))
             need_mem = sel_bytes + block_mem * ws_atom + fpc * per_frame + fixed
@@ -567,9 +760,72 @@ class MSD(AnalysisBase):
             if self._t != self.n_frames:  # pragma: no cover - reader contract
                 raise TrajectoryError(f"read {self._t} frames, expected {self.n_frames}", path=traj.path)
             out = self._transform()
+            res = self._finish(*out)
+            if self._want_tensor:    # the fit needs the whole MSD; the slopes the positions still held
+                import dataclasses
+
+                res = dataclasses.replace(res, d_tensor=self._d_tensor(res))
         finally:
             self._release()
-        return self._finish(*out)
+        return res
+
+    def _atom_blocks(self, drift):
+        """Yield atom-major blocks (n_block, 3, T) of the selection with the drift removed (memory or scratch)."""
+        T, N, B = self.n_frames, len(self._idx), self._block
+        if self._pos is not None:
+            for a0 in range(0, N, B):
+                nb = min(B, N - a0)
+                blk = self._pos[:, a0:a0 + nb, :].transpose(1, 2, 0)
+                yield blk - drift.T[None] if drift is not None else np.ascontiguousarray(blk)
+        else:
+            sub = _kmsd._msd.subtract_drift_am if self.use_ext else subtract_drift_am_ref
+            for _, rows in self._store.blocks(3 * B):
+                block = rows.reshape(-1, 3, T)
+                if drift is not None:
+                    sub(block, drift, 0)
+                yield block
+
+    def _d_tensor(self, res):
+        """D tensor on the scalar fit's lags: per-atom slopes by forward FFTs of the held positions."""
+        import warnings
+
+        from .diffusion import _spread, fit_diffusion
+        from .onsager import _ols_weights
+
+        T = self.n_frames
+        lag = res.lag
+        fit0 = fit_diffusion(res, fit=self.tensor_fit, hop_distance=self.hop_distance, warn=False,
+                             estimator=self.tensor_estimator)
+        six = res.msd_tensor
+        diag = six[:, :3]
+        tm = diag[-1]
+        # the scalar fit of the tensor's own diagonal on that window (as d_tensor: estimator auto, no σ)
+        mres = MSDResult(species=res.species, atom_indices=res.atom_indices, n_frames=T, lag=lag,
+                         msd=diag.sum(axis=1), msd_xyz=diag, n_origins=res.n_origins, tmsd=float(tm.sum()),
+                         tmsd_xyz=tm, diffusing=bool(tm.sum() >= TMSD_DIFFUSING_A2), framework_tmsd=None,
+                         framework_melting=None, volume_A3=res.volume_A3, temperature_K=None, charge=None,
+                         dt_ps=self.dt, hop_distance_A=res.hop_distance_A)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = fit_diffusion(mres, fit=fit0.fit_window_ps, estimator="auto")
+        t0, t1 = fit.fit_window_ps
+        sel = np.nonzero((lag >= t0 - 1e-9) & (lag <= t1 + 1e-9) & (lag > 0))[0]
+        sel = _spread(sel, TENSOR_MAX_FIT_LAGS)
+        w = _ols_weights(lag[sel])
+        kern = _slope_kernels(T, sel, w)
+        slopes = np.empty((len(self._idx), 6))
+        a0 = 0
+        with self._phase(len(self._idx), "D tensor: per-atom slopes", unit="atom") as bar:
+            for block in self._atom_blocks(self._drift()):
+                nb = block.shape[0]
+                slopes[a0:a0 + nb] = tensor_slopes(block, sel, w, workers=self.workers, kernels=kern)
+                a0 += nb
+                bar.update(nb)
+                del block
+        return d_tensor_from_slopes(res.species, lag, six, slopes, fit, sel, n_boot=self.n_boot, seed=self.seed,
+                                    temperature_K=res.temperature_K, charge=res.charge, volume_A3=res.volume_A3,
+                                    frame_reason=res.meta.get("drift_reason", ""),
+                                    notes=[str(x.message) for x in caught])
 
     def _release(self):
         self._pos = None
@@ -585,11 +841,16 @@ class MSD(AnalysisBase):
         with self._phase(N, "FFT over atom blocks" if self.uniform else "frame pairs over atom blocks",
                          unit="atom") as bar:
             self._alpha2 = None
+            self._msd_tensor = None
             if self.uniform:
                 acc = MSDAccumulator(T, B, workers=self.workers, use_ext=self.use_ext)
-                acc4 = None
+                acc4 = acct = None
                 if self.alpha2:    # the block's workspace was sized for the larger of the two passes
                     acc4 = _kvh.NonGaussianAccumulator(T, B, workers=self.workers)
+                if self._want_tensor:
+                    from ..kernels.onsager import TensorMSDAccumulator
+
+                    acct = TensorMSDAccumulator(T, workers=self.workers)
                 if self._pos is not None:
                     for a0 in range(0, N, B):
                         nb = min(B, N - a0)
@@ -598,6 +859,11 @@ class MSD(AnalysisBase):
                             acc.free_workspace()
                             acc4.add_time_major(self._pos, a0, nb, drift)
                             acc4.free_workspace()
+                        if acct is not None:
+                            acc.free_workspace()
+                            blk = self._pos[:, a0:a0 + nb, :].transpose(1, 2, 0)
+                            acct.add(blk - drift.T[None] if drift is not None else blk)
+                            del blk
                         bar.update(nb)
                 else:
                     sub = _kmsd._msd.subtract_drift_am if self.use_ext else subtract_drift_am_ref
@@ -610,11 +876,20 @@ class MSD(AnalysisBase):
                             acc.free_workspace()
                             acc4.add_atom_major(block)
                             acc4.free_workspace()
+                        if acct is not None:
+                            acc.free_workspace()
+                            acct.add(block)
                         bar.update(block.shape[0])
                         del rows, block
-                self._pos = None
+                if not self._want_tensor:     # the D tensor's slopes read the positions once more
+                    self._pos = None
                 acc.free_workspace()
                 msd_tot, msd_xyz, tmsd_xyz = acc.finish()
+                if acct is not None:
+                    from ..kernels.onsager import PAIRS
+
+                    M = acct.finish() / N
+                    self._msd_tensor = np.stack([M[:, a, b] for a, b in PAIRS], axis=1)
                 if acc4 is not None:
                     acc4.free_workspace()
                     m2, m4 = acc4.finish()
@@ -721,7 +996,7 @@ class MSD(AnalysisBase):
             diffusing=bool(tmsd >= TMSD_DIFFUSING_A2), framework_tmsd=fw_tmsd, framework_melting=fw_melt,
             volume_A3=math.fsum(self._vols) / T, temperature_K=temperature, charge=charge, dt_ps=self.dt,
             drift=self._drift(), charge_msd=cm, charge_msd_xyz=cmx, hop_distance_A=hop, meta=meta,
-            alpha2=getattr(self, "_alpha2", None))
+            alpha2=getattr(self, "_alpha2", None), msd_tensor=getattr(self, "_msd_tensor", None))
 
 
 def _weighted_sum(p, cols, w, out):
@@ -733,7 +1008,8 @@ def _weighted_sum(p, cols, w, out):
 
 def msd(traj, *, species, drift=None, drift_weights=None, framework=None, framework_cations=None, temperature=None,
         charge=None, collective=False, charges="trajectory", start=None, stop=None, step=None, memory=None,
-        mode="auto", scratch_dir=None, workers=2, progress=None, alpha2=True) -> MSDResult:
+        mode="auto", scratch_dir=None, workers=2, progress=None, alpha2=True, tensor=False, tensor_fit=None,
+        tensor_estimator="auto", hop_distance=None, n_boot=None, seed=0) -> MSDResult:
     """Exact all-origin MSD of ``species`` (SPEC §2), in memory or out of core.
 
     Parameters
@@ -748,6 +1024,8 @@ def msd(traj, *, species, drift=None, drift_weights=None, framework=None, framew
         Mass-weighted (default) or unweighted framework centre; see :class:`MSD`.
     framework, framework_cations, temperature, charge, collective, charges, memory, mode, scratch_dir, workers, progress, alpha2 :
         See :class:`MSD`.
+    tensor, tensor_fit, tensor_estimator, hop_distance, n_boot, seed :
+        The MSD tensor and the D tensor (same pass over the trajectory); see :class:`MSD`.
     start, stop, step : int, optional
         Frame range.
 
@@ -782,4 +1060,5 @@ def msd(traj, *, species, drift=None, drift_weights=None, framework=None, framew
     return MSD(species, drift=drift, drift_weights=drift_weights, framework=framework, framework_cations=framework_cations,
                temperature=temperature, charge=charge, collective=collective, charges=charges, memory=memory,
                mode=mode, scratch_dir=scratch_dir, workers=workers, progress=progress,
-               alpha2=alpha2).run(traj, start=start, stop=stop, step=step)
+               alpha2=alpha2, tensor=tensor, tensor_fit=tensor_fit, tensor_estimator=tensor_estimator,
+               hop_distance=hop_distance, n_boot=n_boot, seed=seed).run(traj, start=start, stop=stop, step=step)

@@ -44,7 +44,8 @@ def register(sub):
                    help="a of the He et al. error estimate (default: nearest-neighbour distance of the species)")
     p.add_argument("--no-tensor", dest="tensor", action="store_false",
                    help="skip the 3×3 D tensor (eigenvalues, axes, bootstrap errors over atoms) fitted on the same "
-                        "window as D; it costs one more pass over the trajectory")
+                        "window as D; computed in the same pass over the trajectory as the MSD, plus forward FFTs "
+                        "of the positions already held for the per-atom slopes")
     p.add_argument("--no-alpha2", dest="alpha2", action="store_false",
                    help="skip the non-Gaussian parameter α₂(τ) (computed in the same pass; ~4× the MSD's FFT work)")
     add_frame_options(p)
@@ -85,23 +86,19 @@ def run(args) -> int:
         res = msd(traj, species=args.species, drift=args.drift, drift_weights=args.drift_weights,
                   temperature=args.temperature, charge=args.charge, collective=args.collective, charges=charges,
                   start=args.start, stop=args.stop, step=args.step, memory=args.memory, scratch_dir=args.scratch_dir,
-                  progress=progress_of(args), alpha2=args.alpha2)
+                  progress=progress_of(args), alpha2=args.alpha2, tensor=args.tensor, tensor_fit=args.fit,
+                  tensor_estimator=args.estimator, hop_distance=args.hop_distance)
         print(res.summary())
-        fit = tensor = None
+        fit = None
+        # the D tensor was fitted inside msd() on the window of this same fit (its lags: trace/3 equals D)
+        tensor = res.d_tensor
         if len(res.lag) >= 4:
             fit = fit_diffusion(res, fit=args.fit, hop_distance=args.hop_distance, estimator=args.estimator)
             print(fit.summary())
-            if args.tensor and res.n_atoms >= 2:
-                from ..analysis.onsager import d_tensor
-
-                # the same lags as D (trace/3 equals the scalar D on them), the same drift rule as the MSD
-                tensor = d_tensor(traj, args.species, fit=fit.fit_window_ps,
-                                  frame="none" if res.drift is None else "framework",
-                                  drift_weights=res.meta.get("drift_weights") or "mass",
-                                  temperature=res.temperature_K, charge=res.charge, start=args.start,
-                                  stop=args.stop, step=args.step, memory=args.memory, scratch_dir=args.scratch_dir,
-                                  progress=progress_of(args))
+            if tensor is not None:
                 print(tensor.summary())
+            elif args.tensor:
+                print(f"D tensor     {res.meta.get('tensor')}")
         else:
             print("D            not fitted (fewer than 4 lags)")
     if args.json:
