@@ -553,7 +553,7 @@ def _run_on_dask(specs, results, *, client, scheduler, workers, say):
         token = uuid.uuid4().hex[:12]
         starts = {}
         for sp in specs:
-            if sp["start_dir"] not in starts and not os.path.exists(sp["path"]):
+            if sp["start_dir"] not in starts:   # cached: a resumed series finds it (removed only when T is done)
                 starts[sp["start_dir"]] = client.submit(_start_task, sp, pure=False,
                                                         key=f"anionmotion-md-start-{token}-{len(starts)}")
         futs = {}
