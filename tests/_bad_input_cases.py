@@ -806,6 +806,33 @@ def md_cases():
     md("system=foo", "--system foo", ["--system", "foo"], ["foo", "system"])
     md("system-xml-missing", "--system-xml of a missing file",
        ["--system-xml", "/nonexistent.xml", "--structure", "/nonexistent.pdb"], ["nonexistent"])
+    # series and adaptive length (anionmotion.md.series): all refused before any MD
+    li = ["--system", "li2so4", "--cells", "2"]
+    md("temperature=500,abc", "--temperature 500,abc", [*li, "--temperature", "500,abc"], ["temperature"])
+    md("temperature=600,600", "--temperature 600,600 (twice)", [*li, "--temperature", "600,600"], ["twice"])
+    md("temperature=500,", "--temperature '500,' (empty item)", [*li, "--temperature", "500,"], ["temperature"])
+    md("until-converged-no-limit", "--until-converged without --time-limit/--wall-limit",
+       [*li, "--until-converged", "0.1"], ["limit"])
+    md("until-converged=2", "--until-converged 2 (a relative error above 1)",
+       [*li, "--until-converged", "2", "--time-limit", "100"], ["until-converged"])
+    md("until-converged=0", "--until-converged 0", [*li, "--until-converged", "0", "--time-limit", "100"],
+       ["until-converged"])
+    md("time-limit-alone", "--time-limit without --until-converged", [*li, "--time-limit", "5"], ["until-converged"])
+    md("time-limit<time", "--time-limit shorter than --time",
+       [*li, "--until-converged", "0.1", "--time", "10", "--time-limit", "5"], ["time-limit"])
+    md("time-limit=-1", "--time-limit -1", [*li, "--until-converged", "0.1", "--time-limit", "-1"], ["time-limit"])
+    md("wall-limit=5x", "--wall-limit 5x", [*li, "--until-converged", "0.1", "--wall-limit", "5x"], ["wall-limit"])
+    md("wall-limit=0", "--wall-limit 0", [*li, "--until-converged", "0.1", "--wall-limit", "0"], ["wall-limit"])
+    md("cation=Na", "--cation Na (not in the system)",
+       [*li, "--until-converged", "0.1", "--time-limit", "100", "--cation", "Na"], ["Na"])
+    md("cation-alone", "--cation without --until-converged", [*li, "--cation", "Li"], ["until-converged"])
+    out.append(Case("option/batch/md-no-out", "option: batch", "batch md without --out",
+                    lambda env: (["batch", "md", "--system", "li2so4"], ["--out"])))
+    out.append(Case("option/batch/md-bogus", "option: batch", "batch md with an unknown option",
+                    lambda env: (["batch", "md", "--system", "li2so4", "--out", env.path("b.nc"), "--bogus"],
+                                 ["--bogus"])))
+    out.append(Case("option/batch/extra-args", "option: batch", "arguments after a manifest",
+                    lambda env: (["batch", env.write("m.toml", b"[[run]]\npath = 'x.nc'\n"), "extra"], ["extra"])))
     return out
 
 
