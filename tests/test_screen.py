@@ -416,3 +416,17 @@ def test_cli_input_not_overwritten(tmp_path, capsys):
     before = src.read_bytes()
     rc = main(["screen", str(src), "--csv", str(src), "--overwrite", "--no-progress"])
     assert rc == 2 and src.read_bytes() == before
+
+
+def test_real_bv_columns_na3ps4(tmp_path):
+    """The real bv_summary fills the flat bv_* columns (CSV) and the full record with its parameters (JSON)."""
+    rows = screen_files([os.path.join(DATA, "Na3PS4_cubic.cif")], jobs=1, progress=False)
+    row = rows[0]
+    assert row["bv_status"] == "ok", row["bv_reason"]
+    assert row["bv_cation"] == "Na" and row["bv_E_mig_eV"] is not None and row["bv_E_mig_eV"] > 0
+    assert row["bv_mode"] in ("rotate", "vibrate")
+    assert "parameters" in row["bv"] and "grid" in row["bv"]
+    p = tmp_path / "s.csv"
+    write_screen_csv(p, rows)
+    head = p.read_text().splitlines()[0].split(",")
+    assert "bv_E_mig_eV" in head and "bv" not in head

@@ -40,6 +40,9 @@ BASE_COLUMNS = ("file", "formula", "n_atoms", "disorder", "cation", "cation_sour
                 "polyanion_connectivity", "isolated", "candidate", "verdict", "cation_reason", "polyanion_reason",
                 "bv_status", "bv_reason", "warnings", "error")
 
+#: columns holding nested records (in the JSON output only): the full bv_summary dict
+NESTED_COLUMNS = ("bv",)
+
 #: definitions written into the JSON output
 DEFINITIONS = {
     "connectivity": "polyhedra of every non-mobile cation (centre + ligands within (1+tol)·d_min and "
@@ -54,7 +57,8 @@ DEFINITIONS = {
                  "`report` does)",
     "candidate": "paper-003 verdict: mobile cation present, isolated framework, every framework polyhedron a "
                  "tetrahedron or octahedron (coordination 4 or 6); band gap and E_hull filters not applied",
-    "bv_*": "bond-valence columns of anionmotion.structures.bv.bv_summary (empty with bv_reason when not computed)",
+    "bv_*": "bond-valence columns of anionmotion.structures.bv.bv_summary (empty with bv_reason when not computed); "
+            "the full record, with the BV parameters, grid and per-polyanion E_rot, is 'bv' in the JSON output",
 }
 
 
@@ -88,15 +92,22 @@ def _bv_columns(structure, cation, bv, bv_kw):
         return {}, "failed", f"{type(err).__name__}: {_one_line(err)}"
     if hasattr(out, "to_dict"):
         out = out.to_dict()
+    from ..results import to_jsonable
+
+    def scalar(x):
+        return x is None or isinstance(x, (bool, int, float, str))
+
+    out = to_jsonable(dict(out))
     cols = {}
-    for k, v in dict(out).items():
-        if isinstance(v, (np.generic,)):
-            v = v.item()
-        if v is None or isinstance(v, (bool, int, float, str)):
+    for k, v in out.items():
+        if scalar(v):
             cols[f"bv_{k}"] = v
-        elif isinstance(v, (list, tuple)) and all(isinstance(x, (bool, int, float, str)) or x is None for x in v):
+        elif isinstance(v, list) and all(scalar(x) for x in v):
             cols[f"bv_{k}"] = "; ".join("" if x is None else str(x) for x in v)
-        # nested structures (grids, per-anion tables) stay out of the flat row
+        elif isinstance(v, dict) and v and all(scalar(x) for x in v.values()):
+            cols[f"bv_{k}"] = "; ".join(f"{a}={'' if x is None else x}" for a, x in v.items())
+        # deeper structures (per-polyanion tables, parameters, grid) are in the full record ``bv``
+    cols["bv"] = out
     return cols, "ok", ""
 
 
@@ -337,7 +348,7 @@ def write_screen_csv(path, rows, *, overwrite=False):
 
     from ..results import write_text_atomic
 
-    cols = columns_of(rows)
+    cols = [c for c in columns_of(rows) if c not in NESTED_COLUMNS]
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(cols)
