@@ -92,8 +92,8 @@ def _run_classify(args, n) -> int:
 
     extra = [f"--{k}" for k in ("mode", "temperature", "cation") if getattr(args, k, None) is not None]
     if extra:
-        raise OptionError(f"--classify reads report folders and takes --label only; {', '.join(extra)} "
-                          "belong to the series analysis")
+        raise OptionError(f"--classify reads report folders and takes --label only; not {', '.join(extra)} "
+                          "(series options)")
     res = classify_reports(args.results, labels=_split(args.label, "label", n))
     write_classify(res, args.out, overwrite=args.overwrite, figures=not args.no_figures)
     for r in res.rows:
