@@ -162,6 +162,9 @@ def test_compare_over_trajectories_arrhenius_per_mode_and_bounds(tmp_path):
         assert rot["kind"] == "exact" and abs(rot["value"] - true) < 4 * rot["stderr"] + 0.02
         assert md["delta"]["trans"]["kind"] == "lower_bound"     # σ_RTC is only bounded
         assert md["r"]["rot"]["kind"] == "missing"                # no RTVC run
+    # flags still override the metadata (and the conductivity uses the given temperature)
+    o = compare(files[:2], temperatures=[650, 650], modes=["UC", "RC"])
+    assert list(o.modes) == ["650 K"] and o.entries[0].sigma_mS_cm > 0
 
 
 # ------------------------------------------------------------------------------ adaptive length

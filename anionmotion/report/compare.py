@@ -132,12 +132,12 @@ def series_runs(path):
     return out
 
 
-def trajectory_result(path, *, cation=None, memory=None) -> dict:
+def trajectory_result(path, *, cation=None, temperature=None, memory=None) -> dict:
     """The msd-style dict (``diffusion``, ``conductivity``, ``constraint_mode``, ``temperature_K`` …) of a trajectory.
 
     Cation detected as in ``anionmotion report`` (or ``cation``); all-origin MSD and
     :func:`~anionmotion.analysis.diffusion.fit_diffusion` with its defaults at the file's temperature
-    (``temperature_K`` metadata).  The per-lag series are left out.
+    (``temperature_K`` metadata, or ``temperature`` in K).  The per-lag series are left out.
     """
     import anionmotion
     from ..analysis.detect import detect_cation
@@ -148,7 +148,7 @@ def trajectory_result(path, *, cation=None, memory=None) -> dict:
         if cat.species is None:
             raise OptionError(f"{path}: {cat.reason}")
         md = traj.metadata or {}
-        T = _num(md.get("temperature_K"))
+        T = _num(temperature) if temperature is not None else _num(md.get("temperature_K"))
         res = anionmotion.msd(traj, species=cat.species, temperature=T, progress=False, memory=memory)
         fit = anionmotion.fit_diffusion(res, temperature=T, warn=False)
     d = report_dict(res, fit)
@@ -168,7 +168,7 @@ def load_entry(source, *, label=None, mode=None, temperature=None, cation=None) 
     path = None
     if isinstance(source, (str, os.PathLike)) and is_trajectory(source):
         path = os.fspath(source)
-        d = trajectory_result(path, cation=cation)
+        d = trajectory_result(path, cation=cation, temperature=temperature)
         if label is None:
             label = os.path.splitext(os.path.basename(path))[0]
     elif isinstance(source, (str, os.PathLike)):
