@@ -836,6 +836,93 @@ def md_cases():
     return out
 
 
+#: POSCARs for the ``bv`` cases: a small Li2SO4-like cell, and a LiBH4-like one (no softBV parameters for H⁻)
+_BV_LI2SO4 = ("Li2SO4-like\n1.0\n6 0 0\n0 6 0\n0 0 6\nLi S O\n2 1 4\nDirect\n0 0 0\n0.5 0.5 0\n"
+              "0.5 0 0.5\n0.6387 0.1387 0.6387\n0.3613 -0.1387 0.6387\n0.3613 0.1387 0.3613\n0.6387 -0.1387 0.3613\n")
+_BV_LIBH4 = ("LiBH4-like\n1.0\n6 0 0\n0 6 0\n0 0 6\nLi B H\n1 1 4\nDirect\n0 0 0\n0.5 0.5 0.5\n"
+             "0.6155 0.6155 0.6155\n0.3845 0.3845 0.6155\n0.3845 0.6155 0.3845\n0.6155 0.3845 0.3845\n")
+
+
+def bv_cases():
+    out = []
+
+    def bv(mid, desc, args, names, poscar=_BV_LI2SO4):
+        def build(env):
+            return ["bv", env.write("POSCAR", poscar), *args], names
+        out.append(Case(f"option/bv/{mid}", "option: bv", desc, build))
+    bv("grid-spacing=0", "--grid-spacing 0", ["--grid-spacing", "0"], ["grid_spacing", "spacing"])
+    bv("grid-spacing=-1", "--grid-spacing -1", ["--grid-spacing", "-1"], ["grid_spacing", "spacing"])
+    bv("cation=Qq", "--cation Qq (not in the structure)", ["--cation", "Qq"], ["Qq"])
+    bv("center-only", "--center without --ligand", ["--center", "S"], ["ligand"])
+    bv("oxidation-states=x", "--oxidation-states Li=x", ["--oxidation-states", "Li=x"], ["oxidation"])
+    bv("oxidation-states-unbalanced", "--oxidation-states leaving a charged cell",
+       ["--oxidation-states", "Li=1,S=6,O=-1"], ["charge"])
+    bv("encut=0", "--encut 0", ["--encut", "0"], ["encut"])
+    bv("no-bv-parameters", "a hydride (LiBH4-like): no softBV parameters for H-", [], ["H1-", "parameters"],
+       poscar=_BV_LIBH4)
+    out.append(Case("option/bv/missing", "option: bv", "a structure file that does not exist",
+                    lambda env: (["bv", os.path.join(env.folder, "nope.cif")], ["nope.cif"])))
+    out.append(Case("option/bv/garbage", "option: bv", "a CIF of random bytes",
+                    lambda env: (["bv", env.write("x.cif", _garbage(b""))], ["x.cif"])))
+    return out
+
+#: a Na3PS4-like POSCAR (isolated PS4) and a CIF with a partially occupied site, for the ``screen`` cases
+_SCREEN_POSCAR = ("Na3PS4-like\n1.0\n7 0 0\n0 7 0\n0 0 7\nNa P S\n3 1 4\nDirect\n0 0.5 0.5\n0.5 0 0.5\n"
+                  "0.5 0.5 0\n0 0 0\n0.1721 0.1721 0.1721\n-0.1721 -0.1721 0.1721\n-0.1721 0.1721 -0.1721\n"
+                  "0.1721 -0.1721 -0.1721\n")
+_SCREEN_DISORDERED_CIF = ("data_x\n_cell_length_a 7\n_cell_length_b 7\n_cell_length_c 7\n_cell_angle_alpha 90\n"
+                          "_cell_angle_beta 90\n_cell_angle_gamma 90\n_symmetry_space_group_name_H-M 'P 1'\n"
+                          "loop_\n_symmetry_equiv_pos_as_xyz\n'x, y, z'\nloop_\n_atom_site_label\n"
+                          "_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+                          "_atom_site_occupancy\nNa1 Na 0 0.5 0.5 0.6\nK1 K 0 0.5 0.5 0.4\nP1 P 0 0 0 1\n"
+                          "S1 S 0.1721 0.1721 0.1721 1\n")
+
+
+def screen_cases():
+    """``screen`` options and files, and ``compare --classify`` inputs."""
+    out = []
+
+    def screen(mid, desc, args, names, data=_SCREEN_POSCAR, name="POSCAR"):
+        def build(env):
+            return ["screen", env.write(name, data), "--no-progress", "--no-bv", *args], names
+        out.append(Case(f"option/screen/{mid}", "option: screen", desc, build))
+    screen("jobs=0", "--jobs 0", ["--jobs", "0"], ["--jobs"])
+    screen("jobs=x", "--jobs x", ["--jobs", "x"], ["--jobs"])
+    screen("tol=-1", "--tol -1", ["--tol", "-1"], ["--tol"])
+    screen("tol=nan", "--tol nan", ["--tol", "nan"], ["--tol"])
+    screen("bond-scale=0", "--bond-scale 0", ["--bond-scale", "0"], ["--bond-scale"])
+    screen("disorder=x", "--disorder maybe", ["--disorder", "maybe"], ["--disorder"])
+    screen("cation=Qq", "--cation Qq (absent: every file fails)", ["--cation", "Qq"], ["Qq"])
+    screen("format=xyz9", "--format xyz9", ["--format", "xyz9"], ["xyz9", "format"])
+    screen("disordered-refused", "a partially occupied CIF with the default --disorder refuse", [],
+           ["x.cif", "partially occupied"], data=_SCREEN_DISORDERED_CIF, name="x.cif")
+    screen("garbage", "a CIF of random bytes", [], ["g.cif"], data=_garbage(b""), name="g.cif")
+    out.append(Case("option/screen/missing", "option: screen", "a structure file that does not exist",
+                    lambda env: (["screen", os.path.join(env.folder, "nope.cif"), "--no-progress"], ["nope.cif"])))
+
+    def report_folder(env, text):
+        return os.path.dirname(env.write("report.json", text))
+
+    def classify(mid, desc, build):
+        out.append(Case(f"option/compare/classify-{mid}", "option: compare", desc, build))
+    classify("not-a-report", "--classify on JSON that is not a report",
+             lambda env: (["compare", "--classify", report_folder(env, b'{"diffusion": {}}'), "--out",
+                           env.path("o")], ["report.json"]))
+    classify("garbage", "--classify on a report.json of random bytes",
+             lambda env: (["compare", "--classify", report_folder(env, _garbage(b"")), "--out", env.path("o")],
+                          ["report.json"]))
+    classify("no-report", "--classify on a folder without report.json",
+             lambda env: (["compare", "--classify", os.path.dirname(env.path("x")), "--out", env.path("o")],
+                          ["report.json"]))
+    classify("with-mode", "--classify with --mode (a series option)",
+             lambda env: (["compare", "--classify", report_folder(env, b'{"analyses": {}}'), "--mode", "UC",
+                           "--out", env.path("o")], ["--mode"]))
+    classify("labels", "--classify with the wrong number of --label",
+             lambda env: (["compare", "--classify", report_folder(env, b'{"analyses": {}}'), "--label", "a,b",
+                           "--out", env.path("o")], ["--label"]))
+    return out
+
+
 #: cases whose defect is in a module outside the hardening work (the test marks them strict xfail: when the
 #: owner fixes it the test reports XPASS and the entry is removed); case id → what is wrong and where
 KNOWN_DEFECTS: dict = {}
@@ -845,7 +932,7 @@ KNOWN_DEFECTS: dict = {}
 def all_cases():
     cases = (generic_cases() + lammps_cases() + xdatcar_cases() + extxyz_cases() + cp2k_cases() + binary_cases()
              + netcdf_cases() + outcar_vasprun_cases() + lammps_data_cases() + option_cases() + path_cases()
-             + md_cases())
+             + md_cases() + bv_cases() + screen_cases())
     ids = [c.id for c in cases]
     dup = {i for i in ids if ids.count(i) > 1}
     assert not dup, dup

@@ -120,6 +120,7 @@ UTILITY_COMMANDS = {
     "compare": "last",
     "batch": "last",
     "screen": "last",
+    "bv": "last",
 }
 """CLI subcommands that are not analyses of one trajectory, with their place in the help listing."""
 

@@ -125,14 +125,13 @@ class RotationLevel:
 
 
 class _UnionFind:
-    """Union–find with per-root counts of vertices, edges, triangles, ligand sites and checked loops."""
+    """Union–find with per-root counts of vertices, edges, triangles and ligand sites."""
 
     def __init__(self, n):
         self.parent = np.arange(n)
         self.v = np.zeros(n, dtype=np.int64)
         self.e = np.zeros(n, dtype=np.int64)
         self.f = np.zeros(n, dtype=np.int64)
-        self.checked = np.zeros(n, dtype=np.int64)  # b1 of the parts when their holes were last examined
         self.lig = np.zeros(n, dtype=bool)
 
     def find(self, x):
@@ -151,7 +150,7 @@ class _UnionFind:
         if self.v[ra] < self.v[rb]:
             ra, rb = rb, ra
         self.parent[rb] = ra
-        for arr in (self.v, self.e, self.f, self.checked):
+        for arr in (self.v, self.e, self.f):
             arr[ra] += arr[rb]
         self.lig[ra] |= self.lig[rb]
         return ra
@@ -246,12 +245,18 @@ def rotation_level(u, directions, triangles, edges, ligand_directions, *, min_ho
         j = i
         while j < m and u[order[j]] == level:  # ties enter together; the test comes after the group
             j += 1
-        touched = []
+        flagged = []
         for x in order[i:j]:
             # each edge and triangle is counted once, when its last vertex enters
             present[x] = True
             uf.v[x] = 1
             uf.lig[x] = is_lig[x]
+            before = {}
+            for y in nbrs[x]:
+                if present[y] and y != x:
+                    ry = uf.find(y)
+                    if ry not in before:
+                        before[ry] = (uf.b1(ry), bool(uf.lig[ry]))
             r = x
             for y in nbrs[x]:
                 if present[y]:
@@ -260,14 +265,15 @@ def rotation_level(u, directions, triangles, edges, ligand_directions, *, min_ho
             for a, b, c in tris_of[x]:
                 if present[a] and present[b] and present[c]:
                     uf.f[r] += 1
-            touched.append(x)
-        for r in {uf.find(x) for x in touched}:
-            if not uf.lig[r]:
+            if not uf.lig[r] or uf.b1(r) < 1:
                 continue
-            b1 = uf.b1(r)
-            if b1 < 1 or b1 <= uf.checked[r]:
-                continue
-            uf.checked[r] = b1
+            # a new loop (b1 rises: a hole split in two), or loops brought in by a component that was never
+            # examined because it held no ligand site (or by this ligand site itself)
+            new_loop = uf.b1(r) > sum(b for b, _ in before.values())
+            brought = any(b > 0 and (not lig or is_lig[x]) for b, lig in before.values())
+            if new_loop or brought:
+                flagged.append(x)
+        for r in {uf.find(x) for x in flagged}:
             comp = present & (uf.roots() == r)
             holes = _complement_holes(comp, edges, m)
             big = holes[holes >= min_nodes]

@@ -267,7 +267,7 @@ def bvse_landscape(structure, ion, *, grid_spacing=DEFAULT_GRID_SPACING, oxidati
     t0 = time.perf_counter()
     lain = Lain(verbose=False)
     lain.read_structure(pmg.copy(), oxi_check=False)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):  # BVlain's 1/r at padded neighbours
         data = lain.bvse_distribution(mobile_ion=label, resolution=grid_spacing, r_cut=r_cut, k=k, f=screening)
     if min(data.shape) < 3:
         raise OptionError(f"{structure.path}: grid_spacing {grid_spacing} Å gives fewer than 2 grid points along a "
@@ -294,7 +294,7 @@ def migration_barriers(landscape: BVLandscape, *, encut=ENCUT_EV) -> dict:
     ``inf`` (JSON: null) when the region does not percolate in that dimension below ``encut``.
     BVlain bisects the level to 0.01 eV on its own grid (the one ``landscape`` came from).
     """
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
         res = landscape.lain.percolation_barriers(encut=float(encut))
     return {k: float(v) for k, v in res.items()}
 
