@@ -259,6 +259,19 @@ def screen_file(path, *, cation=None, disorder="refuse", fmt=None, bv=True, bv_k
         return _error_row(path, err, disorder)
 
 
+def _preload():
+    """Import the readers and analyses once in this process, so that forked workers share them (pymatgen's
+    import alone is ~4 s of CPU per process)."""
+    import importlib
+
+    for name in ("anionmotion.analysis.detect", "anionmotion.analysis.polyanions", "pymatgen.core",
+                 "pymatgen.io.cif", "pymatgen.io.vasp"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
 def _screen_job(item):
     path, kw = item
     return screen_file(path, **kw)
@@ -306,6 +319,7 @@ def screen_files(paths, *, cation=None, disorder="refuse", fmt=None, bv=True, bv
                 rows[i] = screen_file(p, **kw)
                 bar.update(1)
         else:
+            _preload()
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 futs = {pool.submit(_screen_job, (p, kw)): i for i, p in enumerate(paths)}
                 for f in as_completed(futs):
