@@ -84,11 +84,23 @@ def run(args) -> int:
 
     if args.manifest == "md" and not os.path.isfile(args.manifest):
         return run_md(args)
-    if args.md_args:
+    if args.md_args:    # batch's own options after the manifest (the md remainder takes them in)
         from ..errors import OptionError
 
-        raise OptionError(f"unexpected arguments after the manifest {args.manifest}: {' '.join(args.md_args)} "
-                          "(options of batch go before it; `anionmotion batch md …` runs an md series)")
+        tail = argparse.ArgumentParser(prog="anionmotion batch", add_help=False)
+        tail.add_argument("--scheduler")
+        tail.add_argument("--workers", type=int)
+        tail.add_argument("--no-compare", action="store_true")
+        try:
+            more, rest = tail.parse_known_args(args.md_args)
+        except SystemExit:
+            raise OptionError(f"invalid batch options after the manifest: {' '.join(args.md_args)}") from None
+        if rest:
+            raise OptionError(f"unexpected arguments after the manifest {args.manifest}: {' '.join(rest)} "
+                              "(`anionmotion batch md …` runs an md series)")
+        args.scheduler = more.scheduler or args.scheduler
+        args.workers = more.workers if more.workers is not None else args.workers
+        args.no_compare = args.no_compare or more.no_compare
     m = load_manifest(args.manifest)
     need_distributed()
     summary = run_batch(m, scheduler=args.scheduler, workers=args.workers, progress=True,
