@@ -293,3 +293,36 @@ def test_report_rotation_percentiles():
         assert r[key] == pytest.approx(np.percentile(deg, q), abs=1e-6)
     assert r["max"] == pytest.approx(deg.max(), abs=1e-6) and r["mean"] == pytest.approx(deg.mean(), abs=1e-6)
     assert f"95 % below {r['p95']:.2f}°" in format_report({"rotation_deg": r})
+
+
+def eckart_vibration(ref, m, rng):
+    """A random internal displacement satisfying the Eckart conditions (no mass-weighted translation/rotation)."""
+    a = ref - m @ ref / m.sum()
+    sq = np.sqrt(m)[:, None]
+    rigid = [sq * np.eye(3)[k] for k in range(3)] + [sq * np.cross(np.eye(3)[k], a) for k in range(3)]
+    B = np.linalg.qr(np.array([r.ravel() for r in rigid]).T)[0]          # orthonormal rigid-body basis
+    q = rng.normal(size=ref.size)
+    q -= B @ (B.T @ q)
+    return (q.reshape(-1, 3) / sq)
+
+
+@pytest.mark.parametrize("ligand_masses", [(15.9994,) * 4, (15.9994, 15.9994, 15.9994, 18.998),
+                                           (1.008, 15.9994, 15.9994, 15.9994)])
+def test_internal_vibrations_untouched_only_by_eckart_for_unequal_masses(ligand_masses):
+    """The Eckart restraint never sees an Eckart-conforming vibration; the (unweighted) orientation restraint sees
+    none for SO4 (equal ligands around the centre) but stiffens one of a PO3F- or HPO4-like anion (energy ∝ ε²)."""
+    m = np.array((30.97,) + ligand_masses)
+    ref = so4()
+    d = eckart_vibration(ref, m, np.random.default_rng(11))
+    d /= np.abs(d).max()
+    c = eckart_coefficients(ref, m)
+    k_or = orientation_constant(1e4, ref, m)
+    scale = 0.5 * k_or * 1e-6                              # k/2 ε² at ε = 1e-3 nm
+    e_or = [orientation_energy(ref + eps * d, ref, k_or) for eps in (1e-3, 1e-4)]
+    for eps in (1e-3, 1e-2):
+        assert eckart_energy(ref + eps * d, c, 1e4) < 1e-18
+    if len(set(ligand_masses)) == 1:
+        assert abs(e_or[0]) < 1e-8 * scale                 # no harmonic term (rounding only)
+    else:
+        assert e_or[0] > 1e-2 * scale
+        assert e_or[1] == pytest.approx(e_or[0] / 100.0, rel=1e-2)   # harmonic in ε: it stiffens the vibration
