@@ -298,7 +298,7 @@ TENSOR_MAX_FIT_LAGS = 64
 
 # ------------------------------------------------------------------------------------------- MSD tensor
 def tensor_workspace_bytes_per_atom(n_frames: int) -> int:
-    """Bytes per atom of the MSD-tensor work in an atom block (both tensor passes of :class:`MSD`).
+    """Bytes per atom of the MSD-tensor work in an atom block (the tensor's block loop of :class:`MSD`).
 
     The atom-major copy of the block with the drift removed and its centred series (2 × 24 B per frame), the
     three complex spectra (3 × 16 B per frequency of the zero-padded length L), one real spectrum product and
@@ -334,7 +334,7 @@ def _slope_kernels(n_frames, lags, weights):
     return V, K
 
 
-def tensor_slopes(block, lags, weights, *, workers=2, kernels=None) -> np.ndarray:
+def tensor_slopes(block, lags, weights, *, workers=2, kernels=None, sums=None) -> np.ndarray:
     """Per-atom OLS slopes of the six MSD-tensor components on chosen lags, by forward FFTs only.
 
     Parameters
@@ -349,6 +349,9 @@ def tensor_slopes(block, lags, weights, *, workers=2, kernels=None) -> np.ndarra
         Threads for scipy.fft.
     kernels : (V, K), optional
         :func:`_slope_kernels` of these lags and weights (computed when not given).
+    sums : (ndarray (6, T), ndarray (6, L/2 + 1)), optional
+        Accumulators updated in place with Σ_atoms c_a c_b(t) and Σ_atoms 2 Re(Â conj B̂)(f) of the centred
+        series, from the same transforms: :func:`msd_tensor_from_sums` turns them into the MSD tensor.
 
     Returns
     -------
@@ -371,8 +374,32 @@ def tensor_slopes(block, lags, weights, *, workers=2, kernels=None) -> np.ndarra
     F = scipy.fft.rfft(c, n=fft_length(T), axis=-1, workers=workers)
     for k, (a, b) in enumerate(PAIRS):
         P = 2.0 * (F[:, a].real * F[:, b].real + F[:, a].imag * F[:, b].imag)
-        out[:, k] = (c[:, a] * c[:, b]) @ V - P @ K
+        p = c[:, a] * c[:, b]
+        out[:, k] = p @ V - P @ K
+        if sums is not None:
+            sums[0][k] += p.sum(axis=0)
+            sums[1][k] += P.sum(axis=0)
     return out
+
+
+def msd_tensor_from_sums(prod, power, n_atoms):
+    """Mean MSD tensor (T, 6), Å², from the sums of :func:`tensor_slopes` (``sums=``) over ``n_atoms`` atoms.
+
+    X_ab(m) = [S1_ab(m) − irfft(Σ P_ab)(m)] / (N (T − m)) with S1 from the cumulative sums of Σ c_a c_b (the
+    algorithm of :class:`anionmotion.kernels.onsager.TensorMSDAccumulator`, which agrees to rounding).
+    """
+    import scipy.fft
+
+    T = prod.shape[1]
+    if T == 0 or n_atoms == 0:
+        return np.zeros((T, 6))
+    cs = np.concatenate([np.zeros((6, 1)), np.cumsum(prod, axis=1)], axis=1)
+    m = np.arange(T)
+    s1 = (cs[:, T:T + 1] - cs[:, m]) + cs[:, T - m]
+    C = scipy.fft.irfft(power, n=fft_length(T), axis=-1)[:, :T]
+    six = (s1 - C) / (n_atoms * (T - m.astype(np.float64)))
+    six[:, 0] = 0.0
+    return six.T.copy()
 
 
 def d_tensor_from_slopes(species, lag, msd_tensor, slopes, fit, fit_lags, *, n_boot, seed=0, temperature_K=None,
@@ -499,12 +526,13 @@ class MSD(AnalysisBase):
         (exact all-origin fourth moments by FFT, :class:`anionmotion.kernels.vanhove.NonGaussianAccumulator`;
         uneven frames: every frame pair).  About 4× the FFT work of the MSD alone; False skips it.
     tensor : bool
-        Also the 3×3 MSD tensor at every lag (:attr:`MSDResult.msd_tensor`, summed over atoms in the same FFT
-        pass as the MSD, from the same drift-corrected positions) and the D tensor fitted on the scalar D's
-        window (:attr:`MSDResult.d_tensor`): eigenvalues, axes and bootstrap errors over atoms from per-atom
-        slopes, computed after the fit by forward FFTs of the positions already held (in memory or in the
-        scratch file), not by reading the trajectory again.  Evenly spaced frames, at least 8 frames and 2
-        atoms (otherwise skipped, said in ``meta["tensor"]``).
+        Also the 3×3 MSD tensor at every lag (:attr:`MSDResult.msd_tensor`) and the D tensor fitted on the
+        scalar D's window (:attr:`MSDResult.d_tensor`: eigenvalues, axes and bootstrap errors over atoms from
+        per-atom slopes), from the same read of the trajectory and the same drift-corrected positions: after
+        the MSD's FFT pass and the scalar fit (the slopes need its lags), one more block loop over the
+        positions already held (in memory or in the scratch file) transforms each atom once (three forward
+        FFTs, no inverse per atom) for both the summed tensor and the slopes.  Evenly spaced frames, at least
+        8 frames and 2 atoms (otherwise skipped, said in ``meta["tensor"]``).
     tensor_fit : (float, float), optional, ps
         Window of the scalar fit that sets the tensor's lags (default: the window
         :func:`anionmotion.fit_diffusion` chooses with ``tensor_estimator``).
@@ -637,8 +665,9 @@ class MSD(AnalysisBase):
         self._col_q = np.searchsorted(self._read, self._qidx)
         self._want_tensor = bool(self.tensor and self.uniform and self.n_frames >= 8 and len(self._idx) >= 2)
         if self.tensor:
-            meta["tensor"] = ("MSD tensor summed in the FFT pass; D tensor from per-atom slopes on the scalar fit's "
-                              "lags (forward FFTs of the held positions)" if self._want_tensor else
+            meta["tensor"] = ("MSD tensor and per-atom D-tensor slopes on the scalar fit's lags from one block loop "
+                              "over the held positions (forward FFTs only), no second read of the trajectory"
+                              if self._want_tensor else
                               "not computed: the tensor needs evenly spaced frames, at least 8 frames and 2 atoms")
         self._plan(meta)
         meta["selected_species"] = sel_species
@@ -764,7 +793,8 @@ class MSD(AnalysisBase):
             if self._want_tensor:    # the fit needs the whole MSD; the slopes the positions still held
                 import dataclasses
 
-                res = dataclasses.replace(res, d_tensor=self._d_tensor(res))
+                six, dt = self._d_tensor(res)
+                res = dataclasses.replace(res, msd_tensor=six, d_tensor=dt)
         finally:
             self._release()
         return res
@@ -786,20 +816,21 @@ class MSD(AnalysisBase):
                 yield block
 
     def _d_tensor(self, res):
-        """D tensor on the scalar fit's lags: per-atom slopes by forward FFTs of the held positions."""
+        """MSD tensor and D tensor: one block loop over the held positions after the scalar fit (whose lags the
+        per-atom slopes need), each atom transformed once for both."""
         import warnings
 
         from .diffusion import _spread, fit_diffusion
         from .onsager import _ols_weights
 
-        T = self.n_frames
+        T, N = self.n_frames, len(self._idx)
         lag = res.lag
         fit0 = fit_diffusion(res, fit=self.tensor_fit, hop_distance=self.hop_distance, warn=False,
                              estimator=self.tensor_estimator)
-        six = res.msd_tensor
-        diag = six[:, :3]
+        # the tensor's own scalar fit on that window (as onsager.d_tensor: estimator auto, no σ); the diagonal of
+        # the MSD tensor is msd_xyz
+        diag = res.msd_xyz
         tm = diag[-1]
-        # the scalar fit of the tensor's own diagonal on that window (as d_tensor: estimator auto, no σ)
         mres = MSDResult(species=res.species, atom_indices=res.atom_indices, n_frames=T, lag=lag,
                          msd=diag.sum(axis=1), msd_xyz=diag, n_origins=res.n_origins, tmsd=float(tm.sum()),
                          tmsd_xyz=tm, diffusing=bool(tm.sum() >= TMSD_DIFFUSING_A2), framework_tmsd=None,
@@ -813,19 +844,22 @@ class MSD(AnalysisBase):
         sel = _spread(sel, TENSOR_MAX_FIT_LAGS)
         w = _ols_weights(lag[sel])
         kern = _slope_kernels(T, sel, w)
-        slopes = np.empty((len(self._idx), 6))
+        sums = (np.zeros((6, T)), np.zeros((6, fft_length(T) // 2 + 1)))
+        slopes = np.empty((N, 6))
         a0 = 0
-        with self._phase(len(self._idx), "D tensor: per-atom slopes", unit="atom") as bar:
+        with self._phase(N, "MSD tensor and per-atom D-tensor slopes", unit="atom") as bar:
             for block in self._atom_blocks(self._drift()):
                 nb = block.shape[0]
-                slopes[a0:a0 + nb] = tensor_slopes(block, sel, w, workers=self.workers, kernels=kern)
+                slopes[a0:a0 + nb] = tensor_slopes(block, sel, w, workers=self.workers, kernels=kern, sums=sums)
                 a0 += nb
                 bar.update(nb)
                 del block
-        return d_tensor_from_slopes(res.species, lag, six, slopes, fit, sel, n_boot=self.n_boot, seed=self.seed,
-                                    temperature_K=res.temperature_K, charge=res.charge, volume_A3=res.volume_A3,
-                                    frame_reason=res.meta.get("drift_reason", ""),
-                                    notes=[str(x.message) for x in caught])
+        six = msd_tensor_from_sums(sums[0], sums[1], N)
+        dt = d_tensor_from_slopes(res.species, lag, six, slopes, fit, sel, n_boot=self.n_boot, seed=self.seed,
+                                  temperature_K=res.temperature_K, charge=res.charge, volume_A3=res.volume_A3,
+                                  frame_reason=res.meta.get("drift_reason", ""),
+                                  notes=[str(x.message) for x in caught])
+        return six, dt
 
     def _release(self):
         self._pos = None
@@ -841,16 +875,11 @@ class MSD(AnalysisBase):
         with self._phase(N, "FFT over atom blocks" if self.uniform else "frame pairs over atom blocks",
                          unit="atom") as bar:
             self._alpha2 = None
-            self._msd_tensor = None
             if self.uniform:
                 acc = MSDAccumulator(T, B, workers=self.workers, use_ext=self.use_ext)
-                acc4 = acct = None
+                acc4 = None
                 if self.alpha2:    # the block's workspace was sized for the larger of the two passes
                     acc4 = _kvh.NonGaussianAccumulator(T, B, workers=self.workers)
-                if self._want_tensor:
-                    from ..kernels.onsager import TensorMSDAccumulator
-
-                    acct = TensorMSDAccumulator(T, workers=self.workers)
                 if self._pos is not None:
                     for a0 in range(0, N, B):
                         nb = min(B, N - a0)
@@ -859,11 +888,6 @@ class MSD(AnalysisBase):
                             acc.free_workspace()
                             acc4.add_time_major(self._pos, a0, nb, drift)
                             acc4.free_workspace()
-                        if acct is not None:
-                            acc.free_workspace()
-                            blk = self._pos[:, a0:a0 + nb, :].transpose(1, 2, 0)
-                            acct.add(blk - drift.T[None] if drift is not None else blk)
-                            del blk
                         bar.update(nb)
                 else:
                     sub = _kmsd._msd.subtract_drift_am if self.use_ext else subtract_drift_am_ref
@@ -876,20 +900,12 @@ class MSD(AnalysisBase):
                             acc.free_workspace()
                             acc4.add_atom_major(block)
                             acc4.free_workspace()
-                        if acct is not None:
-                            acc.free_workspace()
-                            acct.add(block)
                         bar.update(block.shape[0])
                         del rows, block
-                if not self._want_tensor:     # the D tensor's slopes read the positions once more
+                if not self._want_tensor:     # the tensor's block loop reads the positions once more
                     self._pos = None
                 acc.free_workspace()
                 msd_tot, msd_xyz, tmsd_xyz = acc.finish()
-                if acct is not None:
-                    from ..kernels.onsager import PAIRS
-
-                    M = acct.finish() / N
-                    self._msd_tensor = np.stack([M[:, a, b] for a, b in PAIRS], axis=1)
                 if acc4 is not None:
                     acc4.free_workspace()
                     m2, m4 = acc4.finish()
@@ -996,7 +1012,7 @@ class MSD(AnalysisBase):
             diffusing=bool(tmsd >= TMSD_DIFFUSING_A2), framework_tmsd=fw_tmsd, framework_melting=fw_melt,
             volume_A3=math.fsum(self._vols) / T, temperature_K=temperature, charge=charge, dt_ps=self.dt,
             drift=self._drift(), charge_msd=cm, charge_msd_xyz=cmx, hop_distance_A=hop, meta=meta,
-            alpha2=getattr(self, "_alpha2", None), msd_tensor=getattr(self, "_msd_tensor", None))
+            alpha2=getattr(self, "_alpha2", None))
 
 
 def _weighted_sum(p, cols, w, out):
