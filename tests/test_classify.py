@@ -152,7 +152,7 @@ def test_write_outputs_and_no_overwrite(folders, tmp_path):
 def test_real_reports_of_the_synthetic_model(tmp_path):
     """Reports written by `run_report` are read with their own key names: rotation + fast Li = 1, rotation +
     slow Li = 2, frozen anions = 3; C(t) and TMSD equal the analyses' own numbers."""
-    cases = {"fast": dict(D_li=0.5), "slow": dict(D_li=0.002), "frozen": dict(D_li=0.5, rotate=False)}
+    cases = {"fast": {"D_li": 0.5}, "slow": {"D_li": 0.002}, "frozen": {"D_li": 0.5, "rotate": False}}
     folders = []
     for name, kw in cases.items():
         out = tmp_path / name
@@ -163,7 +163,8 @@ def test_real_reports_of_the_synthetic_model(tmp_path):
     cats = {r.label: r.category for r in res.rows}
     assert cats == {"fast": 1, "slow": 2, "frozen": 3}
     for r, f in zip(res.rows, folders):
-        rep = json.load(open(os.path.join(f, "report.json")))
+        with open(os.path.join(f, "report.json")) as fh:
+            rep = json.load(fh)
         assert r.C1 == rep["analyses"]["reorientation"]["result"]["C1_at_reliable_lag"]
         assert r.tmsd_A2 == rep["analyses"]["diffusion"]["result"]["tmsd_A2"]
         assert r.anion == "SO4" and r.cation == "Li" and r.temperature_K == 600.0

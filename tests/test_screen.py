@@ -128,7 +128,7 @@ def test_known_connectivity(build, conn, most, counts, cn):
 
 def test_rock_salt_is_mixed_edge_and_corner():
     # every Mg octahedron shares edges with its 12 nearest Mg and corners with its 6 next-nearest
-    poly, fc = analyse(rock_salt(), mobile=())
+    _, fc = analyse(rock_salt(), mobile=())
     assert fc.connectivity == "mixed" and fc.most_connected == "edge-sharing"
     assert fc.per_polyhedron() == {"corner-sharing": 3.0, "edge-sharing": 6.0, "face-sharing": 0.0}
 
@@ -230,7 +230,7 @@ def test_roles_of_anion_formers():
 def test_vpa_aal_analytic():
     d = 1.87
     s = isolated_tetrahedra(d)
-    poly, fc = analyse(s)
+    poly, _ = analyse(s)
     assert average_anion_length(poly) == pytest.approx(d, rel=1e-12)
     assert volume_per_atom(s.cell, s.n_atoms) == pytest.approx(9.0 ** 3 / 16, rel=1e-12)
     # unequal bonds: the mean over every bond of every polyhedron
