@@ -69,7 +69,7 @@ from ..elements import atomic_number
 from ..errors import OptionError
 from ._openmm import need_openmm
 
-__all__ = ["PotentialSpec", "MLComputation", "parse_potential", "parse_potential_kw", "potential_system",
+__all__ = ["PotentialSpec", "MLComputation", "check_available", "parse_potential", "parse_potential_kw", "potential_system",
            "ml_computation", "spec_from_dict",
            "nve_energy_drift", "OpenMMCalculator", "MLIP_EXTRA", "EV_KJMOL", "DEVICES", "openmmml_names",
            "set_torch_threads"]
@@ -285,6 +285,19 @@ def parse_potential(potential, potential_kw=None, device=None) -> PotentialSpec:
     return PotentialSpec("openmmml", low, path, kw, dev)
 
 
+def check_available(spec: PotentialSpec):
+    """Import what the route needs now (a missing package is a one-line OptionError before any work)."""
+    spec = parse_potential(spec)
+    if spec.route == "chgnet":
+        _need("chgnet.model", "--potential chgnet")
+        _need("torch", "--potential chgnet")
+    elif spec.route == "openmmml":
+        _need("openmmml", f"--potential {spec.label}")
+    elif spec.route == "ase":
+        _need("ase", f"--potential {spec.label}")
+    need_openmm()
+
+
 # ---------------------------------------------------------------------------------------------- evaluators
 _EVALUATORS: dict = {}
 """Built models, one per (recipe, atomic numbers): a System read back from XML reuses its model."""
@@ -441,7 +454,7 @@ def _split_openmmml_kwargs(spec):
     if spec.path:
         ctor[_FILE_KEYWORD.get(spec.name, "modelPath")] = spec.path
     create_names = {"precision", "atomTypes", "returnEnergyType", "charge", "multiplicity", "cudaGraphs",
-                    "lambdaName", "lambdaValue", "info"}
+                    "lambdaName", "lambdaValue", "info", "calculator", "aseAtoms"}
     try:
         from importlib.metadata import entry_points
 
@@ -644,6 +657,7 @@ def _make_openmm_calculator():
             self.results = {"energy": e, "free_energy": e, "forces": np.asarray(f) / (10.0 * EV_KJMOL)}
 
     OpenMMCalculator.__module__ = __name__
+    OpenMMCalculator.__qualname__ = "OpenMMCalculator"
     return OpenMMCalculator
 
 

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 from ..errors import OptionError
-from .potentials import nve_energy_drift, parse_potential, potential_system
+from .potentials import check_available, nve_energy_drift, parse_potential, potential_system
 from .systems import MDSystem
 
 __all__ = ["openmm_box", "load_md_structure", "find_anion_groups", "build_md_system", "anion_table",
@@ -166,6 +166,7 @@ def build_md_system(structure, potential, *, frame=None, supercell=None, fmt=Non
     from ..structures import Structure
 
     spec = parse_potential(potential, potential_kw, device)
+    check_available(spec)
     if isinstance(structure, Structure):
         st = structure
         if supercell is not None:
