@@ -430,3 +430,82 @@ def test_real_bv_columns_na3ps4(tmp_path):
     write_screen_csv(p, rows)
     head = p.read_text().splitlines()[0].split(",")
     assert "bv_E_mig_eV" in head and "bv" not in head
+
+
+# ------------------------------------------------------------------------------- real structures and peers
+PMG_STRUCTURES = os.path.join(os.path.dirname(__import__("pymatgen.core").core.__file__), "..", "util", "structures")
+
+
+def pmg_structure(name):
+    """A structure shipped with pymatgen (pymatgen/util/structures/<name>.json) as an anionmotion Structure."""
+    from pymatgen.core import Structure as PS
+
+    with open(os.path.join(PMG_STRUCTURES, f"{name}.json")) as fh:
+        s = PS.from_dict(json.load(fh))
+    return make([sp.symbol for sp in s.species], s.cart_coords, s.lattice.matrix)
+
+
+@pytest.mark.parametrize("name, conn, most, census", [
+    # olivine: PO4 shares an edge and corners with FeO6, FeO6 share corners
+    ("LiFePO4", "mixed", "edge-sharing", {"FeO6": 4, "PO4": 4}),
+    ("NaFePO4", "mixed", "edge-sharing", {"FeO6": 4, "PO4": 4}),
+    # NASICON: VO6 and PO4 share corners only
+    ("Li3V2(PO4)3", "corner-sharing", "corner-sharing", {"PO4": 6, "VO6": 4}),
+    # α-quartz: SiO4 sharing every corner
+    ("SiO2", "corner-sharing", "corner-sharing", {"SiO4": 3}),
+])
+def test_known_real_structures(name, conn, most, census):
+    s = pmg_structure(name)
+    poly, fc = analyse(s, mobile=("Li", "Na"))
+    assert (fc.connectivity, fc.most_connected) == (conn, most)
+    assert poly.census(s.species) == census
+
+
+def test_left_handed_cell_same_row():
+    s = pmg_structure("LiFePO4")
+    assert np.linalg.det(s.cell) < 0                      # pymatgen's LiFePO4 is stored left-handed
+    r1 = screen_structure(s, bv=False)
+    t = make(s.species, s.positions, -s.cell)             # the same lattice, right-handed
+    r2 = screen_structure(t, bv=False)
+    assert r1["polyanion"] == r2["polyanion"] == "PO4" and r1["n_polyanions"] == 4
+    for k in ("connectivity", "most_connected", "n_corner_pairs", "n_edge_pairs", "n_face_pairs", "polyhedra"):
+        assert r1[k] == r2[k]
+    assert r1["AAL_A"] == pytest.approx(r2["AAL_A"], rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["LiFePO4", "Li3V2(PO4)3", "TlBiSe2"])
+def test_bonds_against_pymatgen_neighbours(name):
+    """Every centre–ligand bond (ligand atom and lattice image) equals the same shell rule applied to pymatgen's
+    own periodic neighbour search (Structure.get_all_neighbors)."""
+    from pymatgen.core import Lattice
+    from pymatgen.core import Structure as PS
+
+    from anionmotion.structures.framework import COVALENT_RADII_A, DEFAULT_BOND_SCALE, DEFAULT_TOL
+
+    s = pmg_structure(name)
+    mobile = ("Li",)
+    poly = framework_polyhedra(s.species, s.positions, s.cell, mobile=mobile)
+    frac = s.positions @ np.linalg.inv(s.cell)
+    frac -= np.floor(frac)
+    frac[frac >= 1.0] = 0.0
+    ps = PS(Lattice(s.cell), list(s.species), frac)
+    roles = ligand_roles(s.species, s.positions, s.cell)
+    rmax = DEFAULT_BOND_SCALE * 2 * max(COVALENT_RADII_A[x] for x in set(s.species))
+    nbrs = ps.get_all_neighbors(rmax)
+    mine = {(int(c), int(l), tuple(int(v) for v in n))
+            for c, l, n in zip(poly.centers[poly.bond_center], poly.bond_ligand, poly.bond_image)}
+    peer = set()
+    for c in poly.centers:
+        cs = s.species[c]
+        by_species = {}
+        for nb in nbrs[c]:
+            if roles[nb.index] != "ligand":
+                continue
+            ls = s.species[nb.index]
+            if nb.nn_distance <= DEFAULT_BOND_SCALE * (COVALENT_RADII_A[cs] + COVALENT_RADII_A[ls]):
+                by_species.setdefault(ls, []).append(nb)
+        for ls, lst in by_species.items():
+            dmin = min(nb.nn_distance for nb in lst)
+            peer |= {(int(c), int(nb.index), tuple(int(round(v)) for v in nb.image)) for nb in lst
+                     if nb.nn_distance <= (1 + DEFAULT_TOL) * dmin}
+    assert mine == peer and len(mine) > 0

@@ -125,13 +125,17 @@ def _polyanion_columns(structure, cation):
     reps = tuple(int(max(1, np.ceil(MIN_IMAGE_WIDTH_A / w))) for w in perpendicular_widths(structure.cell))
     big = structure.supercell(reps) if reps != (1, 1, 1) else structure
     n_cells = int(np.prod(reps))
-    traj = from_arrays((big.fractional @ big.cell)[None], big.cell, np.zeros(1), big.species, masses=big.masses,
-                       path=structure.path)
+    # a left-handed cell (pymatgen allows it) is the same lattice as its negative, which is right-handed
+    cell = big.cell if np.linalg.det(big.cell) > 0 else -big.cell
+    frac = big.positions @ np.linalg.inv(cell)
+    frac -= np.floor(frac)
+    traj = from_arrays((frac @ cell)[None], cell, np.zeros(1), big.species, masses=big.masses, path=structure.path)
     choice = detect_polyanions(traj, cation=cation)
     if not choice.found:
         return {"polyanion": None, "n_polyanions": 0, "polyanion_cutoff_A": None, "polyanion_connectivity": None,
                 "polyanion_reason": choice.reason}
-    pa = find_polyanions(big.to_chunk(), center=choice.center, ligand=choice.ligand, cutoff=choice.cutoff_A)
+    pa = find_polyanions(traj.read(frames=slice(0, 1), progress=False), center=choice.center, ligand=choice.ligand,
+                         cutoff=choice.cutoff_A)
     reason = choice.reason
     if n_cells > 1:
         reason += f" (found in a {'x'.join(map(str, reps))} supercell; counts per cell)"
@@ -170,7 +174,8 @@ def screen_structure(structure, *, cation=None, bv=True, bv_kw=None, tol=DEFAULT
     from ..trajectory import from_arrays
 
     structure.require_ordered("screening")
-    traj = from_arrays((structure.fractional @ structure.cell)[None], structure.cell, np.zeros(1),
+    cell = structure.cell if np.linalg.det(structure.cell) > 0 else -structure.cell   # right-handed, same lattice
+    traj = from_arrays((structure.fractional @ structure.cell)[None], cell, np.zeros(1),
                        structure.species, masses=structure.masses, path=structure.path)
     caught = []
     with warnings.catch_warnings(record=True) as wl:
