@@ -509,3 +509,17 @@ def test_bonds_against_pymatgen_neighbours(name):
             peer |= {(int(c), int(nb.index), tuple(int(round(v)) for v in nb.image)) for nb in lst
                      if nb.nn_distance <= (1 + DEFAULT_TOL) * dmin}
     assert mine == peer and len(mine) > 0
+
+
+def test_polyanion_conductors_of_papers_002_003_are_isolated():
+    """The structures of tests/data/bv (built from published crystallographic data for the bond-valence
+    tests: sulfates, phosphates, thiophosphates, argyrodites, LiBH4, cryolite, Na3SbS4, Na3YCl6, NaNO3) all
+    have isolated frameworks; the trigonal NO3 is the one that is not tetrahedral/octahedral."""
+    import glob
+
+    files = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "data", "bv", "*.vasp")))
+    assert len(files) >= 10
+    rows = screen_files(files, jobs=1, bv=False, progress=False)
+    for r in rows:
+        assert r["error"] == "" and r["connectivity"] == "isolated", (r["file"], r["error"], r["connectivity"])
+        assert r["candidate"] is (not r["file"].endswith("NaNO3.vasp")), r["file"]
