@@ -833,6 +833,33 @@ def md_cases():
                                  ["--bogus"])))
     out.append(Case("option/batch/extra-args", "option: batch", "arguments after a manifest",
                     lambda env: (["batch", env.write("m.toml", b"[[run]]\npath = 'x.nc'\n"), "extra"], ["extra"])))
+    # md --structure/--potential (issue 13): refused before any MD, one line naming the option or file
+    cif = os.path.join(REPO, "tests", "data", "md_structures", "Li3PO4_gamma.cif")
+    emt = ["--potential", "ase:ase.calculators.emt:EMT"]
+    md("potential=unknown", "--potential nosuchmodel", ["--structure", cif, "--potential", "nosuchmodel"],
+       ["nosuchmodel"])
+    md("potential-model-missing", "--potential mace:<missing file>",
+       ["--structure", cif, "--potential", "mace:/nonexistent-model.pt"], ["nonexistent-model.pt"])
+    md("potential-ase-class", "--potential ase:<module>:<missing class>",
+       ["--structure", cif, "--potential", "ase:ase.calculators.emt:Nope"], ["Nope"])
+    md("potential-kw=bad", "--potential-kw without '='", ["--structure", cif, *emt, "--potential-kw", "oops"],
+       ["potential-kw"])
+    md("device=gpu", "--device gpu", ["--structure", cif, *emt, "--device", "gpu"], ["--device"])
+    md("structure-no-potential", "--structure without --potential", ["--structure", cif], ["--potential"])
+    md("structure-missing", "--structure of a missing file", ["--structure", "/nonexistent-s.cif", *emt],
+       ["nonexistent-s.cif"])
+    md("supercell=2x2", "--supercell 2x2", ["--structure", cif, *emt, "--supercell", "2x2"], ["supercell"])
+    md("supercell=0x1x1", "--supercell 0x1x1", ["--structure", cif, *emt, "--supercell", "0x1x1"], ["supercell"])
+    md("frame-of-cif", "--frame 2 with a CIF", ["--structure", cif, *emt, "--frame", "2"], ["frame"])
+    md("nve-drift=-1", "--nve-drift -1", ["--structure", cif, *emt, "--nve-drift", "-1"], ["nve-drift"])
+
+    def disordered(env):
+        with open(cif, encoding="utf-8") as fh:
+            text = fh.read().replace("0.29550000  1", "0.29550000  0.5")
+        p = env.write("disordered.cif", text)
+        return ["md", "--structure", p, *emt, "--out", env.path("run.nc"), "--no-progress"], ["partially occupied"]
+    out.append(Case("option/md/structure-disordered", "option: md", "a structure with partial occupancies",
+                    disordered))
     return out
 
 
