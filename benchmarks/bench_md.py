@@ -58,7 +58,7 @@ MODES = ("UC", "RC", "RTC", "RTVC")
 EV_KJMOL = 96.48533212331002          # 1 eV in kJ/mol
 EV_A_KJMOL_NM = EV_KJMOL * 10.0        # 1 eV/Å in kJ/mol/nm
 ROUTE_NAMES = {"native": "native OpenMM forces", "pythonforce": "same model via PythonForce",
-               "ase": "same model via ASE calculator + PythonForce", "chgnet": "CHGNet (ASE calculator + PythonForce)"}
+               "ase": "same model via ASE calculator + PythonForce", "chgnet": "CHGNet in a PythonForce"}
 
 
 # ------------------------------------------------------------------------------------------- routes (child side)
