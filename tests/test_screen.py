@@ -523,3 +523,13 @@ def test_polyanion_conductors_of_papers_002_003_are_isolated():
     for r in rows:
         assert r["error"] == "" and r["connectivity"] == "isolated", (r["file"], r["error"], r["connectivity"])
         assert r["candidate"] is (not r["file"].endswith("NaNO3.vasp")), r["file"]
+
+
+def test_given_cation_absent_still_describes_the_framework():
+    row = screen_file(os.path.join(DATA, "ReO3.cif"), cation="na")
+    assert row["error"] == "" and row["cation"] is None and row["cation_source"] == "absent"
+    assert "Na" in row["cation_reason"] and row["connectivity"] == "corner-sharing"
+    assert row["verdict"] == "not a candidate: no mobile cation (Na given, absent)"
+    assert row["bv_status"] == "not computed"
+    with pytest.raises(Exception, match="not an element"):
+        screen_files([os.path.join(DATA, "ReO3.cif")], cation="Qq", progress=False)

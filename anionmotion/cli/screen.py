@@ -79,7 +79,6 @@ def _fmt(v, spec):
 def run(args) -> int:
     import os
 
-    from ..elements import normalize_symbol
     from ..errors import OptionError
     from ..results import check_output
     from ..structures.framework import DEFAULT_BOND_SCALE, DEFAULT_TOL
@@ -90,7 +89,9 @@ def run(args) -> int:
         raise OptionError(f"--json and --csv name the same file {args.json}")
     for p in outs:
         check_output(p, args.overwrite)
-    cation = normalize_symbol(args.cation) if args.cation else None
+    from ..structures.screen import _check_cation
+
+    cation = _check_cation(args.cation) if args.cation else None
     tol = DEFAULT_TOL if args.tol is None else args.tol
     scale = DEFAULT_BOND_SCALE if args.bond_scale is None else args.bond_scale
     rows = screen_files(args.structure, cation=cation, disorder=args.disorder, fmt=args.fmt, bv=not args.no_bv,

@@ -62,6 +62,18 @@ DEFINITIONS = {
 }
 
 
+def _check_cation(cation):
+    """The element symbol of ``cation`` (None stays None); an unknown element is an OptionError."""
+    from ..elements import ATOMIC_NUMBERS, normalize_symbol
+
+    if cation is None:
+        return None
+    sym = normalize_symbol(cation)
+    if sym not in ATOMIC_NUMBERS:
+        raise OptionError(f"--cation {cation}: not an element symbol (e.g. Na, Li)")
+    return sym
+
+
 def _one_line(err) -> str:
     text = str(err).strip() or type(err).__name__
     return " | ".join(ln.strip() for ln in text.splitlines() if ln.strip())
@@ -170,7 +182,7 @@ def screen_structure(structure, *, cation=None, bv=True, bv_kw=None, tol=DEFAULT
     dict
         One row: :data:`BASE_COLUMNS` plus the ``bv_*`` columns.
     """
-    from ..analysis.detect import detect_cation
+    from ..analysis.detect import CationChoice, detect_cation
     from ..trajectory import from_arrays
 
     structure.require_ordered("screening")
@@ -180,7 +192,13 @@ def screen_structure(structure, *, cation=None, bv=True, bv_kw=None, tol=DEFAULT
     caught = []
     with warnings.catch_warnings(record=True) as wl:
         warnings.simplefilter("always")
-        cc = detect_cation(traj, cation)
+        cation = _check_cation(cation)
+        if cation is not None and cation not in set(structure.species.tolist()):
+            # a set of files screened for one cation: a file without it still gets its framework described
+            cc = CationChoice(None, 0, "absent", f"--cation {cation} is not in this structure (species: "
+                                                 f"{', '.join(sorted(set(structure.species.tolist())))})")
+        else:
+            cc = detect_cation(traj, cation)
         mobile = (cc.species,) if cc.species else ()
         roles = ligand_roles(structure.species, structure.positions, structure.cell, bond_scale=bond_scale)
         poly = framework_polyhedra(structure.species, structure.positions, structure.cell, mobile=mobile, tol=tol,
@@ -198,7 +216,7 @@ def screen_structure(structure, *, cation=None, bv=True, bv_kw=None, tol=DEFAULT
     isolated = conn.connectivity == "isolated"
     shape_ok = bool(poly.n_polyhedra) and all(c in CANDIDATE_COORDINATION for c in cns)
     if cc.species is None:
-        verdict = "not a candidate: no mobile cation"
+        verdict = "not a candidate: no mobile cation" + (f" ({cation} given, absent)" if cation else "")
     elif conn.connectivity == "none":
         verdict = "not a candidate: no framework polyhedron (every cation is mobile)"
     elif not isolated:
@@ -314,6 +332,7 @@ def screen_files(paths, *, cation=None, disorder="refuse", fmt=None, bv=True, bv
 
     if disorder not in DISORDER_POLICIES:
         raise OptionError(f"invalid disorder {disorder!r}; choose one of {', '.join(DISORDER_POLICIES)}")
+    cation = _check_cation(cation)
     kw = dict(cation=cation, disorder=disorder, fmt=fmt, bv=bv, bv_kw=bv_kw, tol=tol, bond_scale=bond_scale)
     disable = None if progress is None else (not progress)
     rows = [None] * len(paths)
