@@ -36,7 +36,9 @@ from ..results import Result
 from .base import AnalysisBase, FrameTableWriter, format_bytes
 
 __all__ = ["sites", "Sites", "SitesResult", "SiteSet", "sites_from_structure", "sites_from_density", "assign_sites",
-           "sites_from_density_grid", "DEFAULT_MIN_RESIDENCE_PS", "DEFAULT_WINDOW_PS", "DEFAULT_PAIR_DISTANCE_A"]
+           "sites_from_density_grid", "density_maxima", "DEFAULT_MIN_RESIDENCE_PS", "DEFAULT_WINDOW_PS",
+           "DEFAULT_PAIR_DISTANCE_A", "DEFAULT_SMOOTH_A", "DEFAULT_MIN_PROMINENCE", "DEFAULT_SIGNIFICANCE",
+           "DELOCALISED_FRACTION", "MAX_IONS_PER_SITE"]
 
 DEFAULT_MIN_RESIDENCE_PS = 0.2
 """Default debounce: an ion must stay ≥ 0.2 ps (about one Li vibrational period) in a new site, at least one
@@ -347,9 +349,226 @@ def _smooth_periodic(grid, cell, sigma):
     return np.fft.irfftn(np.fft.rfftn(g) * kern, s=g.shape, axes=(0, 1, 2))
 
 
-def sites_from_density_grid(grid, cell, *, smooth=0.3, min_separation=1.0, threshold=0.05, type_tolerance=0.3,
-                            kind="voronoi", radius=None, label="D") -> SiteSet:
-    """Sites at the maxima of a periodic density grid.
+DEFAULT_SMOOTH_A = 0.3
+"""σ (Å) of the periodic Gaussian applied to the density before its maxima are searched: about the thermal
+rms displacement of Li about a site (0.2–0.4 Å at 300–1000 K), so a site stays one peak while voxel noise
+(0.2 Å voxels) is averaged over ~50 voxels."""
+DEFAULT_MIN_PROMINENCE = 0.5
+"""Smallest relative persistence (h − s)/h of a density maximum of height h whose highest saddle to a higher
+maximum is s: the density must fall to half of the peak before the ion can reach a higher maximum, i.e. a
+free-energy barrier of at least k_BT ln 2 ≈ 0.7 k_BT.  Shallower maxima are crossed at about the vibrational
+rate: they are one site with their higher neighbour (the debounce would not separate them either)."""
+DEFAULT_SIGNIFICANCE = 1.0
+"""Smallest persistence of a site in standard errors of the density (z = (h − s)/√(σ_h² + σ_s²)), the noise
+estimated from the two halves of the run (:func:`sites_from_density`): a maximum whose persistence is below
+one standard error is indistinguishable from the noise of the run.  Not stricter by default: the two halves
+also differ because ions move between sites, so a real site visited in one half only has a low z (2σ drops
+half of the maxima of the 20-ps example, leaving fewer sites than ions)."""
+MAX_IONS_PER_SITE = 2.0
+"""``delocalised`` is also set when the sites hold more than this many ions on average: the maxima then do not
+resolve the sites of individual ions (a liquid-like density has a few broad maxima)."""
+DELOCALISED_FRACTION = 0.5
+"""``delocalised`` is set when less than this fraction of the density lies in site cores (above the spill
+level of its site: the highest saddle to another site).  A localised ion spends most of its time well
+inside a site (a Gaussian site with saddles at 20 % of the peak holds 78 % of its weight above that level);
+below one half the ion is on the ridges between maxima as much as in them, and occupancies, residence
+times and jump counts depend on where the boundaries are drawn rather than on the physics."""
+
+_NEIGHBOURS = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1) if (i, j, k) != (0, 0, 0)]
+_HALF_NEIGHBOURS = [o for o in _NEIGHBOURS if o > (0, 0, 0)]
+
+
+def _roll_to(a, o):
+    """``a`` at the periodic neighbour v + o of every voxel v."""
+    return np.roll(a, shift=(-o[0], -o[1], -o[2]), axis=(0, 1, 2))
+
+
+def _ascent_basins(g):
+    """Steepest-ascent basins of a periodic grid (26-neighbourhood).
+
+    Voxels are totally ordered by value, ties broken by flat index (``rank``); every voxel points to its
+    highest neighbour when that is higher than itself, and the pointers are followed to the end.
+
+    Returns
+    -------
+    rank : ndarray of int64, grid shape
+    label : ndarray of int64, grid shape
+        Flat index of the maximum whose basin contains the voxel.
+    maxima : ndarray of int64
+        Flat indices of the local maxima (voxels above their 26 neighbours).
+    """
+    n = g.size
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(g.ravel(), kind="stable")] = np.arange(n)
+    rank = rank.reshape(g.shape)
+    flat = np.arange(n, dtype=np.int64).reshape(g.shape)
+    best, ptr = rank.copy(), flat.copy()
+    for o in _NEIGHBOURS:
+        rn = _roll_to(rank, o)
+        up = rn > best
+        best = np.where(up, rn, best)
+        ptr = np.where(up, _roll_to(flat, o), ptr)
+    del best
+    ptr = ptr.ravel()
+    while True:
+        nxt = ptr[ptr]
+        if np.array_equal(nxt, ptr):
+            break
+        ptr = nxt
+    maxima = np.flatnonzero(ptr == np.arange(n))
+    return rank, ptr.reshape(g.shape), maxima
+
+
+def _boundary_saddles(rank, label, maxima):
+    """Highest saddle between every pair of adjacent basins: the largest min(rank_u, rank_v) over neighbouring
+    voxels u, v of the two basins.  Returns (pairs (E, 2) of labels, saddle rank (E,))."""
+    M = len(maxima)
+    idx = np.searchsorted(maxima, label)          # basin index of every voxel
+    dense = M <= 4096
+    best = np.full(M * M if dense else 0, -1, dtype=np.int64)
+    keys, vals = [], []
+    for o in _HALF_NEIGHBOURS:
+        ln = _roll_to(idx, o)
+        m = ln != idx
+        if not m.any():
+            continue
+        a, b = idx[m], ln[m]
+        k = np.minimum(a, b) * M + np.maximum(a, b)
+        v = np.minimum(rank[m], _roll_to(rank, o)[m])
+        if dense:
+            np.maximum.at(best, k, v)
+        else:                                       # reduce this offset's pairs, then all of them
+            order = np.argsort(k)
+            k, v = k[order], v[order]
+            start = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+            keys.append(k[start])
+            vals.append(np.maximum.reduceat(v, start))
+    if dense:
+        k = np.flatnonzero(best >= 0)
+        v = best[k]
+    elif keys:
+        k, v = np.concatenate(keys), np.concatenate(vals)
+        order = np.argsort(k)
+        k, v = k[order], v[order]
+        start = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        k, v = k[start], np.maximum.reduceat(v, start)
+    else:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.stack([maxima[k // M], maxima[k % M]], axis=1), v
+
+
+def _persistence(rank_flat, maxima, pairs, srank):
+    """Elder-rule 0-dimensional persistence of the superlevel sets.
+
+    Edges (basin pairs) are joined from the highest saddle down; when two components meet, the one whose
+    maximum is lower dies at that saddle.  Returns, per maximum (in the order of ``maxima``), the saddle rank
+    at which it dies (−1 for the global maximum) and the basin label on the other side of that edge (where
+    it would spill to; −1 for the global maximum)."""
+    pos = {int(m): i for i, m in enumerate(maxima)}
+    parent = np.arange(len(maxima))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    death = np.full(len(maxima), -1, dtype=np.int64)
+    attach = np.full(len(maxima), -1, dtype=np.int64)
+    for e in np.argsort(-srank, kind="stable"):
+        i, j = pos[int(pairs[e, 0])], pos[int(pairs[e, 1])]
+        a, b = find(i), find(j)
+        if a == b:
+            continue
+        if rank_flat[maxima[a]] < rank_flat[maxima[b]]:
+            a, b, i, j = b, a, j, i
+        death[b] = srank[e]
+        attach[b] = i          # the basin across the saddle, in the surviving component
+        parent[b] = a
+    return death, attach
+
+
+def density_maxima(grid, cell, *, smooth=DEFAULT_SMOOTH_A, noise=None):
+    """Local maxima of a smoothed periodic density with their topological persistence and significance.
+
+    Parameters
+    ----------
+    grid : ndarray, shape (nx, ny, nz), Å⁻³
+        Density on a fractional grid.
+    cell : ndarray, shape (3, 3), Å
+    smooth : float, Å
+        σ of the periodic Gaussian applied first.
+    noise : (grid_1, n_1, grid_2, n_2), optional
+        Densities of two independent parts of the run (e.g. its halves) and their frame counts; ``grid`` should
+        be their frame-weighted mean.  Gives the standard error of the smoothed density (below).
+
+    Returns
+    -------
+    dict
+        ``g`` (smoothed grid), ``rank``, ``label`` (basin of every voxel), ``maxima`` (flat indices), ``height``,
+        ``saddle`` (density at the saddle where each maximum merges with a higher one; 0 for the highest),
+        ``attach`` (index into ``maxima`` of the basin across that saddle, −1 for the highest), ``z``
+        (persistence in standard errors; inf without ``noise``), ``noise_factor`` κ, ``pairs``/``saddle_rank``
+        (adjacent basins and their highest saddle).
+
+    Notes
+    -----
+    Persistence: the superlevel sets {ρ ≥ λ} are followed from the top down; a maximum is born at its height h
+    and dies at the level s where its component joins one with a higher maximum (elder rule), so h − s is how
+    far the density must fall before an ion at that maximum can reach a higher one.  On the periodic grid it
+    is computed from the steepest-ascent basins (26 neighbours) and the highest saddle between each pair of
+    adjacent basins.  Noise: with two parts of n₁ and n₂ frames, Var(ρ_s) is modelled as κ ρ_s / (n₁ + n₂)
+    (counting statistics inflated by the time correlation of the frames, κ from the whole grid:
+    κ = Σ(ρ₁ − ρ₂)² / [Σρ (1/n₁ + 1/n₂)] on the smoothed parts), and z = (h − s)/√(σ_h² + σ_s²).
+    """
+    cell = np.asarray(cell, dtype=np.float64)
+    g = _smooth_periodic(grid, cell, smooth)
+    rank, label, maxima = _ascent_basins(g)
+    pairs, srank = _boundary_saddles(rank, label, maxima)
+    rf, gf = rank.ravel(), g.ravel()
+    death, attach = _persistence(rf, maxima, pairs, srank)
+    inv = np.empty(g.size, dtype=np.int64)
+    inv[rf] = np.arange(g.size)
+    h = gf[maxima]
+    s = np.where(death >= 0, gf[inv[np.maximum(death, 0)]], 0.0)
+    kappa = None
+    z = np.full(len(maxima), np.inf)
+    if noise is not None:
+        g1, n1, g2, n2 = noise
+        n1, n2 = int(n1), int(n2)
+        if n1 > 0 and n2 > 0:
+            s1, s2 = _smooth_periodic(g1, cell, smooth), _smooth_periodic(g2, cell, smooth)
+            tot = float(np.sum(np.maximum(g, 0.0)))
+            kappa = float(np.sum((s1 - s2) ** 2) / (tot * (1.0 / n1 + 1.0 / n2))) if tot > 0 else None
+            if kappa is not None and kappa > 0:
+                var = kappa * (np.maximum(h, 0.0) + np.maximum(s, 0.0)) / (n1 + n2)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    z = np.where(death >= 0, (h - s) / np.sqrt(var), np.inf)
+    return {"g": g, "rank": rank, "label": label, "maxima": maxima, "height": h, "saddle": s, "attach": attach,
+            "z": z, "noise_factor": kappa, "pairs": pairs, "saddle_rank": srank}
+
+
+def _site_of_maxima(kept, attach):
+    """Site (index into the kept maxima) of every maximum: its own if kept, else that of the basin across its
+    death saddle, followed until a kept maximum is reached."""
+    n = len(kept)
+    site = np.full(n, -1, dtype=np.int64)
+    site[kept] = np.arange(int(kept.sum()))
+    for i in range(n):
+        path, j = [], i
+        while site[j] < 0 and attach[j] >= 0 and j not in path:
+            path.append(j)
+            j = attach[j]
+        t = site[j] if site[j] >= 0 else 0
+        for p in path:
+            site[p] = t
+    return site
+
+
+def sites_from_density_grid(grid, cell, *, smooth=DEFAULT_SMOOTH_A, min_separation=1.0, threshold=0.05,
+                            min_prominence=DEFAULT_MIN_PROMINENCE, significance=DEFAULT_SIGNIFICANCE, noise=None,
+                            type_tolerance=0.3, kind="voronoi", radius=None, label="D") -> SiteSet:
+    """Sites at the persistent maxima of a periodic density grid.
 
     Parameters
     ----------
@@ -358,12 +577,21 @@ def sites_from_density_grid(grid, cell, *, smooth=0.3, min_separation=1.0, thres
         :attr:`DensityResult.density`.
     cell : ndarray, shape (3, 3), Å
     smooth : float, Å
-        σ of the periodic Gaussian applied first (0 = none).
+        σ of the periodic Gaussian applied first (0 = none; :data:`DEFAULT_SMOOTH_A`).
     min_separation : float, Å
-        Maxima closer than this (minimum image) are one site: the maxima are taken highest first and a
-        maximum within ``min_separation`` of one already kept is dropped (clustering of the maxima).
+        Sites closer than this (minimum image) are one: taken highest first, a site within
+        ``min_separation`` of one already kept is merged into it (1 Å: no two distinct sites of an ion are
+        closer — the shortest site–site distances of Li conductors are ≈ 1.5 Å).
     threshold : float
         Maxima below this fraction of the highest are not sites.
+    min_prominence : float
+        Smallest relative persistence (h − s)/h (:data:`DEFAULT_MIN_PROMINENCE`): s is the saddle at which
+        the maximum merges with a higher one; 0 keeps every maximum.
+    significance : float
+        Smallest persistence in standard errors of the density (:data:`DEFAULT_SIGNIFICANCE`), used only with
+        ``noise``; 0 switches it off.
+    noise : (grid_1, n_1, grid_2, n_2), optional
+        Densities of two halves of the run and their frame counts (:func:`density_maxima`).
     type_tolerance : float
         Sites are grouped into types by peak height: sorted by height, a new type starts where the next
         height is lower than the previous one by more than a factor 1 + type_tolerance (a gap), so a
@@ -376,66 +604,170 @@ def sites_from_density_grid(grid, cell, *, smooth=0.3, min_separation=1.0, thres
     Returns
     -------
     SiteSet
-    """
-    from scipy.ndimage import maximum_filter
+        ``source`` records the parameters and the diagnostics: ``n_maxima`` (all local maxima),
+        ``n_prominent``, ``n_significant``, ``n_merged`` (by ``min_separation``), ``localised_fraction`` (share
+        of the density above its site's spill level, the highest saddle to another site), ``delocalised`` and
+        ``delocalised_reason``, per-site ``peak_density_per_A3``, ``saddle_density_per_A3``, ``persistence_z``,
+        ``spill_density_per_A3``.
 
+    Notes
+    -----
+    The maxima of the smoothed density are found with their basins and saddles on the periodic grid
+    (:func:`density_maxima`); a maximum is a site when it is at least ``threshold`` of the highest, its
+    relative persistence is at least ``min_prominence`` and (with ``noise``) its persistence is at least
+    ``significance`` standard errors.  The basins of the other maxima join the site across their death
+    saddle.  A site's position is the weighted centroid of its maximum's 3×3×3 neighbourhood (weights
+    ρ − min).  ``delocalised`` is set when less than :data:`DELOCALISED_FRACTION` of the density lies above the
+    spill levels of the sites, or when the sites hold more than :data:`MAX_IONS_PER_SITE` ions on average
+    (∫ρ dV / number of sites).
+    """
     if kind == "polyhedral":
         raise OptionError("density-maxima sites are assigned by voronoi or sphere, not polyhedral")
     _check_kind(kind, radius, None)
-    for nm, v in (("min_separation", min_separation), ("threshold", threshold), ("type_tolerance", type_tolerance)):
-        if not (np.isfinite(v) and v >= 0):
+    for nm, v in (("min_separation", min_separation), ("threshold", threshold), ("type_tolerance", type_tolerance),
+                  ("min_prominence", min_prominence), ("significance", significance), ("smooth", smooth)):
+        if v is None or not (np.isfinite(v) and v >= 0):
             raise OptionError(f"{nm} must be a non-negative number; got {v}")
+    if min_prominence > 1:
+        raise OptionError(f"min_prominence is a fraction of the peak height (0–1); got {min_prominence}")
     cell = np.asarray(cell, dtype=np.float64)
-    g = _smooth_periodic(grid, cell, smooth)
-    if not np.any(g > 0):
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 3 or min(grid.shape) < 3:
+        raise OptionError(f"the density grid must be 3-D with at least 3 points per axis; got shape {grid.shape}")
+    if not np.any(grid > 0):
         raise OptionError("the density grid is empty: no sites can be found")
-    peak = (maximum_filter(g, size=3, mode="wrap") == g) & (g >= threshold * g.max()) & (g > 0)
-    ijk = np.argwhere(peak)
-    h = g[peak]
-    order = np.argsort(-h, kind="stable")
-    ijk, h = ijk[order], h[order]
+    dm = density_maxima(grid, cell, smooth=smooth, noise=noise)
+    g, maxima, h, s, z = dm["g"], dm["maxima"], dm["height"], dm["saddle"], dm["z"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        prom = np.where(h > 0, (h - s) / h, 0.0)
+    tall = (h >= threshold * h.max()) & (h > 0)
+    prominent = tall & (prom >= min_prominence)
+    use_z = dm["noise_factor"] is not None and significance > 0
+    kept = prominent & (z >= significance) if use_z else prominent
+    kept[np.argmax(h)] = True      # the highest maximum is always a site
+    # positions: sub-voxel weighted centroid of the 3×3×3 neighbourhood
     shape = np.array(g.shape)
-    # sub-voxel position: weighted centroid of the periodic 3×3×3 neighbourhood above its minimum
     off = np.array(np.meshgrid(*[np.arange(-1, 2)] * 3, indexing="ij")).reshape(3, -1).T
-    frac = np.empty((len(ijk), 3))
-    for n, p in enumerate(ijk):
+    ki = np.flatnonzero(kept)
+    ki = ki[np.argsort(-h[ki], kind="stable")]
+    frac = np.empty((len(ki), 3))
+    for n, m in enumerate(ki):
+        p = np.array(np.unravel_index(maxima[m], g.shape))
         nb = (p + off) % shape
         w = g[nb[:, 0], nb[:, 1], nb[:, 2]]
         w = w - w.min()
         frac[n] = (p + 0.5 + (off * w[:, None]).sum(0) / w.sum() if w.sum() > 0 else p + 0.5) / shape
-    keep = []
-    for n in range(len(frac)):
-        if keep and np.min(_min_image_dist(frac[keep] - frac[n], cell)) < min_separation:
-            continue
+    # merge sites closer than min_separation (highest first)
+    keep, into = [], np.arange(len(ki))
+    for n in range(len(ki)):
+        if keep:
+            d = _min_image_dist(frac[keep] - frac[n], cell)
+            j = int(np.argmin(d))
+            if d[j] < min_separation:
+                into[n] = keep[j]
+                continue
         keep.append(n)
-    frac, h = frac[keep] - np.floor(frac[keep]), h[keep]
-    types = np.empty(len(h), dtype=np.int64)
+    pos_of = {old: new for new, old in enumerate(keep)}
+    final_of_kept = np.array([pos_of[int(into[n])] for n in range(len(ki))], dtype=np.int64)
+    kept_sorted = np.zeros(len(maxima), dtype=bool)
+    kept_sorted[ki] = True
+    order_idx = np.full(len(maxima), -1, dtype=np.int64)
+    order_idx[ki] = np.arange(len(ki))
+    # site of every maximum (basins of the non-sites join a site across their death saddle)
+    site_m = _site_of_maxima(kept_sorted, dm["attach"])          # index into the kept maxima in flat order
+    flat_kept = np.flatnonzero(kept_sorted)                        # kept maxima in maxima order
+    site_m = final_of_kept[order_idx[flat_kept[site_m]]]
+    frac, hk = frac[keep], h[ki[keep]]
+    frac = frac - np.floor(frac)
+    # spill level of every site: the highest saddle to another site; share of the density above it
+    lab_idx = np.searchsorted(maxima, dm["label"].ravel())
+    site_vox = site_m[lab_idx]
+    pairs = np.searchsorted(maxima, dm["pairs"])
+    sp_a, sp_b = site_m[pairs[:, 0]], site_m[pairs[:, 1]]
+    inv = np.empty(g.size, dtype=np.int64)
+    inv[dm["rank"].ravel()] = np.arange(g.size)
+    sval = g.ravel()[inv[dm["saddle_rank"]]] if len(pairs) else np.zeros(0)
+    cross = sp_a != sp_b
+    spill = np.zeros(len(keep))
+    np.maximum.at(spill, sp_a[cross], sval[cross])
+    np.maximum.at(spill, sp_b[cross], sval[cross])
+    gf = g.ravel()
+    pos_mass = np.maximum(gf, 0.0)
+    total = float(pos_mass.sum())
+    core = gf > spill[site_vox]
+    localised = float(pos_mass[core].sum() / total) if total > 0 else 0.0
+    if len(keep) == 1:
+        localised = 1.0 if total > 0 else 0.0
+    n_ions = total * abs(float(np.linalg.det(cell))) / g.size     # ∫ρ dV
+    per_site = n_ions / len(keep)
+    reasons = []
+    if localised < DELOCALISED_FRACTION:
+        reasons.append(f"only {100 * localised:.0f} % of the density lies in site cores (above the spill level of "
+                       f"its site; at least {100 * DELOCALISED_FRACTION:.0f} % for localised ions)")
+    if per_site > MAX_IONS_PER_SITE:
+        reasons.append(f"{per_site:.3g} ions per site on average (the maxima do not resolve single-ion sites)")
+    delocalised = bool(reasons)
+    reason = None
+    if delocalised:
+        reason = ("; ".join(reasons) + ": the species is too delocalised (or the run too short) for meaningful "
+                  "density-maxima sites")
+    types = np.empty(len(hk), dtype=np.int64)
     t = -1
-    for n in range(len(h)):  # heights sorted descending: a new type after a gap of more than 1 + type_tolerance
-        if n == 0 or h[n] * (1 + type_tolerance) < h[n - 1]:
+    for n in range(len(hk)):  # heights sorted descending: a new type after a gap of more than 1 + type_tolerance
+        if n == 0 or hk[n] * (1 + type_tolerance) < hk[n - 1]:
             t += 1
         types[n] = t
     names = [f"{label}{k + 1}" for k in range(t + 1)]
-    return SiteSet(kind, frac, types, names, None, None if kind != "sphere" else float(radius),
-                   {"density": "maxima of the periodic-Gaussian-smoothed density grid", "grid": list(g.shape),
-                    "smooth_A": float(smooth or 0.0), "min_separation_A": float(min_separation),
-                    "threshold": float(threshold), "type_tolerance": float(type_tolerance),
-                    "peak_density_per_A3": h.tolist()})
+    zk = z[ki[keep]]
+    source = {"density": "persistent maxima of the periodic-Gaussian-smoothed density grid", "grid": list(g.shape),
+              "smooth_A": float(smooth or 0.0), "min_separation_A": float(min_separation),
+              "threshold": float(threshold), "min_prominence": float(min_prominence),
+              "significance": float(significance) if use_z else None, "type_tolerance": float(type_tolerance),
+              "noise_factor": dm["noise_factor"], "n_maxima": int(len(maxima)), "n_above_threshold": int(tall.sum()),
+              "n_prominent": int(prominent.sum()),
+              "n_significant": int((prominent & (z >= significance)).sum()) if use_z else None,
+              "n_merged": int(len(ki) - len(keep)), "localised_fraction": localised, "ions_per_site": per_site,
+              "delocalised": bool(delocalised),
+              "delocalised_reason": reason, "peak_density_per_A3": hk.tolist(),
+              "saddle_density_per_A3": s[ki[keep]].tolist(), "spill_density_per_A3": spill.tolist(),
+              "persistence_z": [None if not np.isfinite(x) else float(x) for x in zk]}
+    return SiteSet(kind, frac, types, names, None, None if kind != "sphere" else float(radius), source)
 
 
-def sites_from_density(traj, species, *, spacing=0.2, smooth=0.3, min_separation=1.0, threshold=0.05,
-                       type_tolerance=0.3, kind="voronoi", radius=None, start=None, stop=None, step=None,
-                       memory=None, progress=None) -> SiteSet:
-    """Sites at the maxima of the species' own time-averaged density (one streamed pass of
-    :func:`anionmotion.density` with grid ``spacing`` Å, then :func:`sites_from_density_grid`)."""
-    from .density import density
+def sites_from_density(traj, species, *, spacing=0.2, smooth=DEFAULT_SMOOTH_A, min_separation=1.0, threshold=0.05,
+                       min_prominence=DEFAULT_MIN_PROMINENCE, significance=DEFAULT_SIGNIFICANCE, type_tolerance=0.3,
+                       kind="voronoi", radius=None, start=None, stop=None, step=None, memory=None,
+                       progress=None) -> SiteSet:
+    """Sites at the persistent maxima of the species' own time-averaged density.
 
-    res = density(traj, species, spacing=spacing, start=start, stop=stop, step=step, memory=memory,
-                  progress=progress)
-    ss = sites_from_density_grid(res.density, res.cell, smooth=smooth, min_separation=min_separation,
-                                 threshold=threshold, type_tolerance=type_tolerance, kind=kind, radius=radius,
-                                 label=f"{species}-D")
+    One streamed pass of :func:`anionmotion.density` (grid ``spacing`` Å) over each half of the frame range —
+    together one pass over the run — gives the two half densities; their frame-weighted mean is the density of
+    the whole run (exactly), and their difference its noise.  Then :func:`sites_from_density_grid` (see there
+    for the other parameters).  Runs of fewer than 4 frames are not split (no significance test).
+    """
+    from .density import density, grid_shape_for_spacing
+
+    fr = traj.frame_range(start=start, stop=stop, step=step)
+    n = len(fr)
+    # one grid for both halves (from the first analysed frame's cell; fractional, so NPT cells share it)
+    kw = dict(grid=grid_shape_for_spacing(np.asarray(traj.cells[fr.start], dtype=np.float64), spacing),
+              memory=memory, progress=progress)
+    if n >= 4:
+        mid = fr.start + (n // 2) * fr.step
+        r1 = density(traj, species, start=fr.start, stop=mid, step=fr.step, **kw)
+        r2 = density(traj, species, start=mid, stop=fr.stop, step=fr.step, **kw)
+        n1, n2 = r1.n_frames, r2.n_frames
+        grid = (n1 * r1.density + n2 * r2.density) / (n1 + n2)
+        cell = (n1 * np.asarray(r1.cell) + n2 * np.asarray(r2.cell)) / (n1 + n2)
+        noise = (r1.density, n1, r2.density, n2)
+    else:
+        res = density(traj, species, start=start, stop=stop, step=step, **kw)
+        grid, cell, noise = res.density, res.cell, None
+    ss = sites_from_density_grid(grid, cell, smooth=smooth, min_separation=min_separation, threshold=threshold,
+                                 min_prominence=min_prominence, significance=significance, noise=noise,
+                                 type_tolerance=type_tolerance, kind=kind, radius=radius, label=f"{species}-D")
     ss.source["spacing_A"] = float(spacing)
+    ss.source["frames"] = int(n)
     return ss
 
 
@@ -499,6 +831,9 @@ class SitesResult(Result):
     occupancy_preview : ndarray, shape (n, 1 + T)
         Time (ps) and ions in each type per frame (raw), a strided preview for the figure.
     meta : dict
+        Debounce, frames, kernel, the site set's ``source`` (``meta["sites"]``) and, for density-maxima sites,
+        ``delocalised`` (True when the species is too delocalised for meaningful sites) with
+        ``delocalised_reason``.
     """
 
     species: str
@@ -545,6 +880,9 @@ class SitesResult(Result):
                  f"{len(self.type_names)} types, {self.n_frames} frames × {self.dt_ps:g} ps; debounce "
                  f"{self.meta.get('debounce_frames')} frames; {self.unassigned_fraction * 100:.2f} % of ion-frames "
                  "in no site"]
+        if self.meta.get("delocalised"):
+            lines.append(f"WARNING: {self.species} is delocalised — {self.meta.get('delocalised_reason')}; occupancies, "
+                         "residence times and jumps below depend on where the site boundaries are drawn")
         lines.append(f"{'type':>12} {'sites':>6} {'frac raw %':>10} {'frac %':>8} {'occ/site':>9} "
                      f"{'<τ>/ps':>16} {'τ_exit/ps':>16} {'runs':>6}")
         for t, name in enumerate(self.type_names):
@@ -945,6 +1283,8 @@ class Sites(AnalysisBase):
                              "censored and excluded from the distribution; tau_exit = committed time / exits",
                 "collective_baseline": "other ions' jump times shifted by L_k = k(2W+1) frames (time-shift "
                                        "surrogate of per-ion shuffling)",
+                "delocalised": bool(ss.source.get("delocalised", False)),
+                "delocalised_reason": ss.source.get("delocalised_reason"),
                 "memory_bytes": int(self.budget), "frames_per_chunk": int(getattr(self, "frames_per_chunk", 0) or 0),
                 "kernel": "compiled (ext/_sites.pyx)" if self.use_ext else "numpy twin"}
         return SitesResult(
@@ -997,8 +1337,9 @@ def assign_sites(traj, species, site_set, *, start=None, stop=None, step=None, u
 
 
 def sites(traj, species, *, reference=None, site_species=None, kind=None, vertex_species=None, cutoff=3.0,
-          radius=None, align=None, type_by="label", site_set=None, spacing=0.2, smooth=0.3, min_separation=1.0,
-          threshold=0.05, debounce=None, min_residence=DEFAULT_MIN_RESIDENCE_PS, window=DEFAULT_WINDOW_PS,
+          radius=None, align=None, type_by="label", site_set=None, spacing=0.2, smooth=DEFAULT_SMOOTH_A,
+          min_separation=1.0, threshold=0.05, min_prominence=DEFAULT_MIN_PROMINENCE,
+          significance=DEFAULT_SIGNIFICANCE, debounce=None, min_residence=DEFAULT_MIN_RESIDENCE_PS, window=DEFAULT_WINDOW_PS,
           pair_distance=DEFAULT_PAIR_DISTANCE_A, start=None, stop=None, step=None, frames_per_chunk=None,
           memory=None, progress=None, use_ext=True) -> SitesResult:
     """Sites of a mobile species: assignment, occupancy, residence times, transitions, jumps (docs/sites.md).
@@ -1028,9 +1369,10 @@ def sites(traj, species, *, reference=None, site_species=None, kind=None, vertex
         Site types from CIF labels or from the centre species.
     site_set : SiteSet, optional
         Ready-made sites (overrides ``reference``).
-    spacing, smooth, min_separation, threshold : float
-        Density-maxima sites: grid spacing (Å), Gaussian σ (Å), merging distance (Å), smallest peak as a
-        fraction of the highest.
+    spacing, smooth, min_separation, threshold, min_prominence, significance : float
+        Density-maxima sites (:func:`sites_from_density_grid`): grid spacing (Å), Gaussian σ (Å), merging
+        distance (Å), smallest peak as a fraction of the highest, smallest relative persistence, smallest
+        persistence in standard errors of the density (split-half noise).
     debounce : int, optional
         Frames an ion must stay in a new site before it counts as a jump; default from ``min_residence``.
     min_residence : float, ps
@@ -1072,8 +1414,9 @@ def sites(traj, species, *, reference=None, site_species=None, kind=None, vertex
         else:
             kind = kind or ("sphere" if radius is not None else "voronoi")
             site_set = sites_from_density(traj, species, spacing=spacing, smooth=smooth, min_separation=min_separation,
-                                          threshold=threshold, kind=kind, radius=radius, start=start, stop=stop,
-                                          step=step, memory=memory, progress=progress)
+                                          threshold=threshold, min_prominence=min_prominence,
+                                          significance=significance, kind=kind, radius=radius, start=start,
+                                          stop=stop, step=step, memory=memory, progress=progress)
     elif kind is not None and kind != site_set.kind:
         site_set = site_set.with_kind(kind, radius)
     return Sites(species, site_set, debounce=debounce, min_residence=min_residence, window=window,

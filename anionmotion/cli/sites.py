@@ -46,6 +46,13 @@ def register(sub):
                    help="maxima closer than this are one site (default 1.0 Å)")
     d.add_argument("--threshold", type=float, default=0.05,
                    help="smallest maximum as a fraction of the highest (default 0.05)")
+    d.add_argument("--min-prominence", type=float, default=0.5, metavar="FRACTION",
+                   help="smallest relative persistence (h − s)/h of a maximum: the density must fall below "
+                        "(1 − this) × its height before a higher maximum is reached (default 0.5: a barrier of "
+                        "k_BT ln 2); 0 keeps every maximum")
+    d.add_argument("--significance", type=float, default=1.0, metavar="Z",
+                   help="smallest persistence in standard errors of the density, the noise from the two halves of "
+                        "the run (default 1.0; 0 switches the test off)")
     a = p.add_argument_group("residences and jumps")
     a.add_argument("--debounce", type=int, metavar="FRAMES",
                    help="frames an ion must stay in a new site before it has jumped (default from --min-residence)")
@@ -71,7 +78,8 @@ def run(args) -> int:
         res = sites(traj, args.species, reference=args.reference, site_species=args.site_species, kind=args.kind,
                     vertex_species=args.vertex_species, cutoff=args.vertex_cutoff, radius=args.radius,
                     align=args.align, type_by=args.type_by, spacing=args.spacing, smooth=args.smooth,
-                    min_separation=args.min_separation, threshold=args.threshold, debounce=args.debounce,
+                    min_separation=args.min_separation, threshold=args.threshold,
+                    min_prominence=args.min_prominence, significance=args.significance, debounce=args.debounce,
                     min_residence=args.min_residence, window=args.window, pair_distance=args.pair_distance,
                     start=args.start, stop=args.stop, step=args.step, memory=args.memory,
                     progress=progress_of(args))

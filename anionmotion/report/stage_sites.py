@@ -24,8 +24,22 @@ def sites_body(ctx, out):
     res = call(out, _api("sites"), ctx.traj, sp, progress=ctx.progress, memory=ctx.memory, **kw)
     d = rdict(res)
     out.result = d
-    out.summary.append(("sites", f"{res.n_sites} {res.kind} sites in {len(res.type_names)} types "
-                                 f"({'reference ' + str(kw['reference']) if kw['reference'] else 'density maxima'})"))
+    src = res.meta.get("sites") or {}
+    if res.meta.get("delocalised"):
+        # too delocalised for meaningful density-maxima sites: say so instead of a site count
+        out.summary.append(("sites", f"not meaningful: {sp} is delocalised ({res.n_sites} tentative density "
+                                     f"maxima; {res.meta.get('delocalised_reason')})"))
+        out.notes.append(f"{sp} is too delocalised for density-maxima sites: "
+                         f"{100 * src.get('localised_fraction', float('nan')):.0f} % of its density lies in site "
+                         "cores; the occupancies, residence times and jump statistics of this stage depend on where "
+                         "the site boundaries are drawn (give a reference structure with sites_reference for "
+                         "crystallographic sites)")
+    else:
+        how = "reference " + str(kw["reference"]) if kw["reference"] else "density maxima"
+        if not kw["reference"] and src.get("n_maxima") is not None:
+            how += (f": {src['n_maxima']} local maxima, {src['n_prominent']} persistent, "
+                    f"{100 * src['localised_fraction']:.0f} % of the density in site cores")
+        out.summary.append(("sites", f"{res.n_sites} {res.kind} sites in {len(res.type_names)} types ({how})"))
     out.summary.append(("debounce", f"{res.meta['debounce_frames']} frames ({_fmt(res.meta['debounce_ps'], 'ps')})"))
     for t, name in enumerate(res.type_names):
         r = res.residence[t]
