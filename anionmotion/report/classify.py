@@ -287,7 +287,7 @@ def classification_figure(res: ClassifyResult):
     order = _order(res.rows)
     rows = [res.rows[i] for i in order]
     n = len(rows)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.45 * n + 2.5), 4.2))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.4 * n + 2.5), 4.8))
     ax2 = ax.twinx()
     for k, r in enumerate(rows):
         ax.axvspan(k - 0.5, k + 0.5, color=_SHADE[r.category], alpha=0.18, lw=0)
@@ -315,8 +315,7 @@ def classification_figure(res: ClassifyResult):
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
     ax.legend(h1 + h2 + present, l1 + l2 + [p.get_label() for p in present], fontsize=7, frameon=False,
-              loc="upper left", bbox_to_anchor=(1.14, 1.0))
-    ax.set_title("paper-003 diagnosis classification", fontsize=10)
+              loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=2)
     fig.tight_layout()
     return fig
 
