@@ -307,6 +307,7 @@ def run_converging(mdsys, out, settings: RunSettings, conv: Convergence, *, star
         if stopped is not None:
             if complete == 1 and done and done.get("settings") == key and _same_but_time(st, s0):
                 log(f"{out} has converged or stopped ({stopped}) with these settings; skipped")
+                shutil.rmtree(sdir, ignore_errors=True)   # killed between the attribute and the clean-up
                 return _load(report_path(out))
             raise OptionError(f"{out}: an adaptive run with other settings ended there ({stopped}); repeat its "
                               "command, or use --overwrite")
@@ -358,18 +359,19 @@ def _finish_converging(mdsys, out, state, log):
 
     rec = {"settings": state["settings"], "checks": state["checks"], "stopped_by": state["stopped_by"],
            "production_ps": state["production_ps"]}
+    rp = report_path(out)      # the report first: the NetCDF attribute is what marks the run as finished
+    rep = _load(rp)
+    rep["convergence"] = rec
+    write_json(rp, rep, overwrite=True)
+    os.chmod(rp, 0o644)
     w = NetCDFWriter(out, mdsys.species, mode="a")
     try:
         w.set_attributes({"convergence": json.dumps(to_jsonable(rec)), "convergence_stopped_by": state["stopped_by"]})
         w.sync()
     finally:
         w.close()
-    rp = report_path(out)
-    rep = _load(rp)
-    rep["convergence"] = rec
-    write_json(rp, rep, overwrite=True)
-    os.chmod(rp, 0o644)
     shutil.rmtree(_state_dir(out), ignore_errors=True)
+    log(f"{out}: {state['stopped_by'].replace('_', ' ')} at {state['production_ps']:g} ps")
     return rep
 
 
