@@ -887,6 +887,8 @@ def bv_cases():
     bv("encut=0", "--encut 0", ["--encut", "0"], ["encut"])
     bv("no-bv-parameters", "a hydride (LiBH4-like): no softBV parameters for H-", [], ["H1-", "parameters"],
        poscar=_BV_LIBH4)
+    bv("no-cation", "a structure without a mobile cation (BaSO4-like)", [], ["cation"],
+       poscar=_BV_LI2SO4.replace("Li S O\n2 1 4\nDirect\n0 0 0\n0.5 0.5 0\n", "Ba S O\n1 1 4\nDirect\n0 0 0\n"))
     out.append(Case("option/bv/missing", "option: bv", "a structure file that does not exist",
                     lambda env: (["bv", os.path.join(env.folder, "nope.cif")], ["nope.cif"])))
     out.append(Case("option/bv/garbage", "option: bv", "a CIF of random bytes",

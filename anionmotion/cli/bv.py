@@ -27,6 +27,9 @@ def register(sub):
                    help="oxidation states, e.g. Li=1,P=5,S=-2 (default: pymatgen's BVAnalyzer)")
     p.add_argument("--migration-dimension", choices=("1D", "2D", "3D"), default="3D",
                    help="percolation barrier used as E_mig in the ratio (default 3D)")
+    p.add_argument("--ratio-basis", choices=("cation", "ligand"), default="cation",
+                   help="E_mig in E_mig/E_rot and the mode: the mobile cation's barrier (default, SPEC) or the "
+                        "ligand's own percolation energy (both are printed)")
     p.add_argument("--encut", type=float, default=10.0, metavar="EV",
                    help="highest energy searched above the minimum, eV (default 10)")
     p.add_argument("--disorder", choices=("refuse", "order"), default="refuse",
@@ -76,8 +79,13 @@ def format_summary(res) -> str:
     for r in res["polyanions"]:
         lines.append(f"  {r['type']} centre #{r['center_index']} (×{r['multiplicity']}, {r['center']}–{r['ligand']} "
                      f"{r['bond_length_A']:.3f} Å): E_rot = {_f(r['E_rot_eV'])} eV")
-    lines.append(f"  E_rot (lowest) = {_f(res['E_rot_min_eV'])} eV; E_mig/E_rot = {_f(res['ratio'], '{:.2f}')} "
-                 f"({res['migration_dimension']}); main coupling mode: {res['mode'] or '—'}")
+    for lig, e in res.get("E_mig_ligand_eV", {}).items():
+        lines.append(f"  ligand {lig} percolation (eV above its minimum): 1D {_f(e['1D'])}, 2D {_f(e['2D'])}, "
+                     f"3D {_f(e['3D'])}")
+    lines.append(f"  E_rot (lowest) = {_f(res['E_rot_min_eV'])} eV; E_mig/E_rot ({res['migration_dimension']}) = "
+                 f"{_f(res.get('ratio_cation'), '{:.2f}')} with the cation's E_mig ({res.get('mode_cation') or '—'}), "
+                 f"{_f(res.get('ratio_ligand'), '{:.2f}')} with the ligand's ({res.get('mode_ligand') or '—'})")
+    lines.append(f"  main coupling mode ({res['ratio_basis']} basis): {res['mode'] or '—'}")
     lines.append(f"  rule: {res['mode_rule']}")
     for name, g in res["grid"].items():
         lines.append(f"  grid ({name}): {g['shape'][0]}×{g['shape'][1]}×{g['shape'][2]} points, spacing "
@@ -100,13 +108,12 @@ def run(args) -> int:
     st = load_structure(args.structure, disorder=args.disorder)
     res = bv_summary(st, cation=args.cation, grid_spacing=args.grid_spacing, oxidation_states=ox,
                      center=args.center, ligand=args.ligand, migration_dimension=args.migration_dimension,
-                     encut=args.encut, keep_landscape=bool(args.cube or args.chgcar))
+                     encut=args.encut, keep_landscape=bool(args.cube or args.chgcar), require_cation=True,
+                     ratio_basis=args.ratio_basis)
     land = res.pop("landscape", None)
     print(format_summary(res))
     out = args.cube or args.chgcar
     if out:
-        if land is None:
-            raise OptionError(f"{args.structure}: no mobile cation, so there is no landscape to write to {out}")
         write_landscape(land, out, overwrite=args.overwrite)
         print(f"  landscape written to {out}")
     if args.json:

@@ -14,7 +14,10 @@
   centre (algorithm in :mod:`anionmotion.structures._erot`).
 * **Main coupling mode**: "rotate" when E_mig / E_rot ≥ :data:`ROTATE_RATIO` (= 2), else "vibrate".  Every
   row of paper 002's Table S1 follows this rule (its "vibrate" rows have ratios 1.00–1.94, its "rotate"
-  rows 2.62–64.6).
+  rows 2.62–64.6).  E_mig in the ratio is the mobile cation's barrier (SPEC §10; ``ratio_basis="cation"``)
+  or the ligand's own percolation energy (``ratio_basis="ligand"``): paper 002 does not say which landscape
+  its E_mig comes from, and its Table S1 (E_mig up to 6.9 eV; E_rot = E_mig in several rows) reads like
+  the ligand's.  Both ratios and modes are always reported; see ``docs/bond-valence.md``.
 
 Energies are in eV, lengths in Å.
 """
@@ -33,7 +36,7 @@ from ..errors import OptionError, OptionTypeError
 
 __all__ = ["bv_summary", "bvse_landscape", "migration_barriers", "rotation_energies", "write_landscape",
            "read_landscape", "BVLandscape", "BV_SOURCE", "ROTATE_RATIO", "DEFAULT_GRID_SPACING",
-           "DEFAULT_SHELL", "DEFAULT_MIGRATION_DIMENSION", "assign_oxidation_states", "check_bv_parameters"]
+           "DEFAULT_SHELL", "DEFAULT_MIGRATION_DIMENSION", "RATIO_BASES", "DEFAULT_RATIO_BASIS", "assign_oxidation_states", "check_bv_parameters"]
 
 #: where the bond-valence parameters come from (stated in every output)
 BV_SOURCE = ("softBV bond-valence site-energy parameters (H. Chen, S. Adams, IUCrJ 4 (2017) 614; "
@@ -47,6 +50,9 @@ DEFAULT_GRID_SPACING = 0.2
 DEFAULT_SHELL = (0.6, 1.4)
 #: which percolation barrier is E_mig in the ratio and the mode
 DEFAULT_MIGRATION_DIMENSION = "3D"
+#: whose percolation energy is E_mig in the ratio: the mobile cation's (SPEC §10) or the ligand's
+RATIO_BASES = ("cation", "ligand")
+DEFAULT_RATIO_BASIS = "cation"
 #: BVlain defaults used here (neighbour cutoff Å, neighbours per grid point, Coulomb screening factor)
 R_CUT_A = 10.0
 K_NEIGHBOURS = 100
@@ -400,7 +406,8 @@ def _detect_cation(structure, cation):
 
 def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxidation_states=None,
                center=None, ligand=None, migration_dimension=DEFAULT_MIGRATION_DIMENSION, shell=DEFAULT_SHELL,
-               min_hole_fraction=None, encut=ENCUT_EV, keep_landscape=False) -> dict:
+               min_hole_fraction=None, encut=ENCUT_EV, keep_landscape=False, require_cation=False,
+               ratio_basis=DEFAULT_RATIO_BASIS) -> dict:
     """Bond-valence energetics of one structure: E_mig (1-D/2-D/3-D), E_rot per polyanion, ratio and mode.
 
     Parameters
@@ -426,6 +433,14 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
         Highest energy searched (percolation and E_rot).
     keep_landscape : bool
         Also return the cation :class:`BVLandscape` under ``"landscape"`` (not JSON-able).
+    ratio_basis : {"cation", "ligand"}
+        Which E_mig enters ``ratio`` and ``mode``: the mobile cation's percolation barrier (SPEC §10, the
+        default) or the ligand's own percolation energy (the reading of paper 002 under which its Table S1
+        is reproduced; see ``docs/bond-valence.md``).  Both are always reported (``ratio_cation``,
+        ``mode_cation``, ``ratio_ligand``, ``mode_ligand``).
+    require_cation : bool
+        Raise :class:`OptionError` when the structure has no mobile cation (the ``bv`` command); by default
+        the E_mig fields stay None and ``reason`` says why (what ``screen`` needs).
 
     Returns
     -------
@@ -440,17 +455,22 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
     dim = str(migration_dimension).upper()
     if dim not in ("1D", "2D", "3D"):
         raise OptionError(f"migration_dimension must be 1D, 2D or 3D; got {migration_dimension!r}")
+    basis_used = str(ratio_basis).lower()
+    if basis_used not in RATIO_BASES:
+        raise OptionError(f"ratio_basis must be one of {', '.join(RATIO_BASES)}; got {ratio_basis!r}")
     grid_spacing = _positive(grid_spacing, "grid_spacing")
     encut = _positive(encut, "encut")
     choice = _detect_cation(structure, cation)
+    if choice.species is None and require_cation:
+        raise OptionError(f"{structure.path}: {choice.reason}")
     decorated = assign_oxidation_states(structure, oxidation_states)
     _, ox, how = decorated
     out = {"structure": structure.path, "formula": structure.formula, "cation": choice.species,
            "cation_reason": choice.reason, "E_mig_1D_eV": None, "E_mig_2D_eV": None, "E_mig_3D_eV": None,
-           "E_mig_eV": None, "migration_dimension": dim, "polyanions": [], "E_rot_eV_by_type": {},
-           "E_rot_min_eV": None, "ratio": None, "mode": None,
-           "mode_rule": f"rotate when E_mig({dim}) / E_rot ≥ {ROTATE_RATIO:g} (paper 002 Table S1), else vibrate; "
-                        "vibrate when no closed ligand path forms below encut",
+           "E_mig_eV": None, "migration_dimension": dim, "E_mig_ligand_eV": {}, "polyanions": [], "E_rot_eV_by_type": {},
+           "E_rot_min_eV": None, "ratio": None, "mode": None, "ratio_basis": basis_used,
+           "mode_rule": f"rotate when E_mig({dim}, {basis_used}) / E_rot ≥ {ROTATE_RATIO:g} (paper 002 Table S1), "
+                        "else vibrate; vibrate when no closed ligand path forms below encut",
            "oxidation_states": ox, "oxidation_states_from": how,
            "parameters": {"source": BV_SOURCE.format(version=_bvlain_version()), "r_cut_A": R_CUT_A,
                           "k_neighbours": K_NEIGHBOURS, "screening_f": SCREENING_F, "encut_eV": encut,
@@ -478,6 +498,9 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
     out["polyanions"] = rows
     for lig, land in landscapes.items():
         out["grid"][f"ligand {lig}"] = land.grid_info()
+        bar = migration_barriers(land, encut=encut)
+        out["E_mig_ligand_eV"][lig] = {d: (float(bar[f"E_{d}"]) if np.isfinite(bar[f"E_{d}"]) else None)
+                                       for d in ("1D", "2D", "3D")}
     if not rows:
         out["reason"].append("no isolated polyanion found (no E_rot)")
     by_type = {}
@@ -490,14 +513,23 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
     out["E_rot_eV_by_type"] = by_type
     vals = [v for v in by_type.values() if v is not None]
     out["E_rot_min_eV"] = min(vals) if vals else None
-    if rows and out["E_mig_eV"] is not None:
-        if out["E_rot_min_eV"] is None:
-            out["mode"] = "vibrate"
-            out["reason"].append(f"no closed ligand path below {encut:g} eV: E_rot > encut")
-        else:
-            e_rot = max(out["E_rot_min_eV"], 1e-12)
-            out["ratio"] = out["E_mig_eV"] / e_rot
-            out["mode"] = "rotate" if out["ratio"] >= ROTATE_RATIO else "vibrate"
+    # the ratio and the mode on both readings of paper 002's E_mig (see the module docstring)
+    lig_of_min = next((r["ligand"] for r in rows if r["E_rot_eV"] is not None
+                       and r["E_rot_eV"] == out["E_rot_min_eV"]), None)
+    e_lig = (out["E_mig_ligand_eV"].get(lig_of_min) or {}).get(dim) if lig_of_min else None
+    out["E_mig_ligand_used_eV"] = e_lig
+    for basis, e_mig in (("cation", out["E_mig_eV"]), ("ligand", e_lig)):
+        ratio = mode = None
+        if rows and out["E_rot_min_eV"] is None and (e_mig is not None or basis == "ligand"):
+            mode = "vibrate"
+        elif out["E_rot_min_eV"] is not None and e_mig is not None:
+            ratio = e_mig / max(out["E_rot_min_eV"], 1e-12)
+            mode = "rotate" if ratio >= ROTATE_RATIO else "vibrate"
+        out[f"ratio_{basis}"], out[f"mode_{basis}"] = ratio, mode
+    out["ratio"], out["mode"] = out[f"ratio_{basis_used}"], out[f"mode_{basis_used}"]
+    out["ratio_basis"] = basis_used
+    if rows and out["E_rot_min_eV"] is None:
+        out["reason"].append(f"no closed ligand path below {encut:g} eV: E_rot > encut")
     out["reason"] = "; ".join(out["reason"])
     out["seconds"] = time.perf_counter() - t0
     if keep_landscape:
