@@ -272,3 +272,41 @@ def test_batch_md_bad_options(capsys):
     assert e.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
     assert main(["batch", "m.toml", "extra"]) == 2
     assert "unexpected arguments after the manifest m.toml: extra" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ SIGKILL by command
+@pytest.mark.slow
+def test_sigkill_during_an_extension_and_resume_by_command(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = str(tmp_path / "k.nc")
+    cmd = [sys.executable, "-m", "anionmotion", "md", "--system", "li2so4", "--cells", "2", "--mode", "UC",
+           "--temperature", "1400,1700", "--time", "1", "--equilibrate", "0.2", "--reequilibrate", "0.2",
+           "--timestep", "2", "--checkpoint-every", "20", "--until-converged", "0.01", "--time-limit", "2",
+           "--threads", "1", "--no-progress", "--out", out]
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = str(tmp_path / "k_1400K_UC.nc.state" / "checkpoint.npz")
+    deadline = time.time() + 180
+    while time.time() < deadline:          # killed inside the first run's extension (frames 101…201)
+        try:
+            if int(np.load(ck)["n_frames"]) >= 140:
+                break
+        except (OSError, ValueError, KeyError, EOFError):
+            pass
+        time.sleep(0.1)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "resuming at frame" in r.stderr
+    for T in (1400, 1700):
+        a, t = attrs(str(tmp_path / f"k_{T}K_UC.nc"))
+        npt.assert_allclose(t, np.arange(201) * 0.01, atol=2e-5)
+        conv = json.loads(a["convergence"])
+        assert a["convergence_stopped_by"] == "time_limit" and [c["production_ps"] for c in conv["checks"]] == [1, 2]
+    assert not any(n.endswith(".state") for n in os.listdir(tmp_path))
