@@ -19,7 +19,10 @@ def register(sub):
                                    "(a LocalCluster by default, any cluster with --scheduler), skipping runs whose "
                                    "output is already complete, then run `compare` over the finished reports. "
                                    "The manifest schema is in the docs (Reports and batch runs) and in "
-                                   "`python -c 'import anionmotion.report.batch as b; print(b.__doc__)'`.")
+                                   "`python -c 'import anionmotion.report.batch as b; print(b.__doc__)'`. "
+                                   "`anionmotion batch [--scheduler ADDRESS] [--workers N] md <md options>` runs "
+                                   "an `anionmotion md` series (temperatures × modes) as Dask tasks instead, then "
+                                   "compare over it (docs/md.md, 'Temperature series and adaptive length').")
     p.add_argument("manifest", help="TOML manifest, or `md` followed by the options of `anionmotion md` (the MD "
                                     "series temperatures × modes as Dask tasks, then compare over it)")
     p.add_argument("md_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)

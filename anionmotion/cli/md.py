@@ -89,8 +89,8 @@ def register(sub):
     a.add_argument("--wall-limit", metavar="DURATION",
                    help="with --until-converged: wall-clock budget per run (seconds, or 90m, 2h, 1d); no segment is "
                         "started that would end beyond it")
-    a.add_argument("--cation", help="with --until-converged: species whose D is checked (default: detected as in "
-                                    "`anionmotion report`)")
+    a.add_argument("--cation", help="with --until-converged: species whose D is checked; None: detected as in "
+                                    "`anionmotion report`")
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, help="output NetCDF (AMBER convention); report in <stem>.constraints.json")
     o.add_argument("--overwrite", action="store_true", help="replace existing output files")
