@@ -1,5 +1,8 @@
 """Systems for constrained MD: the embedded α-Li2SO4-like model and user systems (OpenMM XML + PDB/PDBx).
 
+A structure file with any potential (CHGNet, OpenMM-ML, ASE calculators, OpenMM XML) becomes an
+:class:`MDSystem` through :func:`anionmotion.md.structure.build_md_system`.
+
 The embedded model is a **generic demonstration model**, not a fitted Li2SO4
 potential: an antifluorite arrangement (SO4 on fcc sites, Li in every
 tetrahedral site, a = 7.07 Å) with rigid-ion charges, harmonic S–O bonds and
@@ -53,7 +56,8 @@ class MDSystem:
     Attributes
     ----------
     name : str
-        ``"li2so4"`` or the path of the user's System XML.
+        ``"li2so4"``, the path of the user's System XML, or the name of the structure file
+        (:func:`anionmotion.md.structure.build_md_system`).
     system : openmm.System
         Unconstrained (UC) system; :func:`~anionmotion.md.modes.apply_mode` is applied to a copy.
     positions : ndarray, shape (n_atoms, 3), float64, nm
