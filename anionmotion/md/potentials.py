@@ -215,7 +215,7 @@ def _model_file(path, what):
     p = os.path.abspath(os.path.expanduser(str(path)))
     if not os.path.exists(p):
         raise OptionError(f"{path}: model file of --potential {what} not found")
-    if os.path.isdir(p) and what.split(":")[0] not in ("nequip",):
+    if os.path.isdir(p):
         raise OptionError(f"{path}: is a folder; --potential {what} needs a model file")
     return p
 
