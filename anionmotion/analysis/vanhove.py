@@ -20,7 +20,9 @@ Streaming
 One pass over the trajectory.  A sliding window keeps the last ``max_lag`` frames of the selected atoms
 (24 · N · max_lag bytes, checked against a quarter of the memory budget before the pass): every new frame
 is paired with the frames ``lag`` before it, so the histograms use every origin without keeping the
-trajectory.  The window is bounded by the largest lag, not by the trajectory's length.  The α₂ store holds
+trajectory.  The window is a ring buffer (frame t in row t mod (max_lag + chunk)), written in place and never
+shifted or copied, so the pass holds one window, not two.  It is bounded by the largest lag, not by the
+trajectory's length.  The α₂ store holds
 24 · N · T bytes in memory when that fits a quarter of the budget and in a scratch file otherwise (deleted
 afterwards); its FFT runs over atom blocks that fit a quarter of the budget.
 
@@ -364,12 +366,14 @@ class VanHove(AnalysisBase):
     def _start_pass(self):
         T, N, L = self.n_frames, len(self._idx), self.L
         K, bins = len(self.lag_frames), self.bins
+        # ring buffer: frame t (within the analysed frames) lives in row t mod cap.  A chunk of n ≤ fpc frames
+        # overwrites only frames older than t0 − L, which no lag needs any more; nothing is ever shifted (a
+        # shift of the overlapping window made numpy copy the whole window into a temporary: 2× its bytes)
         cap = L + self._fpc
+        self._win_cap = cap
         self._win = np.empty((cap, N, 3))
         self._win_cells = np.empty((cap, 3, 3))
         self._win_vol = np.empty(cap)
-        self._win_n = 0      # frames held
-        self._win_g0 = 0     # global index (within the analysed frames) of row 0
         self._t = 0
         self._hs = np.zeros((K, bins), np.int64)
         self._hd = np.zeros((K, bins), np.int64) if self.distinct else None
@@ -405,19 +409,23 @@ class VanHove(AnalysisBase):
         t0 = self._t
         if self.store is not None:
             self.store.write(t0, sel)   # rows atom·3 + direction: the atom-major layout (N, 3, T)
-        # append to the window
-        w0 = self._win_n
-        self._win[w0:w0 + n] = sel
-        self._win_cells[w0:w0 + n] = chunk.cells
-        self._win_vol[w0:w0 + n] = chunk.volumes
-        self._win_n = w0 + n
-        g0 = self._win_g0
+        # write the chunk into the ring (one or two slices)
+        cap = self._win_cap
+        if n > cap - self.L:
+            raise ValueError(f"chunk of {n} frames exceeds the window's spare rows ({cap - self.L})")
+        r0 = t0 % cap
+        k1 = min(n, cap - r0)
+        for dst, src in ((slice(r0, r0 + k1), slice(0, k1)), (slice(0, n - k1), slice(k1, n))):
+            if src.stop > src.start:
+                self._win[dst] = sel[src]
+                self._win_cells[dst] = chunk.cells[src]
+                self._win_vol[dst] = chunk.volumes[src]
         t_new = np.arange(t0, t0 + n)
         for k, m in enumerate(self.lag_frames):
             o = t_new - m
             ok = self._origins_ok(o, self.origin_stride)
             if ok.any():
-                rows_t, rows_o = t_new[ok] - g0, o[ok] - g0
+                rows_t, rows_o = t_new[ok] % cap, o[ok] % cap
                 h, s2, s4 = self_histogram(self._win[rows_t] - self._win[rows_o], rmax=self.rmax_A, n_bins=self.bins)
                 self._hs[k] += h
                 self._s2[k] += s2
@@ -426,20 +434,11 @@ class VanHove(AnalysisBase):
             if self.distinct:
                 ok = self._origins_ok(o, self.distinct_stride)
                 if ok.any():
-                    rows_t, rows_o = t_new[ok] - g0, o[ok] - g0
+                    rows_t, rows_o = t_new[ok] % cap, o[ok] % cap
                     self._hd[k] += distinct_histogram(self._win[rows_o], self._win[rows_t], self._win_cells[rows_o],
                                                       rmax=self.rmax_A, n_bins=self.bins, use_ext=self.use_ext)
                     self._invv[k] += float(np.sum(1.0 / self._win_vol[rows_o]))
                     self._nd[k] += int(ok.sum())
-        # keep the last L frames only
-        keep = min(self.L, self._win_n)
-        drop = self._win_n - keep
-        if drop > 0:
-            self._win[:keep] = self._win[drop:self._win_n]
-            self._win_cells[:keep] = self._win_cells[drop:self._win_n]
-            self._win_vol[:keep] = self._win_vol[drop:self._win_n]
-            self._win_g0 += drop
-            self._win_n = keep
         self._t = t0 + n
 
     def run(self, traj, start=None, stop=None, step=None) -> VanHoveResult:
