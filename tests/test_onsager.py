@@ -12,6 +12,7 @@ import os
 import tracemalloc
 
 import numpy as np
+import numpy.testing as npt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -364,6 +365,97 @@ def test_peak_memory_of_the_out_of_core_path_stays_within_the_budget():
     assert r.meta["position_store"] == "out-of-core"
     results = r.cross_msd_A2.nbytes + r.self_msd_A2.nbytes + sum(d.msd_tensor_A2.nbytes for d in r.d_tensors.values())
     assert peak - results < 16 * 1024 ** 2, (peak, results)
+
+
+
+def test_memory_plan_bounds_the_passes_at_any_length():
+    # issue 12: the peak of onsager grew +68 % from 10⁵ to 10⁶ frames because the atom blocks were sized from the
+    # budget alone while the per-lag sums, the collective vectors and FFT scratch (all O(T)) came on top of them.
+    # The plan counts them: a longer run gets fewer atoms per block, never a larger peak.
+    from anionmotion.analysis.onsager import WORK_FRACTION, memory_plan
+
+    sizes, tensors = [192, 64], [True, True]       # the benchmark's Li and PO4 groups
+    budget = 2 * 1024 ** 3
+    plans = {T: memory_plan(T, sizes, tensors, budget) for T in (10 ** 4, 10 ** 5, 10 ** 6)}
+    for T, p in plans.items():
+        assert p["pass_peak_bytes"] <= WORK_FRACTION * budget, (T, p)
+        assert p["collective_peak_bytes"] <= WORK_FRACTION * budget, (T, p)
+        assert p["block_atoms"] * p["per_atom_bytes"] + p["held_bytes"] <= p["pass_peak_bytes"]
+    assert plans[10 ** 4]["block_atoms"] >= plans[10 ** 5]["block_atoms"] >= plans[10 ** 6]["block_atoms"] >= 1
+    assert plans[10 ** 6]["vector_store"] == "out-of-core"          # R_i(t) is O(T · groups): not kept in RAM
+    # 10⁷ frames: one atom's FFT work and the sums do not fit a quarter of 2 GiB — a clear error with the budget
+    # that would do, not a run that swaps
+    with pytest.raises(OptionError, match="too small for 10000000 frames") as err:
+        memory_plan(10 ** 7, sizes, tensors, budget)
+    assert "give at least" in str(err.value)
+    big = 48 * 1024 ** 3
+    p = memory_plan(10 ** 7, sizes, tensors, big)
+    assert p["pass_peak_bytes"] <= WORK_FRACTION * big and p["collective_peak_bytes"] <= WORK_FRACTION * big
+    assert p["position_store"] == "out-of-core" and p["block_atoms"] >= 1
+    # the budget the error names is enough
+    from anionmotion._validate import parse_memory
+
+    named = parse_memory(str(err.value).split("give at least ")[1].split(" (")[0])
+    assert memory_plan(10 ** 7, sizes, tensors, int(named * 1.01))["block_atoms"] >= 1
+
+
+@pytest.mark.parametrize("T,nb", [(4096, 1), (5000, 3), (20000, 2), (3001, 8)])
+def test_workspace_models_bound_what_the_kernels_allocate(T, nb):
+    # the block sizing rests on these per-atom / per-row models: measured with tracemalloc, every numpy allocation
+    # of the kernels stays below them (pocketfft's own buffers are counted separately in the plan)
+    from anionmotion.kernels.onsager import (cross_msd_row_bytes, cross_msd_sum, finish_bytes, tensor_slopes_rows,
+                                             tensor_workspace_bytes_per_atom)
+
+    rng = np.random.default_rng(T + nb)
+    block = np.cumsum(rng.normal(size=(nb, 3, T)), axis=2)
+    lags = np.unique(rng.integers(1, T, 64))
+    w = rng.normal(size=len(lags))
+    model = nb * tensor_workspace_bytes_per_atom(T)
+    acc = TensorMSDAccumulator(T)
+    acc.add(block[:1])     # the accumulator's own sums exist before the measured call
+
+    def extra(fn):
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            out = fn()
+            return tracemalloc.get_traced_memory()[1] - base, out
+        finally:
+            tracemalloc.stop()
+
+    used, _ = extra(lambda: acc.add(block))
+    assert used <= model, (used, model)
+    used, slopes = extra(lambda: tensor_slopes_rows(block, lags, w))
+    assert used <= model, (used, model)
+    npt.assert_array_equal(slopes, tensor_msd_rows(block)[:, :, lags] @ w)     # bit for bit, without (nb, 6, T)
+    used, pairs = extra(acc.finish_pairs)
+    assert used <= 48 * T + finish_bytes(T), (used, finish_bytes(T))
+    npt.assert_array_equal(tensor_from_pairs(pairs.T), acc.finish())
+    A, B = block[0], block[-1]
+    used, z = extra(lambda: cross_msd_sum(A, B))
+    assert used <= cross_msd_row_bytes(T) + 8 * T, (used, cross_msd_row_bytes(T))
+    npt.assert_array_equal(z, cross_msd_rows(A, B).sum(axis=0))
+
+
+def test_whole_run_peak_stays_within_the_work_share_of_the_budget():
+    # everything numpy allocates in a run with the position store out of core: the read chunk (≤ budget/8), the
+    # passes (≤ WORK_FRACTION of the budget by the plan) and the results
+    from anionmotion.analysis.onsager import WORK_FRACTION
+
+    rng = np.random.default_rng(5)
+    T, N = 20000, 60
+    pos = np.cumsum(rng.normal(scale=0.1, size=(T, N, 3)), axis=0)
+    traj = anionmotion.from_arrays(pos, np.eye(3) * 20, species=["Li"] * 40 + ["Cl"] * 20, frame_interval=0.1)
+    budget = 48 * 1024 ** 2
+    tracemalloc.start()
+    try:
+        r = onsager(traj, temperature=500, n_blocks=5, n_boot=50, memory=budget, tensor_fit=(20.0, 100.0))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert r.meta["position_store"] == "out-of-core" and r.meta["vector_store"] == "memory"
+    assert r.meta["atoms_per_fft_block"] < N
+    assert peak <= (WORK_FRACTION + 1 / 8) * budget, (peak, budget)
 
 
 # ------------------------------------------------------------------------------------------ real data and peers

@@ -49,12 +49,18 @@ Streaming
 ---------
 One pass over the trajectory writes the positions of the groups' atoms into a
 :class:`~anionmotion.analysis.base.SeriesStore` (rows atom·3 + direction; in memory when it fits a quarter
-of the budget, else a scratch file) and the collective vectors R_i(t) into a second one (3 rows per group).
-Two passes over atom blocks of the store follow: (1) the summed MSD tensors (FFT over atom blocks,
-:class:`~anionmotion.kernels.onsager.TensorMSDAccumulator`), (2) after the fit windows are known, the
-per-atom slopes for the bootstrap and the per-time-block self sums.  Peak memory is the read chunk, one
-atom block's FFT workspace (sized from the budget) and O(T·groups²) curves; it does not grow with the
-trajectory length beyond those per-lag results.
+of the budget, else a scratch file) and the collective vectors R_i(t) into a second one (3 rows per group; in
+memory below 2 % of the budget, else a scratch file).  Two passes over atom blocks of the store follow:
+(1) the summed MSD tensors (FFT over atom blocks, :class:`~anionmotion.kernels.onsager.TensorMSDAccumulator`),
+(2) after the fit windows are known, the per-atom slopes for the bootstrap
+(:func:`~anionmotion.kernels.onsager.tensor_slopes_rows`, without a per-atom (6, T) array) and the
+per-time-block self sums.  The cross-displacements then read one direction of two collective vectors at a
+time.  :func:`memory_plan` gives the FFT passes a quarter of the budget for *everything* they hold — the
+per-lag sums (O(T) floats per group), FFT plans and scratch, and the atom block — so a longer trajectory
+gets fewer atoms per block rather than a larger peak (≈ 0.5 GB for 10⁵ and for 10⁶ frames of 256 atoms
+with ``memory="2GB"``); a budget too small for one atom's FFT at that length is an error naming the budget
+that would do.  What grows with T is only the result itself (the per-lag curves, ≈ 8·(S² + S + 1 + 6 per
+D tensor) bytes per frame).
 """
 
 from __future__ import annotations
@@ -67,14 +73,15 @@ import numpy as np
 
 from ..elements import MOBILE_CATIONS, ion_charge
 from ..errors import OptionError
-from ..kernels.onsager import (PAIRS, TensorMSDAccumulator, cross_msd_rows, tensor_from_pairs, tensor_msd_rows,
-                               tensor_workspace_bytes_per_atom)
+from ..kernels.msd import fft_length
+from ..kernels.onsager import (TensorMSDAccumulator, cross_msd_row_bytes, cross_msd_rows, cross_msd_sum,
+                               finish_bytes, tensor_from_pairs, tensor_slopes_rows, tensor_workspace_bytes_per_atom)
 from ..results import Result, to_jsonable
 from ..units import A2_PS_TO_CM2_S, E_C, KB_J, nernst_einstein_S_cm
 from .base import AnalysisBase, SeriesStore, format_bytes
 
 __all__ = ["onsager", "Onsager", "OnsagerResult", "d_tensor", "DTensorResult", "FRAMES", "DEFAULT_N_BLOCKS",
-           "DEFAULT_N_BOOT", "onsager_L_SI", "eigen_tensor"]
+           "DEFAULT_N_BOOT", "onsager_L_SI", "eigen_tensor", "memory_plan"]
 
 FRAMES = ("system", "framework", "none")
 """Reference frames for the displacements (module docstring)."""
@@ -87,9 +94,105 @@ DEFAULT_FIT_FRACTIONS = (0.1, 0.5)
 STORE_FRACTION = 0.25
 """Share of the budget for the position store in memory (above: scratch file)."""
 WORK_FRACTION = 0.25
-"""Share of the budget for one atom block's FFT work."""
+"""Share of the budget for the FFT passes: one atom block's work plus everything those passes hold (the
+per-lag sums, the collective vectors when in memory, FFT plans and scratch) — see :func:`memory_plan`."""
+R_STORE_FRACTION = 0.02
+"""Share of the budget for the collective vectors R_i(t) in memory (above: a scratch file)."""
 MAX_CHUNK_BYTES = 64 * 1024 ** 2
 """Largest working set of one read chunk (bytes)."""
+
+
+def _fft_scratch_bytes(L, rows, workers):
+    """pocketfft's own buffers for one batched transform of ``rows`` rows of length L (not seen by tracemalloc):
+    one row of L per thread, or a SIMD group of 4 rows per thread once there are enough rows (measured with
+    VmHWM: 15 MB for one row and 103 MB for 8 rows of L = 2·10⁶ on two threads), and the cached plan (≈ 16 B
+    per point)."""
+    w = max(1, int(workers) if workers and workers > 0 else 2)
+    return 8 * L * min(max(1, int(rows)), 4 * w) + 16 * L
+
+
+def memory_plan(n_frames, group_sizes, want_tensor, budget, *, n_blocks=DEFAULT_N_BLOCKS, mode="auto", workers=2):
+    """How :class:`Onsager` spends a memory budget on a run of ``n_frames`` frames (bytes).
+
+    The FFT passes get :data:`WORK_FRACTION` of the budget for *everything* they hold: the per-lag sums (the
+    MSD tensor of each group with a D tensor, the self sum of the others, the block self sums), the
+    collective vectors R_i(t) when they are in memory, FFT plans and scratch, and one atom block's work
+    (:func:`~anionmotion.kernels.onsager.tensor_workspace_bytes_per_atom` plus the block read back, 24 B per
+    frame and atom).  The number of atoms in flight is what is left divided by one atom's work, so the peak
+    stays at the same share of the budget whatever T — a longer run means fewer atoms per block, not more
+    memory.  The cross-displacement phase holds the results (O(T · groups²)) and one row pair's FFT.
+
+    Parameters
+    ----------
+    n_frames : int
+    group_sizes : sequence of int
+        Atoms per group.
+    want_tensor : sequence of bool
+        Whether each group gets a D tensor (its six MSD-tensor sums are kept instead of one self sum).
+    budget : int, bytes
+    n_blocks : int
+    mode : {"auto", "memory", "out-of-core"}
+        Where the position store lives (the collective vectors follow it, "auto": in memory below
+        :data:`R_STORE_FRACTION` of the budget).
+    workers : int
+        FFT threads.
+
+    Returns
+    -------
+    dict
+        ``block_atoms``, ``self_rows`` (rows of one batch of block self sums), ``per_atom_bytes``,
+        ``held_bytes`` (besides the block), ``pass_peak_bytes`` (held + the block's work and FFT scratch, or the
+        end of a group's sums if larger),
+        ``collective_peak_bytes``, ``work_bytes`` (the share), ``position_store`` / ``position_store_bytes``,
+        ``vector_store`` / ``vector_store_bytes``.
+
+    Raises
+    ------
+    OptionError
+        When one atom's work and the held sums do not fit the share (the message gives the smallest budget).
+    """
+    T, S = int(n_frames), len(group_sizes)
+    N = int(sum(int(n) for n in group_sizes))
+    nt = sum(bool(w) for w in want_tensor)
+    L = fft_length(T)
+    Tb = max(1, T // max(1, int(n_blocks)))
+    work = int(WORK_FRACTION * budget)
+    store_bytes = 24 * N * T
+    store_mem = mode == "memory" or (mode == "auto" and store_bytes <= STORE_FRACTION * budget)
+    r_bytes = 24 * S * T
+    r_mem = mode == "memory" or (mode == "auto" and r_bytes <= R_STORE_FRACTION * budget)
+    sums = 8 * T * (6 * nt + (S - nt))
+    base = (r_bytes if r_mem else 0) + sums + 8 * T
+    accumulator = 48 * T + 24 * L           # Σ c_a c_b (6 × T) and Σ Re(Â conj B̂) (6 × L/2) of the group in flight
+    held = base + max(accumulator, 8 * S * T)   # pass 1: the accumulator; pass 2: the block self sums (B × S × T/B)
+    per_atom = tensor_workspace_bytes_per_atom(T) + 24 * T
+    finish = base + accumulator + 48 * T + finish_bytes(T) + _fft_scratch_bytes(L, 1, workers)
+
+    def peak(nb):
+        return held + nb * per_atom + _fft_scratch_bytes(L, nb, workers)
+
+    need = max(peak(1), finish)
+    if need > work:
+        raise OptionError(f"memory budget of {format_bytes(budget)} is too small for {T} frames: one atom's FFT work "
+                          f"and the per-lag sums need {format_bytes(need)}; give at least "
+                          f"{format_bytes(math.ceil(need / WORK_FRACTION))} (memory= / --memory)")
+    lo, hi = 1, max(1, N)
+    while lo < hi:                             # the largest block whose peak fits (peak grows with nb)
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if peak(mid) <= work else (lo, mid - 1)
+    nb = lo
+    row = cross_msd_row_bytes(Tb) + 8 * Tb
+    self_rows = int(max(1, min(3 * nb, (nb * per_atom) // row)))
+    collective = ((r_bytes if r_mem else 0) + 8 * T * (6 * nt + S + S * S + 1) + 16 * T + cross_msd_row_bytes(T)
+                  + _fft_scratch_bytes(L, 1, workers))
+    if collective > work:
+        raise OptionError(f"memory budget of {format_bytes(budget)} is too small for {T} frames and {S} groups: the "
+                          f"per-lag results and one cross-displacement FFT need {format_bytes(collective)}; give at "
+                          f"least {format_bytes(math.ceil(collective / WORK_FRACTION))} (memory= / --memory)")
+    return {"block_atoms": int(nb), "self_rows": self_rows, "per_atom_bytes": int(per_atom), "held_bytes": int(held),
+            "pass_peak_bytes": int(max(peak(nb), finish)), "collective_peak_bytes": int(collective), "work_bytes": work,
+            "position_store": "memory" if store_mem else "out-of-core", "position_store_bytes": int(store_bytes),
+            "vector_store": "memory" if r_mem else "out-of-core", "vector_store_bytes": int(r_bytes)}
 
 
 def onsager_L_SI(slope_A2_ps, volume_A3, temperature_K):
@@ -380,6 +483,12 @@ class OnsagerResult(Result):
 
 
 # ----------------------------------------------------------------------------------------- helpers
+def _trace(P):
+    """Trace xx + yy + zz of (6, T) tensor components in PAIRS order (the same bits as ``np.trace`` of the
+    (T, 3, 3) tensor)."""
+    return (P[0] + P[1]) + P[2]
+
+
 def _ols_weights(x):
     """Row w with slope = w @ y for the OLS line through (x, y)."""
     x = np.asarray(x, dtype=np.float64)
@@ -598,25 +707,25 @@ class Onsager(AnalysisBase):
         else:
             meta["temperature_source"] = "given"
         self._T_K = None if T_K is None else float(T_K)
-        N = len(self._col_sel)
-        per_atom = tensor_workspace_bytes_per_atom(T) + 24 * T
-        if per_atom > WORK_FRACTION * self.budget:
-            raise OptionError(f"memory budget of {format_bytes(self.budget)} is too small for {T} frames: one atom's "
-                              f"FFT work needs {format_bytes(per_atom)}; give at least {format_bytes(4 * per_atom)} "
-                              "(memory= / --memory)")
-        self._block_atoms = int(max(1, min(N, (WORK_FRACTION * self.budget) // per_atom)))
-        store_bytes = 24 * N * T
-        self._store_mode = ("memory" if self.mode == "memory" or (self.mode == "auto" and store_bytes <= STORE_FRACTION
-                                                                   * self.budget) else "out-of-core")
+        plan = memory_plan(T, [len(g) for g in self._groups], self._want_tensor, self.budget, n_blocks=B,
+                           mode=self.mode, workers=self.workers)
+        self._plan = plan
+        self._block_atoms = plan["block_atoms"]
+        self._store_mode = plan["position_store"]
         meta.update({"memory_budget_bytes": int(self.budget), "atoms_per_fft_block": self._block_atoms,
-                     "position_store": self._store_mode, "position_store_bytes": int(store_bytes)})
+                     "position_store": self._store_mode, "position_store_bytes": plan["position_store_bytes"],
+                     "vector_store": plan["vector_store"],
+                     "memory_estimate_bytes": int(max(plan["pass_peak_bytes"], plan["collective_peak_bytes"]))})
         self._meta = meta
 
     def _start_pass(self):
         T, N, S = self.n_frames, len(self._col_sel), len(self._groups)
         self.store = SeriesStore(3 * N, T, budget=self.budget, mode=self._store_mode, scratch_dir=self.scratch_dir,
                                  in_memory_fraction=STORE_FRACTION, prefix="anionmotion-onsager-")
-        self._R = np.empty((T, S, 3))   # collective vectors: O(T · groups), like the per-lag results
+        # collective vectors R_i(t), rows group·3 + direction: in memory while small, else a scratch file
+        self._Rstore = SeriesStore(3 * S, T, budget=self.budget, mode=self._plan["vector_store"],
+                                   scratch_dir=self.scratch_dir, in_memory_fraction=R_STORE_FRACTION,
+                                   prefix="anionmotion-onsager-R-")
         self._t = 0
         self._com0 = None
         self._vol = 0.0
@@ -634,9 +743,11 @@ class Onsager(AnalysisBase):
         t0 = self._t
         self.store.write(t0, sel)
         off = 0
+        R = np.empty((n, len(self._cols), 3))
         for g, cols in enumerate(self._cols):
-            self._R[t0:t0 + n, g] = sel[:, off:off + len(cols)].sum(axis=1)
+            R[:, g] = sel[:, off:off + len(cols)].sum(axis=1)
             off += len(cols)
+        self._Rstore.write(t0, R)
         self._vol += float(np.sum(chunk.volumes))
         self._t = t0 + n
 
@@ -654,7 +765,9 @@ class Onsager(AnalysisBase):
     def _release(self):
         super()._release()
         self.store = None
-        self._R = None
+        if getattr(self, "_Rstore", None) is not None:
+            self._Rstore.close()
+        self._Rstore = None
 
     # ------------------------------------------------------------------ passes
     def _group_blocks(self, g):
@@ -667,6 +780,8 @@ class Onsager(AnalysisBase):
             yield a0, self.store.read_rows(3 * (off + a0), 3 * nb).reshape(nb, 3, self.n_frames)
 
     def _pass_tensor(self):
+        """Σ over each group's atoms of the MSD tensor: (6, T) components in PAIRS order for a group with a D
+        tensor, only the trace (T,) — the self sum — for the others."""
         S, T = len(self._groups), self.n_frames
         out = []
         with self._phase(len(self._col_sel), "MSD tensors (FFT over atom blocks)", unit="atom") as bar:
@@ -675,16 +790,19 @@ class Onsager(AnalysisBase):
                 for _, block in self._group_blocks(g):
                     acc.add(block)
                     bar.update(block.shape[0])
-                M = acc.finish()
-                # groups without a D tensor keep only the trace (the self sum): T floats instead of 9 T
-                out.append(M if self._want_tensor[g] else np.trace(M, axis1=1, axis2=2))
-                del M
+                    del block
+                P = acc.finish_pairs()
+                del acc
+                # groups without a D tensor keep only the trace (the self sum): T floats instead of 6 T
+                out.append(P if self._want_tensor[g] else _trace(P))
+                del P
         return out
 
     def _pass_atoms(self, fit_lags, weights):
         """Per-atom tensor slopes on each group's fit lags, and per-time-block self sums (B, S, Tb)."""
         S, T, B = len(self._groups), self.n_frames, self.n_blocks
         Tb = T // B
+        rows = self._plan["self_rows"]
         slopes = [np.zeros((len(c), 6)) for c in self._cols]
         selfb = np.zeros((B, S, Tb))
         with self._phase(len(self._col_sel), "per-atom slopes and block self terms", unit="atom") as bar:
@@ -692,24 +810,25 @@ class Onsager(AnalysisBase):
                 for a0, block in self._group_blocks(g):
                     nb = block.shape[0]
                     if fit_lags[g] is not None:
-                        per = tensor_msd_rows(block, workers=self.workers)
-                        slopes[g][a0:a0 + nb] = per[:, :, fit_lags[g]] @ weights[g]
-                        del per
+                        slopes[g][a0:a0 + nb] = tensor_slopes_rows(block, fit_lags[g], weights[g],
+                                                                   workers=self.workers)
                     for b in range(B):
                         seg = block[:, :, b * Tb:(b + 1) * Tb].reshape(3 * nb, Tb)
-                        selfb[b, g] += cross_msd_rows(seg, workers=self.workers).sum(axis=0)
+                        for r0 in range(0, 3 * nb, rows):
+                            selfb[b, g] += cross_msd_rows(seg[r0:r0 + rows], workers=self.workers).sum(axis=0)
+                        del seg
                     bar.update(nb)
+                    del block
         return slopes, selfb
 
     # ------------------------------------------------------------------ finish
-    def _fit_tensor(self, g, M_sum, lag):
-        """Scalar fit (window) of group g and the lags/weights of its tensor fit."""
+    def _fit_tensor(self, g, P_sum, lag):
+        """Scalar fit (window) of group g and the lags/weights of its tensor fit (``P_sum``: (6, T) sums)."""
         from .diffusion import _spread, fit_diffusion
         from .msd import TMSD_DIFFUSING_A2, MSDResult
 
         n = len(self._groups[g])
-        M = M_sum / n
-        diag = np.stack([M[:, 0, 0], M[:, 1, 1], M[:, 2, 2]], axis=1)
+        diag = np.stack([P_sum[0] / n, P_sum[1] / n, P_sum[2] / n], axis=1)
         T = self.n_frames
         hop = None
         if n >= 2:
@@ -738,10 +857,9 @@ class Onsager(AnalysisBase):
         sel = _spread(sel, 64)
         return fit, sel, _ols_weights(lag[sel]), [str(w.message) for w in caught]
 
-    def _dtensor(self, g, M_sum, lag, fit, sel, w, slopes, notes):
+    def _dtensor(self, g, P_sum, lag, fit, sel, w, slopes, notes):
         n = len(self._groups[g])
-        M = M_sum / n
-        six = np.stack([M[:, a, b] for a, b in PAIRS], axis=1)
+        six = np.ascontiguousarray((P_sum / n).T)   # (T, 6), components in PAIRS order
         s_mean = slopes.mean(axis=0)
         D = tensor_from_pairs(s_mean / 2.0)
         wv, V = eigen_tensor(D)
@@ -807,7 +925,7 @@ class Onsager(AnalysisBase):
         meta = dict(self._meta)
         # (1) summed MSD tensors → full-run self sums and the D tensors' windows
         tens = self._pass_tensor()
-        self_full = np.stack([np.trace(M, axis1=1, axis2=2) if M.ndim == 3 else M for M in tens], axis=1)
+        self_full = np.stack([_trace(P) if P.ndim == 2 else P for P in tens], axis=1)
         fits = [self._fit_tensor(g, tens[g], lag) if self._want_tensor[g] else None for g in range(S)]
         fit_lags = [None if f is None else f[1] for f in fits]
         weights = [None if f is None else f[2] for f in fits]
@@ -818,27 +936,32 @@ class Onsager(AnalysisBase):
             if fits[g] is not None:
                 fit, sel, w, notes = fits[g]
                 dts[self._names[g]] = self._dtensor(g, tens[g], lag, fit, sel, w, slopes[g], notes)
+            tens[g] = None
         del tens, slopes
         # (3) collective cross-displacements: whole run and blocks
         Tb = T // B
         win, wsel = self._block_window(Tb)
         wts = _ols_weights(wsel * dt)
-        R = np.ascontiguousarray(self._R.transpose(1, 2, 0))  # (S, 3, T)
         Z = np.zeros((T, S, S))
         Zb = np.zeros((B, S, S))
+        # one direction of one pair of collective vectors in flight (rows group·3 + direction of the store)
         with self._phase(S * (S + 1) // 2, "cross-displacements (FFT)", unit="pair") as bar:
             for i in range(S):
                 for j in range(i, S):
-                    Z[:, i, j] = Z[:, j, i] = cross_msd_rows(R[i], R[j], workers=self.workers).sum(axis=0)
+                    Ri = self._Rstore.read_rows(3 * i, 3)
+                    Rj = Ri if j == i else self._Rstore.read_rows(3 * j, 3)
+                    Z[:, i, j] = Z[:, j, i] = cross_msd_sum(Ri, Rj, workers=self.workers)
                     for b in range(B):
                         seg = slice(b * Tb, (b + 1) * Tb)
-                        zb = cross_msd_rows(R[i][:, seg], R[j][:, seg], workers=self.workers).sum(axis=0)
+                        zb = cross_msd_sum(Ri[:, seg], Rj[:, seg], workers=self.workers)
                         Zb[b, i, j] = Zb[b, j, i] = float(zb[wsel] @ wts)
+                    del Ri, Rj
                     bar.update(1)
         Sb = selfb[:, :, wsel] @ wts   # (B, S) slopes of the block self sums
-        from scipy.stats import t as student_t
+        from scipy.special import stdtrit   # Student-t quantile (what scipy.stats.t.ppf calls; importing
+                                            # scipy.stats would cost ~50 MB of Python objects for one number)
 
-        ci = float(student_t.ppf(0.975, B - 1)) if B >= 2 else float("nan")
+        ci = float(stdtrit(B - 1, 0.975)) if B >= 2 else float("nan")
         out = dict(L=None, L_stderr=None, L_self=None, L_self_stderr=None, L_distinct=None, L_distinct_stderr=None,
                    sigma_ij_S_cm=None, sigma_ij_stderr_S_cm=None, sigma_S_cm=None, sigma_stderr_S_cm=None,
                    sigma_NE_S_cm=None, sigma_NE_stderr_S_cm=None, transference=None, transference_stderr=None,

@@ -20,6 +20,11 @@ rounding at the level of the positions' spread).
   (n_block, 3, T) as read back from a :class:`~anionmotion.analysis.base.SeriesStore`; memory is the block
   buffer plus O(T) sums, whatever the number of atoms;
 * :func:`tensor_msd_rows` — the per-atom tensor (n_block, 6, T) of one block;
+* :func:`tensor_slopes_rows` — Σ_k w_k of the per-atom tensor at a few lags, without the (n_block, 6, T)
+  array (the same numbers as ``tensor_msd_rows(block)[:, :, lags] @ weights``);
+* :func:`cross_msd_sum` — Σ over row pairs of the cross-MSD, one row in flight;
+* working-set models of these, per atom (:func:`tensor_workspace_bytes_per_atom`) and per row
+  (:func:`cross_msd_row_bytes`), that the callers size their blocks with;
 * numpy twins, the direct double loop over origins: :func:`cross_msd_ref`, :func:`msd_tensor_ref`.
 
 The twins are O(T²) and are the specification: the FFT versions agree with them to rounding (≈1e-12 of the
@@ -35,7 +40,8 @@ from .._validate import as_array
 from .msd import fft_length
 
 __all__ = ["cross_msd_rows", "cross_msd_ref", "TensorMSDAccumulator", "tensor_msd_rows", "msd_tensor_fft",
-           "msd_tensor_ref", "PAIRS", "tensor_from_pairs", "tensor_workspace_bytes_per_atom"]
+           "msd_tensor_ref", "PAIRS", "tensor_from_pairs", "tensor_workspace_bytes_per_atom", "tensor_slopes_rows",
+           "cross_msd_sum", "cross_msd_row_bytes", "finish_bytes"]
 
 PAIRS = ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2))
 """Order of the six independent components of a symmetric 3×3 tensor: xx, yy, zz, xy, xz, yz."""
@@ -52,9 +58,35 @@ def tensor_from_pairs(v) -> np.ndarray:
 
 
 def tensor_workspace_bytes_per_atom(n_frames: int) -> int:
-    """FFT workspace of one atom in :class:`TensorMSDAccumulator` / :func:`tensor_msd_rows` (bytes)."""
-    L = fft_length(n_frames)
-    return 3 * 8 * L + 3 * 16 * (L // 2 + 1) + 6 * 8 * L + 6 * 8 * int(n_frames)
+    """Peak work of one atom in :meth:`TensorMSDAccumulator.add` and :func:`tensor_slopes_rows` (bytes).
+
+    Not counting the caller's block itself (24 B per frame): the centred copy (24 B per frame), the three
+    kept spectra (3 × 16 B per frequency of the zero-padded length L) and, at the worst moment, one
+    component's transient work — the spectral product, its complex copy inside the inverse FFT and the
+    inverse transform (≈ 3 × 8 B per point of L), or the padded input of one forward transform.  Measured with
+    tracemalloc (tests/test_onsager.py) this is an upper bound of what numpy allocates.
+    """
+    T = int(n_frames)
+    L = fft_length(T)
+    nf = L // 2 + 1
+    return 24 * T + 3 * 16 * nf + 3 * 8 * L + 8 * T
+
+
+def cross_msd_row_bytes(n_frames: int) -> int:
+    """Peak work of one row pair in :func:`cross_msd_rows` (bytes): the centred rows, their spectra, the inverse
+    transform (alive while the origin sums are formed), the origin sums' temporaries and the result (24 B per
+    point of the padded length L plus 96 B per frame; measured ≈ 137 B per frame at L = 2T)."""
+    T = int(n_frames)
+    L = fft_length(T)
+    return 24 * L + 96 * T
+
+
+def finish_bytes(n_frames: int) -> int:
+    """Peak work of :meth:`TensorMSDAccumulator.finish_pairs` besides its (6, T) result (bytes): one
+    component's inverse transform and origin sums at a time."""
+    T = int(n_frames)
+    L = fft_length(T)
+    return 24 * L + 48 * T
 
 
 def _s1(p):
@@ -151,6 +183,98 @@ def tensor_msd_rows(block, *, workers=2) -> np.ndarray:
     return out
 
 
+def _spectra(c, L, workers):
+    """Real FFTs of the three directions of a centred block (n, 3, T), one direction at a time (so that only
+    one padded input exists at once); the same numbers as one transform over all the rows."""
+    return [scipy.fft.rfft(c[:, a], n=L, axis=-1, workers=workers) for a in range(3)]
+
+
+def _power(Fa, Fb):
+    """2 Re(Fa · conj Fb) with one temporary (the same bits as ``2.0 * (Fa.re Fb.re + Fa.im Fb.im)``)."""
+    P = np.multiply(Fa.real, Fb.real)
+    t = np.multiply(Fa.imag, Fb.imag)
+    P += t
+    del t
+    P *= 2.0
+    return P
+
+
+def tensor_slopes_rows(block, lags, weights, *, workers=2) -> np.ndarray:
+    """Per-atom weighted sums Σ_k w_k ⟨Δr_a Δr_b⟩(lags_k) of the six tensor components, by FFT.
+
+    The same numbers as ``tensor_msd_rows(block)[:, :, lags] @ weights`` (bit for bit), without the
+    (n_block, 6, T) array: each component is transformed back and read at ``lags`` before the next.
+
+    Parameters
+    ----------
+    block : ndarray, shape (n_block, 3, T), Å
+        Positions, time last.
+    lags : ndarray of int
+        Lag indices (0 … T − 1).
+    weights : ndarray, shape (len(lags),)
+        E.g. the OLS weights of the lag times (ps⁻¹): the result is then the slope of each component.
+
+    Returns
+    -------
+    ndarray, shape (n_block, 6), Å² × units of ``weights``
+    """
+    block = np.asarray(block, dtype=np.float64)
+    lags = np.asarray(lags, dtype=np.int64)
+    weights = np.asarray(weights, dtype=np.float64)
+    nb, _, T = block.shape
+    # laid out as ``per[:, :, lags]`` of the (n_block, 6, T) array is (lags outermost), so that the matrix
+    # product below sums in the same order and gives the same bits
+    vals = np.zeros((len(lags), nb, 6)).transpose(1, 2, 0)
+    if nb == 0 or T == 0 or len(lags) == 0:
+        return vals @ weights
+    c = block - block.mean(axis=2, keepdims=True)
+    L = fft_length(T)
+    F = _spectra(c, L, workers)
+    norm = (T - np.arange(T, dtype=np.float64))[lags]
+    for k, (a, b) in enumerate(PAIRS):
+        P = _power(F[a], F[b])
+        C = scipy.fft.irfft(P, n=L, axis=-1, workers=workers)
+        del P
+        Cl = C[:, lags]
+        del C
+        p = c[:, a] * c[:, b]
+        cs = np.concatenate([np.zeros((nb, 1)), np.cumsum(p, axis=-1)], axis=-1)
+        del p
+        s1 = (cs[:, T:T + 1] - cs[:, lags]) + cs[:, T - lags]
+        del cs
+        vals[:, k] = (s1 - Cl) / norm
+    vals[:, :, lags == 0] = 0.0
+    return vals @ weights
+
+
+def cross_msd_sum(A, B=None, *, workers=2) -> np.ndarray:
+    """Σ over the row pairs of :func:`cross_msd_rows`, one row pair in flight (peak
+    :func:`cross_msd_row_bytes`); the same numbers as ``cross_msd_rows(A, B).sum(axis=0)``.
+
+    Parameters
+    ----------
+    A, B : ndarray, shape (n, T), float64
+        ``B`` None means ``B = A``.
+
+    Returns
+    -------
+    ndarray, shape (T,)
+    """
+    A = np.atleast_2d(np.asarray(A, dtype=np.float64))
+    B = A if B is None else np.atleast_2d(np.asarray(B, dtype=np.float64))
+    if A.shape != B.shape:
+        raise ValueError(f"A and B must have the same shape; got {A.shape} and {B.shape}")
+    n, T = A.shape
+    out = np.zeros(T)
+    for r in range(n):
+        x = cross_msd_rows(A[r:r + 1], B[r:r + 1], workers=workers)[0]
+        if r == 0:
+            out = x
+        else:
+            out += x
+    return out
+
+
 class TensorMSDAccumulator:
     """Σ over atoms of the all-origin MSD tensor, accumulated over atom blocks.
 
@@ -163,8 +287,8 @@ class TensorMSDAccumulator:
 
     Notes
     -----
-    Keeps Σ_atoms a(t)b(t) (6 × T) and Σ_atoms Re(Â conj B̂) (6 × (L/2 + 1)); :meth:`finish` applies the
-    inverse FFT once.  The block's spectra (n_block × 3 × (L/2 + 1) complex) are the only per-atom memory,
+    Keeps Σ_atoms a(t)b(t) (6 × T) and Σ_atoms Re(Â conj B̂) (6 × (L/2 + 1)); :meth:`finish_pairs` applies
+    the inverse FFT once per component.  The block's centred copy and spectra are the only per-atom memory,
     so the caller sizes the block from :func:`tensor_workspace_bytes_per_atom` and the budget.
     """
 
@@ -185,22 +309,31 @@ class TensorMSDAccumulator:
         if block.shape[1:] != (3, self.n_frames):
             raise ValueError(f"block must have shape (n, 3, {self.n_frames}); got {block.shape}")
         c = block - block.mean(axis=2, keepdims=True)
-        F = scipy.fft.rfft(c, n=self.L, axis=-1, workers=self.workers)
+        F = _spectra(c, self.L, self.workers)
         for k, (a, b) in enumerate(PAIRS):
             self._prod[k] += np.einsum("it,it->t", c[:, a], c[:, b])
-            self._power[k] += 2.0 * np.einsum("it,it->t", F[:, a].real, F[:, b].real) + \
-                2.0 * np.einsum("it,it->t", F[:, a].imag, F[:, b].imag)
+            self._power[k] += 2.0 * np.einsum("it,it->t", F[a].real, F[b].real) + \
+                2.0 * np.einsum("it,it->t", F[a].imag, F[b].imag)
         self.n_atoms += nb
+
+    def finish_pairs(self):
+        """Σ over the atoms added of ⟨Δr_a Δr_b⟩(m) as the six components in :data:`PAIRS` order: array
+        (6, T), Å².  One component is transformed back at a time (peak :func:`finish_bytes`)."""
+        T = self.n_frames
+        out = np.zeros((6, T))
+        if T == 0 or self.n_atoms == 0:
+            return out
+        norm = T - np.arange(T, dtype=np.float64)
+        for k in range(6):
+            C = scipy.fft.irfft(self._power[k], n=self.L, axis=-1, workers=self.workers)[:T]
+            out[k] = (_s1(self._prod[k]) - C) / norm
+            del C
+        out[:, 0] = 0.0
+        return out
 
     def finish(self):
         """Σ over the atoms added of ⟨Δr_a Δr_b⟩(m): array (T, 3, 3), Å² (divide by ``n_atoms`` for the mean)."""
-        T = self.n_frames
-        if T == 0 or self.n_atoms == 0:
-            return np.zeros((T, 3, 3))
-        C = scipy.fft.irfft(self._power, n=self.L, axis=-1, workers=self.workers)[:, :T]
-        six = (_s1(self._prod) - C) / (T - np.arange(T, dtype=np.float64))
-        six[:, 0] = 0.0
-        return tensor_from_pairs(six.T)
+        return tensor_from_pairs(self.finish_pairs().T)
 
 
 def msd_tensor_fft(positions, *, workers=2) -> np.ndarray:
