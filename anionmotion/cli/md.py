@@ -188,7 +188,8 @@ def run(args) -> int:
     if series_requested(args, temps):           # several temperatures, --until-converged or Dask (batch md)
         from ..md.series import run_from_args
 
-        return run_from_args(args, mdsys, _system, k_rot=k_rot, k_com=k_com, progress=progress_of(args))
+        return run_from_args(args, mdsys, _system, k_rot=k_rot, k_com=k_com, progress=progress_of(args),
+                             nve_ps=nve_ps)
     print(f"anionmotion md: {mdsys.description}\n{format_anions(mdsys)}", file=sys.stderr)
     reports = run_md(mdsys, args.out, mode="all" if mode.lower() == "all" else mode.upper(),
                      temperature=args.temperature,

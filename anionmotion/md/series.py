@@ -608,10 +608,17 @@ def series_requested(args, temperatures) -> bool:
                                          ("until_converged", "time_limit", "wall_limit", "cation", "scheduler")))
 
 
-def run_from_args(args, mdsys, system_fn, *, k_rot, k_com, progress) -> int:
-    """``anionmotion md`` (and ``anionmotion batch md``) for a series: run it and print one line per run."""
+def run_from_args(args, mdsys, system_fn, *, k_rot, k_com, progress, nve_ps=None) -> int:
+    """``anionmotion md`` (and ``anionmotion batch md``) for a series: run it and print one line per run.
+
+    As for a single run, every run's constraints JSON then gets the anion list, the potential and (``nve_ps``
+    > 0) the NVE energy drift (:func:`anionmotion.md.structure.annotate_reports`).
+    """
     import functools
 
+    from .structure import annotate_reports, format_anions
+
+    print(f"anionmotion md: {mdsys.description}\n{format_anions(mdsys)}", file=sys.stderr)
     scheduler = getattr(args, "scheduler", None)
     res = run_series(mdsys, args.out, temperatures=args.temperature,
                      mode="all" if str(args.mode).lower() == "all" else str(args.mode).upper(), time=args.time,
@@ -625,6 +632,13 @@ def run_from_args(args, mdsys, system_fn, *, k_rot, k_com, progress) -> int:
                      rc_backend=getattr(args, "rc_backend", "eckart"),
                      builder=functools.partial(system_fn, args) if scheduler is not None else None)
     runs = res["runs"]
+    by_T = {}
+    for r in runs:
+        by_T.setdefault(r["temperature_K"], {})[r["mode"]] = r
+    for group in by_T.values():   # reports updated in place (skipped runs annotated before are left alone)
+        annotate_reports(mdsys, {m: r["report"] for m, r in group.items()}, {m: r["path"] for m, r in group.items()},
+                         nve_ps=nve_ps, timestep=args.timestep, k_rot=k_rot, k_com=k_com, platform=args.platform,
+                         threads=args.threads)
     n_done = sum(r["status"] == "computed" for r in runs)
     print(f"series: {len(runs)} run(s), {n_done} computed, {len(runs) - n_done} already complete (skipped)")
     for r in runs:
