@@ -228,6 +228,10 @@ def test_until_converged_wall_limit_cli(tmp_path, capsys):
     a, t = attrs(out)
     assert a["convergence_stopped_by"] == "wall_limit" and len(t) == 51
     assert json.loads(a["convergence"])["settings"]["wall_limit_s"] == 0.01
+    with open(out[:-3] + ".constraints.json") as fh:      # annotated as a single run's report
+        rep = json.load(fh)
+    assert rep["convergence"]["stopped_by"] == "wall_limit" and rep["potential"]["label"] == "li2so4"
+    assert len(rep["anions"]) > 0
 
 
 # ------------------------------------------------------------------------------ Dask
