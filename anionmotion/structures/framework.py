@@ -118,7 +118,15 @@ def periodic_pairs(frac_a, frac_b, cell, rmax):
         Lattice translation of atom j (the image at r_b[j] + n·cell).
     d : ndarray (n_pairs,), Å
         Distances.  Pairs with d = 0 (an atom with itself) are included when the sets overlap.
+
+    Notes
+    -----
+    The images of the second set that lie within ``max(rmax)`` of the home cell (fractional coordinates
+    within rmax / w_k of [0, 1], w_k the perpendicular widths) are gathered once and searched with a k-d
+    tree, so the cost grows as n log n with the number of atoms, not as n_a × n_b × images.
     """
+    from scipy.spatial import cKDTree
+
     frac_a = np.asarray(frac_a, dtype=np.float64).reshape(-1, 3)
     frac_b = np.asarray(frac_b, dtype=np.float64).reshape(-1, 3)
     cell = np.asarray(cell, dtype=np.float64)
@@ -126,23 +134,34 @@ def periodic_pairs(frac_a, frac_b, cell, rmax):
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3), np.int64), np.zeros(0))
     if len(frac_a) == 0 or len(frac_b) == 0:
         return empty
-    # wrapped coordinates differ by less than 1 in every fractional component
-    reach = np.ceil(r.max() / _perp_widths(cell)).astype(int) + 1
-    ds = frac_b[None, :, :] - frac_a[:, None, :]          # (n_a, n_b, 3)
-    out_i, out_j, out_n, out_d = [], [], [], []
+    rm = float(r.max())
+    skin = rm / _perp_widths(cell) + 1e-9                  # fractional margin around the home cell
+    reach = np.ceil(skin).astype(int)
+    pts, idx, img = [], [], []
     for n in itertools.product(*(range(-k, k + 1) for k in reach)):
-        v = (ds + np.asarray(n, dtype=np.float64)) @ cell
-        d = np.sqrt(np.einsum("abk,abk->ab", v, v))
-        ii, jj = np.nonzero(d <= r[:, None])
-        if len(ii):
-            out_i.append(ii)
-            out_j.append(jj)
-            out_n.append(np.broadcast_to(np.asarray(n, dtype=np.int64), (len(ii), 3)))
-            out_d.append(d[ii, jj])
-    if not out_i:
+        f = frac_b + np.asarray(n, dtype=np.float64)
+        keep = np.all((f >= -skin) & (f <= 1.0 + skin), axis=1)
+        if keep.any():
+            pts.append(f[keep])
+            idx.append(np.nonzero(keep)[0])
+            img.append(np.broadcast_to(np.asarray(n, dtype=np.int64), (int(keep.sum()), 3)))
+    if not pts:
         return empty
-    return (np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64),
-            np.concatenate(out_n).astype(np.int64), np.concatenate(out_d))
+    pts = np.concatenate(pts) @ cell
+    idx = np.concatenate(idx).astype(np.int64)
+    img = np.concatenate(img)
+    tree = cKDTree(pts)
+    xa = frac_a @ cell
+    hits = tree.query_ball_point(xa, rm * (1.0 + 1e-12) + 1e-12)   # a hair wide; filtered exactly below
+    counts = np.fromiter((len(h) for h in hits), dtype=np.int64, count=len(hits))
+    if counts.sum() == 0:
+        return empty
+    i = np.repeat(np.arange(len(frac_a), dtype=np.int64), counts)
+    k = np.fromiter((x for h in hits for x in h), dtype=np.int64, count=int(counts.sum()))
+    d = np.linalg.norm(pts[k] - xa[i], axis=1)
+    ok = d <= r[i]
+    i, k, d = i[ok], k[ok], d[ok]
+    return i, idx[k], img[k], d
 
 
 def _wrapped(positions, cell):
