@@ -145,9 +145,11 @@ def test_frame_of_a_trajectory(tmp_path):
 
 
 def test_disordered_structure_is_refused(tmp_path):
-    text = open(CIF).read().replace("Li  Li1  4  0.07540000  0.75000000  0.29550000  1",
-                                    "Li  Li1  4  0.07540000  0.75000000  0.29550000  0.5")
-    assert text != open(CIF).read()
+    with open(CIF) as fh:
+        original = fh.read()
+    text = original.replace("Li  Li1  4  0.07540000  0.75000000  0.29550000  1",
+                            "Li  Li1  4  0.07540000  0.75000000  0.29550000  0.5")
+    assert text != original
     p = tmp_path / "disordered.cif"
     p.write_text(text)
     with pytest.raises(OptionError, match=r"partially occupied site\(s\).*constrained MD needs an ordered structure"):
@@ -210,7 +212,8 @@ def test_cli_pdb_cif_with_system_xml_keeps_the_old_meaning(tmp_path):
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
     cli_md.register(sub)
-    for opts in (["--system-xml", xml, "--structure", cif], ["--potential", xml, "--structure", cif.replace(".cif", ".pdb")]):
+    pdb = cif.replace(".cif", ".pdb")
+    for opts in (["--system-xml", xml, "--structure", cif], ["--potential", xml, "--structure", pdb]):
         if opts[0] == "--potential":
             with open(opts[-1], "w") as fh:
                 app.PDBFile.writeFile(top, m.positions * unit.nanometer, fh)
@@ -237,6 +240,8 @@ def test_cli_xml_potential_short_run_lists_anions_and_drift(tmp_path, capsys):
     assert rc == 0
     err = capsys.readouterr().err
     assert "constrained anions: 32 (32 SO4); centre S, ligand O" in err and "NVE energy drift (openmm:s.xml" in err
-    rep = json.load(open(str(tmp_path / "r.constraints.json")))
+    with open(tmp_path / "r.constraints.json") as fh:
+        rep = json.load(fh)
     assert len(rep["anions"]) == 32 and rep["anions"][3]["formula"] == "SO4"
-    assert rep["potential"]["route"] == "openmm-xml" and rep["nve_energy_drift"]["duration_ps"] == pytest.approx(0.02)
+    assert rep["potential"]["route"] == "openmm-xml"
+    assert rep["nve_energy_drift"]["duration_ps"] == pytest.approx(0.02)

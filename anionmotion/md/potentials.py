@@ -69,10 +69,10 @@ from ..elements import atomic_number
 from ..errors import OptionError
 from ._openmm import need_openmm
 
-__all__ = ["PotentialSpec", "MLComputation", "check_available", "parse_potential", "parse_potential_kw", "potential_system",
-           "ml_computation", "spec_from_dict",
-           "nve_energy_drift", "OpenMMCalculator", "MLIP_EXTRA", "EV_KJMOL", "DEVICES", "openmmml_names",
-           "set_torch_threads"]
+__all__ = ["PotentialSpec", "MLComputation", "check_available", "parse_potential", "parse_potential_kw",  # noqa: F822
+           "potential_system", "ml_computation", "spec_from_dict", "nve_energy_drift", "OpenMMCalculator",
+           "MLIP_EXTRA", "EV_KJMOL", "DEVICES", "openmmml_names", "set_torch_threads"]
+# (OpenMMCalculator is built on first access by the module __getattr__, so that importing needs no ASE)
 
 MLIP_EXTRA = "pip install 'anionmotion[mlip]'"
 """Install command named by every error about a missing ML package."""
