@@ -245,3 +245,26 @@ def test_cli_xml_potential_short_run_lists_anions_and_drift(tmp_path, capsys):
     assert len(rep["anions"]) == 32 and rep["anions"][3]["formula"] == "SO4"
     assert rep["potential"]["route"] == "openmm-xml"
     assert rep["nve_energy_drift"]["duration_ps"] == pytest.approx(0.02)
+
+
+def test_frame_of_a_lammps_dump_with_types(tmp_path):
+    """A LAMMPS dump needs its type → element map (--types): passed through to the trajectory reader."""
+    st1 = load_md_structure(CIF)
+    a, b, c = np.diag(st1.cell)
+    tmap = {"Li": 1, "P": 2, "O": 3}
+    rng = np.random.default_rng(5)
+    frames = [st1.fractional @ st1.cell + rng.normal(scale=0.01, size=(32, 3)) for _ in range(2)]
+    lines = []
+    for k, pos in enumerate(frames):
+        lines += ["ITEM: TIMESTEP", str(100 * k), "ITEM: NUMBER OF ATOMS", "32", "ITEM: BOX BOUNDS pp pp pp",
+                  f"0 {a}", f"0 {b}", f"0 {c}", "ITEM: ATOMS id type x y z"]
+        lines += [f"{i + 1} {tmap[s]} {x:.6f} {y:.6f} {z:.6f}" for i, (s, (x, y, z)) in enumerate(zip(st1.species, pos))]
+    dump = tmp_path / "run.lammpstrj"
+    dump.write_text("\n".join(lines) + "\n")
+    m = build_md_system(str(dump), "ase:ase.calculators.emt:EMT", frame=1, check=False,
+                        reader_kw={"types": {1: "Li", 2: "P", 3: "O"}, "timestep": 0.001})
+    assert m.n_atoms == 32 and len(m.groups) == 4 and m.parameters["frame"] == 1
+    s = (m.positions * 10.0 - frames[1]) @ np.linalg.inv(st1.cell)
+    npt.assert_allclose(s - np.round(s), 0.0, atol=1e-5)
+    with pytest.raises(OptionError, match="no element or mass column"):
+        build_md_system(str(dump), "ase:ase.calculators.emt:EMT", frame=1, check=False)

@@ -32,6 +32,9 @@ def register(sub):
                      help="--structure format: cif, poscar, lammps-data, extxyz, trajectory, pymatgen or "
                           "ase:<format>; guessed from the file name when not given")
     src.add_argument("--supercell", metavar="NAxNBxNC", help="--structure: repeat the cell, e.g. 3x3x2 (or 2 = 2x2x2)")
+    src.add_argument("--types", help="--structure from a LAMMPS dump: type → element map, e.g. 1=Li,2=S,3=O")
+    src.add_argument("--topology", help="--structure from a trajectory: its topology (LAMMPS data file of a dump, "
+                                        "PDB/PSF/prmtop for MDTraj formats)")
     src.add_argument("--potential", metavar="P",
                      help="forces for --structure: chgnet (bundled pretrained model) or chgnet:MODEL; an OpenMM-ML "
                           "model with its file, NAME:MODEL (mace:my.model, nequip:x.nequip.pth, torchmdnet:x.ckpt, "
@@ -106,7 +109,8 @@ def _system(args):
     from ..md.systems import SYSTEMS, build_li2so4, load_system
 
     structure_opts = [o for o, v in (("--frame", args.frame), ("--supercell", args.supercell),
-                                     ("--structure-format", args.structure_format)) if v is not None]
+                                     ("--structure-format", args.structure_format), ("--types", args.types),
+                                     ("--topology", args.topology)) if v is not None]
     ml_opts = [o for o, v in (("--potential-kw", args.potential_kw), ("--device", args.device)) if v]
     if args.system is not None and (args.system_xml is not None or args.structure is not None
                                     or args.potential is not None):
@@ -148,9 +152,13 @@ def _system(args):
                            ligand=args.ligand, cutoff=args.cutoff)
     if args.anion_residues:
         raise OptionError("--anion-residues needs a PDB/PDBx structure; for other files give --center/--ligand")
+    from .._validate import parse_types
+
     set_torch_threads(args.threads)
+    reader_kw = {k: v for k, v in (("types", parse_types(args.types)), ("topology", args.topology)) if v is not None}
     return build_md_system(args.structure, spec, frame=args.frame, supercell=args.supercell,
-                           fmt=args.structure_format, center=args.centre, ligand=args.ligand, cutoff=args.cutoff)
+                           fmt=args.structure_format, center=args.centre, ligand=args.ligand, cutoff=args.cutoff,
+                           reader_kw=reader_kw or None)
 
 
 def run(args) -> int:

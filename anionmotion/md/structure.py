@@ -71,15 +71,16 @@ def openmm_box(cell_A, positions_A):
     return box / 10.0, pos @ R.T / 10.0, R
 
 
-def load_md_structure(path, *, frame=None, supercell=None, fmt=None):
+def load_md_structure(path, *, frame=None, supercell=None, fmt=None, reader_kw=None):
     """Read a structure for MD (:func:`~anionmotion.structures.load_structure`); partial occupancies are refused.
 
     MD needs one atom per site: a disordered structure (partial occupancies) is an OptionError that says
-    so, instead of being ordered silently.
+    so, instead of being ordered silently.  ``reader_kw`` (``types=``, ``topology=`` …) go to
+    :func:`anionmotion.open` for a frame of a trajectory.
     """
     from ..structures import load_structure
 
-    st = load_structure(path, frame=frame, fmt=fmt, supercell=None, disorder="order")
+    st = load_structure(path, frame=frame, fmt=fmt, supercell=None, disorder="order", reader_kw=reader_kw)
     info = st.meta.get("disorder")
     if info:
         before = " ".join(f"{k}{v:g}" for k, v in info["composition_before"].items())
@@ -135,7 +136,7 @@ def find_anion_groups(structure, *, center=None, ligand=None, cutoff=None):
 
 
 def build_md_system(structure, potential, *, frame=None, supercell=None, fmt=None, potential_kw=None, device=None,
-                    center=None, ligand=None, cutoff=None, check=True):
+                    center=None, ligand=None, cutoff=None, check=True, reader_kw=None):
     """An MDSystem from a structure (file or :class:`~anionmotion.structures.Structure`) and a potential.
 
     Parameters
@@ -156,6 +157,9 @@ def build_md_system(structure, potential, *, frame=None, supercell=None, fmt=Non
     cutoff : float, optional, Å
     check : bool
         Evaluate the potential once on the structure (a broken model fails here, clearly).
+    reader_kw : dict, optional
+        Reader keywords for a trajectory frame (``types={1: "Li", …}``, ``topology=`` …; see
+        :func:`anionmotion.open`).
 
     Returns
     -------
@@ -178,7 +182,7 @@ def build_md_system(structure, potential, *, frame=None, supercell=None, fmt=Non
         path = st.path
     else:
         path = os.fspath(structure)
-        st = load_md_structure(path, frame=frame, supercell=supercell, fmt=fmt)
+        st = load_md_structure(path, frame=frame, supercell=supercell, fmt=fmt, reader_kw=reader_kw)
     groups, info = find_anion_groups(st, center=center, ligand=ligand, cutoff=cutoff)
     box, pos, _ = openmm_box(st.cell, st.positions)
     species = np.array([str(s) for s in st.species], dtype=object)
