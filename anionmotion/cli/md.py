@@ -17,7 +17,11 @@ def register(sub):
         description="Constrained molecular dynamics of polyanion conductors through OpenMM (SPEC §8). "
                     "Modes: UC (unconstrained), RC (anion rotations restrained, Eckart), RTC (+ anion centre of "
                     "mass tethered), RTVC (anions frozen, zero masses). A killed run started again with the same "
-                    "command resumes from its last checkpoint.",
+                    "command resumes from its last checkpoint. Your own material: --structure FILE (CIF, POSCAR, "
+                    "LAMMPS data, extxyz, a trajectory frame) with --potential chgnet, NAME:MODEL (OpenMM-ML: mace, "
+                    "nequip …), ase:MODULE:CLASS (any ASE calculator, keywords by --potential-kw) or an OpenMM "
+                    "System XML; e.g. anionmotion md --structure Li3PO4.cif --supercell 2x1x2 --potential chgnet "
+                    "--mode all --out run.nc (docs/md.md, 'Your own material and potential').",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     src = p.add_argument_group("system (one of)")
     src.add_argument("--system", help="embedded model: li2so4 (α-Li2SO4-like rotor phase, a generic demonstration "
