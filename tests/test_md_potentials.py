@@ -117,6 +117,12 @@ def test_bad_device():
         parse_potential("chgnet", device="gpu")
 
 
+def test_old_openmm_is_one_line(monkeypatch):
+    monkeypatch.delattr(openmm, "PythonForce")
+    with pytest.raises(OptionError, match=r"needs OpenMM ≥ 8\.6 \(PythonForce\).*anionmotion\[mlip\]"):
+        potential_system("chgnet", ["Li"], [6.94], np.eye(3))
+
+
 def test_missing_extra_is_one_line(monkeypatch):
     """Without chgnet installed (simulated) the error names the mlip extra, in one line."""
     monkeypatch.setitem(sys.modules, "chgnet.model", None)

@@ -580,6 +580,9 @@ def potential_system(potential, species, masses, box_nm, *, potential_kw=None, d
             raise OptionError(f"{spec.path} has {system.getNumParticles()} particles but the structure has {n} atoms")
         system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) for row in box])
         return system
+    if not hasattr(openmm, "PythonForce"):
+        raise OptionError(f"--potential {spec.label} needs OpenMM ≥ 8.6 (PythonForce); this is OpenMM "
+                          f"{getattr(openmm, '__version__', '?')}: {MLIP_EXTRA}")
     comp = ml_computation(spec, species, periodic=True)
     system = openmm.System()
     system.setDefaultPeriodicBoxVectors(*[openmm.Vec3(*row) for row in box])
