@@ -149,10 +149,16 @@ class Structure:
         if self.is_ordered:
             return
         bad = np.nonzero(np.abs(self.occupancies - 1.0) >= _OCC_TOL)[0]
-        k = int(bad[0]) if len(bad) else 0
-        raise OptionError(f"{self.path}: site {self.labels[k]} ({self.species[k]}, occupancy {self.occupancies[k]:g}) "
-                          f"is partially occupied; {what} needs an ordered structure — give disorder='order' "
-                          "(--disorder order: the most probable occupant of every site) or an ordered file")
+        if len(bad) == 0:  # fully occupied entries sharing a site
+            _, first, counts = np.unique(self.site_index, return_index=True, return_counts=True)
+            bad = first[counts > 1]
+        k = int(bad[0])
+        rows = np.nonzero(self.site_index == self.site_index[k])[0]
+        occ = " + ".join(f"{self.species[r]} {self.occupancies[r]:g}" for r in rows)
+        n_sites = len(np.unique(self.site_index[np.isin(self.site_index, self.site_index[bad])]))
+        raise OptionError(f"{self.path}: site {self.labels[k]} is partially occupied ({occ}; {n_sites} such site(s)); "
+                          f"{what} needs an ordered structure — give disorder='order' (--disorder order: the most "
+                          "probable occupant of every site) or an ordered file")
 
     def to_chunk(self):
         """The structure as a one-frame :class:`~anionmotion.trajectory.Chunk` (wrapped positions, t = 0)."""
