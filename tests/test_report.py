@@ -334,3 +334,15 @@ def test_report_on_real_argyrodite_xdatcar(tmp_path, datadir):
     assert a["diffusion"]["status"] == "ok" and a["diffusion"]["result"]["diffusion"]["D_cm2_s"] > 1e-8
     assert a["vdos"]["status"] == "skipped" and "Nyquist frequency 5 THz" in a["vdos"]["reason"]
     assert rep["input"]["sha256"] == file_sha256(path) and rep["input"]["reader_options"] == {"frame_interval": 0.1}
+
+
+def test_melting_check_covers_polyanion_centres(synth_report):
+    """Paper 003's framework TMSD includes S of SO4 (tabulated as an anion elsewhere, a cation here)."""
+    import json
+
+    out, _rep = synth_report
+    with open(out / "report.json") as fh:
+        rep = json.load(fh)
+    dif = rep["analyses"]["diffusion"]["result"]
+    assert dif["meta"]["framework_cations"] == ["S"]
+    assert dif["framework_tmsd_A2"] is not None

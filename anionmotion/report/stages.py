@@ -428,6 +428,25 @@ def _poly_obj(ctx):
 
 # ----------------------------------------------------------------------------- diffusion
 
+def _framework_cations(ctx):
+    """Species of paper 003's framework-melting check: every non-mobile cation.
+
+    The msd default (species neither mobile nor tabulated as anions) misses polyanion centres whose element is
+    tabulated as an anion elsewhere (S in SO4²⁻, N in NO3⁻, Cl in ClO4⁻); the detected centres are added.  None
+    (the msd default) when no polyanion was detected.
+    """
+    pa = ctx.polyanions
+    if pa is None or not getattr(pa, "found", False) or not getattr(pa, "center", None):
+        return None
+    from ..elements import ION_CHARGES, MOBILE_CATIONS
+
+    anions = {s for s, q in ION_CHARGES.items() if q < 0}
+    species = {str(s) for s in np.unique(np.asarray(ctx.traj.species))} - {str(ctx.cation.species)}
+    fc = {s for s in species if s not in MOBILE_CATIONS and s not in anions}
+    fc |= {c for c in str(pa.center).replace(",", " ").split() if c in species}
+    return sorted(fc) or None
+
+
 def _diffusion_body(ctx, out):
     sp = ctx.cation.species
     block = _opt(ctx, "msd_block_atoms")
@@ -442,8 +461,10 @@ def _diffusion_body(ctx, out):
         out.notes.append(f"MSD computed in {res.meta['atom_blocks']['n_blocks']} atom blocks of at most {int(block)} "
                          "atoms, merged by their atom-weighted mean")
     else:
+        fc = _framework_cations(ctx)
         res = call(out, _api("msd"), ctx.traj, species=sp, temperature=ctx.temperature_K,
-                   charge=_opt(ctx, "charge"), progress=ctx.progress, memory=ctx.memory)
+                   charge=_opt(ctx, "charge"), progress=ctx.progress, memory=ctx.memory,
+                   **({} if fc is None else {"framework_cations": fc}))
     ctx.results["msd"] = res
     lo, hi = _opt(ctx, "lag_min"), _opt(ctx, "lag_max")
     window = None
