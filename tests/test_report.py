@@ -83,6 +83,33 @@ def test_detect_polyanions_connected_framework_is_not_isolated():
     assert "no isolated polyanion" in p.reason and "shared between centres" in p.reason
 
 
+def _isolated_units(center, ligand, bond, k, cation="Na"):
+    """Two isolated centre–ligand units (tetrahedra k=4, octahedra k=6) and four cations in a 12 Å cube."""
+    dirs = {4: np.array([[1, 1, 1], [-1, -1, 1], [-1, 1, -1], [1, -1, -1]]) / np.sqrt(3),
+            6: np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]])}[k]
+    centres = np.array([[3.0, 3.0, 3.0], [9.0, 9.0, 9.0]])
+    lig = np.concatenate([c + bond * dirs for c in centres])
+    cat = np.array([[3.0, 9.0, 3.0], [9.0, 3.0, 9.0], [3.0, 3.0, 9.0], [9.0, 9.0, 3.0]])
+    pos = np.concatenate([centres, lig, cat])[None].repeat(2, axis=0)
+    species = [center] * 2 + [ligand] * (2 * k) + [cation] * 4
+    return anionmotion.from_arrays(pos, np.eye(3) * 12.0, species=species, frame_interval=1.0)
+
+
+def test_detect_polyanions_long_halide_bonds():
+    # YCl6 octahedra of Na3YCl6 (Y–Cl 2.62 Å) and YBr6 (2.78 Å) are polyanions
+    for lig, bond in (("Cl", 2.62), ("Br", 2.78)):
+        p = detect_polyanions(_isolated_units("Y", lig, bond, 6), cation="Na")
+        assert (p.center, p.ligand, p.n_ligands_per_anion, p.isolated) == ("Y", lig, 6, True), p.reason
+
+
+def test_detect_polyanions_centre_less_electronegative_than_ligand():
+    # F cannot centre O ligands (3.98 > 3.44); Cl can (ClO4: 3.16 < 3.44)
+    p = detect_polyanions(_isolated_units("F", "O", 1.45, 4), cation="Na")
+    assert not p.found and all(c["center"] != "F" for c in p.candidates)
+    p = detect_polyanions(_isolated_units("Cl", "O", 1.45, 4), cation="Na")
+    assert (p.center, p.ligand, p.n_ligands_per_anion) == ("Cl", "O", 4)
+
+
 def test_detect_polyanions_none_without_ligands():
     pos = np.random.default_rng(1).uniform(0, 10, size=(3, 6, 3))
     traj = anionmotion.from_arrays(pos, np.eye(3) * 10, species=["Li"] * 6, frame_interval=1.0)

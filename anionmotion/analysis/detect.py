@@ -23,7 +23,8 @@ LIGAND_SPECIES = ("O", "S", "F", "Cl", "Br", "I", "N", "H", "Se", "Te")
 
 #: longest centre–ligand bond accepted (Å) per ligand, generous upper limits of tabulated bond lengths
 #: (P–O 1.54, S–O 1.47, B–F 1.40, B–H 1.21, Si–O 1.63, P–S 2.05, Sb–S 2.33, Nb–Cl 2.37, Al–Cl 2.13, Ga–I 2.55)
-MAX_BOND_A = {"O": 2.05, "F": 2.0, "N": 2.0, "H": 1.45, "S": 2.6, "Cl": 2.6, "Se": 2.75, "Br": 2.75, "I": 2.95,
+#: (Y–Cl 2.62 in Na3YCl6 and Er–Cl 2.65 set the Cl limit; Y–Br 2.78 the Br limit; Na–Cl 2.82 stays outside)
+MAX_BOND_A = {"O": 2.05, "F": 2.0, "N": 2.0, "H": 1.45, "S": 2.6, "Cl": 2.75, "Se": 2.75, "Br": 2.9, "I": 2.95,
               "Te": 2.95}
 
 #: ratio between the first non-bonded and the last bonded distance that counts as a clear gap
@@ -157,6 +158,16 @@ def _examine(dist, ligand):
                 isolated=isolated, shared=int((per_ligand > 1).sum())), None
 
 
+def _can_centre(center, ligand):
+    """An anion-forming species centres a polyanion only on more electronegative ligands (S in SO4, Cl in ClO4,
+    N in NO3; not F on O, not N on H)."""
+    from ..structures.framework import ELECTRONEGATIVITY
+
+    if center not in LIGAND_SPECIES or center not in ELECTRONEGATIVITY or ligand not in ELECTRONEGATIVITY:
+        return True
+    return ELECTRONEGATIVITY[center] < ELECTRONEGATIVITY[ligand]
+
+
 def detect_polyanions(traj, *, cation=None, center=None, ligand=None) -> PolyanionChoice:
     """Find isolated polyanions (centre bonded to ligands) in the first frame.
 
@@ -192,7 +203,8 @@ def detect_polyanions(traj, *, cation=None, center=None, ligand=None) -> Polyani
         pairs = [(center, ligand)]
     else:
         pairs = [(c, lig) for c in counts for lig in LIGAND_SPECIES
-                 if lig in counts and c != lig and c != cation and counts[c] <= counts[lig]]
+                 if lig in counts and c != lig and c != cation and counts[c] <= counts[lig]
+                 and _can_centre(c, lig)]
     if traj.n_frames == 0 or not pairs:
         return PolyanionChoice(None, None, None, 0, 0, False, "none",
                                "no candidate centre/ligand species pair" if traj.n_frames else "no frames")
