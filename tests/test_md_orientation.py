@@ -326,3 +326,21 @@ def test_internal_vibrations_untouched_only_by_eckart_for_unequal_masses(ligand_
     else:
         assert e_or[0] > 1e-2 * scale
         assert e_or[1] == pytest.approx(e_or[0] / 100.0, rel=1e-2)   # harmonic in ε: it stiffens the vibration
+
+
+def test_orientation_run_resumes_from_its_serialized_system(tmp_path):
+    """The mode's System (108 → here 32 OrientationRestraintForces) is read back from XML on resume."""
+    out = str(tmp_path / "or.nc")
+    s = RunSettings(mode="RTC", temperature=900.0, time=0.3, equilibrate=0.1, reequilibrate=0.1, frame_every=5,
+                    seed=5, rc_backend="orientation")
+    with pytest.warns(ModeWarning):
+        with pytest.raises(RuntimeError, match="injected failure after 25 frames"):
+            run_mode(build_li2so4(2), out, s, threads=1, progress=False, verbose=False, checkpoint_every=10,
+                     _fail_after=25)
+    xml = open(os.path.join(out + ".state", "system.xml")).read()
+    assert xml.count("<Force ") and xml.count('type="OrientationRestraintForce"') == 32
+    rep = run_mode(build_li2so4(2), out, s, threads=1, progress=False, verbose=False, checkpoint_every=10)
+    assert rep["n_frames"] == 61 and rep["rotation_deg"]["max"] < 15.0 and rep["com_displacement_A"]["rms"] < 0.1
+    with netCDF4.Dataset(out) as ds:
+        t = np.asarray(ds["time"][:])
+    npt.assert_allclose(t, 0.005 * np.arange(61), atol=1e-6)
