@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..errors import OptionError
+from ..md.modes import RC_BACKEND_DEFAULT, RC_BACKENDS
 from ._common import progress_of
 
 MODE_CHOICES = ("UC", "RC", "RTC", "RTVC", "all")
@@ -75,7 +76,7 @@ def register(sub):
                    help="instead of --k-rot: put the Eckart libration line at this wavenumber, cm⁻¹")
     r.add_argument("--tether-cm1", type=float,
                    help="instead of --k-com: put the COM tether line at this wavenumber, cm⁻¹")
-    r.add_argument("--rc-backend", choices=("eckart", "orientation"), default="eckart",
+    r.add_argument("--rc-backend", choices=RC_BACKENDS, default=RC_BACKEND_DEFAULT,
                    help="rotational restraint of RC/RTC: Eckart (CustomCompoundBondForce) or OpenMM's "
                         "OrientationRestraintForce (same libration line; docs/md.md, 'RC backends')")
     r.add_argument("--seed", type=int, default=1, help="random seed (velocities, thermostat), ≥ 1")
@@ -213,7 +214,8 @@ def run(args) -> int:
                      progress=progress_of(args), checkpoint_every=args.checkpoint_every, rc_backend=args.rc_backend)
     # the anion list, the potential and the NVE energy drift of every mode go into its constraints JSON
     annotate_reports(mdsys, reports, output_paths(args.out, list(reports)), nve_ps=nve_ps, timestep=args.timestep,
-                     k_rot=k_rot, k_com=k_com, platform=args.platform, threads=args.threads)
+                     k_rot=k_rot, k_com=k_com, platform=args.platform, threads=args.threads,
+                     rc_backend=args.rc_backend)
     return 0
 
 

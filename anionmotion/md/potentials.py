@@ -675,7 +675,7 @@ def __getattr__(name):
 
 # ---------------------------------------------------------------------------------------------- NVE drift
 def nve_energy_drift(mdsys, mode, positions_nm, velocities_nm_ps, box_nm, *, steps=500, timestep=1.0, k_rot=None,
-                     k_com=None, platform="CPU", threads=None, sample_every=None):
+                     k_com=None, platform="CPU", threads=None, sample_every=None, rc_backend=None):
     """Energy drift of plain NVE (velocity Verlet) from one state of a mode, per ps.
 
     The System of the mode (:func:`~anionmotion.md.modes.apply_mode` with the state as the restraint
@@ -694,6 +694,8 @@ def nve_energy_drift(mdsys, mode, positions_nm, velocities_nm_ps, box_nm, *, ste
     timestep : float, fs
     k_rot, k_com : float, optional
         Stiffnesses of the mode (defaults of :mod:`~anionmotion.md.modes`).
+    rc_backend : {"eckart", "orientation"}, optional
+        Rotational restraint of RC/RTC, as in the production (default :data:`~anionmotion.md.modes.RC_BACKEND_DEFAULT`).
     sample_every : int, optional
         Steps between energy samples (default: ``steps // 20``, at least 1).
 
@@ -705,7 +707,7 @@ def nve_energy_drift(mdsys, mode, positions_nm, velocities_nm_ps, box_nm, *, ste
         ``n_samples``, ``potential``, ``mode``.
     """
     openmm = need_openmm()
-    from .modes import K_COM_DEFAULT, K_ROT_DEFAULT, apply_mode
+    from .modes import K_COM_DEFAULT, K_ROT_DEFAULT, RC_BACKEND_DEFAULT, apply_mode
 
     u = openmm.unit
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 4:
@@ -715,7 +717,7 @@ def nve_energy_drift(mdsys, mode, positions_nm, velocities_nm_ps, box_nm, *, ste
     system = mdsys.copy_system()
     setup = apply_mode(system, positions_nm, box_nm, mdsys.groups, mode,
                        k_rot=K_ROT_DEFAULT if k_rot is None else k_rot, k_com=K_COM_DEFAULT if k_com is None else k_com,
-                       templates=None)
+                       templates=None, rc_backend=RC_BACKEND_DEFAULT if rc_backend is None else rc_backend)
     for i in reversed(range(system.getNumForces())):
         if isinstance(system.getForce(i), openmm.CMMotionRemover):
             system.removeForce(i)

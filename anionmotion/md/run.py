@@ -40,8 +40,8 @@ from ..errors import OptionError
 from ..io.netcdf_writer import NetCDFWriter, lengths_angles_to_cell
 from ..results import check_output, to_jsonable, write_json
 from ._openmm import need_openmm
-from .modes import (COM_FORCE_GROUP, K_COM_DEFAULT, K_ROT_DEFAULT, MODES, ROT_FORCE_GROUP, apply_mode, check_mode,
-                    make_whole, warn_short_reequilibration)
+from .modes import (COM_FORCE_GROUP, K_COM_DEFAULT, K_ROT_DEFAULT, MODES, RC_BACKEND_DEFAULT, ROT_FORCE_GROUP,
+                    apply_mode, check_mode, make_whole, warn_short_reequilibration)
 from .report import ConstraintAccumulator, format_report
 
 __all__ = ["RunSettings", "run_md", "run_mode", "output_paths", "report_path", "THERMOSTATS", "PLATFORMS"]
@@ -100,7 +100,7 @@ class RunSettings:
     thermostat: str = "langevin"
     friction: float = 1.0
     minimize: bool = True
-    rc_backend: str = "eckart"
+    rc_backend: str = RC_BACKEND_DEFAULT
 
     def __post_init__(self):
         check_mode(self.mode)
@@ -724,7 +724,7 @@ def _report_of_finished_run(openmm, out, mdsys, s, sdir, verbose, keep_state=Fal
 def run_md(mdsys, out, *, mode="UC", temperature=900.0, time=50.0, equilibrate=10.0, reequilibrate=5.0,
            timestep=1.0, frame_every=5, k_rot=K_ROT_DEFAULT, k_com=K_COM_DEFAULT, seed=1, thermostat="langevin",
            friction=1.0, minimize=True, platform="CPU", threads=None, overwrite=False, progress=None,
-           checkpoint_every=200, verbose=True, rc_backend="eckart"):
+           checkpoint_every=200, verbose=True, rc_backend=RC_BACKEND_DEFAULT):
     """Constrained MD of a system in one mode, or in all four from one equilibrated start (SPEC §8).
 
     Parameters

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..errors import OptionError
 from ..results import check_output, to_jsonable, write_json
-from .modes import K_COM_DEFAULT, K_ROT_DEFAULT, MODES, check_mode
+from .modes import K_COM_DEFAULT, K_ROT_DEFAULT, MODES, RC_BACKEND_DEFAULT, check_mode
 from .run import RunSettings, _atomic_write_bytes, _read_complete, _state_dir, check_box, output_paths, report_path
 
 __all__ = ["parse_temperatures", "parse_wall_limit", "series_paths", "series_index_path", "Convergence",
@@ -420,7 +420,7 @@ def run_series(mdsys, out, *, temperatures, mode="all", time=50.0, equilibrate=1
                timestep=1.0, frame_every=5, k_rot=K_ROT_DEFAULT, k_com=K_COM_DEFAULT, seed=1, thermostat="langevin",
                friction=1.0, minimize=True, platform="CPU", threads=None, overwrite=False, progress=None,
                checkpoint_every=200, verbose=True, until_converged=None, time_limit=None, wall_limit=None,
-               cation=None, client=None, scheduler=None, workers=None, memory=None, rc_backend="eckart",
+               cation=None, client=None, scheduler=None, workers=None, memory=None, rc_backend=RC_BACKEND_DEFAULT,
                builder=None):
     """Run the grid temperatures × modes (resumable; optionally on Dask), each run optionally adaptive.
 
@@ -629,7 +629,7 @@ def run_from_args(args, mdsys, system_fn, *, k_rot, k_com, progress, nve_ps=None
                      checkpoint_every=args.checkpoint_every, until_converged=args.until_converged,
                      time_limit=args.time_limit, wall_limit=args.wall_limit, cation=args.cation,
                      scheduler=scheduler, workers=getattr(args, "workers", None),
-                     rc_backend=getattr(args, "rc_backend", "eckart"),
+                     rc_backend=getattr(args, "rc_backend", RC_BACKEND_DEFAULT),
                      builder=functools.partial(system_fn, args) if scheduler is not None else None)
     runs = res["runs"]
     by_T = {}
@@ -638,7 +638,7 @@ def run_from_args(args, mdsys, system_fn, *, k_rot, k_com, progress, nve_ps=None
     for group in by_T.values():   # reports updated in place (skipped runs annotated before are left alone)
         annotate_reports(mdsys, {m: r["report"] for m, r in group.items()}, {m: r["path"] for m, r in group.items()},
                          nve_ps=nve_ps, timestep=args.timestep, k_rot=k_rot, k_com=k_com, platform=args.platform,
-                         threads=args.threads)
+                         threads=args.threads, rc_backend=getattr(args, "rc_backend", RC_BACKEND_DEFAULT))
     n_done = sum(r["status"] == "computed" for r in runs)
     print(f"series: {len(runs)} run(s), {n_done} computed, {len(runs) - n_done} already complete (skipped)")
     for r in runs:

@@ -233,7 +233,7 @@ def format_anions(mdsys, limit=8) -> str:
 
 
 def annotate_reports(mdsys, reports, paths, *, nve_ps=None, timestep=1.0, k_rot=None, k_com=None, platform="CPU",
-                     threads=None, verbose=True):
+                     threads=None, verbose=True, rc_backend=None):
     """Add the anion list, the potential and the NVE energy drift to each mode's constraints JSON.
 
     Parameters
@@ -245,6 +245,8 @@ def annotate_reports(mdsys, reports, paths, *, nve_ps=None, timestep=1.0, k_rot=
         mode → output NetCDF (:func:`~anionmotion.md.run.output_paths`).
     nve_ps : float, optional
         Length of the NVE drift run from the last frame, ps (0 or None: no drift run).
+    rc_backend : {"eckart", "orientation"}, optional
+        Rotational restraint used in the production (the drift run uses the same).
 
     Returns
     -------
@@ -276,7 +278,7 @@ def annotate_reports(mdsys, reports, paths, *, nve_ps=None, timestep=1.0, k_rot=
             steps = max(4, int(round(nve_ps / (timestep * 1e-3))))
             rep["nve_energy_drift"] = nve_energy_drift(mdsys, mode, pos, vel, mdsys.box, steps=steps,
                                                        timestep=timestep, k_rot=k_rot, k_com=k_com,
-                                                       platform=platform, threads=threads)
+                                                       platform=platform, threads=threads, rc_backend=rc_backend)
             rep["nve_energy_drift"]["potential"] = label
             changed = True
             if verbose:
