@@ -37,6 +37,10 @@ TABLE_S1 = {
 }
 
 
+#: structures whose polyanion the detection misses (Y–Cl 2.62 Å is beyond its 2.6 Å limit for Cl ligands)
+GIVEN_POLYANION = {"Na3YCl6_cubic": {"center": "Y", "ligand": "Cl"}}
+
+
 def _enargite(a, b, c, bond):
     """Enargite-type (Pmn2₁) A3BX4 from ideal wurtzite positions in the 2a_w × √3a_w × c_w cell, with the
     BX4 tetrahedra contracted about B to the bond length ``bond``; returns (lattice, species, frac)."""
@@ -114,6 +118,90 @@ def build_structures():
     return out
 
 
+def figure(path, name="NaNO3", grid_spacing=0.2):
+    """The E_rot construction for the first polyanion of ``name``: u(n) and the ligand's region below and at
+    E_rot, on an equal-area map of the sphere of directions (φ, cos θ)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from anionmotion.analysis.polyanions import find_polyanions
+    from anionmotion.kernels.pbc import minimum_image_ref
+    from anionmotion.structures import Structure
+    from anionmotion.structures._erot import (fibonacci_sphere, orientation_landscape, rotation_level,
+                                              sphere_triangulation)
+    from anionmotion.structures.bv import DEFAULT_SHELL, bvse_landscape, rotation_energies
+
+    pst = build_structures()[name][0]
+    st = Structure([x.specie.symbol for x in pst], pst.cart_coords, pst.lattice.matrix, path=name)
+    row = rotation_energies(st, grid_spacing=grid_spacing)[0]
+    land = bvse_landscape(st, row["ligand"], grid_spacing=grid_spacing)
+    pa = find_polyanions(st.to_chunk(), center=row["center"], ligand=row["ligand"])
+    a = list(pa.centers).index(row["center_index"])
+    ci = row["center_index"]
+    vec = minimum_image_ref(st.positions[pa.ligands[a]] - st.positions[ci], st.cell)
+    d = row["bond_length_A"]
+    dirs = fibonacci_sphere(row["n_directions"])
+    tri, edges = sphere_triangulation(dirs)
+    u, _ = orientation_landscape(land.interpolator(), st.positions[ci], dirs, DEFAULT_SHELL[0] * d,
+                                 DEFAULT_SHELL[1] * d, row["n_radial"])
+    res = rotation_level(u, dirs, tri, edges, vec)
+    m = len(u)
+    phi = np.degrees(np.arctan2(dirs[:, 1], dirs[:, 0]))
+    cz = dirs[:, 2]
+    lv = vec / np.linalg.norm(vec, axis=1)[:, None]
+
+    def region(level, node):
+        inside = u <= level
+        keep = inside[edges[:, 0]] & inside[edges[:, 1]]
+        g = coo_matrix((np.ones(int(keep.sum())), (edges[keep, 0], edges[keep, 1])), shape=(m, m))
+        _, lab = connected_components(g, directed=False)
+        comp = inside & (lab == lab[node])
+        out = ~comp
+        keep2 = out[edges[:, 0]] & out[edges[:, 1]]
+        g2 = coo_matrix((np.ones(int(keep2.sum())), (edges[keep2, 0], edges[keep2, 1])), shape=(m, m))
+        _, lab2 = connected_components(g2, directed=False)
+        return inside, comp, np.where(out, lab2, -1)
+
+    big = int(np.ceil(0.02 * m))
+    node = res.ligand_nodes[0]
+    for cand in res.ligand_nodes:   # the ligand whose region closes the path at E_rot
+        _, comp, holes = region(res.level, cand)
+        if comp.any() and sum(int((holes == h).sum()) >= big for h in np.unique(holes[holes >= 0])) >= 2:
+            node = cand
+            break
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.9), sharey=True)
+    rel = u - res.u_min
+    sc = axes[0].scatter(phi, cz, c=np.clip(rel, 0, 3 * res.e_rot), s=4, cmap="viridis")
+    fig.colorbar(sc, ax=axes[0], label="u(n) − u_min (eV)")
+    axes[0].set_title(f"{row['type']} in {name}: ligand energy u(n)")
+    for ax, level, title in ((axes[1], res.level - 0.1 * res.e_rot, f"at {0.9 * res.e_rot:.2f} eV (0.9 E_rot)"),
+                             (axes[2], res.level, f"at E_rot = {res.e_rot:.2f} eV")):
+        inside, comp, holes = region(level, node)
+        ax.scatter(phi[~inside], cz[~inside], s=4, c="0.85")
+        ax.scatter(phi[inside & ~comp], cz[inside & ~comp], s=4, c="0.55")
+        if level == res.level:
+            for j, lab in enumerate(h for h in np.unique(holes[holes >= 0]) if (holes == h).sum() >= big):
+                sel = holes == lab
+                ax.scatter(phi[sel], cz[sel], s=4, c=("C0", "C2", "C4", "C1")[j % 4], label=f"hole {j + 1}")
+        ax.scatter(phi[comp], cz[comp], s=4, c="C3", label="ligand's region K")
+        ax.set_title(f"accessible region {title}", fontsize=10)
+    for ax in axes:
+        ax.scatter(np.degrees(np.arctan2(lv[:, 1], lv[:, 0])), lv[:, 2], marker="x", c="k", s=50, label="ligands")
+        ax.set_xlabel("φ (degrees)")
+        ax.set_xlim(-180, 180)
+    axes[0].set_ylabel("cos θ (equal-area)")
+    axes[2].legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_structures(folder):
     from pymatgen.io.vasp import Poscar
 
@@ -145,8 +233,9 @@ def run(names=None, grid_spacing=0.2):
             continue
         st = Structure([s.specie.symbol for s in pst], pst.cart_coords, pst.lattice.matrix, path=name)
         t0 = time.perf_counter()
+        given = GIVEN_POLYANION.get(name, {})
         try:
-            res = bv_summary(st, grid_spacing=grid_spacing)
+            res = bv_summary(st, grid_spacing=grid_spacing, **given)
             err = None
         except AnionmotionError as e:
             res, err = None, str(e)
@@ -209,7 +298,11 @@ def main(argv=None):
     p.add_argument("--json", metavar="FILE", help="write the rows as JSON")
     p.add_argument("--only", nargs="+", help="structure names")
     p.add_argument("--grid-spacing", type=float, default=0.2)
+    p.add_argument("--figure", metavar="PNG", help="draw the E_rot construction (docs figure) and stop")
     a = p.parse_args(argv)
+    if a.figure:
+        print(figure(a.figure))
+        return 0
     if a.write:
         for name, path in write_structures(a.write).items():
             print(path)

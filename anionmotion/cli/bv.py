@@ -80,8 +80,8 @@ def format_summary(res) -> str:
         lines.append(f"  {r['type']} centre #{r['center_index']} (×{r['multiplicity']}, {r['center']}–{r['ligand']} "
                      f"{r['bond_length_A']:.3f} Å): E_rot = {_f(r['E_rot_eV'])} eV")
     for lig, e in res.get("E_mig_ligand_eV", {}).items():
-        lines.append(f"  ligand {lig} percolation (eV above its minimum): 1D {_f(e['1D'])}, 2D {_f(e['2D'])}, "
-                     f"3D {_f(e['3D'])}")
+        lines.append(f"  ligand {lig} percolation (eV above its minimum): "
+                     + ", ".join(f"{d} {_f(v)}" for d, v in e.items()))
     lines.append(f"  E_rot (lowest) = {_f(res['E_rot_min_eV'])} eV; E_mig/E_rot ({res['migration_dimension']}) = "
                  f"{_f(res.get('ratio_cation'), '{:.2f}')} with the cation's E_mig ({res.get('mode_cation') or '—'}), "
                  f"{_f(res.get('ratio_ligand'), '{:.2f}')} with the ligand's ({res.get('mode_ligand') or '—'})")

@@ -294,15 +294,24 @@ def _positive(value, name):
     return value
 
 
-def migration_barriers(landscape: BVLandscape, *, encut=ENCUT_EV) -> dict:
+def migration_barriers(landscape: BVLandscape, *, encut=ENCUT_EV, dimensions=("1D", "2D", "3D")) -> dict:
     """BVlain's percolation barriers of ``landscape`` (eV above its minimum): ``{"E_1D": …, "E_2D": …, "E_3D": …}``.
 
     ``inf`` (JSON: null) when the region does not percolate in that dimension below ``encut``.
-    BVlain bisects the level to 0.01 eV on its own grid (the one ``landscape`` came from).
+    BVlain bisects the level to 0.01 eV on its own grid (the one ``landscape`` came from).  ``dimensions``
+    limits the work to some of them (BVlain's ``_percolation_energy`` per dimension, what its
+    ``percolation_barriers`` loops over).
     """
+    dims = tuple(dimensions)
+    lain = landscape.lain
     with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
-        res = landscape.lain.percolation_barriers(encut=float(encut))
-    return {k: float(v) for k, v in res.items()}
+        if dims == ("1D", "2D", "3D") or not hasattr(lain, "_percolation_energy"):
+            res = lain.percolation_barriers(encut=float(encut))
+        else:
+            lain.n_jobs, lain.backend = 1, "threading"
+            res = {f"E_{d}": lain._percolation_energy(encut=float(encut), dim={"1D": 2, "2D": 4, "3D": 8}[d])
+                   for d in dims}
+    return {k: float(v) for k, v in res.items() if k[2:] in dims}
 
 
 # ---------------------------------------------------------------------------------------------- E_rot
@@ -310,17 +319,28 @@ def _polyanion_choices(structure, cation, center=None, ligand=None):
     """(centre, ligand, cutoff) pairs of isolated polyanions (all accepted candidates of detect_polyanions)."""
     from ..analysis.detect import detect_polyanions
 
-    traj = structure.to_trajectory()
-    choice = detect_polyanions(traj, cation=cation, center=center, ligand=ligand)
-    pairs = []
+    if (center is None) != (ligand is None):
+        raise OptionError("give both center= and ligand= (or neither, to detect the polyanions)")
     if center is not None:
-        if choice.found:
-            pairs.append((choice.center, choice.ligand, choice.cutoff_A, choice.isolated))
-        return pairs, choice.reason
+        # given: no bond-length limit of the detection; find_polyanions' own gap rule sets the cutoff
+        return [(center, ligand, None, True)], f"{center}–{ligand} given"
+    traj = structure.to_trajectory()
+    choice = detect_polyanions(traj, cation=cation)
+    pairs = []
     for c in choice.candidates:
         if c.get("accepted"):
             pairs.append((c["center"], c["ligand"], c["cutoff_A"], True))
     return pairs, choice.reason
+
+
+def _check_shell(shell):
+    try:
+        shell = tuple(float(x) for x in shell)
+    except (TypeError, ValueError):
+        raise OptionTypeError(f"shell must be two numbers (fractions of the bond length); got {shell!r}") from None
+    if len(shell) != 2 or not 0 < shell[0] < 1 < shell[1]:
+        raise OptionError(f"shell must be two fractions of the bond length, inner < 1 < outer; got {shell}")
+    return shell
 
 
 def _equivalent_atoms(structure, symprec=1e-2):
@@ -351,9 +371,7 @@ def rotation_energies(structure, *, cation=None, center=None, ligand=None, grid_
     from ._erot import DEFAULT_MIN_HOLE_FRACTION, fibonacci_sphere, orientation_landscape, rotation_level, \
         sphere_triangulation
 
-    shell = tuple(float(x) for x in shell)
-    if len(shell) != 2 or not 0 < shell[0] < 1 < shell[1]:
-        raise OptionError(f"shell must be two fractions of the bond length, inner < 1 < outer; got {shell}")
+    shell = _check_shell(shell)
     decorated = _decorated or assign_oxidation_states(structure, oxidation_states)
     pairs, reason = _polyanion_choices(structure, cation, center, ligand)
     out = []
@@ -460,6 +478,9 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
         raise OptionError(f"ratio_basis must be one of {', '.join(RATIO_BASES)}; got {ratio_basis!r}")
     grid_spacing = _positive(grid_spacing, "grid_spacing")
     encut = _positive(encut, "encut")
+    shell = _check_shell(shell)
+    if (center is None) != (ligand is None):
+        raise OptionError("give both center= and ligand= (or neither, to detect the polyanions)")
     choice = _detect_cation(structure, cation)
     if choice.species is None and require_cation:
         raise OptionError(f"{structure.path}: {choice.reason}")
@@ -498,9 +519,8 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
     out["polyanions"] = rows
     for lig, land in landscapes.items():
         out["grid"][f"ligand {lig}"] = land.grid_info()
-        bar = migration_barriers(land, encut=encut)
-        out["E_mig_ligand_eV"][lig] = {d: (float(bar[f"E_{d}"]) if np.isfinite(bar[f"E_{d}"]) else None)
-                                       for d in ("1D", "2D", "3D")}
+        bar = migration_barriers(land, encut=encut, dimensions=(dim,))   # the one the ratio uses (it is slow)
+        out["E_mig_ligand_eV"][lig] = {dim: (float(bar[f"E_{dim}"]) if np.isfinite(bar[f"E_{dim}"]) else None)}
     if not rows:
         out["reason"].append("no isolated polyanion found (no E_rot)")
     by_type = {}
