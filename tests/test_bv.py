@@ -250,6 +250,17 @@ def test_atom_order_does_not_change_the_answer(na3sbs4):
     assert na3sbs4["E_rot_min_eV"] == pytest.approx(b["E_rot_min_eV"], abs=1e-6)
 
 
+def test_left_handed_cell_gives_the_same_answer():
+    """A left-handed cell (pymatgen writes some) is used with a and b swapped: same lattice, same grid points."""
+    st = load_structure(_path("Li3PO4_gamma"))
+    lh = Structure(st.species, st.positions, st.cell[[1, 0, 2]], path="left-handed")
+    assert np.linalg.det(lh.cell) < 0
+    a, b = (bv.bv_summary(x, grid_spacing=0.4) for x in (st, lh))
+    assert b["cell_note"] and a["cell_note"] is None
+    for key in ("E_mig_1D_eV", "E_mig_2D_eV", "E_mig_3D_eV", "E_rot_min_eV"):
+        assert a[key] == pytest.approx(b[key], abs=1e-9)
+
+
 def test_given_polyanion_skips_the_detection_limit():
     """Y–Cl (2.62 Å) is beyond the detection's bond limit for Cl; center=/ligand= still finds the YCl6 octahedra."""
     st = load_structure(_path("Na3YCl6_cubic"))

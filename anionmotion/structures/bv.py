@@ -28,6 +28,7 @@ import contextlib
 import io
 import pickle
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +60,18 @@ K_NEIGHBOURS = 100
 SCREENING_F = 0.74
 #: energies searched above the landscape minimum (eV): percolation (BVlain's ``encut``) and E_rot
 ENCUT_EV = 10.0
+#: landscape files hold min(E − E_min, this) eV (the repulsive cores of the ions overflow otherwise)
+FILE_CAP_EV = 100.0
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the third-party warnings of BVlain/pymatgen internals (scipy deprecations, pymatgen's error
+    handling notice) that say nothing about the user's input."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
 
 
 def _need_bvlain():
@@ -116,14 +129,16 @@ def assign_oxidation_states(structure, oxidation_states=None):
         try:
             from pymatgen.analysis.bond_valence import BVAnalyzer
 
-            dec = BVAnalyzer(forbidden_species=["O-", "P3-"]).get_oxi_state_decorated_structure(pmg)
+            with _quiet():
+                dec = BVAnalyzer(forbidden_species=["O-", "P3-"]).get_oxi_state_decorated_structure(pmg)
             ox = {}
             for site in dec:
                 sp = site.specie
                 ox.setdefault(sp.symbol, int(round(sp.oxi_state)))
             how = "pymatgen BVAnalyzer"
         except (ValueError, KeyError, TypeError):
-            guesses = pmg.composition.oxi_state_guesses(max_sites=-1)
+            with _quiet():
+                guesses = pmg.composition.oxi_state_guesses(max_sites=-1)
             if guesses:
                 ox = {k: int(round(v)) for k, v in guesses[0].items()}
                 how = "pymatgen oxi_state_guesses (BVAnalyzer failed)"
@@ -273,7 +288,7 @@ def bvse_landscape(structure, ion, *, grid_spacing=DEFAULT_GRID_SPACING, oxidati
     t0 = time.perf_counter()
     lain = Lain(verbose=False)
     lain.read_structure(pmg.copy(), oxi_check=False)
-    with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):  # BVlain's 1/r at padded neighbours
+    with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"), _quiet():  # BVlain's 1/r at padding
         data = lain.bvse_distribution(mobile_ion=label, resolution=grid_spacing, r_cut=r_cut, k=k, f=screening)
     if min(data.shape) < 3:
         raise OptionError(f"{structure.path}: grid_spacing {grid_spacing} Å gives fewer than 2 grid points along a "
@@ -304,7 +319,7 @@ def migration_barriers(landscape: BVLandscape, *, encut=ENCUT_EV, dimensions=("1
     """
     dims = tuple(dimensions)
     lain = landscape.lain
-    with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
+    with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"), _quiet():
         if dims == ("1D", "2D", "3D") or not hasattr(lain, "_percolation_energy"):
             res = lain.percolation_barriers(encut=float(encut))
         else:
@@ -333,6 +348,19 @@ def _polyanion_choices(structure, cation, center=None, ligand=None):
     return pairs, choice.reason
 
 
+def _right_handed(structure):
+    """The structure with a right-handed cell: a left-handed one gets its a and b swapped (same lattice, same
+    Cartesian positions; the trajectory-based polyanion detection needs a positive cell volume)."""
+    if np.linalg.det(structure.cell) > 0:
+        return structure
+    from . import Structure
+
+    meta = dict(structure.meta, bv_cell="a and b swapped: the file's cell is left-handed")
+    return Structure(structure.species, structure.positions, structure.cell[[1, 0, 2]], masses=structure.masses,
+                     labels=structure.labels, occupancies=structure.occupancies, site_index=structure.site_index,
+                     path=structure.path, meta=meta)
+
+
 def _check_shell(shell):
     try:
         shell = tuple(float(x) for x in shell)
@@ -347,7 +375,11 @@ def _equivalent_atoms(structure, symprec=1e-2):
     import spglib
 
     numbers = np.unique(structure.species, return_inverse=True)[1].astype(int)
-    ds = spglib.get_symmetry_dataset((structure.cell, structure.fractional, numbers), symprec=symprec)
+    try:
+        with _quiet():
+            ds = spglib.get_symmetry_dataset((structure.cell, structure.fractional, numbers), symprec=symprec)
+    except Exception:  # noqa: BLE001 - spglib's own error type differs between versions; no symmetry then
+        ds = None
     if ds is None:
         return np.arange(structure.n_atoms)
     eq = ds.equivalent_atoms if hasattr(ds, "equivalent_atoms") else ds["equivalent_atoms"]
@@ -372,6 +404,7 @@ def rotation_energies(structure, *, cation=None, center=None, ligand=None, grid_
         sphere_triangulation
 
     shell = _check_shell(shell)
+    structure = _right_handed(structure)
     decorated = _decorated or assign_oxidation_states(structure, oxidation_states)
     pairs, reason = _polyanion_choices(structure, cation, center, ligand)
     out = []
@@ -481,12 +514,14 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
     shell = _check_shell(shell)
     if (center is None) != (ligand is None):
         raise OptionError("give both center= and ligand= (or neither, to detect the polyanions)")
+    structure = _right_handed(structure)
     choice = _detect_cation(structure, cation)
     if choice.species is None and require_cation:
         raise OptionError(f"{structure.path}: {choice.reason}")
     decorated = assign_oxidation_states(structure, oxidation_states)
     _, ox, how = decorated
     out = {"structure": structure.path, "formula": structure.formula, "cation": choice.species,
+           "cell_note": structure.meta.get("bv_cell"),
            "cation_reason": choice.reason, "E_mig_1D_eV": None, "E_mig_2D_eV": None, "E_mig_3D_eV": None,
            "E_mig_eV": None, "migration_dimension": dim, "E_mig_ligand_eV": {}, "polyanions": [], "E_rot_eV_by_type": {},
            "E_rot_min_eV": None, "ratio": None, "mode": None, "ratio_basis": basis_used,
@@ -562,7 +597,7 @@ class _GridView:
     """The attributes :mod:`anionmotion.report.grids` writers read, for an energy grid."""
 
     def __init__(self, land: BVLandscape, scale, what):
-        e = land.energy - land.minimum
+        e = np.minimum(land.energy - land.minimum, FILE_CAP_EV)  # the cores of the ions reach 1e300 eV
         self.cell = land.cell
         self.density = e * scale
         self.structure = {"species": land.species, "frac": land.frac}
@@ -577,8 +612,9 @@ def write_landscape(landscape: BVLandscape, path, *, overwrite=False):
     """Write the landscape (eV above its minimum) as a Gaussian cube (``*.cube``) or VASP CHGCAR
     (``*.CHGCAR``/``CHGCAR``/``*.vasp``) for VESTA, through :mod:`anionmotion.report.grids`.
 
-    The file values are energies in eV (not densities): the cube stores E directly (cube lengths in bohr),
-    the CHGCAR stores E as well (its "ρ·V" column holds E).
+    The file values are energies in eV above the minimum, capped at :data:`FILE_CAP_EV` (100 eV; the cores of
+    the ions reach 1e300 eV), not densities: the cube stores E directly (cube lengths in bohr), the CHGCAR
+    stores E as well (its "ρ·V" column holds E).
     """
     from ..report.grids import _format_of, write_chgcar, write_cube
     from ..units import BOHR_A
