@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anionmotion.errors import AnionmotionError, OptionError
 from anionmotion.structures import Structure, load_structure
@@ -108,7 +110,8 @@ def test_small_holes_around_a_bump_are_not_rings():
     assert small.e_rot is not None and small.e_rot < 0.2
 
 
-@pytest.mark.parametrize("seed", range(8))
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1))
 def test_sweep_equals_brute_force_twin(seed):
     rng = np.random.default_rng(seed)
     dirs, tri, edges = _sphere(500)
@@ -271,6 +274,15 @@ def test_given_polyanion_skips_the_detection_limit():
 
 
 # ------------------------------------------------------------------------------------------ bad inputs
+def test_structure_without_polyanions_keeps_emig_and_says_why():
+    fcc = np.array([[0, 0, 0], [0, .5, .5], [.5, 0, .5], [.5, .5, 0]])
+    a = 5.64
+    nacl = Structure(["Na"] * 4 + ["Cl"] * 4, np.vstack([fcc, fcc + [.5, 0, 0]]) * a, np.eye(3) * a, path="NaCl")
+    res = bv.bv_summary(nacl, grid_spacing=0.4)
+    assert res["polyanions"] == [] and res["E_rot_min_eV"] is None and res["mode"] is None
+    assert res["E_mig_3D_eV"] is not None and "no isolated polyanion" in res["reason"]
+
+
 def test_no_softbv_parameters_is_a_one_line_error():
     with pytest.raises(OptionError, match=r"no softBV bond-valence parameters for the pair Li1\+–H1-") as e:
         bv.bv_summary(load_structure(_path("LiBH4_ortho")))
