@@ -885,6 +885,7 @@ def bv_cases():
     bv("oxidation-states-unbalanced", "--oxidation-states leaving a charged cell",
        ["--oxidation-states", "Li=1,S=6,O=-1"], ["charge"])
     bv("encut=0", "--encut 0", ["--encut", "0"], ["encut"])
+    bv("memory=1MB", "--memory 1MB (the grid does not fit)", ["--memory", "1MB"], ["memory", "grid"])
     bv("no-bv-parameters", "a hydride (LiBH4-like): no softBV parameters for H-", [], ["H1-", "parameters"],
        poscar=_BV_LIBH4)
     bv("no-cation", "a structure without a mobile cation (BaSO4-like)", [], ["cation"],

@@ -309,6 +309,14 @@ def test_bad_options():
             bv.bv_summary(st, **kw)
 
 
+def test_grid_larger_than_the_memory_budget_is_refused_with_a_spacing_that_fits():
+    st = load_structure(_path("Na3SbS4_cubic"))
+    with pytest.raises(OptionError, match=r"use grid_spacing ≥ (\d\.\d+) Å") as e:
+        bv.bvse_landscape(st, "Na", grid_spacing=0.1, memory="50MB")
+    fit = float(str(e.value).split("grid_spacing ≥ ")[1].split()[0])
+    bv._check_memory(st, fit, bv.K_NEIGHBOURS, "50MB")   # the suggested spacing fits
+
+
 def test_disordered_structure_is_refused():
     st = load_structure(_path("Na3SbS4_cubic"))
     occ = st.occupancies.copy()

@@ -32,6 +32,8 @@ def register(sub):
                         "ligand's own percolation energy (both are printed)")
     p.add_argument("--encut", type=float, default=10.0, metavar="EV",
                    help="highest energy searched above the minimum, eV (default 10)")
+    p.add_argument("--memory", metavar="SIZE",
+                   help="memory budget of one BVSE grid, e.g. 4GB (default: half of the available RAM)")
     p.add_argument("--disorder", choices=("refuse", "order"), default="refuse",
                    help="partially occupied sites: refuse (default) or keep the most probable occupant")
     g = p.add_mutually_exclusive_group()
@@ -109,7 +111,7 @@ def run(args) -> int:
     res = bv_summary(st, cation=args.cation, grid_spacing=args.grid_spacing, oxidation_states=ox,
                      center=args.center, ligand=args.ligand, migration_dimension=args.migration_dimension,
                      encut=args.encut, keep_landscape=bool(args.cube or args.chgcar), require_cation=True,
-                     ratio_basis=args.ratio_basis)
+                     ratio_basis=args.ratio_basis, memory=args.memory)
     land = res.pop("landscape", None)
     print(format_summary(res))
     out = args.cube or args.chgcar

@@ -60,6 +60,9 @@ K_NEIGHBOURS = 100
 SCREENING_F = 0.74
 #: energies searched above the landscape minimum (eV): percolation (BVlain's ``encut``) and E_rot
 ENCUT_EV = 10.0
+#: bytes BVlain holds per grid point and neighbour (≈ 11 float64 arrays of shape (points, k); measured 1.2 GB
+#: peak for 48³ points × 100 neighbours)
+BYTES_PER_NEIGHBOUR = 88
 #: landscape files hold min(E − E_min, this) eV (the repulsive cores of the ions overflow otherwise)
 FILE_CAP_EV = 100.0
 
@@ -256,7 +259,7 @@ class BVLandscape:
 
 
 def bvse_landscape(structure, ion, *, grid_spacing=DEFAULT_GRID_SPACING, oxidation_states=None, r_cut=R_CUT_A,
-                   k=K_NEIGHBOURS, screening=SCREENING_F, _decorated=None) -> BVLandscape:
+                   k=K_NEIGHBOURS, screening=SCREENING_F, memory=None, _decorated=None) -> BVLandscape:
     """BVSE landscape of ``ion`` (e.g. ``"Li"`` or ``"Li1+"``; the charge defaults to the assigned one).
 
     Parameters
@@ -272,6 +275,10 @@ def bvse_landscape(structure, ion, *, grid_spacing=DEFAULT_GRID_SPACING, oxidati
         Element → charge; default assigned by :func:`assign_oxidation_states`.
     r_cut, k, screening :
         BVlain's neighbour cutoff (Å), neighbours per grid point and Coulomb screening factor f.
+    memory : str or int, optional
+        Budget (``"4GB"``; default half the available RAM).  BVlain holds about :data:`BYTES_PER_NEIGHBOUR`
+        bytes per grid point and neighbour at once; a grid that needs more is refused before it is built,
+        with the spacing that would fit.
     """
     Lain, _ = _need_bvlain()
     grid_spacing = _positive(grid_spacing, "grid_spacing")
@@ -284,6 +291,7 @@ def bvse_landscape(structure, ion, *, grid_spacing=DEFAULT_GRID_SPACING, oxidati
     if charge == 0:
         raise OptionError(f"{structure.path}: {element} has oxidation state 0; it cannot be a bond-valence test ion")
     check_bv_parameters(element, charge, ox, structure.path)
+    _check_memory(structure, grid_spacing, k, memory)
     label = _ion_label(element, charge)
     t0 = time.perf_counter()
     lain = Lain(verbose=False)
@@ -297,6 +305,21 @@ def bvse_landscape(structure, ion, *, grid_spacing=DEFAULT_GRID_SPACING, oxidati
     return BVLandscape(label, energy, structure.cell.copy(), [str(s) for s in structure.species],
                        structure.fractional.copy(), float(grid_spacing), lain, time.perf_counter() - t0,
                        {"r_cut_A": r_cut, "k_neighbours": k, "screening_f": screening})
+
+
+def _check_memory(structure, grid_spacing, k, memory):
+    from ..analysis.base import format_bytes, resolve_memory
+
+    budget = resolve_memory(memory)
+    lengths = np.linalg.norm(structure.cell, axis=1)
+    points = float(np.prod(np.floor(lengths / grid_spacing)))
+    need = points * int(k) * BYTES_PER_NEIGHBOUR
+    if need > budget:
+        fit = grid_spacing * (need / budget) ** (1 / 3) * 1.05
+        raise OptionError(f"{structure.path}: a BVSE grid at {grid_spacing:g} Å has {points:.3g} points and needs about "
+                          f"{format_bytes(need)} in BVlain ({int(k)} neighbours per point), more than the memory "
+                          f"budget {format_bytes(budget)}; use grid_spacing ≥ {fit:.2f} Å (--grid-spacing) or a "
+                          "larger budget (--memory)")
 
 
 def _positive(value, name):
@@ -388,7 +411,7 @@ def _equivalent_atoms(structure, symprec=1e-2):
 
 def rotation_energies(structure, *, cation=None, center=None, ligand=None, grid_spacing=DEFAULT_GRID_SPACING,
                       oxidation_states=None, shell=DEFAULT_SHELL, min_hole_fraction=None, n_directions=None,
-                      encut=ENCUT_EV, _decorated=None, _landscapes=None) -> list:
+                      encut=ENCUT_EV, memory=None, _decorated=None, _landscapes=None) -> list:
     """E_rot of every symmetry-distinct polyanion centre (paper 002).
 
     Returns
@@ -419,7 +442,8 @@ def rotation_energies(structure, *, cation=None, center=None, ligand=None, grid_
             continue
         pa = find_polyanions(chunk, center=c, ligand=lig, cutoff=cutoff)
         if lig not in landscapes:
-            landscapes[lig] = bvse_landscape(structure, lig, grid_spacing=grid_spacing, _decorated=decorated)
+            landscapes[lig] = bvse_landscape(structure, lig, grid_spacing=grid_spacing, memory=memory,
+                                             _decorated=decorated)
         land = landscapes[lig]
         f = land.interpolator()
         seen = {}
@@ -458,7 +482,7 @@ def _detect_cation(structure, cation):
 def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxidation_states=None,
                center=None, ligand=None, migration_dimension=DEFAULT_MIGRATION_DIMENSION, shell=DEFAULT_SHELL,
                min_hole_fraction=None, encut=ENCUT_EV, keep_landscape=False, require_cation=False,
-               ratio_basis=DEFAULT_RATIO_BASIS) -> dict:
+               ratio_basis=DEFAULT_RATIO_BASIS, memory=None) -> dict:
     """Bond-valence energetics of one structure: E_mig (1-D/2-D/3-D), E_rot per polyanion, ratio and mode.
 
     Parameters
@@ -489,6 +513,8 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
         default) or the ligand's own percolation energy (the reading of paper 002 under which its Table S1
         is reproduced; see ``docs/bond-valence.md``).  Both are always reported (``ratio_cation``,
         ``mode_cation``, ``ratio_ligand``, ``mode_ligand``).
+    memory : str or int, optional
+        Memory budget of one BVSE grid (default half the available RAM); see :func:`bvse_landscape`.
     require_cation : bool
         Raise :class:`OptionError` when the structure has no mobile cation (the ``bv`` command); by default
         the E_mig fields stay None and ``reason`` says why (what ``screen`` needs).
@@ -538,7 +564,8 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
     if choice.species is None:
         out["reason"].append(f"no mobile cation: {choice.reason}")
     else:
-        landscape = bvse_landscape(structure, choice.species, grid_spacing=grid_spacing, _decorated=decorated)
+        landscape = bvse_landscape(structure, choice.species, grid_spacing=grid_spacing, memory=memory,
+                                   _decorated=decorated)
         bar = migration_barriers(landscape, encut=encut)
         for d in ("1D", "2D", "3D"):
             v = bar.get(f"E_{d}", np.inf)
@@ -550,7 +577,7 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
     landscapes = {}
     rows = rotation_energies(structure, cation=choice.species, center=center, ligand=ligand,
                              grid_spacing=grid_spacing, shell=shell, min_hole_fraction=min_hole_fraction,
-                             encut=encut, _decorated=decorated, _landscapes=landscapes)
+                             encut=encut, memory=memory, _decorated=decorated, _landscapes=landscapes)
     out["polyanions"] = rows
     for lig, land in landscapes.items():
         out["grid"][f"ligand {lig}"] = land.grid_info()
