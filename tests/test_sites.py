@@ -534,6 +534,16 @@ def test_example_density_sites_are_the_tetrahedral_lattice_not_noise():
     assert median == pytest.approx(7.07 / 2, rel=0.1)
 
 
+def test_density_site_options_are_checked_before_the_density_pass():
+    rng = np.random.default_rng(0)
+    traj = am.from_arrays(rng.uniform(0, 10, (20, 5, 3)), CELL, species=["Li"] * 5, frame_interval=0.1)
+    for kw, word in ((dict(min_prominence=2), "min_prominence"), (dict(significance=float("nan")), "significance"),
+                     (dict(smooth=-1), "smooth"), (dict(kind="polyhedral"), "polyhedral"),
+                     (dict(spacing=0.05, memory="10MB"), "spacing")):
+        with pytest.raises(OptionError, match=word):
+            sites_from_density(traj, "Li", progress=False, **kw)
+
+
 def test_report_stage_says_when_sites_are_not_meaningful():
     from types import SimpleNamespace
 

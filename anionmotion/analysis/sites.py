@@ -565,6 +565,26 @@ def _site_of_maxima(kept, attach):
     return site
 
 
+DENSITY_SITES_BYTES_PER_VOXEL = 112
+"""Peak working memory of :func:`sites_from_density_grid` per grid voxel (bytes; 93 measured with the noise
+halves: the grids, their smoothed copies, ranks, pointers and labels), checked against the budget first."""
+
+
+def _check_density_options(kind, radius, **values):
+    if kind == "polyhedral":
+        raise OptionError("density-maxima sites are assigned by voronoi or sphere, not polyhedral")
+    _check_kind(kind, radius, None)
+    for nm, v in values.items():
+        try:
+            ok = v is not None and np.isfinite(v) and v >= 0
+        except TypeError:
+            ok = False
+        if not ok:
+            raise OptionError(f"{nm} must be a non-negative number; got {v}")
+    if values.get("min_prominence", 0) > 1:
+        raise OptionError(f"min_prominence is a fraction of the peak height (0–1); got {values['min_prominence']}")
+
+
 def sites_from_density_grid(grid, cell, *, smooth=DEFAULT_SMOOTH_A, min_separation=1.0, threshold=0.05,
                             min_prominence=DEFAULT_MIN_PROMINENCE, significance=DEFAULT_SIGNIFICANCE, noise=None,
                             type_tolerance=0.3, kind="voronoi", radius=None, label="D") -> SiteSet:
@@ -621,15 +641,8 @@ def sites_from_density_grid(grid, cell, *, smooth=DEFAULT_SMOOTH_A, min_separati
     spill levels of the sites, or when the sites hold more than :data:`MAX_IONS_PER_SITE` ions on average
     (∫ρ dV / number of sites).
     """
-    if kind == "polyhedral":
-        raise OptionError("density-maxima sites are assigned by voronoi or sphere, not polyhedral")
-    _check_kind(kind, radius, None)
-    for nm, v in (("min_separation", min_separation), ("threshold", threshold), ("type_tolerance", type_tolerance),
-                  ("min_prominence", min_prominence), ("significance", significance), ("smooth", smooth)):
-        if v is None or not (np.isfinite(v) and v >= 0):
-            raise OptionError(f"{nm} must be a non-negative number; got {v}")
-    if min_prominence > 1:
-        raise OptionError(f"min_prominence is a fraction of the peak height (0–1); got {min_prominence}")
+    _check_density_options(kind, radius, smooth=smooth, min_separation=min_separation, threshold=threshold,
+                           min_prominence=min_prominence, significance=significance, type_tolerance=type_tolerance)
     cell = np.asarray(cell, dtype=np.float64)
     grid = np.asarray(grid, dtype=np.float64)
     if grid.ndim != 3 or min(grid.shape) < 3:
@@ -745,13 +758,22 @@ def sites_from_density(traj, species, *, spacing=0.2, smooth=DEFAULT_SMOOTH_A, m
     the whole run (exactly), and their difference its noise.  Then :func:`sites_from_density_grid` (see there
     for the other parameters).  Runs of fewer than 4 frames are not split (no significance test).
     """
+    from .base import resolve_memory
     from .density import density, grid_shape_for_spacing
 
+    _check_density_options(kind, radius, smooth=smooth, min_separation=min_separation, threshold=threshold,
+                           min_prominence=min_prominence, significance=significance, type_tolerance=type_tolerance)
     fr = traj.frame_range(start=start, stop=stop, step=step)
     n = len(fr)
     # one grid for both halves (from the first analysed frame's cell; fractional, so NPT cells share it)
-    kw = dict(grid=grid_shape_for_spacing(np.asarray(traj.cells[fr.start], dtype=np.float64), spacing),
-              memory=memory, progress=progress)
+    shape = grid_shape_for_spacing(np.asarray(traj.cells[fr.start], dtype=np.float64), spacing)
+    need = DENSITY_SITES_BYTES_PER_VOXEL * int(np.prod(shape))
+    budget = resolve_memory(memory)
+    if need > budget:
+        raise OptionError(f"density-maxima sites on a {shape[0]}×{shape[1]}×{shape[2]} grid (spacing {spacing:g} Å) "
+                          f"need about {format_bytes(need)}, more than the memory budget {format_bytes(budget)}; "
+                          "use a larger spacing (--spacing) or a larger memory= (--memory)")
+    kw = dict(grid=shape, memory=memory, progress=progress)
     if n >= 4:
         mid = fr.start + (n // 2) * fr.step
         r1 = density(traj, species, start=fr.start, stop=mid, step=fr.step, **kw)
