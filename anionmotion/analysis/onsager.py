@@ -57,8 +57,8 @@ memory below 2 % of the budget, else a scratch file).  Two passes over atom bloc
 per-time-block self sums.  The cross-displacements then read one direction of two collective vectors at a
 time.  :func:`memory_plan` gives the FFT passes a quarter of the budget for *everything* they hold — the
 per-lag sums (O(T) floats per group), FFT plans and scratch, and the atom block — so a longer trajectory
-gets fewer atoms per block rather than a larger peak (≈ 0.5 GB for 10⁵ and for 10⁶ frames of 256 atoms
-with ``memory="2GB"``); a budget too small for one atom's FFT at that length is an error naming the budget
+gets fewer atoms per block rather than a larger peak (the CLI peaks at 0.59 GB at 10⁵ and 0.49 GB at 10⁶
+frames of 256 atoms with ``--memory 2GB``, docs/benchmarks.md); a budget too small for one atom's FFT at that length is an error naming the budget
 that would do.  What grows with T is only the result itself (the per-lag curves, ≈ 8·(S² + S + 1 + 6 per
 D tensor) bytes per frame).
 """
