@@ -253,6 +253,21 @@ def test_atom_order_does_not_change_the_answer(na3sbs4):
     assert na3sbs4["E_rot_min_eV"] == pytest.approx(b["E_rot_min_eV"], abs=1e-6)
 
 
+def test_rigid_rotation_and_lattice_translation_of_the_crystal_give_the_same_answer():
+    """BVlain's grid is fractional and the sphere of directions is attached to the cell, so rotating the whole
+    crystal, or moving an atom by a lattice vector, changes nothing."""
+    st = load_structure(_path("Li3PO4_gamma"))
+    q, _ = np.linalg.qr(np.random.default_rng(7).normal(size=(3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    rot = Structure(st.species, st.positions @ q.T, st.cell @ q.T, path="rotated")
+    pos = st.positions.copy()
+    pos[5] += st.cell[0] - st.cell[2]
+    moved = Structure(st.species, pos, st.cell, path="moved")
+    a, b, c = (bv.bv_summary(x, grid_spacing=0.4) for x in (st, rot, moved))
+    for key in ("E_mig_1D_eV", "E_mig_2D_eV", "E_mig_3D_eV", "E_rot_min_eV"):
+        assert a[key] == pytest.approx(b[key], abs=1e-6) and a[key] == pytest.approx(c[key], abs=1e-6)
+
+
 def test_left_handed_cell_gives_the_same_answer():
     """A left-handed cell (pymatgen writes some) is used with a and b swapped: same lattice, same grid points."""
     st = load_structure(_path("Li3PO4_gamma"))

@@ -384,6 +384,14 @@ def _right_handed(structure):
                      path=structure.path, meta=meta)
 
 
+def _cell_frame(cell):
+    """Rows e1, e2, e3 of the crystal's own orthonormal frame (e1 ∥ a, e2 in the a–b plane, right-handed)."""
+    e1 = cell[0] / np.linalg.norm(cell[0])
+    b = cell[1] - (cell[1] @ e1) * e1
+    e2 = b / np.linalg.norm(b)
+    return np.stack([e1, e2, np.cross(e1, e2)])
+
+
 def _check_shell(shell):
     try:
         shell = tuple(float(x) for x in shell)
@@ -459,7 +467,7 @@ def rotation_energies(structure, *, cation=None, center=None, ligand=None, grid_
             r_in, r_out = shell[0] * d, shell[1] * d
             h = min(land.spacing_A)
             m = n_directions or int(np.clip(4 * np.pi * d * d / (h / 2) ** 2, 1000, 20000))
-            dirs = fibonacci_sphere(m)
+            dirs = fibonacci_sphere(m) @ _cell_frame(structure.cell)   # attached to the crystal, not the lab
             tri, edges = sphere_triangulation(dirs)
             n_rad = int(np.ceil((r_out - r_in) / (h / 2))) + 1
             u, _ = orientation_landscape(f, structure.positions[ci], dirs, r_in, r_out, n_rad)
