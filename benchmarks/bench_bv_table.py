@@ -254,8 +254,9 @@ def _f(v, n=2):
 
 def table(rows):
     """Markdown table and the agreement summary for both readings of E_mig (cation / ligand)."""
-    lines = ["| structure (ours) | kind | Table S1 (ICSD: E_rot / E_mig / ratio / mode) | E_rot | E_mig cation 1D / 2D / 3D | "
-             "E_mig ligand 3D | ratio, mode (cation) | ratio, mode (ligand) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| structure (ours) | kind | Table S1 (ICSD: E_rot / E_mig / ratio / mode) | E_rot | "
+             "E_mig cation 1D / 2D / 3D | E_mig ligand 3D | ratio, mode (cation) | ratio, mode (ligand) |",
+             "|---|---|---|---|---|---|---|---|"]
     stats = {b: {"scored": 0, "agree": 0, "ours": [], "paper": [], "disagree": []} for b in ("cation", "ligand")}
     for r in rows:
         paper = "; ".join(f"{p[1]}: {p[2]:.2f} / {p[3]:.2f} / {p[4]:.2f} / {p[5]}" for p in r["paper"])

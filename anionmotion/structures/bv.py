@@ -36,8 +36,9 @@ import numpy as np
 from ..errors import OptionError, OptionTypeError
 
 __all__ = ["bv_summary", "bvse_landscape", "migration_barriers", "rotation_energies", "write_landscape",
-           "read_landscape", "BVLandscape", "BV_SOURCE", "ROTATE_RATIO", "DEFAULT_GRID_SPACING",
-           "DEFAULT_SHELL", "DEFAULT_MIGRATION_DIMENSION", "RATIO_BASES", "DEFAULT_RATIO_BASIS", "assign_oxidation_states", "check_bv_parameters"]
+           "read_landscape", "BVLandscape", "BV_SOURCE", "ROTATE_RATIO", "DEFAULT_GRID_SPACING", "DEFAULT_SHELL",
+           "DEFAULT_MIGRATION_DIMENSION", "RATIO_BASES", "DEFAULT_RATIO_BASIS", "assign_oxidation_states",
+           "check_bv_parameters"]
 
 #: where the bond-valence parameters come from (stated in every output)
 BV_SOURCE = ("softBV bond-valence site-energy parameters (H. Chen, S. Adams, IUCrJ 4 (2017) 614; "
@@ -107,12 +108,14 @@ def _pymatgen_of(structure):
 
 
 def assign_oxidation_states(structure, oxidation_states=None):
-    """Oxidation state of every element: ``oxidation_states`` if given, else pymatgen's BVAnalyzer, else
-    the most probable guess of :meth:`pymatgen.core.Composition.oxi_state_guesses`.
+    """Oxidation state of every site: ``oxidation_states`` (element → charge) if given, else pymatgen's
+    BVAnalyzer (site by site, so mixed valence is kept), else the most probable guess of
+    :meth:`pymatgen.core.Composition.oxi_state_guesses`.
 
     Returns
     -------
-    (pymatgen Structure decorated with oxidation states, dict element → int, str how they were assigned)
+    (pymatgen Structure decorated with oxidation states, dict element → int (or sorted list of ints for a
+    mixed-valence element), str how they were assigned)
     """
     pmg = _pymatgen_of(structure)
     elements = sorted({str(s) for s in structure.species})
@@ -126,34 +129,40 @@ def assign_oxidation_states(structure, oxidation_states=None):
         if missing:
             raise OptionError(f"{structure.path}: oxidation_states has no charge for {', '.join(missing)} "
                               f"(given: {ox})")
+        pmg.add_oxidation_state_by_element(ox)
         how = "given"
     else:
-        ox = None
         try:
             from pymatgen.analysis.bond_valence import BVAnalyzer
 
             with _quiet():
-                dec = BVAnalyzer(forbidden_species=["O-", "P3-"]).get_oxi_state_decorated_structure(pmg)
-            ox = {}
-            for site in dec:
-                sp = site.specie
-                ox.setdefault(sp.symbol, int(round(sp.oxi_state)))
+                pmg = BVAnalyzer(forbidden_species=["O-", "P3-"]).get_oxi_state_decorated_structure(pmg)
             how = "pymatgen BVAnalyzer"
         except (ValueError, KeyError, TypeError):
             with _quiet():
                 guesses = pmg.composition.oxi_state_guesses(max_sites=-1)
-            if guesses:
-                ox = {k: int(round(v)) for k, v in guesses[0].items()}
-                how = "pymatgen oxi_state_guesses (BVAnalyzer failed)"
-        if not ox:
-            raise OptionError(f"{structure.path}: could not assign oxidation states to {structure.formula}; give them "
-                              "(--oxidation-states Li=1,P=5,S=-2)")
-    pmg.add_oxidation_state_by_element(ox)
-    charge = sum(ox[str(s)] for s in structure.species)
-    if charge != 0:
-        raise OptionError(f"{structure.path}: oxidation states {ox} leave the cell with charge {charge:+d}; "
-                          "give charges that balance")
-    return pmg, {k: ox[k] for k in elements}, how
+            if not guesses:
+                raise OptionError(f"{structure.path}: could not assign oxidation states to {structure.formula}; give "
+                                  "them (--oxidation-states Li=1,P=5,S=-2)") from None
+            pmg.add_oxidation_state_by_element({k: int(round(v)) for k, v in guesses[0].items()})
+            how = "pymatgen oxi_state_guesses (BVAnalyzer failed)"
+    charges = [int(round(site.specie.oxi_state)) for site in pmg]
+    if sum(charges) != 0:
+        raise OptionError(f"{structure.path}: oxidation states {_by_element(pmg)} leave the cell with charge "
+                          f"{sum(charges):+d}; give charges that balance")
+    return pmg, _by_element(pmg), how
+
+
+def _by_element(pmg):
+    """element → charge, or the sorted list of charges of a mixed-valence element."""
+    out = {}
+    for site in pmg:
+        out.setdefault(site.specie.symbol, set()).add(int(round(site.specie.oxi_state)))
+    return {k: (next(iter(v)) if len(v) == 1 else sorted(v)) for k, v in sorted(out.items())}
+
+
+def _charges(value):
+    return value if isinstance(value, list) else [value]
 
 
 def _param_tables():
@@ -182,14 +191,16 @@ def check_bv_parameters(element, charge, oxidation_states, path="<structure>"):
         raise OptionError(f"{path}: no softBV bond-valence parameters for {ion} in BVlain's tables "
                           "(it cannot be the test ion)")
     row = table[z][int(charge)]
-    for other, q in oxidation_states.items():
-        if other == element or q == 0 or (q > 0) == (charge > 0):
-            continue
-        zo = Element(other).Z
-        if zo not in row or int(q) not in row[zo]:
+    for other, qs in oxidation_states.items():
+        for q in _charges(qs):
+            if other == element or q == 0 or (q > 0) == (charge > 0):
+                continue
+            zo = Element(other).Z
+            if zo in row and int(q) in row[zo]:
+                continue
             raise OptionError(f"{path}: no softBV bond-valence parameters for the pair {ion}–"
-                              f"{_ion_label(other, q)} in BVlain's tables; bond-valence energies cannot be computed "
-                              "for this structure")
+                              f"{_ion_label(other, q)} in BVlain's tables; bond-valence energies cannot be "
+                              "computed for this structure")
 
 
 # ---------------------------------------------------------------------------------------------- landscape
@@ -287,6 +298,9 @@ def bvse_landscape(structure, ion, *, grid_spacing=DEFAULT_GRID_SPACING, oxidati
     element = element[:1].upper() + element[1:].lower()
     if element not in ox:
         raise OptionError(f"{structure.path}: no {element} in {structure.formula}")
+    if isinstance(ox[element], list):
+        raise OptionError(f"{structure.path}: {element} has several oxidation states {ox[element]}; a bond-valence "
+                          "test ion needs one (give --oxidation-states)")
     charge = ox[element]
     if charge == 0:
         raise OptionError(f"{structure.path}: {element} has oxidation state 0; it cannot be a bond-valence test ion")
@@ -316,8 +330,8 @@ def _check_memory(structure, grid_spacing, k, memory):
     need = points * int(k) * BYTES_PER_NEIGHBOUR
     if need > budget:
         fit = grid_spacing * (need / budget) ** (1 / 3) * 1.05
-        raise OptionError(f"{structure.path}: a BVSE grid at {grid_spacing:g} Å has {points:.3g} points and needs about "
-                          f"{format_bytes(need)} in BVlain ({int(k)} neighbours per point), more than the memory "
+        raise OptionError(f"{structure.path}: a BVSE grid at {grid_spacing:g} Å has {points:.3g} points and needs "
+                          f"about {format_bytes(need)} in BVlain ({int(k)} neighbours per point), more than the memory "
                           f"budget {format_bytes(budget)}; use grid_spacing ≥ {fit:.2f} Å (--grid-spacing) or a "
                           "larger budget (--memory)")
 
@@ -557,7 +571,8 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
     out = {"structure": structure.path, "formula": structure.formula, "cation": choice.species,
            "cell_note": structure.meta.get("bv_cell"),
            "cation_reason": choice.reason, "E_mig_1D_eV": None, "E_mig_2D_eV": None, "E_mig_3D_eV": None,
-           "E_mig_eV": None, "migration_dimension": dim, "E_mig_ligand_eV": {}, "polyanions": [], "E_rot_eV_by_type": {},
+           "E_mig_eV": None, "migration_dimension": dim, "E_mig_ligand_eV": {}, "polyanions": [],
+           "E_rot_eV_by_type": {},
            "E_rot_min_eV": None, "ratio": None, "mode": None, "ratio_basis": basis_used,
            "mode_rule": f"rotate when E_mig({dim}, {basis_used}) / E_rot ≥ {ROTATE_RATIO:g} (paper 002 Table S1), "
                         "else vibrate; vibrate when no closed ligand path forms below encut",
