@@ -190,6 +190,21 @@ def test_landscape_round_trip_through_the_package_readers(tmp_path, name):
         bv.write_landscape(land, path)
 
 
+def test_landscape_files_read_by_pymatgen_and_ase(tmp_path):
+    """Peers read the same energies: pymatgen's Chgcar (its 'total' is the file's ρ·V column) and ASE's cube."""
+    from ase.io.cube import read_cube_data
+    from pymatgen.io.vasp import Chgcar
+
+    cell = np.array([[5.0, 0, 0], [1.0, 6.0, 0], [0.5, 0.3, 7.0]])
+    land = _periodic_landscape(cell, (10, 12, 14), ["Li", "O"], np.array([[0.1, 0.2, 0.3], [0.6, 0.5, 0.9]]))
+    ref = land.energy - land.energy.min()
+    bv.write_landscape(land, tmp_path / "e.CHGCAR")
+    assert np.allclose(Chgcar.from_file(str(tmp_path / "e.CHGCAR")).data["total"], ref, atol=1e-9)
+    bv.write_landscape(land, tmp_path / "e.cube")
+    data, atoms = read_cube_data(str(tmp_path / "e.cube"))
+    assert np.allclose(data, ref, atol=1e-5) and np.allclose(atoms.cell.array, cell, atol=1e-4)
+
+
 def test_landscape_file_format_is_checked(tmp_path):
     land = _periodic_landscape(np.eye(3) * 5, (5, 5, 5), ["O"], np.zeros((1, 3)))
     with pytest.raises(OptionError, match="cube or CHGCAR"):
