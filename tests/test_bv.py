@@ -310,7 +310,7 @@ def test_structure_without_polyanions_keeps_emig_and_says_why():
     nacl = Structure(["Na"] * 4 + ["Cl"] * 4, np.vstack([fcc, fcc + [.5, 0, 0]]) * a, np.eye(3) * a, path="NaCl")
     res = bv.bv_summary(nacl, grid_spacing=0.4)
     assert res["polyanions"] == [] and res["E_rot_min_eV"] is None and res["mode"] is None
-    assert res["E_mig_3D_eV"] is not None and "no isolated polyanion" in res["reason"]
+    assert res["E_mig_3D_eV"] is not None and "no isolated polyanion found" in res["reason"]
 
 
 def test_no_softbv_parameters_is_a_one_line_error():

@@ -433,7 +433,7 @@ def _equivalent_atoms(structure, symprec=1e-2):
 
 def rotation_energies(structure, *, cation=None, center=None, ligand=None, grid_spacing=DEFAULT_GRID_SPACING,
                       oxidation_states=None, shell=DEFAULT_SHELL, min_hole_fraction=None, n_directions=None,
-                      encut=ENCUT_EV, memory=None, _decorated=None, _landscapes=None) -> list:
+                      encut=ENCUT_EV, memory=None, _decorated=None, _landscapes=None, _notes=None) -> list:
     """E_rot of every symmetry-distinct polyanion centre (paper 002).
 
     Returns
@@ -453,6 +453,8 @@ def rotation_energies(structure, *, cation=None, center=None, ligand=None, grid_
     decorated = _decorated or assign_oxidation_states(structure, oxidation_states)
     pairs, reason = _polyanion_choices(structure, cation, center, ligand)
     out = []
+    if _notes is not None:
+        _notes.append(reason)
     if not pairs:
         return out
     chunk = structure.to_chunk()
@@ -597,17 +599,18 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
         if out["E_mig_eV"] is None:
             out["reason"].append(f"{choice.species} does not percolate in {dim} below {encut:g} eV")
         out["grid"]["cation"] = landscape.grid_info()
-    landscapes = {}
+    landscapes, notes = {}, []
     rows = rotation_energies(structure, cation=choice.species, center=center, ligand=ligand,
                              grid_spacing=grid_spacing, shell=shell, min_hole_fraction=min_hole_fraction,
-                             encut=encut, memory=memory, _decorated=decorated, _landscapes=landscapes)
+                             encut=encut, memory=memory, _decorated=decorated, _landscapes=landscapes,
+                             _notes=notes)
     out["polyanions"] = rows
     for lig, land in landscapes.items():
         out["grid"][f"ligand {lig}"] = land.grid_info()
         bar = migration_barriers(land, encut=encut, dimensions=(dim,))   # the one the ratio uses (it is slow)
         out["E_mig_ligand_eV"][lig] = {dim: (float(bar[f"E_{dim}"]) if np.isfinite(bar[f"E_{dim}"]) else None)}
     if not rows:
-        out["reason"].append("no isolated polyanion found (no E_rot)")
+        out["reason"].append("no isolated polyanion found, so no E_rot" + (f" ({notes[0]})" if notes else ""))
     by_type = {}
     for r in rows:
         if r["E_rot_eV"] is None:
