@@ -250,7 +250,7 @@ def test_table_s1_labels_and_ranking(na3sbs4):
     assert [res[n]["mode_ligand"] for n in ("NaNO3", "Li6PS5Br", "Na3SbS4_cubic")] == ["rotate", "rotate", "vibrate"]
     assert res["NaNO3"]["ratio_ligand"] > res["Li6PS5Br"]["ratio_ligand"] > res["Na3SbS4_cubic"]["ratio_ligand"]
     assert [res[n]["mode_cation"] for n in ("NaNO3", "Li6PS5Br", "Na3SbS4_cubic")] == ["rotate", "vibrate", "vibrate"]
-    assert res["NaNO3"]["mode"] == res["NaNO3"]["mode_cation"] and res["NaNO3"]["ratio_basis"] == "cation"
+    assert res["NaNO3"]["mode"] == res["NaNO3"]["mode_ligand"] and res["NaNO3"]["ratio_basis"] == "ligand"
     # E_rot of the argyrodite PS4 and of SbS4 near Table S1's 0.63 and 1.07 eV
     assert res["Li6PS5Br"]["E_rot_min_eV"] == pytest.approx(0.63, abs=0.15)
     assert res["Na3SbS4_cubic"]["E_rot_min_eV"] == pytest.approx(1.07, abs=0.15)

@@ -75,9 +75,9 @@ from ..elements import MOBILE_CATIONS, ion_charge
 from ..errors import OptionError
 from ..kernels.msd import fft_length
 from ..kernels.onsager import (TensorMSDAccumulator, cross_msd_row_bytes, cross_msd_rows, cross_msd_sum,
-                               finish_bytes, tensor_from_pairs, tensor_slopes_rows, tensor_workspace_bytes_per_atom)
+                               finish_bytes, tensor_slopes_rows, tensor_workspace_bytes_per_atom)
 from ..results import Result, to_jsonable
-from ..units import A2_PS_TO_CM2_S, E_C, KB_J, nernst_einstein_S_cm
+from ..units import A2_PS_TO_CM2_S, E_C, KB_J
 from .base import AnalysisBase, SeriesStore, format_bytes
 
 __all__ = ["onsager", "Onsager", "OnsagerResult", "d_tensor", "DTensorResult", "FRAMES", "DEFAULT_N_BLOCKS",
@@ -858,44 +858,13 @@ class Onsager(AnalysisBase):
         return fit, sel, _ols_weights(lag[sel]), [str(w.message) for w in caught]
 
     def _dtensor(self, g, P_sum, lag, fit, sel, w, slopes, notes):
+        from .msd import d_tensor_from_slopes
+
         n = len(self._groups[g])
         six = np.ascontiguousarray((P_sum / n).T)   # (T, 6), components in PAIRS order
-        s_mean = slopes.mean(axis=0)
-        D = tensor_from_pairs(s_mean / 2.0)
-        wv, V = eigen_tensor(D)
-        nb = self.n_boot if n >= 2 else 0
-        if nb:
-            rng = np.random.default_rng(self.seed)
-            Db = np.empty((nb, 3, 3))
-            for k0 in range(0, nb, 200):
-                k1 = min(nb, k0 + 200)
-                idx = rng.integers(0, n, size=(k1 - k0, n))
-                Db[k0:k1] = tensor_from_pairs(slopes[idx].mean(axis=1) / 2.0)
-            fix = math.sqrt(n / (n - 1.0))   # the bootstrap variance of a mean is (n − 1)/n of the unbiased one
-            D_se = Db.std(axis=0, ddof=1) * fix
-            wb, Vb = np.linalg.eigh(Db)
-            w_se = wb.std(axis=0, ddof=1) * fix
-            cosang = np.clip(np.abs(np.einsum("bik,ik->bk", Vb, V)), 0.0, 1.0)
-            ax_se = np.degrees(np.sqrt(np.mean(np.arccos(cosang) ** 2, axis=0))) * fix
-        else:
-            D_se, w_se, ax_se = np.full((3, 3), np.nan), np.full(3, np.nan), np.full(3, np.nan)
-        T_K, q = self._T_K, float(self._z[g])
-        sig = sig_se = None
-        if T_K is not None and q != 0:
-            sig = nernst_einstein_S_cm(n, q, D, self._V, T_K)
-            sig_se = nernst_einstein_S_cm(n, q, D_se, self._V, T_K)
-        meta = {"fit_rule": fit.meta.get("fit_rule"), "diffusive_regime_reached": fit.diffusive_regime_reached,
-                "scalar_D_below_threshold": bool(fit.below_threshold),
-                "errors": ("bootstrap over atoms of the per-atom OLS slopes on the scalar fit's lags "
-                           f"({nb} resamples, seed {self.seed})" if nb else "not estimated (one atom)"),
-                "fit_warnings": notes, "frame": self._meta["frame_reason"]}
-        return DTensorResult(
-            species=self._names[g], n_atoms=int(n), lag_ps=lag, msd_tensor_A2=six, D_tensor_A2_ps=D,
-            D_tensor_stderr_A2_ps=D_se, eigenvalues_A2_ps=wv, eigenvalues_stderr_A2_ps=w_se, axes=V,
-            axes_stderr_deg=ax_se, D_A2_ps=float(fit.D_A2_ps),
-            D_stderr_A2_ps=float(fit.D_stderr_A2_ps), fit_window_ps=tuple(fit.fit_window_ps), n_fit_lags=int(len(sel)),
-            charge=q, sigma_tensor_S_cm=sig, sigma_tensor_stderr_S_cm=sig_se, volume_A3=self._V,
-            temperature_K=T_K, n_boot=int(nb), meta=meta)
+        return d_tensor_from_slopes(self._names[g], lag, six, slopes, fit, sel, n_boot=self.n_boot, seed=self.seed,
+                                    temperature_K=self._T_K, charge=float(self._z[g]), volume_A3=self._V,
+                                    frame_reason=self._meta["frame_reason"], notes=notes)
 
     def _block_window(self, Tb):
         dt = self.dt

@@ -27,9 +27,9 @@ def register(sub):
                    help="oxidation states, e.g. Li=1,P=5,S=-2 (default: pymatgen's BVAnalyzer)")
     p.add_argument("--migration-dimension", choices=("1D", "2D", "3D"), default="3D",
                    help="percolation barrier used as E_mig in the ratio (default 3D)")
-    p.add_argument("--ratio-basis", choices=("cation", "ligand"), default="cation",
-                   help="E_mig in E_mig/E_rot and the mode: the mobile cation's barrier (default, SPEC) or the "
-                        "ligand's own percolation energy (both are printed)")
+    p.add_argument("--ratio-basis", choices=("cation", "ligand"), default="ligand",
+                   help="E_mig in E_mig/E_rot and the mode: the ligand's own percolation energy (default: paper "
+                        "002's reading, which its Table S1 follows) or the mobile cation's barrier (both printed)")
     p.add_argument("--encut", type=float, default=10.0, metavar="EV",
                    help="highest energy searched above the minimum, eV (default 10)")
     p.add_argument("--memory", metavar="SIZE",

@@ -14,10 +14,12 @@
   centre (algorithm in :mod:`anionmotion.structures._erot`).
 * **Main coupling mode**: "rotate" when E_mig / E_rot ≥ :data:`ROTATE_RATIO` (= 2), else "vibrate".  Every
   row of paper 002's Table S1 follows this rule (its "vibrate" rows have ratios 1.00–1.94, its "rotate"
-  rows 2.62–64.6).  E_mig in the ratio is the mobile cation's barrier (SPEC §10; ``ratio_basis="cation"``)
-  or the ligand's own percolation energy (``ratio_basis="ligand"``): paper 002 does not say which landscape
-  its E_mig comes from, and its Table S1 (E_mig up to 6.9 eV; E_rot = E_mig in several rows) reads like
-  the ligand's.  Both ratios and modes are always reported; see ``docs/bond-valence.md``.
+  rows 2.62–64.6).  E_mig in the ratio is, by default, the ligand's own percolation energy
+  (``ratio_basis="ligand"``): paper 002's Methods place "vibration" below E_rot and "rotation" between E_rot
+  and E_mig on the ligand's energy scale, and its Table S1 (E_mig up to 6.9 eV, 2.8–3.2 eV for the fast Li
+  argyrodites; E_rot = E_mig in several rows) cannot hold cation barriers.  ``ratio_basis="cation"`` uses
+  the mobile cation's barrier (``E_mig_1D/2D/3D_eV``, always reported) instead.  Both ratios and modes are
+  always reported; see ``docs/bond-valence.md``.
 
 Energies are in eV, lengths in Å.
 """
@@ -54,7 +56,7 @@ DEFAULT_SHELL = (0.6, 1.4)
 DEFAULT_MIGRATION_DIMENSION = "3D"
 #: whose percolation energy is E_mig in the ratio: the mobile cation's (SPEC §10) or the ligand's
 RATIO_BASES = ("cation", "ligand")
-DEFAULT_RATIO_BASIS = "cation"
+DEFAULT_RATIO_BASIS = "ligand"
 #: BVlain defaults used here (neighbour cutoff Å, neighbours per grid point, Coulomb screening factor)
 R_CUT_A = 10.0
 K_NEIGHBOURS = 100
