@@ -142,7 +142,11 @@ def make_output_folder(path, strict=None) -> str:
                           "an output path is created)")
     if os.path.dirname(parent) == parent:
         raise OptionError(f"{path}: refusing to create a folder in the filesystem root {parent}")
-    os.mkdir(path)
+    try:
+        os.mkdir(path)
+    except FileExistsError:   # created meanwhile by a concurrent run (its lock decides who writes)
+        if not os.path.isdir(path):
+            raise OptionError(f"{path}: exists and is not a folder; expected an output folder") from None
     return path
 
 
