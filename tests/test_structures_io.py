@@ -202,3 +202,20 @@ def test_bad_inputs(tmp_path):
 def test_zero_volume_refused():
     with pytest.raises(FormatError, match="zero volume"):
         Structure(np.array(["Li"]), np.zeros((1, 3)), np.zeros((3, 3)))
+
+
+def test_left_handed_cell_gives_a_right_handed_chunk():
+    from anionmotion.analysis.polyanions import find_polyanions
+
+    st = _li2so4_like()
+    lh = Structure(st.species, st.positions, st.cell[[1, 0, 2]])
+    assert np.linalg.det(lh.cell) < 0
+    rh = lh.right_handed()
+    assert np.linalg.det(rh.cell) > 0 and "cell_negated" in rh.meta
+    np.testing.assert_allclose(rh.positions, lh.positions)
+    assert st.right_handed() is st
+    ch = lh.to_chunk()
+    assert np.linalg.det(ch.cells[0]) > 0
+    pa = find_polyanions(ch, center="S", ligand="O")
+    assert pa.n_anions == 2
+    assert lh.to_trajectory().n_frames == 1

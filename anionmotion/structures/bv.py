@@ -389,7 +389,9 @@ def _polyanion_choices(structure, cation, center=None, ligand=None):
 
 def _right_handed(structure):
     """The structure with a right-handed cell: a left-handed one gets its a and b swapped (same lattice, same
-    Cartesian positions; the trajectory-based polyanion detection needs a positive cell volume)."""
+    Cartesian positions).  Not :meth:`Structure.right_handed` (−a, −b, −c): BVlain rebuilds the cell from its
+    lengths and angles, which for the negated basis inverts the crystal through the origin, and its percolation
+    barriers on a grid are not exactly invariant under that."""
     if np.linalg.det(structure.cell) > 0:
         return structure
     from . import Structure

@@ -160,24 +160,35 @@ class Structure:
                           f"{what} needs an ordered structure — give disorder='order' (--disorder order: the most "
                           "probable occupant of every site) or an ordered file")
 
+    def right_handed(self) -> "Structure":
+        """The same structure with a right-handed cell: a left-handed one (pymatgen and CIF allow it) becomes
+        −a, −b, −c, which spans the same lattice; Cartesian positions are unchanged.  Self when right-handed."""
+        if np.linalg.det(self.cell) > 0:
+            return self
+        return Structure(self.species, self.positions, -self.cell, masses=self.masses, labels=self.labels,
+                         occupancies=self.occupancies, site_index=self.site_index, path=self.path,
+                         meta=dict(self.meta, cell_negated="the file's cell is left-handed: a, b, c → −a, −b, −c"))
+
     def to_chunk(self):
-        """The structure as a one-frame :class:`~anionmotion.trajectory.Chunk` (wrapped positions, t = 0)."""
+        """The structure as a one-frame :class:`~anionmotion.trajectory.Chunk` (wrapped positions, t = 0;
+        a left-handed cell is replaced by its right-handed negative, :meth:`right_handed`)."""
         from ..trajectory import Chunk
 
         self.require_ordered("a one-frame chunk")
-        pos = (self.fractional @ self.cell)[None]
+        st = self.right_handed()
+        pos = (st.fractional @ st.cell)[None]
         n = self.n_atoms
-        return Chunk(positions=pos, velocities=None, cells=self.cell[None].copy(), times=np.zeros(1),
+        return Chunk(positions=pos, velocities=None, cells=st.cell[None].copy(), times=np.zeros(1),
                      frame_indices=np.zeros(1, dtype=np.int64), atom_indices=np.arange(n, dtype=np.int64),
                      species=self.species.copy(), masses=self.masses.copy(), origins=np.zeros((1, 3)))
 
     def to_trajectory(self):
-        """The structure as a one-frame :class:`~anionmotion.trajectory.Trajectory` (t = 0)."""
+        """The structure as a one-frame :class:`~anionmotion.trajectory.Trajectory` (t = 0; right-handed cell)."""
         from ..trajectory import from_arrays
 
         self.require_ordered("a one-frame trajectory")
-        return from_arrays((self.fractional @ self.cell)[None], self.cell, np.zeros(1), self.species,
-                           masses=self.masses)
+        st = self.right_handed()
+        return from_arrays((st.fractional @ st.cell)[None], st.cell, np.zeros(1), st.species, masses=st.masses)
 
     def to_pymatgen(self):
         """A :class:`pymatgen.core.Structure` (partially occupied sites rebuilt, ``label`` site property)."""
