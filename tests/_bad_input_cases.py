@@ -634,7 +634,9 @@ def option_cases():
              (["--debounce", "-1"], "debounce=-1", "debounce"), (["--threshold", "nan"], "threshold=nan", "threshold"),
              (["--min-residence", "-1"], "min-residence=-1", "residence"),
              (["--reference", "/nonexistent.vasp"], "reference=missing", "nonexistent"),
-             (["--kind", "cubic"], "kind=cubic", "kind")]
+             (["--kind", "cubic"], "kind=cubic", "kind"),
+             (["--min-prominence", "2"], "min-prominence=2", "prominence"),
+             (["--significance", "nan"], "significance=nan", "significance")]
     for args, mid, name in sites:
         opt("sites", ["--species", "Li", *args], mid, " ".join(args), [name])
     opt("vanhove", ["--species", "Li"], "baseline", "the valid file with valid options (the reference of the cases)",
