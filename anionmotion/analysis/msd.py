@@ -814,6 +814,7 @@ class MSD(AnalysisBase):
                 if drift is not None:
                     sub(block, drift, 0)
                 yield block
+                del rows, block     # freed before the next block is read: one block in memory at a time
 
     def _d_tensor(self, res):
         """MSD tensor and D tensor: one block loop over the held positions after the scalar fit (whose lags the
@@ -890,18 +891,14 @@ class MSD(AnalysisBase):
                             acc4.free_workspace()
                         bar.update(nb)
                 else:
-                    sub = _kmsd._msd.subtract_drift_am if self.use_ext else subtract_drift_am_ref
-                    for _, rows in self._store.blocks(3 * B):
-                        block = rows.reshape(-1, 3, T)
-                        if drift is not None:
-                            sub(block, drift, 0)
+                    for block in self._atom_blocks(drift):     # scratch file: atom-major blocks
                         acc.add_atom_major(block)
                         if acc4 is not None:      # one workspace at a time
                             acc.free_workspace()
                             acc4.add_atom_major(block)
                             acc4.free_workspace()
                         bar.update(block.shape[0])
-                        del rows, block
+                        del block
                 if not self._want_tensor:     # the tensor's block loop reads the positions once more
                     self._pos = None
                 acc.free_workspace()
