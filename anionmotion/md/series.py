@@ -535,23 +535,12 @@ def run_series(mdsys, out, *, temperatures, mode="all", time=50.0, equilibrate=1
 
 
 def _run_on_dask(specs, results, *, client, scheduler, workers, say):
-    from ..report.batch import need_distributed
+    import uuid
+
+    from ..report.batch import dask_client, need_distributed
 
     distributed = need_distributed()
-    own = cluster = None
-    if client is None:
-        if scheduler in (None, "local"):
-            n = 2 if workers is None else int(workers)
-            if n < 1:
-                raise OptionError(f"--workers must be at least 1; got {workers}")
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                               dashboard_address=None)
-            client = own = distributed.Client(cluster)
-        else:
-            client = own = distributed.Client(scheduler)
-    try:
-        import uuid
-
+    with dask_client(client, scheduler, workers) as client:
         token = uuid.uuid4().hex[:12]
         starts = {}
         for sp in specs:
@@ -568,11 +557,6 @@ def _run_on_dask(specs, results, *, client, scheduler, workers, say):
             k = futs[fut]
             results[k] = {"status": "computed", "report": fut.result()}   # a failed run raises here
             say(f"{k[0]:g} K {k[1]}: done")
-    finally:
-        if own is not None:
-            own.close()
-        if cluster is not None:
-            cluster.close()
 
 
 def _write_index(idx_path, out, system, temps, modes, settings, conv, runs):

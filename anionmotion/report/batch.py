@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from contextlib import contextmanager
 
 from ..errors import OptionError
 from ..results import write_json
@@ -196,6 +197,32 @@ def _run_one_dask(task):
     return run_one(task, inside_dask=True)
 
 
+@contextmanager
+def dask_client(client=None, scheduler=None, workers=None):
+    """The Dask client to submit to: ``client`` itself, else one connected to ``scheduler`` (an address), else a
+    ``LocalCluster`` of ``workers`` single-threaded processes (default 2; ``scheduler="local"`` is the same).
+    What this opened is closed on exit."""
+    distributed = need_distributed()
+    own = cluster = None
+    if client is None:
+        if scheduler in (None, "local"):
+            n = 2 if workers is None else int(workers)
+            if n < 1:
+                raise OptionError(f"--workers must be at least 1; got {workers}")
+            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                               dashboard_address=None)
+            client = own = distributed.Client(cluster)
+        else:
+            client = own = distributed.Client(scheduler)
+    try:
+        yield client
+    finally:
+        if own is not None:
+            own.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def run_batch(manifest, *, scheduler=None, workers=None, client=None, progress=None, compare=None) -> dict:
     """Run every report of a manifest on dask.distributed, then the compare step.
 
@@ -225,18 +252,7 @@ def run_batch(manifest, *, scheduler=None, workers=None, client=None, progress=N
 
     make_output_folder(m["root"])   # the reports' root (on the command line: one missing level)
     distributed = need_distributed()
-    own = None
-    if client is None:
-        if scheduler is not None:
-            client = own = distributed.Client(scheduler)
-        else:
-            n = int(workers or 2)
-            if n < 1:
-                raise OptionError(f"--workers must be at least 1; got {workers}")
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                               dashboard_address=None)
-            client = own = distributed.Client(cluster)
-    try:
+    with dask_client(client, scheduler, workers) as client:
         token = uuid.uuid4().hex[:12]  # fresh keys: Dask must not hand back results of an earlier invocation
         futures = [client.submit(_run_one_dask, t, pure=False, key=f"anionmotion-report-{token}-{i}-{t['label']}")
                    for i, t in enumerate(m["runs"])]
@@ -253,12 +269,6 @@ def run_batch(manifest, *, scheduler=None, workers=None, client=None, progress=N
             if progress:
                 r = results[i]
                 print(f"{r['label']}: {r['status']}" + (f" ({r['error']})" if r["error"] else ""), flush=True)
-    finally:
-        if own is not None:
-            cluster = getattr(own, "cluster", None)
-            own.close()
-            if cluster is not None and scheduler is None:
-                cluster.close()
     summary = {"manifest": m["manifest"], "runs": results, "compare": None}
     do_compare = m["compare"] if compare is None else compare
     ok = [r for r in results if r["status"] in ("done", "up_to_date")]
