@@ -240,6 +240,28 @@ def test_emig_equals_bvlain_for_the_same_parameters_and_grid(na3sbs4):
     assert res["grid"]["cation"]["shape"] == [n - 1 for n in lain.data.shape]
 
 
+@pytest.mark.parametrize("name,ion", [("Li3PO4_gamma", "O"), ("NaNO3", "Na"), ("Na3SbS4_cubic", "S")])
+def test_landscape_is_bvlains_bit_for_bit(name, ion):
+    """bvse_landscape evaluates BVlain's bvse_distribution in blocks of points: the same grid, exactly, and the
+    same percolation barriers as BVlain's own percolation_barriers."""
+    import contextlib
+    import io
+
+    from bvlain import Lain
+
+    st = load_structure(_path(name))
+    land = bv.bvse_landscape(st, ion, grid_spacing=0.4)
+    pmg, _, _ = bv.assign_oxidation_states(st)
+    lain = Lain(verbose=False)
+    lain.read_structure(pmg.copy(), oxi_check=False)
+    with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"):
+        ref = lain.bvse_distribution(mobile_ion=land.ion, resolution=0.4, r_cut=10.0, k=100, f=0.74)
+        bars = lain.percolation_barriers(encut=10.0)
+    assert np.array_equal(land.lain.data, ref, equal_nan=True)
+    assert np.array_equal(land.energy, ref[:-1, :-1, :-1], equal_nan=True)
+    assert bv.migration_barriers(land) == {k: float(v) for k, v in bars.items()}
+
+
 def test_table_s1_labels_and_ranking(na3sbs4):
     """Paper 002 Table S1: NaNO3 (E_mig/E_rot 64.6, rotate) > Li6PS5Br (4.70, rotate) > Na3SbS4 (1.00, vibrate).
     With the ligand's percolation energy as E_mig all three labels and the order are reproduced; with the

@@ -313,7 +313,7 @@ def bvse_landscape(structure, ion, *, grid_spacing=DEFAULT_GRID_SPACING, oxidati
     lain = Lain(verbose=False)
     lain.read_structure(pmg.copy(), oxi_check=False)
     with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"), _quiet():  # BVlain's 1/r at padding
-        data = lain.bvse_distribution(mobile_ion=label, resolution=grid_spacing, r_cut=r_cut, k=k, f=screening)
+        data = _bvse_distribution(lain, label, grid_spacing, r_cut, k, screening)
     if min(data.shape) < 3:
         raise OptionError(f"{structure.path}: grid_spacing {grid_spacing} Å gives fewer than 2 grid points along a "
                           "cell axis; use a smaller spacing")
@@ -321,6 +321,49 @@ def bvse_landscape(structure, ion, *, grid_spacing=DEFAULT_GRID_SPACING, oxidati
     return BVLandscape(label, energy, structure.cell.copy(), [str(s) for s in structure.species],
                        structure.fractional.copy(), float(grid_spacing), lain, time.perf_counter() - t0,
                        {"r_cut_A": r_cut, "k_neighbours": k, "screening_f": screening})
+
+
+#: grid points per block in :func:`_bvse_distribution` (≈ 1.6 MB per (points, k) array at k = 100)
+BVSE_CHUNK = 2048
+
+
+def _bvse_distribution(lain, mobile_ion, resolution, r_cut, k, f, chunk=BVSE_CHUNK):
+    """BVlain's :meth:`~bvlain.core.Lain.bvse_distribution`, evaluated in blocks of grid points.
+
+    The same steps with BVlain's own pieces — its parameters (``_get_params``), supercell, mesh and shift, the
+    k nearest ions within ``r_cut`` from a :class:`scipy.spatial.cKDTree`, its ``BVSEPotential.Morse`` and
+    ``Coulomb``, ``nan_to_num`` and the sum over the k neighbours of each point in the same order — so every
+    grid value is bit-for-bit BVlain's (checked in ``tests/test_bv.py``).  BVlain builds about eleven
+    (points, k) float64 arrays at once (1.2 GB at 48³ points); here they are (``chunk``, k), which avoids the page
+    faults and cache misses of the large temporaries (2–3× faster) and the tree query runs in this process's
+    thread only (``screen`` already runs one process per core).  Sets ``lain.data`` and ``lain.supercell`` as
+    BVlain does.
+    """
+    from ase.build import make_supercell
+    from bvlain.potentials import BVSEPotential
+    from scipy.spatial import cKDTree
+
+    lain.k, lain.r_cut, lain.resolution = k, r_cut, resolution
+    lain._get_params(mobile_ion)
+    scale = lain._scale_cell(lain.atoms.cell, r_cut=r_cut)
+    shift = [np.median(np.arange(0, scale[i, i])) for i in range(3)]
+    lain.supercell = make_supercell(lain.atoms, scale)
+    sites = lain._cartesian_sites(lain._mesh(resolution=resolution, shift=shift))
+    tree = cKDTree(lain.supercell.positions)
+    r_min, alpha, r_c, d0, q, n = (lain._get_array(x) for x in ("r_min", "alpha", "r_c", "d0", "oxi_states", "n"))
+    q = np.where(q * lain.q_mi > 0, q, 0)        # BVlain zeroes the charges of the counter-ions (after its take)
+    energy = np.empty(len(sites))
+    for s in range(0, len(sites), int(chunk)):
+        dist, ids = tree.query(sites[s:s + chunk], k=k, distance_upper_bound=r_cut, workers=1)
+        morse = np.nan_to_num(BVSEPotential.Morse(dist, np.take(r_min, ids), np.take(d0, ids), np.take(alpha, ids)),
+                              copy=False, nan=0.0).sum(axis=1)
+        coulomb = np.nan_to_num(BVSEPotential.Coulomb(dist, lain.q_mi, np.take(q, ids), lain.rc_mi,
+                                                      np.take(r_c, ids), lain.n_mi, np.take(n, ids), f=f),
+                                copy=False, nan=0.0).sum(axis=1)
+        energy[s:s + chunk] = morse + coulomb
+    lain.distribution = energy
+    lain.data = energy.reshape(lain.size)
+    return lain.data
 
 
 def _check_memory(structure, grid_spacing, k, memory):
@@ -348,24 +391,29 @@ def _positive(value, name):
     return value
 
 
-def migration_barriers(landscape: BVLandscape, *, encut=ENCUT_EV, dimensions=("1D", "2D", "3D")) -> dict:
+def migration_barriers(landscape: BVLandscape, *, encut=ENCUT_EV, dimensions=("1D", "2D", "3D"), exact=False) -> dict:
     """BVlain's percolation barriers of ``landscape`` (eV above its minimum): ``{"E_1D": …, "E_2D": …, "E_3D": …}``.
 
     ``inf`` (JSON: null) when the region does not percolate in that dimension below ``encut``.
-    BVlain bisects the level to 0.01 eV on its own grid (the one ``landscape`` came from).  ``dimensions``
-    limits the work to some of them (BVlain's ``_percolation_energy`` per dimension, what its
-    ``percolation_barriers`` loops over).
+    The values are those of BVlain's ``percolation_barriers`` on its own grid (the one ``landscape`` came from,
+    both end planes included): its bisection of the level to 0.01 eV, replayed from the exact percolation level
+    of the grid (:mod:`anionmotion.structures._percolation`; one union-find pass per probed level on the unit
+    cell instead of BVlain's labelling of a 2×2×2 tiling at each of ~40 probes — the same numbers, ~10× faster).
+    ``dimensions`` limits the work to some of them.  ``exact=True`` returns the exact levels instead (the
+    smallest grid energy above the minimum at which the region percolates; BVlain's value lies within 0.01 eV
+    above it).
     """
+    from ._percolation import barriers_like_bvlain
+
     dims = tuple(dimensions)
-    lain = landscape.lain
-    with contextlib.redirect_stdout(io.StringIO()), np.errstate(all="ignore"), _quiet():
-        if dims == ("1D", "2D", "3D") or not hasattr(lain, "_percolation_energy"):
-            res = lain.percolation_barriers(encut=float(encut))
-        else:
-            lain.n_jobs, lain.backend = 1, "threading"
-            res = {f"E_{d}": lain._percolation_energy(encut=float(encut), dim={"1D": 2, "2D": 4, "3D": 8}[d])
-                   for d in dims}
-    return {k: float(v) for k, v in res.items() if k[2:] in dims}
+    grid = getattr(landscape.lain, "data", None)
+    if grid is None:    # a landscape without BVlain's grid (built by hand): the periodic grid itself
+        grid = landscape.energy
+    with np.errstate(all="ignore"):
+        bisected, levels = barriers_like_bvlain(np.asarray(grid, dtype=np.float64), encut=float(encut),
+                                                dimensions=dims)
+    res = levels if exact else bisected
+    return {k: float(v) for k, v in res.items()}
 
 
 # ---------------------------------------------------------------------------------------------- E_rot
@@ -611,7 +659,7 @@ def bv_summary(structure, *, cation=None, grid_spacing=DEFAULT_GRID_SPACING, oxi
     out["polyanions"] = rows
     for lig, land in landscapes.items():
         out["grid"][f"ligand {lig}"] = land.grid_info()
-        bar = migration_barriers(land, encut=encut, dimensions=(dim,))   # the one the ratio uses (it is slow)
+        bar = migration_barriers(land, encut=encut, dimensions=(dim,))   # the one the ratio uses
         out["E_mig_ligand_eV"][lig] = {dim: (float(bar[f"E_{dim}"]) if np.isfinite(bar[f"E_{dim}"]) else None)}
     if not rows:
         out["reason"].append("no isolated polyanion found, so no E_rot" + (f" ({notes[0]})" if notes else ""))

@@ -282,13 +282,17 @@ def screen_file(path, *, cation=None, disorder="refuse", fmt=None, bv=True, bv_k
         return _error_row(path, err, disorder)
 
 
-def _preload():
-    """Import the readers and analyses once in this process, so that forked workers share them (pymatgen's
-    import alone is ~4 s of CPU per process)."""
+def _preload(bv=False):
+    """Import the readers and analyses (and, with ``bv``, the bond-valence stack: BVlain's import is ~1 s) once
+    in this process, so that forked workers share them (pymatgen's import alone is ~4 s of CPU per process)."""
     import importlib
 
-    for name in ("anionmotion.analysis.detect", "anionmotion.analysis.polyanions", "pymatgen.core",
-                 "pymatgen.io.cif", "pymatgen.io.vasp"):
+    names = ["anionmotion.analysis.detect", "anionmotion.analysis.polyanions", "pymatgen.core",
+             "pymatgen.io.cif", "pymatgen.io.vasp"]
+    if bv:
+        names += ["anionmotion.structures.bv", "anionmotion.structures._percolation", "anionmotion.structures._erot",
+                  "bvlain.core", "pymatgen.analysis.bond_valence", "spglib", "scipy.ndimage", "scipy.spatial"]
+    for name in names:
         try:
             importlib.import_module(name)
         except ImportError:
@@ -343,7 +347,7 @@ def screen_files(paths, *, cation=None, disorder="refuse", fmt=None, bv=True, bv
                 rows[i] = screen_file(p, **kw)
                 bar.update(1)
         else:
-            _preload()
+            _preload(bv=bool(bv))
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 futs = {pool.submit(_screen_job, (p, kw)): i for i, p in enumerate(paths)}
                 for f in as_completed(futs):
