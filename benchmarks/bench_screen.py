@@ -13,12 +13,13 @@ with pymatgen's ``Structure.from_spacegroup`` —
 and, for each base, 20 variants: a supercell (1×1×1, 2×1×1, 2×2×1 or 2×2×2), a random strain of up to ±3 %
 per lattice parameter, random displacements (σ = 0.02 Å) and a random atom order, written alternately as CIF
 and POSCAR (4 to 128 atoms per file; the seed is fixed).  The command runs in a subprocess exactly as a user
-types it (``--jobs 2``, ``--no-bv`` for the timing target, then with the bond-valence columns on a few
-files to give their cost).
+types it: ``--no-bv`` on 1 and ``--jobs`` workers, then the default command (bond-valence columns on) on the
+first ``--bv-files`` files (default: all), with the bond-valence seconds per file summed by base structure and
+size (``bv_seconds`` of the CSV, the wall time of ``bv_summary`` in its worker).
 
 Usage::
 
-    nice -n 10 python benchmarks/bench_screen.py [--n 100] [--jobs 2] [--bv-files 4] [--keep DIR]
+    nice -n 5 python benchmarks/bench_screen.py [--n 100] [--jobs 2] [--bv-files N] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--bv-files", type=int, default=4, help="files screened with the bond-valence columns")
+    ap.add_argument("--bv-files", type=int, default=None,
+                    help="files screened with the bond-valence columns (the default command); default all, 0 none")
     ap.add_argument("--keep", help="write the structures here (kept) instead of a temporary folder")
     args = ap.parse_args(argv)
     folder = args.keep or tempfile.mkdtemp(prefix="bench_screen_")
@@ -125,8 +127,9 @@ def main(argv=None):
             n_err = sum(1 for r in data if r["error"])
             print(f"screen --no-bv --jobs {jobs}: {wall:.1f} s wall, {cpu:.1f} s CPU for {len(paths)} files "
                   f"(load average {load:.1f} before); classes {kinds}; errors {n_err}")
-        if args.bv_files:
-            sub = paths[:args.bv_files]
+        n_bv = len(paths) if args.bv_files is None else args.bv_files
+        if n_bv:
+            sub = paths[:n_bv]
             out = os.path.join(folder, "screen_bv.csv")
             wall, cpu, load, p = run([sys.executable, "-m", "anionmotion", "screen", *sub, "--no-progress", "--jobs",
                                       str(args.jobs), "--csv", out, "--overwrite"])
@@ -135,11 +138,24 @@ def main(argv=None):
 
             with open(out) as fh:
                 data = list(csv.DictReader(fh))
-            secs = [float(r["bv_seconds"]) for r in data if r.get("bv_seconds")]
-            st = [r["bv_status"] for r in data]
-            rows.append((f"with bond-valence columns, --jobs {args.jobs}", len(sub), wall, cpu, load))
-            print(f"screen (bv on) --jobs {args.jobs}: {wall:.1f} s wall for {len(sub)} files; bv status {st}; "
-                  f"bv_summary seconds per file {', '.join(f'{s:.1f}' for s in secs)}")
+            status = {}
+            for r in data:
+                status[r["bv_status"]] = status.get(r["bv_status"], 0) + 1
+            rows.append((f"default (bond-valence columns on), --jobs {args.jobs}", len(sub), wall, cpu, load))
+            print(f"screen (bv on) --jobs {args.jobs}: {wall:.1f} s wall, {cpu:.1f} s CPU for {len(sub)} files "
+                  f"(load average {load:.1f} before); bv status {status}")
+            groups = {}
+            for r in data:
+                name = os.path.basename(r["file"]).split("_", 1)[1].rsplit(".", 1)[0]
+                key = (name, int(r["n_atoms"]) if r.get("n_atoms") else 0)
+                g = groups.setdefault(key, [0, 0.0, r["bv_status"]])
+                g[0] += 1
+                g[1] += float(r["bv_seconds"]) if r.get("bv_seconds") else 0.0
+            print()
+            print("| base | atoms | files | bv status | bv_summary s per file |")
+            print("|---|---|---|---|---|")
+            for (name, na), (cnt, sec, stt) in sorted(groups.items()):
+                print(f"| {name} | {na} | {cnt} | {stt} | {sec / cnt:.2f} |")
         print()
         print("| run | files | wall (s) | CPU (s) | CPU per file (s) | load average before |")
         print("|---|---|---|---|---|---|")

@@ -130,7 +130,18 @@ def test_barriers_equal_bvlain_on_real_structures(name, ions):
             lain.read_file(os.path.join(DATA, f"{name}.vasp"))
             lain.bvse_distribution(mobile_ion=ion, r_cut=10.0, resolution=0.4, k=100)
             ref = lain.percolation_barriers(encut=10.0)
-        mine, exact = P.barriers_like_bvlain(lain.data, encut=10.0)
+        mine, exact = P.barriers_like_bvlain(lain.data, encut=10.0, exact=True)
         assert mine == {k: float(v) for k, v in ref.items()}
         for k in ref:
             assert exact[k] < mine[k] <= exact[k] + 0.01
+            assert P.bvlain_bisection(exact[k]) == mine[k]    # the replay from the exact level
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2 ** 31 - 1), st.floats(0.05, 10.0))
+def test_probing_equals_the_replay_from_exact_levels(seed, scale):
+    """Monotonicity: BVlain's bisection with the count at each probe = the replay from the exact level."""
+    rng = np.random.default_rng(seed)
+    e = rng.random(tuple(rng.integers(2, 7, 3))) * scale
+    bars, exact = P.barriers_like_bvlain(e, encut=10.0, exact=True)
+    assert bars == {k: P.bvlain_bisection(v) for k, v in exact.items()}

@@ -397,8 +397,9 @@ def migration_barriers(landscape: BVLandscape, *, encut=ENCUT_EV, dimensions=("1
     ``inf`` (JSON: null) when the region does not percolate in that dimension below ``encut``.
     The values are those of BVlain's ``percolation_barriers`` on its own grid (the one ``landscape`` came from,
     both end planes included): its bisection of the level to 0.01 eV, replayed from the exact percolation level
-    of the grid (:mod:`anionmotion.structures._percolation`; one union-find pass per probed level on the unit
-    cell instead of BVlain's labelling of a 2×2×2 tiling at each of ~40 probes — the same numbers, ~10× faster).
+    with an exact count of the percolation dimension at each probe (:mod:`anionmotion.structures._percolation`:
+    one labelling of the unit-cell grid and a small union-find on its boundary, shared by the three dimensions,
+    instead of BVlain's labelling of a 2×2×2 tiling at each of ~40 probes — the same numbers, ~10× faster).
     ``dimensions`` limits the work to some of them.  ``exact=True`` returns the exact levels instead (the
     smallest grid energy above the minimum at which the region percolates; BVlain's value lies within 0.01 eV
     above it).
@@ -411,7 +412,7 @@ def migration_barriers(landscape: BVLandscape, *, encut=ENCUT_EV, dimensions=("1
         grid = landscape.energy
     with np.errstate(all="ignore"):
         bisected, levels = barriers_like_bvlain(np.asarray(grid, dtype=np.float64), encut=float(encut),
-                                                dimensions=dims)
+                                                dimensions=dims, exact=exact)
     res = levels if exact else bisected
     return {k: float(v) for k, v in res.items()}
 
