@@ -31,8 +31,8 @@ import itertools
 
 import numpy as np
 
-__all__ = ["image_count", "image_count_reference", "percolation_levels", "bvlain_bisection", "barriers_like_bvlain",
-           "DIMENSION_IMAGES"]
+__all__ = ["DIMENSION_IMAGES", "barriers_like_bvlain", "bvlain_bisection", "image_count", "image_count_reference",
+           "percolation_levels"]
 
 #: BVlain's image counts per dimensionality of percolation
 DIMENSION_IMAGES = {"1D": 2, "2D": 4, "3D": 8}
@@ -127,7 +127,7 @@ def image_count(open_mask) -> int:
                 if (space[rb] >> u) & 1:
                     sp = _xor_closure(sp, u)
             space[ra] = sp
-    best = max(bin(space[r]).count("1") for r in range(1, m + 1) if parent[r] == r)
+    best = max(space[r].bit_count() for r in range(1, m + 1) if parent[r] == r)
     return int(best)
 
 

@@ -335,9 +335,9 @@ def _bvse_distribution(lain, mobile_ion, resolution, r_cut, k, f, chunk=BVSE_CHU
     ``Coulomb``, ``nan_to_num`` and the sum over the k neighbours of each point in the same order — so every
     grid value is bit-for-bit BVlain's (checked in ``tests/test_bv.py``).  BVlain builds about eleven
     (points, k) float64 arrays at once (1.2 GB at 48³ points); here they are (``chunk``, k), which avoids the page
-    faults and cache misses of the large temporaries (2–3× faster) and the tree query runs in this process's
-    thread only (``screen`` already runs one process per core).  Sets ``lain.data`` and ``lain.supercell`` as
-    BVlain does.
+    faults and cache misses of the large temporaries (2–3× faster); the tree query uses every core in a lone
+    process, as BVlain does, and one thread in a worker process (``screen`` already runs one per core).
+    Sets ``lain.data`` and ``lain.supercell`` as BVlain does.
     """
     from ase.build import make_supercell
     from bvlain.potentials import BVSEPotential
@@ -353,8 +353,12 @@ def _bvse_distribution(lain, mobile_ion, resolution, r_cut, k, f, chunk=BVSE_CHU
     r_min, alpha, r_c, d0, q, n = (lain._get_array(x) for x in ("r_min", "alpha", "r_c", "d0", "oxi_states", "n"))
     q = np.where(q * lain.q_mi > 0, q, 0)        # BVlain zeroes the charges of the counter-ions (after its take)
     energy = np.empty(len(sites))
+    # all cores in a lone process (as BVlain); one thread in a pool worker (screen runs one worker per core)
+    import multiprocessing
+
+    workers = 1 if multiprocessing.parent_process() is not None else -1
     for s in range(0, len(sites), int(chunk)):
-        dist, ids = tree.query(sites[s:s + chunk], k=k, distance_upper_bound=r_cut, workers=1)
+        dist, ids = tree.query(sites[s:s + chunk], k=k, distance_upper_bound=r_cut, workers=workers)
         morse = np.nan_to_num(BVSEPotential.Morse(dist, np.take(r_min, ids), np.take(d0, ids), np.take(alpha, ids)),
                               copy=False, nan=0.0).sum(axis=1)
         coulomb = np.nan_to_num(BVSEPotential.Coulomb(dist, lain.q_mi, np.take(q, ids), lain.rc_mi,
