@@ -63,8 +63,9 @@ K_NEIGHBOURS = 100
 SCREENING_F = 0.74
 #: energies searched above the landscape minimum (eV): percolation (BVlain's ``encut``) and E_rot
 ENCUT_EV = 10.0
-#: bytes BVlain holds per grid point and neighbour (≈ 11 float64 arrays of shape (points, k); measured 1.2 GB
-#: peak for 48³ points × 100 neighbours)
+#: bytes BVlain's own bvse_distribution holds per grid point and neighbour (≈ 11 float64 arrays of shape
+#: (points, k); measured 1.2 GB peak for 48³ points × 100 neighbours).  The memory check still uses it although
+#: :func:`_bvse_distribution` evaluates the grid in blocks and needs far less (a conservative refusal).
 BYTES_PER_NEIGHBOUR = 88
 #: landscape files hold min(E − E_min, this) eV (the repulsive cores of the ions overflow otherwise)
 FILE_CAP_EV = 100.0
@@ -289,9 +290,10 @@ def bvse_landscape(structure, ion, *, grid_spacing=DEFAULT_GRID_SPACING, oxidati
     r_cut, k, screening :
         BVlain's neighbour cutoff (Å), neighbours per grid point and Coulomb screening factor f.
     memory : str or int, optional
-        Budget (``"4GB"``; default half the available RAM).  BVlain holds about :data:`BYTES_PER_NEIGHBOUR`
-        bytes per grid point and neighbour at once; a grid that needs more is refused before it is built,
-        with the spacing that would fit.
+        Budget (``"4GB"``; default half the available RAM).  A grid that would need more than
+        :data:`BYTES_PER_NEIGHBOUR` bytes per grid point and neighbour (BVlain's own footprint; the block
+        evaluation here needs far less, so the check is conservative) is refused before it is built, with the
+        spacing that would fit.
     """
     Lain, _ = _need_bvlain()
     grid_spacing = _positive(grid_spacing, "grid_spacing")
