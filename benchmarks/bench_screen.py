@@ -13,8 +13,8 @@ with pymatgen's ``Structure.from_spacegroup`` —
 and, for each base, 20 variants: a supercell (1×1×1, 2×1×1, 2×2×1 or 2×2×2), a random strain of up to ±3 %
 per lattice parameter, random displacements (σ = 0.02 Å) and a random atom order, written alternately as CIF
 and POSCAR (4 to 128 atoms per file; the seed is fixed).  The command runs in a subprocess exactly as a user
-types it: ``--no-bv`` on 1 and ``--jobs`` workers, then the default command (bond-valence columns on) on the
-first ``--bv-files`` files (default: all), with the bond-valence seconds per file summed by base structure and
+types it: the default command (``--bv none``) on 1 and ``--jobs`` workers, then ``--bv all`` (bond-valence
+columns on every file) on the first ``--bv-files`` files (default: all), with the bond-valence seconds per file summed by base structure and
 size (``bv_seconds`` of the CSV, the wall time of ``bv_summary`` in its worker).
 
 Usage::
@@ -94,7 +94,7 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--bv-files", type=int, default=None,
-                    help="files screened with the bond-valence columns (the default command); default all, 0 none")
+                    help="files screened with --bv all; default all, 0 none")
     ap.add_argument("--keep", help="write the structures here (kept) instead of a temporary folder")
     args = ap.parse_args(argv)
     folder = args.keep or tempfile.mkdtemp(prefix="bench_screen_")
@@ -114,9 +114,9 @@ def main(argv=None):
         rows = []
         for jobs in sorted({1, args.jobs}):
             out = os.path.join(folder, f"screen_j{jobs}.csv")
-            wall, cpu, load, p = run(base + ["--no-bv", "--jobs", str(jobs), "--csv", out, "--overwrite"])
+            wall, cpu, load, p = run(base + ["--jobs", str(jobs), "--csv", out, "--overwrite"])
             assert p.returncode == 0, p.stderr[-2000:]
-            rows.append((f"--no-bv --jobs {jobs}", len(paths), wall, cpu, load))
+            rows.append((f"default (--bv none) --jobs {jobs}", len(paths), wall, cpu, load))
             import csv
 
             with open(out) as fh:
@@ -125,14 +125,14 @@ def main(argv=None):
             for r in data:
                 kinds[r["connectivity"]] = kinds.get(r["connectivity"], 0) + 1
             n_err = sum(1 for r in data if r["error"])
-            print(f"screen --no-bv --jobs {jobs}: {wall:.1f} s wall, {cpu:.1f} s CPU for {len(paths)} files "
+            print(f"screen (default, --bv none) --jobs {jobs}: {wall:.1f} s wall, {cpu:.1f} s CPU for {len(paths)} files "
                   f"(load average {load:.1f} before); classes {kinds}; errors {n_err}")
         n_bv = len(paths) if args.bv_files is None else args.bv_files
         if n_bv:
             sub = paths[:n_bv]
             out = os.path.join(folder, "screen_bv.csv")
-            wall, cpu, load, p = run([sys.executable, "-m", "anionmotion", "screen", *sub, "--no-progress", "--jobs",
-                                      str(args.jobs), "--csv", out, "--overwrite"])
+            wall, cpu, load, p = run([sys.executable, "-m", "anionmotion", "screen", *sub, "--no-progress", "--bv", "all",
+                                      "--jobs", str(args.jobs), "--csv", out, "--overwrite"])
             assert p.returncode == 0, p.stderr[-2000:]
             import csv
 
@@ -141,8 +141,8 @@ def main(argv=None):
             status = {}
             for r in data:
                 status[r["bv_status"]] = status.get(r["bv_status"], 0) + 1
-            rows.append((f"default (bond-valence columns on), --jobs {args.jobs}", len(sub), wall, cpu, load))
-            print(f"screen (bv on) --jobs {args.jobs}: {wall:.1f} s wall, {cpu:.1f} s CPU for {len(sub)} files "
+            rows.append((f"--bv all, --jobs {args.jobs}", len(sub), wall, cpu, load))
+            print(f"screen --bv all --jobs {args.jobs}: {wall:.1f} s wall, {cpu:.1f} s CPU for {len(sub)} files "
                   f"(load average {load:.1f} before); bv status {status}")
             groups = {}
             for r in data:

@@ -281,7 +281,7 @@ def test_screen_isolated_but_not_tetra_octa():
 
 
 def test_screen_without_mobile_cation():
-    row = screen_file(os.path.join(DATA, "ReO3.cif"))
+    row = screen_file(os.path.join(DATA, "ReO3.cif"), bv="all")
     assert row["error"] == ""
     assert row["cation"] is None and row["connectivity"] == "corner-sharing"
     assert row["VPA_A3"] == pytest.approx(3.7477 ** 3 / 4, rel=1e-6)
@@ -325,7 +325,7 @@ def test_bv_columns_from_bv_summary_and_its_failure(monkeypatch):
 
     fake.bv_summary = ok
     monkeypatch.setitem(sys.modules, "anionmotion.structures.bv", fake)
-    row = screen_structure(isolated_tetrahedra())
+    row = screen_structure(isolated_tetrahedra(), bv="all")
     assert calls == ["Na"] and row["bv_status"] == "ok"
     assert row["bv_E_mig_eV"] == 0.42 and row["bv_dimensionality"] == 3 and "bv_grid" not in row
 
@@ -333,7 +333,7 @@ def test_bv_columns_from_bv_summary_and_its_failure(monkeypatch):
         raise ValueError("no softBV parameters for\nNa–S")
 
     fake.bv_summary = boom
-    row = screen_structure(isolated_tetrahedra())
+    row = screen_structure(isolated_tetrahedra(), bv="candidates")
     assert row["bv_status"] == "failed" and row["bv_reason"] == "ValueError: no softBV parameters for | Na–S"
     assert row["connectivity"] == "isolated"          # the rest of the row is unaffected
 
@@ -420,7 +420,7 @@ def test_cli_input_not_overwritten(tmp_path, capsys):
 
 def test_real_bv_columns_na3ps4(tmp_path):
     """The real bv_summary fills the flat bv_* columns (CSV) and the full record with its parameters (JSON)."""
-    rows = screen_files([os.path.join(DATA, "Na3PS4_cubic.cif")], jobs=1, progress=False)
+    rows = screen_files([os.path.join(DATA, "Na3PS4_cubic.cif")], jobs=1, progress=False, bv="all")
     row = rows[0]
     assert row["bv_status"] == "ok", row["bv_reason"]
     assert row["bv_cation"] == "Na" and row["bv_E_mig_eV"] is not None and row["bv_E_mig_eV"] > 0
@@ -526,10 +526,33 @@ def test_polyanion_conductors_of_papers_002_003_are_isolated():
 
 
 def test_given_cation_absent_still_describes_the_framework():
-    row = screen_file(os.path.join(DATA, "ReO3.cif"), cation="na")
+    row = screen_file(os.path.join(DATA, "ReO3.cif"), cation="na", bv="all")
     assert row["error"] == "" and row["cation"] is None and row["cation_source"] == "absent"
     assert "Na" in row["cation_reason"] and row["connectivity"] == "corner-sharing"
     assert row["verdict"] == "not a candidate: no mobile cation (Na given, absent)"
     assert row["bv_status"] == "not computed"
     with pytest.raises(Exception, match="not an element"):
         screen_files([os.path.join(DATA, "ReO3.cif")], cation="Qq", progress=False)
+
+
+def test_bv_modes_none_candidates_all(monkeypatch):
+    """--bv none (default) computes nothing; candidates only for rows that pass the filter; all for every row."""
+    from anionmotion.structures import bv as bvmod
+    from anionmotion.structures.screen import bv_mode
+
+    calls = []
+    monkeypatch.setattr(bvmod, "bv_summary", lambda st, cation=None, **kw: calls.append(cation) or {"E_rot_min_eV": 1.0})
+    cand = screen_file(os.path.join(DATA, "Na3PS4_cubic.cif"))
+    assert cand["candidate"] and cand["bv_status"] == "skipped" and "--bv none" in cand["bv_reason"] and not calls
+    cand = screen_file(os.path.join(DATA, "Na3PS4_cubic.cif"), bv="candidates")
+    assert cand["bv_status"] == "ok" and cand["bv_E_rot_min_eV"] == 1.0 and calls == ["Na"]
+    mgo = screen_file(os.path.join(DATA, "POSCAR_MgO"), cation="Mg", bv="candidates")
+    assert not mgo["candidate"] and mgo["bv_status"] == "skipped" and "not a candidate" in mgo["bv_reason"]
+    assert calls == ["Na"]
+    screen_file(os.path.join(DATA, "POSCAR_MgO"), cation="Mg", bv="all")
+    assert calls == ["Na", "Mg"]
+    assert (bv_mode(True), bv_mode(False), bv_mode("Candidates")) == ("all", "none", "candidates")
+    from anionmotion.errors import OptionError
+
+    with pytest.raises(OptionError, match="invalid bv"):
+        screen_files([os.path.join(DATA, "ReO3.cif")], bv="some", progress=False)

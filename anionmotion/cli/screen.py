@@ -57,7 +57,11 @@ def register(sub):
                         "probable occupant of every site")
     p.add_argument("--format", dest="fmt", help="structure format for every file (default: from the file name)")
     p.add_argument("--jobs", type=_positive_int, default=2, help="worker processes (default 2)")
-    p.add_argument("--no-bv", action="store_true", help="skip the bond-valence columns")
+    p.add_argument("--bv", choices=("none", "candidates", "all"), default=None,
+                   help="bond-valence columns (E_mig, E_rot, coupling mode; 1–20 s per structure): none (default: "
+                        "100 structures screen in seconds), candidates (only files that pass the paper-003 filter, "
+                        "as in the papers' workflow) or all")
+    p.add_argument("--no-bv", action="store_true", help="the same as --bv none")
     p.add_argument("--tol", type=_nonneg_float, default=None,
                    help="ligands of a species within (1 + tol) × the shortest centre–ligand distance (default 0.25)")
     p.add_argument("--bond-scale", type=_pos_float, default=None,
@@ -94,10 +98,13 @@ def run(args) -> int:
     cation = _check_cation(args.cation) if args.cation else None
     tol = DEFAULT_TOL if args.tol is None else args.tol
     scale = DEFAULT_BOND_SCALE if args.bond_scale is None else args.bond_scale
-    rows = screen_files(args.structure, cation=cation, disorder=args.disorder, fmt=args.fmt, bv=not args.no_bv,
+    if args.no_bv and args.bv not in (None, "none"):
+        raise OptionError(f"give --bv {args.bv} or --no-bv, not both")
+    bv = "none" if args.no_bv or args.bv is None else args.bv
+    rows = screen_files(args.structure, cation=cation, disorder=args.disorder, fmt=args.fmt, bv=bv,
                         jobs=args.jobs, progress=False if args.no_progress else None, tol=tol, bond_scale=scale)
     params = {"cation": cation or "detected per file", "disorder": args.disorder, "format": args.fmt,
-              "jobs": args.jobs, "bv": not args.no_bv, "tol": tol, "bond_scale": scale}
+              "jobs": args.jobs, "bv": bv, "tol": tol, "bond_scale": scale}
     print(f"disorder policy: {args.disorder} ("
           + ("partially occupied files are refused" if args.disorder == "refuse"
              else "the most probable occupant of every partially occupied site") + ")")

@@ -90,7 +90,7 @@ def _disorder_text(structure, policy):
 def _bv_columns(structure, cation, bv, bv_kw):
     """(columns dict, status, reason) of the bond-valence summary."""
     if not bv:
-        return {}, "skipped", "--no-bv"
+        return {}, "skipped", "--bv none (the default; --bv candidates or --bv all computes them)"
     if cation is None:
         return {}, "not computed", "no mobile cation: bond-valence columns need one"
     try:
@@ -156,7 +156,22 @@ def _polyanion_columns(structure, cation):
             "polyanion_connectivity": pa.connectivity, "polyanion_reason": reason}
 
 
-def screen_structure(structure, *, cation=None, bv=True, bv_kw=None, tol=DEFAULT_TOL, bond_scale=DEFAULT_BOND_SCALE,
+BV_MODES = ("none", "candidates", "all")
+"""Values of ``bv=`` / ``--bv``: which rows get the bond-valence columns."""
+
+
+def bv_mode(bv) -> str:
+    """``bv=`` as one of :data:`BV_MODES` (True → "all", False/None → "none")."""
+    if bv is True:
+        return "all"
+    if bv is False or bv is None:
+        return "none"
+    if isinstance(bv, str) and bv.lower() in BV_MODES:
+        return bv.lower()
+    raise OptionError(f"invalid bv {bv!r}; choose one of {', '.join(BV_MODES)}")
+
+
+def screen_structure(structure, *, cation=None, bv="none", bv_kw=None, tol=DEFAULT_TOL, bond_scale=DEFAULT_BOND_SCALE,
                      disorder="refuse") -> dict:
     """Screen one structure.
 
@@ -168,8 +183,10 @@ def screen_structure(structure, *, cation=None, bv=True, bv_kw=None, tol=DEFAULT
         Mobile cation; default: the first of :data:`anionmotion.elements.MOBILE_CATIONS` present (as in
         ``report``).  Without one the framework is still described; the verdict and the bond-valence columns
         are then empty with the reason.
-    bv : bool
-        Compute the bond-valence columns (:func:`anionmotion.structures.bv.bv_summary`).
+    bv : {"none", "candidates", "all"} or bool
+        Which rows get the bond-valence columns (:func:`anionmotion.structures.bv.bv_summary`, 1–20 s per
+        structure): none, only the paper-003 candidates, or every structure with a mobile cation
+        (True = ``"all"``, False = ``"none"``).
     bv_kw : dict, optional
         Extra keyword arguments of ``bv_summary``.
     tol, bond_scale : float
@@ -209,23 +226,27 @@ def screen_structure(structure, *, cation=None, bv=True, bv_kw=None, tol=DEFAULT
         except AnionmotionError as err:
             pcols = {"polyanion": None, "n_polyanions": 0, "polyanion_cutoff_A": None,
                      "polyanion_connectivity": None, "polyanion_reason": _one_line(err)}
-        bvcols, bv_status, bv_reason = _bv_columns(structure, cc.species, bv, bv_kw)
+        cns = sorted(set(poly.coordination.tolist()))
+        isolated = conn.connectivity == "isolated"
+        shape_ok = bool(poly.n_polyhedra) and all(c in CANDIDATE_COORDINATION for c in cns)
+        if cc.species is None:
+            verdict = "not a candidate: no mobile cation" + (f" ({cation} given, absent)" if cation else "")
+        elif conn.connectivity == "none":
+            verdict = "not a candidate: no framework polyhedron (every cation is mobile)"
+        elif not isolated:
+            verdict = f"not a candidate: {conn.connectivity} framework (most connected: {conn.most_connected})"
+        elif not shape_ok:
+            verdict = (f"not a candidate: isolated, but coordination {', '.join(map(str, cns))} is not only "
+                       "tetrahedral/octahedral (4 or 6)")
+        else:
+            verdict = "candidate: isolated tetrahedral/octahedral framework"
+        mode = bv_mode(bv)
+        if mode == "candidates" and not verdict.startswith("candidate"):
+            bvcols, bv_status, bv_reason = {}, "skipped", "not a candidate (--bv candidates)"
+        else:
+            bvcols, bv_status, bv_reason = _bv_columns(structure, cc.species, mode != "none", bv_kw)
     caught = [f"{w.category.__name__}: {_one_line(w.message)}" for w in wl]
     census = poly.census(structure.species)
-    cns = sorted(set(poly.coordination.tolist()))
-    isolated = conn.connectivity == "isolated"
-    shape_ok = bool(poly.n_polyhedra) and all(c in CANDIDATE_COORDINATION for c in cns)
-    if cc.species is None:
-        verdict = "not a candidate: no mobile cation" + (f" ({cation} given, absent)" if cation else "")
-    elif conn.connectivity == "none":
-        verdict = "not a candidate: no framework polyhedron (every cation is mobile)"
-    elif not isolated:
-        verdict = f"not a candidate: {conn.connectivity} framework (most connected: {conn.most_connected})"
-    elif not shape_ok:
-        verdict = (f"not a candidate: isolated, but coordination {', '.join(map(str, cns))} is not only "
-                   "tetrahedral/octahedral (4 or 6)")
-    else:
-        verdict = "candidate: isolated tetrahedral/octahedral framework"
     if poly.bare:
         caught.append(f"{len(poly.bare)} non-mobile cation(s) without ligands within the bond limit "
                       f"(atoms {', '.join(map(str, poly.bare[:5]))}): not counted as polyhedra")
@@ -255,7 +276,7 @@ def _error_row(path, err, disorder):
     return row
 
 
-def screen_file(path, *, cation=None, disorder="refuse", fmt=None, bv=True, bv_kw=None, tol=DEFAULT_TOL,
+def screen_file(path, *, cation=None, disorder="refuse", fmt=None, bv="none", bv_kw=None, tol=DEFAULT_TOL,
                 bond_scale=DEFAULT_BOND_SCALE) -> dict:
     """Read ``path`` with :func:`~anionmotion.structures.load_structure` and screen it.
 
@@ -304,7 +325,7 @@ def _screen_job(item):
     return screen_file(path, **kw)
 
 
-def screen_files(paths, *, cation=None, disorder="refuse", fmt=None, bv=True, bv_kw=None, jobs=2, progress=None,
+def screen_files(paths, *, cation=None, disorder="refuse", fmt=None, bv="none", bv_kw=None, jobs=2, progress=None,
                  tol=DEFAULT_TOL, bond_scale=DEFAULT_BOND_SCALE) -> list:
     """Screen many structure files, ``jobs`` at a time in a process pool.
 
@@ -323,6 +344,7 @@ def screen_files(paths, *, cation=None, disorder="refuse", fmt=None, bv=True, bv
     list of dict
         One row per path, in the order given.
     """
+    bv = bv_mode(bv)   # a bad value fails before any file is read
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     from tqdm.auto import tqdm
@@ -347,7 +369,7 @@ def screen_files(paths, *, cation=None, disorder="refuse", fmt=None, bv=True, bv
                 rows[i] = screen_file(p, **kw)
                 bar.update(1)
         else:
-            _preload(bv=bool(bv))
+            _preload(bv=bv_mode(bv) != "none")
             with ProcessPoolExecutor(max_workers=jobs) as pool:
                 futs = {pool.submit(_screen_job, (p, kw)): i for i, p in enumerate(paths)}
                 for f in as_completed(futs):
