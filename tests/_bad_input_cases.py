@@ -924,6 +924,8 @@ def screen_cases():
     screen("tol=nan", "--tol nan", ["--tol", "nan"], ["--tol"])
     screen("bond-scale=0", "--bond-scale 0", ["--bond-scale", "0"], ["--bond-scale"])
     screen("disorder=x", "--disorder maybe", ["--disorder", "maybe"], ["--disorder"])
+    screen("bv=some", "--bv some", ["--bv", "some"], ["--bv"])
+    screen("bv-and-no-bv", "--bv all together with --no-bv", ["--bv", "all"], ["--bv all", "--no-bv"])
     screen("cation=Qq", "--cation Qq (absent: every file fails)", ["--cation", "Qq"], ["Qq"])
     screen("format=xyz9", "--format xyz9", ["--format", "xyz9"], ["xyz9", "format"])
     screen("disordered-refused", "a partially occupied CIF with the default --disorder refuse", [],
