@@ -15,8 +15,10 @@ def register(sub):
                                    "cation and of the polyanion ligands: the cation's percolation barriers E_mig, "
                                    "the rotation energy E_rot of every symmetry-distinct polyanion (the lowest "
                                    "energy at which the ligand's accessible region closes a path around its "
-                                   "centre), their ratio and the main coupling mode (rotate when "
-                                   "E_mig/E_rot >= 2). Needs the 'structure' extra (pymatgen, bvlain).")
+                                   "centre), the ligand's own percolation energy, the ratio E_mig/E_rot (with the "
+                                   "ligand's E_mig by default, as paper 002; --ratio-basis cation for the "
+                                   "cation's) and the main coupling mode (rotate when the ratio >= 2). Needs the "
+                                   "'structure' extra (pymatgen, bvlain).")
     p.add_argument("structure", help="structure file: CIF, POSCAR/CONTCAR, extxyz, LAMMPS data …")
     p.add_argument("--cation", help="mobile cation (default: the first of Li, Na, K, … present)")
     p.add_argument("--grid-spacing", type=float, default=0.2, metavar="A",
