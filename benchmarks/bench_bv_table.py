@@ -115,6 +115,15 @@ def build_structures():
     out["LiBH4_ortho"] = (sg("Pnma", Lattice.orthorhombic(7.17858, 4.43686, 6.80321), ["Li", "B", "H", "H", "H"],
                              [[0.1568, 0.25, 0.1015], [0.3040, 0.25, 0.4305], [0.900, 0.25, 0.956],
                               [0.404, 0.25, 0.280], [0.172, 0.054, 0.428]]), "LiBH4", "published")
+    # refined structures copied from public repositories, with their Table S1 rows (README in the same folder)
+    from anionmotion.structures import load_structure
+
+    folder = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "data", "bv")
+    with open(os.path.join(folder, "table_s1_extra.json")) as fh:
+        for e in json.load(fh)["entries"]:
+            TABLE_S1.setdefault(e["key"], [tuple(p) for p in e["paper"]])
+            pst = load_structure(os.path.join(folder, e["file"]), disorder="order").to_pymatgen()
+            out[e["name"]] = (pst, e["key"], e["kind"])
     return out
 
 
