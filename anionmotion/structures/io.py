@@ -188,7 +188,8 @@ class Structure:
 
         self.require_ordered("a one-frame trajectory")
         st = self.right_handed()
-        return from_arrays((st.fractional @ st.cell)[None], st.cell, np.zeros(1), st.species, masses=st.masses)
+        return from_arrays((st.fractional @ st.cell)[None], st.cell, np.zeros(1), st.species, masses=st.masses,
+                           path=self.path)
 
     def to_pymatgen(self):
         """A :class:`pymatgen.core.Structure` (partially occupied sites rebuilt, ``label`` site property)."""

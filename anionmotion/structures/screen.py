@@ -132,16 +132,11 @@ def _polyanion_columns(structure, cation):
     from ..analysis.detect import detect_polyanions
     from ..analysis.polyanions import find_polyanions
     from ..kernels.pbc import perpendicular_widths
-    from ..trajectory import from_arrays
 
     reps = tuple(int(max(1, np.ceil(MIN_IMAGE_WIDTH_A / w))) for w in perpendicular_widths(structure.cell))
     big = structure.supercell(reps) if reps != (1, 1, 1) else structure
     n_cells = int(np.prod(reps))
-    # a left-handed cell (pymatgen allows it) is the same lattice as its negative, which is right-handed
-    cell = big.cell if np.linalg.det(big.cell) > 0 else -big.cell
-    frac = big.positions @ np.linalg.inv(cell)
-    frac -= np.floor(frac)
-    traj = from_arrays((frac @ cell)[None], cell, np.zeros(1), big.species, masses=big.masses, path=structure.path)
+    traj = big.to_trajectory()      # wrapped, right-handed cell (a left-handed one is the same lattice negated)
     choice = detect_polyanions(traj, cation=cation)
     if not choice.found:
         return {"polyanion": None, "n_polyanions": 0, "polyanion_cutoff_A": None, "polyanion_connectivity": None,
@@ -200,12 +195,8 @@ def screen_structure(structure, *, cation=None, bv="none", bv_kw=None, tol=DEFAU
         One row: :data:`BASE_COLUMNS` plus the ``bv_*`` columns.
     """
     from ..analysis.detect import CationChoice, detect_cation
-    from ..trajectory import from_arrays
-
     structure.require_ordered("screening")
-    cell = structure.cell if np.linalg.det(structure.cell) > 0 else -structure.cell   # right-handed, same lattice
-    traj = from_arrays((structure.fractional @ structure.cell)[None], cell, np.zeros(1),
-                       structure.species, masses=structure.masses, path=structure.path)
+    traj = structure.to_trajectory()   # wrapped, right-handed cell
     caught = []
     with warnings.catch_warnings(record=True) as wl:
         warnings.simplefilter("always")
